@@ -1,0 +1,168 @@
+//! The command line of CONTRACT.md, as clap derive types, and its conversion to
+//! [`fix502_core::options::Options`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use fix502_core::options::{parse_duration, Options};
+use fix502_core::report::StepId;
+
+const EXAMPLES: &str = "\
+Examples:
+  fix502                                   walk through the five steps interactively
+  fix502 --non-interactive                 the same, as a report; asks nothing, changes nothing
+  fix502 --json | jq .diagnosis[0]         the report as JSON (implies --non-interactive)
+  fix502 --config /etc/nginx/nginx.conf --since 15m
+  fix502 --step logs --step upstream       run only some steps
+  fix502 --non-interactive --apply         let the restart step act (after nginx -t passes)
+  fix502 lab list                          the reproducible broken setups
+  fix502 lab run refused                   set one up on loopback, diagnose it, tear it down
+
+Exit status: 0 no problem found, 1 problem diagnosed, 2 usage error, 3 could not check,
+4 an action failed verification and was rolled back, 130 interrupted.";
+
+/// Diagnose nginx 502 Bad Gateway: error logs, upstreams, config, network, restart.
+#[derive(Debug, Parser)]
+#[command(name = "fix502", version, about, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Run every step and print a report; ask nothing, change nothing (unless --apply).
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Print exactly one JSON document (the report) on stdout; implies --non-interactive.
+    #[arg(long)]
+    pub json: bool,
+    /// nginx main config [default: the running master's -c, else nginx -V --conf-path]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// nginx binary [default: the running master's executable, else nginx on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+    /// nginx prefix (-p) for relative paths [default: the master's -p, else nginx -V --prefix]
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<PathBuf>,
+    /// An error log to read (repeatable) [default: every error_log the config names]
+    #[arg(long = "error-log", value_name = "PATH")]
+    pub error_log: Vec<PathBuf>,
+    /// An access log to read (repeatable) [default: every access_log the config names]
+    #[arg(long = "access-log", value_name = "PATH")]
+    pub access_log: Vec<PathBuf>,
+    /// Read log entries newer than this (15m, 2h, 1d)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    pub since: Duration,
+    /// The URL that answers 502
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Per-probe timeout
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Run one step only (logs, upstream, config, network, restart); repeatable
+    #[arg(long, value_name = "STEP", value_parser = step)]
+    pub step: Vec<StepId>,
+    /// Let the restart step act (reload/restart) without asking
+    #[arg(long)]
+    pub apply: bool,
+    /// Subcommands.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Reproducible broken nginx setups on loopback.
+    Lab {
+        /// What to do.
+        #[command(subcommand)]
+        action: LabAction,
+    },
+}
+
+/// `fix502 lab ...`.
+#[derive(Debug, Subcommand)]
+pub enum LabAction {
+    /// List the scenarios.
+    List,
+    /// Set a scenario up with the real nginx, diagnose it, tear it down.
+    Run {
+        /// The scenario name (see `fix502 lab list`).
+        name: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep the scenario's directory.
+        #[arg(long)]
+        keep: bool,
+        /// nginx binary to run.
+        #[arg(long, value_name = "PATH")]
+        nginx: Option<PathBuf>,
+    },
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 15s, 15m, 2h or 1d"))
+}
+
+fn step(s: &str) -> Result<StepId, String> {
+    StepId::parse(s).ok_or_else(|| format!("`{s}` is not a step: use logs, upstream, config, network or restart"))
+}
+
+impl Cli {
+    /// The engine options these flags ask for.
+    pub fn options(&self) -> Options {
+        Options {
+            config: self.config.clone(),
+            nginx: self.nginx.clone(),
+            prefix: self.prefix.clone(),
+            error_logs: self.error_log.clone(),
+            access_logs: self.access_log.clone(),
+            since: self.since,
+            url: self.url.clone(),
+            timeout: self.timeout,
+            steps: self.step.clone(),
+            apply: self.apply,
+            master_pid: None,
+        }
+    }
+
+    /// Files named on the command line that cannot be read: a usage error (exit 2).
+    pub fn unreadable_inputs(&self) -> Option<String> {
+        let files = self.config.iter().chain(&self.error_log).chain(&self.access_log);
+        for f in files {
+            if let Err(e) = std::fs::File::open(f) {
+                return Some(format!("cannot read {}: {e}", f.display()));
+            }
+            if f.is_dir() {
+                return Some(format!("{} is a directory, not a file", f.display()));
+            }
+        }
+        if let Some(n) = &self.nginx {
+            if !n.is_file() {
+                return Some(format!("--nginx {}: no such file", n.display()));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_contract_flags() {
+        let cli = Cli::try_parse_from(["fix502", "--json", "--since", "15m", "--step", "logs", "--step", "upstream", "--timeout", "500ms", "--apply"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.since, Duration::from_secs(900));
+        assert_eq!(cli.step, vec![StepId::Logs, StepId::Upstream]);
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["fix502", "--step", "nope"]).is_err());
+        assert!(Cli::try_parse_from(["fix502", "--since", "soon"]).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! `fix502 lab list` and `fix502 lab run NAME`: set up a reproducible broken nginx on
+//! loopback (crates/lab), diagnose it with the same engine, say whether the diagnosis matched
+//! the scenario's expectation, and tear it down.
+
+use std::io::{self, Write};
+
+use fix502_core::engine::Engine;
+use fix502_core::options::Options;
+use fix502_core::report::{ExitStatus, Report};
+use fix502_lab::{Lab, LabOptions};
+
+use crate::args::LabAction;
+use crate::render;
+
+/// Whether a report names what a scenario expects.
+pub fn matches_expectation(report: &Report, lab: &Lab) -> Result<(), String> {
+    let expect = &lab.info().expect;
+    let top = report.diagnosis.first();
+    match (expect.top_cause, top) {
+        (None, None) => {}
+        (None, Some(d)) => return Err(format!("expected no problem, got {}", d.cause)),
+        (Some(c), None) => return Err(format!("expected {c}, got no diagnosis")),
+        (Some(c), Some(d)) if d.cause.id() != c => return Err(format!("expected {c} first, got {}", d.cause)),
+        (Some(_), Some(_)) => {}
+    }
+    for also in expect.also {
+        if !report.diagnosis.iter().any(|d| d.cause.id() == *also) {
+            return Err(format!("expected {also} in the diagnosis too"));
+        }
+    }
+    if report.exit_status().code() != expect.exit_code {
+        return Err(format!("expected exit {}, got {}", expect.exit_code, report.exit_status().code()));
+    }
+    Ok(())
+}
+
+/// Runs a `lab` subcommand.
+pub async fn run(action: &LabAction) -> ExitStatus {
+    match action {
+        LabAction::List => {
+            let mut out = io::stdout().lock();
+            let mut text = String::new();
+            for s in fix502_lab::scenarios() {
+                let expect = s.expect.top_cause.unwrap_or("no problem");
+                let root = if s.needs_root { " (needs root)" } else { "" };
+                text.push_str(&format!("{:<24} {}{root}\n{:<24} expect: {expect}, exit {}\n", s.name, s.summary, "", s.expect.exit_code));
+            }
+            let _ = out.write_all(text.as_bytes());
+            ExitStatus::Clean
+        }
+        LabAction::Run { name, json, keep, nginx } => {
+            if fix502_lab::find(name).is_none() {
+                let names: Vec<_> = fix502_lab::scenarios().iter().map(|s| s.name).collect();
+                render::error_line(&format!("no lab scenario `{name}`; one of: {}", names.join(", ")));
+                return ExitStatus::Usage;
+            }
+            let opts = LabOptions { nginx: nginx.clone(), keep: *keep };
+            let name = name.clone();
+            let lab = match tokio::task::spawn_blocking(move || Lab::start(&name, &opts)).await {
+                Ok(Ok(lab)) => lab,
+                Ok(Err(e)) => {
+                    render::error_line(&format!("cannot set up the lab: {e}"));
+                    return ExitStatus::CouldNotCheck;
+                }
+                Err(e) => {
+                    render::error_line(&format!("lab setup crashed: {e}"));
+                    return ExitStatus::CouldNotCheck;
+                }
+            };
+            if !json {
+                eprintln_lab(&format!("lab `{}`: {} (nginx on {}, dir {})", lab.info().name, lab.info().summary, lab.listen_addr(), lab.dir().display()));
+            }
+            let options = Options {
+                config: Some(lab.config().to_path_buf()),
+                nginx: Some(lab.nginx_binary().to_path_buf()),
+                prefix: Some(lab.prefix().to_path_buf()),
+                ..Options::default()
+            };
+            let status = match Engine::run_all(options).await {
+                Ok(report) => {
+                    let mut out = io::stdout().lock();
+                    let written = if *json { render::json(&mut out, &report) } else { render::human(&mut out, &report, false) };
+                    if !json {
+                        match matches_expectation(&report, &lab) {
+                            Ok(()) => eprintln_lab("lab: the diagnosis matches the scenario"),
+                            Err(e) => eprintln_lab(&format!("lab: MISMATCH: {e}")),
+                        }
+                    }
+                    let _ = written;
+                    report.exit_status()
+                }
+                Err(e) => {
+                    render::error_line(&e.to_string());
+                    ExitStatus::CouldNotCheck
+                }
+            };
+            if let Err(e) = tokio::task::spawn_blocking(move || lab.stop()).await.unwrap_or(Ok(())) {
+                render::error_line(&format!("lab teardown: {e}"));
+            }
+            status
+        }
+    }
+}
+
+fn eprintln_lab(line: &str) {
+    let _ = writeln!(io::stderr(), "{line}");
+}

@@ -1,0 +1,122 @@
+//! The `fix502` binary: parse the command line, pick the face (wizard, human report, JSON,
+//! lab), run the engine, print, and map the outcome to CONTRACT.md's exit codes. Thin: no
+//! diagnosis logic lives here.
+
+mod args;
+mod lab;
+mod render;
+mod wizard;
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use fix502_core::discovery::DiscoveryError;
+use fix502_core::engine::Engine;
+use fix502_core::report::ExitStatus;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments").trim_start_matches("error: ");
+            render::error_line(&format!("{line} (see fix502 --help)"));
+            return code(ExitStatus::Usage);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIX502_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            render::error_line(&format!("cannot start the async runtime: {e}"));
+            return code(ExitStatus::CouldNotCheck);
+        }
+    };
+    let status = runtime.block_on(async {
+        tokio::select! {
+            status = run(cli) => status,
+            _ = tokio::signal::ctrl_c() => {
+                render::error_line("interrupted");
+                ExitStatus::Interrupted
+            }
+        }
+    });
+    code(status)
+}
+
+fn code(status: ExitStatus) -> ExitCode {
+    ExitCode::from(u8::try_from(status.code()).unwrap_or(1))
+}
+
+/// Reports a failed write to stdout: a closed pipe is not an error.
+fn output_result(r: io::Result<()>, status: ExitStatus) -> ExitStatus {
+    match r {
+        Ok(()) => status,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => status,
+        Err(e) => {
+            render::error_line(&format!("cannot write the report: {e}"));
+            ExitStatus::CouldNotCheck
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitStatus {
+    if let Some(Command::Lab { action }) = &cli.command {
+        return lab::run(action).await;
+    }
+    if let Some(problem) = cli.unreadable_inputs() {
+        render::error_line(&problem);
+        return ExitStatus::Usage;
+    }
+    let interactive = !cli.non_interactive
+        && !cli.json
+        && io::stdin().is_terminal()
+        && io::stdout().is_terminal()
+        && std::env::var_os("FIX502_NO_PROMPT").is_none();
+    let stdout = io::stdout();
+    if interactive {
+        let mut out = stdout.lock();
+        return match wizard::run(cli.options(), &mut wizard::DialoguerPrompter, &mut out, io::stderr().is_terminal()).await {
+            Ok(report) => report.exit_status(),
+            Err(e) => match e.downcast_ref::<DiscoveryError>() {
+                Some(d) => discovery_failed(d),
+                None if is_interrupt(&e) => ExitStatus::Interrupted,
+                None => {
+                    render::error_line(&format!("{e:#}"));
+                    ExitStatus::CouldNotCheck
+                }
+            },
+        };
+    }
+    match Engine::run_all(cli.options()).await {
+        Ok(report) => {
+            let mut out = stdout.lock();
+            let written = if cli.json { render::json(&mut out, &report) } else { render::human(&mut out, &report, false) };
+            let written = written.and_then(|()| out.flush());
+            output_result(written, report.exit_status())
+        }
+        Err(e) => discovery_failed(&e),
+    }
+}
+
+fn is_interrupt(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::Interrupted)
+            || c.downcast_ref::<dialoguer::Error>().is_some_and(|d| matches!(d, dialoguer::Error::IO(io) if io.kind() == io::ErrorKind::Interrupted))
+    })
+}
+
+fn discovery_failed(e: &DiscoveryError) -> ExitStatus {
+    render::error_line(&e.to_string());
+    ExitStatus::CouldNotCheck
+}

@@ -1,0 +1,167 @@
+//! Rendering: the one place that prints. The human report (doctor style: `[✓] [!] [✗]` per
+//! step, what / why / exact command under each problem, one verdict line), the JSON report,
+//! and the pieces the wizard shows between prompts.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::io::{self, Write};
+
+use console::{style, Style};
+use fix502_core::report::{Diagnosis, Finding, Report, Severity, StepReport, StepStatus};
+
+/// Glyphs for statuses: Unicode when the terminal can, ASCII otherwise.
+pub struct Glyphs {
+    unicode: bool,
+}
+
+impl Glyphs {
+    /// Picks glyphs from the locale and TERM.
+    pub fn detect() -> Self {
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"].iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty())).unwrap_or_default();
+        let term_dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let utf8 = locale.to_ascii_uppercase().contains("UTF-8") || locale.to_ascii_uppercase().contains("UTF8");
+        Self { unicode: utf8 && !term_dumb }
+    }
+
+    fn status(&self, s: StepStatus) -> String {
+        let (u, a, st) = match s {
+            StepStatus::Pass => ("[✓]", "[OK]  ", Style::new().green()),
+            StepStatus::Warn => ("[!]", "[WARN]", Style::new().yellow()),
+            StepStatus::Fail => ("[✗]", "[FAIL]", Style::new().red().bold()),
+            StepStatus::Skipped => ("[-]", "[SKIP]", Style::new().dim()),
+            StepStatus::Error => ("[?]", "[ERR] ", Style::new().magenta()),
+        };
+        st.apply_to(if self.unicode { u } else { a }).to_string()
+    }
+
+    fn finding(&self, f: &Finding) -> String {
+        let (u, a, st) = match (f.severity, f.could_not_check) {
+            (_, true) => ("?", "?", Style::new().magenta()),
+            (Severity::Error, _) => ("✗", "x", Style::new().red()),
+            (Severity::Warning, _) => ("!", "!", Style::new().yellow()),
+            (Severity::Info, _) => ("•", "-", Style::new().dim()),
+        };
+        st.apply_to(if self.unicode { u } else { a }).to_string()
+    }
+
+    fn arrow(&self) -> &'static str {
+        if self.unicode { "→" } else { "->" }
+    }
+}
+
+/// Writes one step's block.
+pub fn step_block(out: &mut dyn Write, g: &Glyphs, step: &StepReport, verbose: bool) -> io::Result<()> {
+    let title = step.step.title();
+    writeln!(out, "{} {} {}", g.status(step.status), style(title).bold(), style(format!("({} ms)", step.duration_ms)).dim())?;
+    for f in &step.findings {
+        if f.severity == Severity::Info && !verbose && step.status != StepStatus::Pass && !f.could_not_check {
+            continue;
+        }
+        writeln!(out, "    {} {}", g.finding(f), f.message)?;
+        if f.severity != Severity::Info || f.could_not_check {
+            if let Some(loc) = &f.location {
+                writeln!(out, "      {} {}", g.arrow(), loc)?;
+            }
+            for e in f.evidence.iter().take(2) {
+                writeln!(out, "      {}", style(truncate(e, 240)).dim())?;
+            }
+        }
+    }
+    if let Some(next) = &step.next {
+        if step.status != StepStatus::Skipped {
+            writeln!(out, "    {} {}", style("next:").cyan(), next)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the ranked causes.
+pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis]) -> io::Result<()> {
+    if diagnosis.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\n{}", style("Diagnosis (most likely first)").bold())?;
+    for (i, d) in diagnosis.iter().enumerate() {
+        let status = match d.http_status {
+            502 => String::new(),
+            s => format!(", clients get {s}"),
+        };
+        writeln!(
+            out,
+            "  {}. {} {}{}",
+            i + 1,
+            style(d.cause.id()).red().bold(),
+            style(format!("({:.0}% sure{status})", d.confidence * 100.0)).dim(),
+            d.upstream.as_ref().map(|u| format!(" {u}")).unwrap_or_default()
+        )?;
+        writeln!(out, "     {}", d.summary)?;
+        for e in d.evidence.iter().take(4) {
+            writeln!(out, "     {} {}", style("evidence:").dim(), truncate(e, 240))?;
+        }
+        for f in &d.fix {
+            writeln!(out, "     {} {}", style("fix:").green(), f)?;
+        }
+    }
+    let _ = g;
+    Ok(())
+}
+
+/// The one verdict line.
+pub fn verdict(report: &Report) -> String {
+    match report.diagnosis.first() {
+        Some(d) => {
+            let next = d.fix.first().map(|f| format!(" Next: {f}")).unwrap_or_default();
+            format!("Likely cause: {} — {}.{next}", d.cause.id(), d.summary.trim_end_matches('.'))
+        }
+        None if report.steps.iter().any(|s| s.status == StepStatus::Error) => "Could not check everything: see the [?] lines above.".to_owned(),
+        None if report.steps.iter().any(|s| s.status == StepStatus::Warn) => "No problem found, with warnings above.".to_owned(),
+        None => "No problem found.".to_owned(),
+    }
+}
+
+/// Writes the whole human report.
+pub fn human(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<()> {
+    let g = Glyphs::detect();
+    header(out, report)?;
+    for step in &report.steps {
+        step_block(out, &g, step, verbose)?;
+    }
+    diagnosis_block(out, &g, &report.diagnosis)?;
+    writeln!(out, "\n{}", style(verdict(report)).bold())
+}
+
+/// The first lines: which nginx, and how it was found.
+pub fn header(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let n = &report.nginx;
+    let version = n.version.as_deref().map(|v| format!("nginx {v}")).unwrap_or_else(|| "nginx".to_owned());
+    let binary = n.binary.as_ref().map(|b| format!(" ({})", b.display())).unwrap_or_default();
+    writeln!(out, "{} {} — {version}{binary}", style("fix502").bold(), report.fix502_version)?;
+    if let Some(c) = &n.config {
+        let how = n.discovered_via.get("config").map(|v| format!(" [{v}]")).unwrap_or_default();
+        writeln!(out, "config {}{}", c.display(), style(how).dim())?;
+    }
+    match n.master_pid {
+        Some(pid) => writeln!(out, "master pid {pid}, workers as {}\n", n.worker_user.as_deref().unwrap_or("?"))?,
+        None => writeln!(out, "no master process runs this config\n")?,
+    }
+    Ok(())
+}
+
+/// Writes the JSON report: exactly one document.
+pub fn json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// Prints one error line on stderr.
+pub fn error_line(message: &str) {
+    eprintln!("fix502: {message}");
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}

@@ -1,0 +1,175 @@
+//! The interactive walkthrough: a small state machine over a [`Prompter`]. It runs each step
+//! with a spinner, shows what the step found, and asks whether to go on, jump to the step the
+//! findings point at, see the diagnosis, or stop; then it offers the restart step's actions one
+//! by one. The engine does the work; this module only asks and shows.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use fix502_core::discovery::DiscoveryError;
+use fix502_core::engine::Engine;
+use fix502_core::options::Options;
+use fix502_core::report::{Report, StepId};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::render::{self, Glyphs};
+
+/// Asks the user things. The real one uses dialoguer; tests script the answers.
+pub trait Prompter {
+    /// Picks one of `items`.
+    fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize>;
+    /// Yes or no.
+    fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool>;
+}
+
+/// The terminal prompter.
+pub struct DialoguerPrompter;
+
+impl Prompter for DialoguerPrompter {
+    fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize> {
+        Ok(dialoguer::Select::new().with_prompt(prompt).items(items).default(default).interact()?)
+    }
+
+    fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool> {
+        Ok(dialoguer::Confirm::new().with_prompt(prompt).default(default).interact()?)
+    }
+}
+
+/// Answers given in advance, for tests of the state machine.
+pub struct ScriptedPrompter {
+    /// Indexes for `select`, in order.
+    pub selects: VecDeque<usize>,
+    /// Answers for `confirm`, in order.
+    pub confirms: VecDeque<bool>,
+}
+
+impl Prompter for ScriptedPrompter {
+    fn select(&mut self, _prompt: &str, items: &[String], default: usize) -> Result<usize> {
+        Ok(self.selects.pop_front().filter(|i| *i < items.len()).unwrap_or(default))
+    }
+
+    fn confirm(&mut self, _prompt: &str, default: bool) -> Result<bool> {
+        Ok(self.confirms.pop_front().unwrap_or(default))
+    }
+}
+
+/// What the user chose after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Step(StepId),
+    Diagnose,
+    Stop,
+}
+
+/// The step a report's `next` hint points at, written `(step: NAME)`.
+fn suggested(next: Option<&str>) -> Option<StepId> {
+    let tail = next?.split("(step: ").nth(1)?;
+    StepId::parse(tail.trim_end_matches(')'))
+}
+
+fn spinner(message: String, show: bool) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    pb.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_message(message);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
+/// Runs the walkthrough and returns the report (for the exit code).
+pub async fn run(mut options: Options, prompter: &mut dyn Prompter, out: &mut dyn Write, spinners: bool) -> Result<Report> {
+    let g = Glyphs::detect();
+    let pb = spinner("Finding nginx…".to_owned(), spinners);
+    let mut engine = match Engine::new(options.clone()).await {
+        Ok(e) => e,
+        Err(DiscoveryError::AmbiguousMasters(masters)) => {
+            pb.finish_and_clear();
+            let items: Vec<String> = masters.iter().map(|m| format!("pid {}: {}", m.pid, m.title)).collect();
+            let i = prompter.select("Several nginx masters run. Which one answers 502?", &items, 0)?;
+            options.master_pid = masters.get(i).map(|m| m.pid);
+            Engine::new(options.clone()).await?
+        }
+        Err(e) => {
+            pb.finish_and_clear();
+            return Err(e.into());
+        }
+    };
+    pb.finish_and_clear();
+    render::header(out, &engine.report())?;
+
+    let mut pending: Vec<StepId> = StepId::ALL.into_iter().filter(|s| *s != StepId::Restart && options.wants(*s)).collect();
+    // Each step runs at most once, so this loop ends after at most four turns.
+    while let Some(step) = pending.first().copied() {
+        pending.retain(|s| *s != step);
+        let number = StepId::ALL.iter().position(|s| *s == step).map_or(0, |i| i + 1);
+        let pb = spinner(format!("Step {number}/5: {}…", step.title()), spinners);
+        let report = engine.run_step(step).await.clone();
+        pb.finish_and_clear();
+        render::step_block(out, &g, &report, false)?;
+        out.flush()?;
+        let Some(next) = pending.first().copied() else { break };
+        let mut choices = vec![(format!("Continue: {}", next.title()), Choice::Step(next))];
+        if let Some(s) = suggested(report.next.as_deref()).filter(|s| *s != next && pending.contains(s)) {
+            choices.push((format!("Jump to: {}", s.title()), Choice::Step(s)));
+        }
+        choices.push(("Show the diagnosis now".to_owned(), Choice::Diagnose));
+        choices.push(("Stop here".to_owned(), Choice::Stop));
+        let labels: Vec<String> = choices.iter().map(|(l, _)| l.clone()).collect();
+        let picked = prompter.select("What next?", &labels, 0)?;
+        match choices.get(picked).map(|(_, c)| *c).unwrap_or(Choice::Stop) {
+            Choice::Step(s) => {
+                pending.retain(|p| *p != s);
+                pending.insert(0, s);
+            }
+            Choice::Diagnose => break,
+            Choice::Stop => {
+                let report = engine.report();
+                writeln!(out, "\n{}", render::verdict(&report))?;
+                return Ok(report);
+            }
+        }
+    }
+
+    render::diagnosis_block(out, &g, engine.diagnosis())?;
+    if options.wants(StepId::Restart) {
+        let started = Instant::now();
+        let plan = engine.plan().await;
+        let mut applied = Vec::new();
+        if plan.is_empty() {
+            writeln!(out, "\n{} no safe automatic action; the fixes above need a person.", console::style("Restart:").bold())?;
+        }
+        for action in &plan {
+            writeln!(out, "\n{} {} — {}", console::style("Restart:").bold(), action.title(), action.why)?;
+            writeln!(out, "  command: {}", action.command())?;
+            let go = options.apply || prompter.confirm(&format!("Run `{}` now (nginx -t first, verified after)?", action.command()), false)?;
+            if go {
+                let pb = spinner(format!("{}…", action.title()), spinners);
+                let f = engine.apply(action).await;
+                pb.finish_and_clear();
+                writeln!(out, "  {}", f.message)?;
+                for e in &f.evidence {
+                    writeln!(out, "    {e}")?;
+                }
+                applied.push(f);
+            }
+        }
+        engine.record_restart(&plan, applied, started.elapsed().as_millis() as u64);
+    }
+    let report = engine.report();
+    writeln!(out, "\n{}", console::style(render::verdict(&report)).bold())?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_hint_to_step() {
+        assert_eq!(suggested(Some("Check whether anything listens on 127.0.0.1:8000 (step: upstream)")), Some(StepId::Upstream));
+        assert_eq!(suggested(Some("Fix the config")), None);
+        assert_eq!(suggested(Some("(step: nonsense)")), None);
+        assert_eq!(suggested(None), None);
+    }
+}

@@ -1,0 +1,119 @@
+//! The engine: one run of fix502, step by step (the wizard drives it) or all at once
+//! ([`Engine::run_all`], for scripts and library users). It owns the facts, the step reports
+//! and the diagnosis, and builds the [`Report`].
+
+use std::time::Instant;
+
+use crate::check::run_step;
+use crate::diagnosis::diagnose;
+use crate::discovery::{discover, DiscoveryError};
+use crate::facts::Facts;
+use crate::options::Options;
+use crate::report::{Diagnosis, Finding, Report, StepId, StepReport, SCHEMA_VERSION};
+use crate::steps::restart::{self, Action};
+
+/// One diagnosis run.
+#[derive(Debug)]
+pub struct Engine {
+    facts: Facts,
+    steps: Vec<StepReport>,
+    diagnosis: Vec<Diagnosis>,
+}
+
+impl Engine {
+    /// Discovers nginx and loads the config.
+    pub async fn new(options: Options) -> Result<Self, DiscoveryError> {
+        let discovery = discover(&options).await?;
+        let facts = Facts::new(options, discovery);
+        Ok(Self { facts, steps: Vec::new(), diagnosis: Vec::new() })
+    }
+
+    /// The shared facts.
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Runs one of the first four steps (again, if it ran before) and returns its report.
+    pub async fn run_step(&mut self, step: StepId) -> &StepReport {
+        let report = run_step(step, &self.facts).await;
+        self.steps.retain(|s| s.step != step);
+        self.steps.push(report);
+        self.steps.sort_by_key(|s| s.step);
+        self.diagnosis = diagnose(&self.steps, &self.facts).await;
+        self.steps.iter().find(|s| s.step == step).unwrap_or_else(|| unreachable!("just pushed"))
+    }
+
+    /// The step reports so far.
+    pub fn steps(&self) -> &[StepReport] {
+        &self.steps
+    }
+
+    /// The ranked causes from the steps run so far.
+    pub fn diagnosis(&self) -> &[Diagnosis] {
+        &self.diagnosis
+    }
+
+    /// The restart step's plan for the current diagnosis.
+    pub async fn plan(&self) -> Vec<Action> {
+        restart::plan(&self.facts, &self.diagnosis).await
+    }
+
+    /// Applies one planned action (gated, verified, rolled back on failure).
+    pub async fn apply(&self, action: &Action) -> Finding {
+        restart::apply(&self.facts, action).await
+    }
+
+    /// Records the restart step: the plan and what was applied.
+    pub fn record_restart(&mut self, plan: &[Action], applied: Vec<Finding>, duration_ms: u64) {
+        let mut findings = restart::plan_findings(plan, &self.diagnosis, !applied.is_empty());
+        findings.extend(applied);
+        let status = StepReport::status_of(&findings);
+        self.steps.retain(|s| s.step != StepId::Restart);
+        self.steps.push(StepReport { step: StepId::Restart, status, duration_ms, findings, next: None });
+        self.steps.sort_by_key(|s| s.step);
+    }
+
+    /// The report of everything run so far; steps not run are `skipped`.
+    pub fn report(&self) -> Report {
+        let steps = StepId::ALL
+            .into_iter()
+            .map(|id| self.steps.iter().find(|s| s.step == id).cloned().unwrap_or_else(|| StepReport::skipped(id)))
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            fix502_version: env!("CARGO_PKG_VERSION").to_owned(),
+            generated_at: now_rfc3339(),
+            nginx: self.facts.nginx_info(),
+            steps,
+            diagnosis: self.diagnosis.clone(),
+        }
+    }
+
+    /// Runs every selected step without asking; acts only when `options.apply` is set.
+    pub async fn run_all(options: Options) -> Result<Report, DiscoveryError> {
+        let mut engine = Self::new(options).await?;
+        for step in StepId::ALL {
+            if step != StepId::Restart && engine.facts.options.wants(step) {
+                engine.run_step(step).await;
+            }
+        }
+        if engine.facts.options.wants(StepId::Restart) {
+            let started = Instant::now();
+            let plan = engine.plan().await;
+            let mut applied = Vec::new();
+            if engine.facts.options.apply {
+                for action in &plan {
+                    applied.push(engine.apply(action).await);
+                }
+            }
+            engine.record_restart(&plan, applied, started.elapsed().as_millis() as u64);
+        }
+        Ok(engine.report())
+    }
+}
+
+/// Now, as RFC 3339 UTC to the second.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", now).unwrap_or_else(|_| now.to_string())
+}

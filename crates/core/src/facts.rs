@@ -1,0 +1,464 @@
+//! Facts: what every check reads, computed once and shared. The parsed config, the worker
+//! identity, the log paths and the upstream endpoints are made when the run starts; log
+//! summaries, probe results, listeners and the `nginx -t` verdict are computed lazily, the
+//! first time a check asks, so a check never re-parses or re-probes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fix502_nginx::config::Config;
+use fix502_nginx::logscan::{self, LogSummary, ScanOptions};
+use fix502_nginx::view::{ConfigView, Peer, TargetAddress};
+use fix502_probe::connect::{self, ConnectReport};
+use fix502_probe::listeners::{self, Listener};
+use fix502_probe::unixsock::{self, Access, Identity, SocketFileInfo};
+use tokio::sync::OnceCell;
+
+use crate::command::{run_command, CommandOutput};
+use crate::discovery::{under_prefix, Discovery};
+use crate::options::Options;
+use crate::report::{Location, NginxInfo};
+
+/// One place in the config that sends requests to an endpoint.
+#[derive(Debug, Clone)]
+pub struct EndpointUse {
+    /// The pass directive as written, e.g. `proxy_pass http://backend`.
+    pub directive: String,
+    /// Where the pass directive is.
+    pub at: Location,
+    /// The `server` line of the upstream group, when the endpoint comes from one.
+    pub server_at: Option<Location>,
+    /// The location it serves (`/api/`), when inside one.
+    pub location: Option<String>,
+    /// The first server_name of the server block.
+    pub server_name: Option<String>,
+}
+
+/// One address nginx connects to, with every place that uses it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The peer.
+    pub peer: Peer,
+    /// The peer as nginx writes it.
+    pub display: String,
+    /// The upstream group it belongs to.
+    pub group: Option<String>,
+    /// Where the config sends requests to it.
+    pub uses: Vec<EndpointUse>,
+}
+
+impl Endpoint {
+    /// A short phrase: `the upstream of location /api/ (nginx.conf:12)`.
+    pub fn role(&self) -> String {
+        match self.uses.first() {
+            Some(u) => {
+                let place = u.server_at.as_ref().unwrap_or(&u.at);
+                match (&u.location, &self.group) {
+                    (Some(loc), Some(g)) => format!("server of upstream {g} used by location {loc} ({})", short(place)),
+                    (Some(loc), None) => format!("the upstream of location {loc} ({})", short(place)),
+                    (None, Some(g)) => format!("server of upstream {g} ({})", short(place)),
+                    (None, None) => format!("the upstream at {}", short(place)),
+                }
+            }
+            None => "an upstream".to_owned(),
+        }
+    }
+
+    /// The most specific config line for this endpoint.
+    pub fn location(&self) -> Option<Location> {
+        self.uses.first().map(|u| u.server_at.clone().unwrap_or_else(|| u.at.clone()))
+    }
+}
+
+/// `dir/file:line` with only the last two path parts, for summaries.
+pub fn short(loc: &Location) -> String {
+    let parts: Vec<_> = loc.file.iter().collect();
+    let tail: PathBuf = parts[parts.len().saturating_sub(2)..].iter().collect();
+    format!("{}:{}", tail.display(), loc.line)
+}
+
+/// What the live probes found for one endpoint.
+#[derive(Debug, Clone)]
+pub enum ProbeResult {
+    /// A TCP endpoint: each address it resolves to, probed.
+    Tcp {
+        /// Address and connect result.
+        attempts: Vec<ConnectReport>,
+        /// Set when the name could not be resolved.
+        resolve_error: Option<String>,
+    },
+    /// A unix socket.
+    Unix {
+        /// The path and its parents.
+        info: SocketFileInfo,
+        /// Connecting as fix502's own user.
+        connect: ConnectReport,
+        /// Whether the worker user may connect, when known.
+        access: Option<Access>,
+    },
+}
+
+impl ProbeResult {
+    /// Whether nginx's worker would get through now.
+    pub fn ok(&self) -> bool {
+        match self {
+            Self::Tcp { attempts, resolve_error } => resolve_error.is_none() && !attempts.is_empty() && attempts.iter().all(|a| a.outcome.is_connected()),
+            Self::Unix { connect, access, .. } => connect.outcome.is_connected() && !matches!(access, Some(Access::Denied { .. })),
+        }
+    }
+}
+
+/// The error-log summary of one file, or why it could not be read.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    /// The file.
+    pub path: PathBuf,
+    /// The summary, or the one-line reason it could not be read.
+    pub summary: Result<LogSummary, String>,
+}
+
+/// Everything the checks share.
+#[derive(Debug)]
+pub struct Facts {
+    /// The options of this run.
+    pub options: Options,
+    /// Which nginx, and how it was found.
+    pub discovery: Discovery,
+    /// The parsed configuration (includes expanded).
+    pub config: Option<Config>,
+    /// Why the configuration could not be loaded at all.
+    pub config_error: Option<String>,
+    /// The semantic view of the configuration.
+    pub view: ConfigView,
+    /// The user nginx workers run as, and how that was found.
+    pub worker_user: Option<(String, Option<String>)>,
+    /// Error logs to read.
+    pub error_logs: Vec<PathBuf>,
+    /// Error-log destinations that are not files (stderr, syslog).
+    pub error_log_elsewhere: Vec<String>,
+    /// Access logs.
+    pub access_logs: Vec<PathBuf>,
+    /// Every address the config connects to.
+    pub endpoints: Vec<Endpoint>,
+    /// Pass directives whose address is a variable (resolved per request).
+    pub variable_targets: Vec<(String, Location)>,
+    logs: OnceCell<Vec<LogRead>>,
+    probes: OnceCell<Vec<ProbeResult>>,
+    listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
+    nginx_test: OnceCell<Result<CommandOutput, String>>,
+}
+
+fn span_location(span: &fix502_nginx::config::Span) -> Location {
+    Location { file: span.file.to_path_buf(), line: span.line }
+}
+
+impl Facts {
+    /// Loads the config and derives the shared facts. Never fails: problems become findings.
+    pub fn new(options: Options, discovery: Discovery) -> Self {
+        let (config, config_error) = match Config::load(&discovery.config) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let view = match &config {
+            Some(c) => ConfigView::new(c),
+            None => ConfigView::new(&Config { main: discovery.config.clone(), files: Vec::new(), directives: Vec::new(), errors: Vec::new() }),
+        };
+        let prefix = discovery.prefix.clone();
+
+        // The worker user: running workers, else the `user` directive, else the build default.
+        let worker_user = discovery
+            .master
+            .as_ref()
+            .and_then(|m| m.workers.iter().find_map(|w| w.user.clone()))
+            .map(|u| (u, None))
+            .or_else(|| view.user.as_ref().map(|u| (u.user.clone(), u.group.clone())))
+            .or_else(|| discovery.build.user.clone().map(|u| (u, None)))
+            .or_else(|| Some(("nobody".to_owned(), None)));
+
+        let file_log = |path: &str| -> Option<PathBuf> {
+            if path == "stderr" || path.starts_with("syslog:") || path.starts_with("memory:") || path == "off" {
+                None
+            } else {
+                Some(under_prefix(Path::new(path), prefix.as_deref()))
+            }
+        };
+        let mut error_logs = Vec::new();
+        let mut error_log_elsewhere = Vec::new();
+        if options.error_logs.is_empty() {
+            let mut paths: Vec<String> = view.error_logs.iter().map(|l| l.path.clone()).collect();
+            let main_has_one = view.error_logs.iter().any(|l| matches!(l.context, fix502_nginx::view::LogContext::Main));
+            if !main_has_one {
+                if let Some(p) = &discovery.build.error_log_path {
+                    paths.insert(0, p.clone());
+                } else {
+                    paths.insert(0, "logs/error.log".to_owned());
+                }
+            }
+            for p in paths {
+                match file_log(&p) {
+                    Some(f) if !error_logs.contains(&f) => error_logs.push(f),
+                    Some(_) => {}
+                    None if !error_log_elsewhere.contains(&p) => error_log_elsewhere.push(p),
+                    None => {}
+                }
+            }
+        } else {
+            error_logs = options.error_logs.clone();
+        }
+        let access_logs = if options.access_logs.is_empty() {
+            let mut v: Vec<PathBuf> = Vec::new();
+            for l in &view.access_logs {
+                if let Some(f) = file_log(&l.path) {
+                    if !v.contains(&f) {
+                        v.push(f);
+                    }
+                }
+            }
+            v
+        } else {
+            options.access_logs.clone()
+        };
+
+        let (endpoints, variable_targets) = endpoints_of(&view);
+        Self {
+            options,
+            discovery,
+            config,
+            config_error,
+            view,
+            worker_user,
+            error_logs,
+            error_log_elsewhere,
+            access_logs,
+            endpoints,
+            variable_targets,
+            logs: OnceCell::new(),
+            probes: OnceCell::new(),
+            listeners: OnceCell::new(),
+            nginx_test: OnceCell::new(),
+        }
+    }
+
+    /// The report's view of the nginx diagnosed.
+    pub fn nginx_info(&self) -> NginxInfo {
+        let d = &self.discovery;
+        NginxInfo {
+            binary: d.binary.clone(),
+            version: d.build.version.clone(),
+            config: Some(d.config.clone()),
+            prefix: d.prefix.clone(),
+            master_pid: d.master.as_ref().map(|m| m.pid),
+            worker_user: self.worker_user.as_ref().map(|(u, _)| u.clone()),
+            running: d.master.is_some(),
+            error_logs: self.error_logs.clone(),
+            access_logs: self.access_logs.clone(),
+            discovered_via: d.via.clone(),
+        }
+    }
+
+    /// The worker identity, for socket permission checks.
+    pub fn worker_identity(&self) -> Option<Identity> {
+        let (user, group) = self.worker_user.as_ref()?;
+        if let Some(uid) = self.discovery.master.as_ref().and_then(|m| m.workers.iter().find_map(|w| w.uid)) {
+            return unixsock::identity_of_uid(uid);
+        }
+        unixsock::identity_of(user, group.as_deref())
+    }
+
+    /// Per-probe timeout.
+    pub fn timeout(&self) -> Duration {
+        self.options.timeout
+    }
+
+    /// The error-log summaries (read once).
+    pub async fn logs(&self) -> &[LogRead] {
+        self.logs
+            .get_or_init(|| async {
+                let since = jiff::ZonedDateTime::now()
+                    .checked_sub(jiff::SignedDuration::try_from(self.options.since).unwrap_or(jiff::SignedDuration::from_hours(1)))
+                    .ok()
+                    .map(|z| z.datetime());
+                let opts = ScanOptions { since, ..ScanOptions::default() };
+                let paths = self.error_logs.clone();
+                let reads = tokio::task::spawn_blocking(move || {
+                    paths
+                        .into_iter()
+                        .map(|path| {
+                            let summary = logscan::scan_file(&path, &opts).map_err(|e| e.to_string());
+                            LogRead { path, summary }
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .await;
+                reads.unwrap_or_default()
+            })
+            .await
+    }
+
+    /// The live probe of every endpoint, in the order of [`Facts::endpoints`] (probed once, concurrently).
+    pub async fn probes(&self) -> &[ProbeResult] {
+        self.probes
+            .get_or_init(|| async {
+                let timeout = self.timeout();
+                let identity = self.worker_identity();
+                let tasks = self.endpoints.iter().map(|e| probe_endpoint(&e.peer, timeout, identity.as_ref()));
+                join_all(tasks).await
+            })
+            .await
+    }
+
+    /// The probe result of the endpoint written as `display`, if it is one of ours.
+    pub async fn probe_of(&self, display: &str) -> Option<&ProbeResult> {
+        let probes = self.probes().await;
+        for (e, p) in self.endpoints.iter().zip(probes) {
+            if e.display == display {
+                return Some(p);
+            }
+            if let ProbeResult::Tcp { attempts, .. } = p {
+                if attempts.iter().any(|a| a.target == display) {
+                    return Some(p);
+                }
+            }
+        }
+        None
+    }
+
+    /// The endpoint written as `display` (or resolving to it), if the config has one.
+    pub async fn endpoint_of(&self, display: &str) -> Option<&Endpoint> {
+        if let Some(e) = self.endpoints.iter().find(|e| e.display == display) {
+            return Some(e);
+        }
+        let probes = self.probes().await;
+        self.endpoints.iter().zip(probes).find_map(|(e, p)| match p {
+            ProbeResult::Tcp { attempts, .. } if attempts.iter().any(|a| a.target == display) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// Listening sockets on this host (read once).
+    pub async fn listeners(&self) -> Result<Arc<Vec<Listener>>, String> {
+        self.listeners
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(listeners::listeners)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map(Arc::new).map_err(|e| e.to_string()))
+            })
+            .await
+            .clone()
+    }
+
+    /// `nginx -t` on this config (run once).
+    pub async fn nginx_test(&self) -> Result<&CommandOutput, &String> {
+        self.nginx_test
+            .get_or_init(|| async {
+                let Some(binary) = &self.discovery.binary else {
+                    return Err("no nginx binary found (pass --nginx)".to_owned());
+                };
+                let args = self.nginx_args(&["-t"]);
+                run_command(binary, &args, Duration::from_secs(30)).await.map_err(|e| e.to_string())
+            })
+            .await
+            .as_ref()
+    }
+
+    /// nginx arguments with this run's `-p` and `-c` added.
+    pub fn nginx_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(p) = &self.discovery.prefix {
+            args.push("-p".to_owned());
+            let mut p = p.display().to_string();
+            if !p.ends_with('/') {
+                p.push('/');
+            }
+            args.push(p);
+        }
+        args.push("-c".to_owned());
+        args.push(self.discovery.config.display().to_string());
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    }
+}
+
+/// Runs futures concurrently on the current task and returns their outputs in order.
+pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+async fn probe_endpoint(peer: &Peer, timeout: Duration, identity: Option<&Identity>) -> ProbeResult {
+    match peer {
+        Peer::Unix(path) => {
+            let info = unixsock::inspect_socket_path(path);
+            let connect = connect::connect_unix(path, timeout).await;
+            let access = identity.map(|id| unixsock::may_connect(id, &info));
+            ProbeResult::Unix { info, connect, access }
+        }
+        Peer::Inet { host, port } => {
+            let addrs: Result<Vec<std::net::SocketAddr>, String> = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(vec![std::net::SocketAddr::new(ip, *port)]),
+                Err(_) => fix502_probe::dns::resolve_system(host, *port, timeout)
+                    .await
+                    .map(|a| a.addrs.into_iter().map(|ip| std::net::SocketAddr::new(ip, *port)).collect())
+                    .map_err(|e| e.to_string()),
+            };
+            match addrs {
+                Ok(addrs) => {
+                    let attempts = join_all(addrs.into_iter().map(|a| connect::connect_tcp(a, timeout))).await;
+                    ProbeResult::Tcp { attempts, resolve_error: None }
+                }
+                Err(e) => ProbeResult::Tcp { attempts: Vec::new(), resolve_error: Some(e) },
+            }
+        }
+    }
+}
+
+/// Every endpoint of the config, deduplicated, with the places that use it.
+fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut variables = Vec::new();
+    for target in &view.targets {
+        let directive = format!("{} {}", target.module.directive(), target.raw);
+        let at = span_location(&target.span);
+        if let TargetAddress::Variable(_) = target.address {
+            variables.push((directive, at));
+            continue;
+        }
+        let server_name = target.server.and_then(|i| view.servers.get(i)).and_then(|s| s.names.first().cloned());
+        let group = match &target.address {
+            TargetAddress::Group(g) => Some(g.clone()),
+            _ => None,
+        };
+        for (peer, server) in view.peers_of(target) {
+            let display = peer.to_string();
+            let use_ = EndpointUse {
+                directive: directive.clone(),
+                at: at.clone(),
+                server_at: server.map(|s| span_location(&s.span)),
+                location: target.location.clone(),
+                server_name: server_name.clone(),
+            };
+            match endpoints.iter_mut().find(|e| e.display == display) {
+                Some(e) => e.uses.push(use_),
+                None => endpoints.push(Endpoint { peer, display, group: group.clone(), uses: vec![use_] }),
+            }
+        }
+    }
+    (endpoints, variables)
+}

@@ -1,0 +1,97 @@
+//! What the caller asks for: the command-line flags of CONTRACT.md as plain data.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::report::StepId;
+
+/// Options of one run. `Default` is what `fix502` does with no flags.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--config`: the nginx main config.
+    pub config: Option<PathBuf>,
+    /// `--nginx`: the nginx binary.
+    pub nginx: Option<PathBuf>,
+    /// `--prefix`: the nginx prefix.
+    pub prefix: Option<PathBuf>,
+    /// `--error-log`: error logs to read instead of the configured ones.
+    pub error_logs: Vec<PathBuf>,
+    /// `--access-log`: access logs instead of the configured ones.
+    pub access_logs: Vec<PathBuf>,
+    /// `--since`: read log entries newer than this.
+    pub since: Duration,
+    /// `--url`: the URL that answers 502.
+    pub url: Option<String>,
+    /// `--timeout`: per-probe timeout.
+    pub timeout: Duration,
+    /// `--step`: run only these steps (empty = all).
+    pub steps: Vec<StepId>,
+    /// `--apply`: let the restart step act without asking.
+    pub apply: bool,
+    /// Which master to diagnose when several run (the wizard asks; scripts use `--config`).
+    pub master_pid: Option<u32>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config: None,
+            nginx: None,
+            prefix: None,
+            error_logs: Vec::new(),
+            access_logs: Vec::new(),
+            since: Duration::from_secs(3600),
+            url: None,
+            timeout: Duration::from_secs(2),
+            steps: Vec::new(),
+            apply: false,
+            master_pid: None,
+        }
+    }
+}
+
+impl Options {
+    /// Whether a step is selected.
+    pub fn wants(&self, step: StepId) -> bool {
+        self.steps.is_empty() || self.steps.contains(&step)
+    }
+}
+
+/// Parses a duration as `--since` and `--timeout` take it: `500ms`, `15s`, `15m`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        _ => return None,
+    };
+    // Ten years is more than any log or probe needs; larger values are typos.
+    (seconds <= 315_360_000.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        for bad in ["", "15", "m", "15x", "-1s", "1e9d", "abc"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

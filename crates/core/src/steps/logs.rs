@@ -1,0 +1,120 @@
+//! Step 1, the error logs: read each error log within `--since`, classify the upstream
+//! failures nginx logged, and group them by cause × upstream with count, first/last seen and
+//! sample lines.
+
+use fix502_nginx::classify::Signature;
+use fix502_nginx::logscan::Group;
+
+use crate::check::{FindingsFuture, FnCheck};
+use crate::facts::Facts;
+use crate::report::{Cause, Finding, Severity, StepId};
+use crate::steps::human_duration;
+
+/// The checks of this step.
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(ERROR_LOG, StepId::Logs, error_log)];
+
+/// Check id: the error-log scan.
+pub const ERROR_LOG: &str = "logs.error-log";
+
+/// The cause a logged failure points to (before other evidence refines it).
+pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option<Cause> {
+    Some(match signature {
+        Signature::ConnectRefused => Cause::UpstreamRefused,
+        Signature::SocketMissing => Cause::UnixSocketMissing,
+        Signature::PermissionDenied if unix => Cause::UnixSocketPermission,
+        Signature::PermissionDenied => Cause::SelinuxDenied,
+        Signature::BacklogFull => Cause::UpstreamBacklogFull,
+        Signature::NetUnreachable | Signature::HostUnreachable | Signature::ConnectTimedOut => Cause::UpstreamUnreachable,
+        Signature::AddressNotAvailable if peer.is_some_and(|p| p.starts_with('[')) => Cause::UpstreamWrongAddress,
+        Signature::AddressNotAvailable => Cause::PortExhaustion,
+        Signature::NoLiveUpstreams => Cause::NoLiveUpstreams,
+        Signature::UpstreamTimedOut { .. } => Cause::UpstreamTimeout,
+        _ => return None,
+    })
+}
+
+fn describe(group: &Group) -> &'static str {
+    match &group.signature {
+        Signature::ConnectRefused => "connection-refused errors",
+        Signature::SocketMissing => "missing-socket errors",
+        Signature::PermissionDenied => "permission-denied errors",
+        Signature::BacklogFull => "backlog-full (EAGAIN) errors",
+        Signature::NetUnreachable => "network-unreachable errors",
+        Signature::HostUnreachable => "no-route-to-host errors",
+        Signature::AddressNotAvailable => "cannot-assign-address errors",
+        Signature::NotPermitted => "operation-not-permitted errors",
+        Signature::ConnectTimedOut => "kernel connect timeouts (a 502, not a 504)",
+        Signature::NoLiveUpstreams => "\"no live upstreams\" errors",
+        Signature::UpstreamTimedOut { .. } => "upstream timeouts (nginx answers 504)",
+        _ => "other upstream errors",
+    }
+}
+
+fn error_log(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        let mut out = Vec::new();
+        for dest in &facts.error_log_elsewhere {
+            out.push(Finding::new(ERROR_LOG, Severity::Info, format!("error_log {dest}: not a file, fix502 cannot read it here (try journalctl -u nginx or docker logs)")));
+        }
+        if facts.error_logs.is_empty() {
+            out.push(Finding::could_not_check(ERROR_LOG, "no error log file to read (pass --error-log)"));
+            return out;
+        }
+        let window = human_duration(facts.options.since);
+        for read in facts.logs().await {
+            let path = read.path.display();
+            let summary = match &read.summary {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(Finding::could_not_check(ERROR_LOG, format!("cannot read {path}: {e}")).fix(format!("Run as root or pass a readable copy with --error-log")));
+                    continue;
+                }
+            };
+            let mut info = Finding::new(
+                ERROR_LOG,
+                Severity::Info,
+                format!("{path}: {} lines in the last {window}, {} about upstreams", summary.lines_in_window, summary.groups.iter().map(|g| g.count).sum::<u64>()),
+            );
+            if summary.lines_unparsed + summary.lines_oversized > 0 {
+                info = info.evidence(format!("{} lines not in nginx's error-log format, {} oversized lines skipped", summary.lines_unparsed, summary.lines_oversized));
+            }
+            out.push(info);
+            for group in &summary.groups {
+                let cause = cause_of(&group.signature, group.unix, group.peer.as_deref());
+                let severity = match (&group.signature, cause) {
+                    (_, Some(_)) => Severity::Error,
+                    (Signature::NotPermitted, None) => Severity::Error,
+                    _ => Severity::Warning,
+                };
+                let peer = group.peer.clone();
+                let to = peer.as_deref().map(|p| format!(" to {p}")).unwrap_or_default();
+                let mut f = Finding::new(
+                    ERROR_LOG,
+                    severity,
+                    format!(
+                        "{} {}{to} in the last {window} (first {}, last {})",
+                        group.count,
+                        describe(group),
+                        group.first_seen.time(),
+                        group.last_seen.time()
+                    ),
+                );
+                f.cause = cause;
+                f.upstream = peer.clone();
+                f.evidence = group.samples.clone();
+                if let Some(p) = &peer {
+                    let endpoint = match group.signature {
+                        Signature::NoLiveUpstreams => facts.endpoints.iter().find(|e| e.group.as_deref() == Some(p.as_str())),
+                        _ => facts.endpoint_of(p).await,
+                    };
+                    f.location = endpoint.and_then(|e| e.uses.first().map(|u| u.at.clone()));
+                }
+                if matches!(group.signature, Signature::NotPermitted) {
+                    f = f.fix("A local policy vetoed the connect: check systemd IPAddressDeny=/IPAddressAllow= and cgroup BPF (bpftool cgroup tree)");
+                }
+                out.push(f);
+            }
+        }
+        out
+    })
+}

@@ -1,0 +1,341 @@
+//! [`Lab`]: one scenario set up in a temp dir with its own nginx, upstreams and ports.
+//!
+//! Lifecycle: create the dir, build the scenario's upstreams, write the config, start nginx,
+//! send a few requests, wait (bounded) until the error log shows the failure; [`Lab::stop`] or
+//! `Drop` stops nginx by its pid file, stops the upstream threads and removes the dir.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::unistd::{Group, User, geteuid};
+use tempfile::TempDir;
+
+use crate::config::{self, ConfigSpec};
+use crate::nginx::{self, ConfigTest, Instance};
+use crate::process::{read_pid_file, stop_master};
+use crate::scenario::{ScenarioInfo, find};
+use crate::setup::{self, Setup};
+use crate::upstream::Responder;
+use crate::{LabError, client};
+
+/// Requests sent through nginx after it started.
+const TRAFFIC_REQUESTS: usize = 3;
+/// How long to wait for the expected line in the error log.
+const LOG_WAIT: Duration = Duration::from_secs(3);
+/// Poll interval while waiting for the error log.
+const POLL: Duration = Duration::from_millis(25);
+/// The unprivileged user the workers run as when the lab runs as root.
+const WORKER_USER: &str = "nobody";
+/// Groups tried for the workers, in order (Debian has `nogroup`, others `nobody`).
+const WORKER_GROUPS: &[&str] = &["nogroup", "nobody"];
+
+/// How to run a lab.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// The nginx binary; default: `nginx` on PATH, else /usr/sbin, /sbin, /usr/local/sbin,
+    /// /usr/local/nginx/sbin.
+    pub nginx: Option<PathBuf>,
+    /// Keep the temp dir after the lab stops (for inspection).
+    pub keep: bool,
+}
+
+/// A running scenario. Dropping it tears it down like [`Lab::stop`], ignoring errors.
+#[derive(Debug)]
+pub struct Lab {
+    info: &'static ScenarioInfo,
+    /// `None` once the dir is kept (or removed).
+    temp: Option<TempDir>,
+    dir: PathBuf,
+    config: PathBuf,
+    error_log: PathBuf,
+    access_log: PathBuf,
+    pid_file: PathBuf,
+    nginx: PathBuf,
+    listen: SocketAddr,
+    expected_upstream: Option<String>,
+    responders: Vec<Responder>,
+    stopped: bool,
+}
+
+impl Lab {
+    /// Sets up scenario `name` and returns once it shows its failure (blocking, bounded).
+    ///
+    /// Creates the temp prefix, starts the upstream responders and nginx (unless the scenario
+    /// is `nginx-not-running`), sends a few requests, and waits until the error log has the
+    /// scenario's line. On error everything started so far is stopped again.
+    pub fn start(name: &str, opts: &LabOptions) -> Result<Self, LabError> {
+        let info = find(name).ok_or_else(|| LabError::UnknownScenario(name.to_owned()))?;
+        let root = geteuid().is_root();
+        if info.needs_root && !root {
+            return Err(LabError::NeedsRoot(info.name));
+        }
+        let nginx = nginx::find_binary(opts.nginx.as_deref())?;
+        let user = if root { Some(worker_user()?) } else { None };
+        let temp = create_dir(root)?;
+        let dir = temp.path().to_path_buf();
+        let dir_text = config::check_path(&dir)?.to_owned();
+        let setup = setup::build(info.name, &dir)?;
+
+        let mut lab = Self {
+            info,
+            temp: Some(temp),
+            config: dir.join("conf/nginx.conf"),
+            error_log: dir.join("logs/error.log"),
+            access_log: dir.join("logs/access.log"),
+            pid_file: dir.join("nginx.pid"),
+            dir,
+            nginx,
+            listen: setup.listen,
+            expected_upstream: setup.expected_upstream.clone(),
+            responders: Vec::new(),
+            stopped: false,
+        };
+        if opts.keep
+            && let Some(temp) = lab.temp.take()
+        {
+            tracing::info!(dir = %temp.keep().display(), "lab dir will be kept");
+        }
+        let Setup {
+            listen,
+            proxy_pass,
+            group,
+            responders,
+            start_nginx,
+            break_config,
+            ..
+        } = setup;
+        lab.responders = responders;
+
+        let spec = ConfigSpec {
+            listen,
+            user,
+            proxy_pass,
+            group,
+        };
+        lab.write("conf/nginx.conf", &config::main_conf(&dir_text, &spec))?;
+        lab.write("conf/app.conf", &config::app_conf(&spec.proxy_pass))?;
+        tracing::info!(scenario = info.name, dir = %lab.dir.display(), "lab set up");
+
+        if start_nginx {
+            let pid = lab.instance().start(listen)?;
+            tracing::info!(scenario = info.name, pid, %listen, "lab nginx started");
+            lab.send_traffic();
+            if let Some(marker) = info.log_marker() {
+                lab.wait_for_log(marker)?;
+            }
+        }
+        if break_config {
+            lab.write("conf/app.conf", &config::broken_app_conf(&spec.proxy_pass))?;
+        }
+        Ok(lab)
+    }
+
+    /// The scenario this lab reproduces.
+    pub fn info(&self) -> &'static ScenarioInfo {
+        self.info
+    }
+
+    /// The lab's temp dir (also the nginx prefix).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The main config, `<dir>/conf/nginx.conf`.
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    /// The nginx prefix (`-p`), the same as [`Lab::dir`].
+    pub fn prefix(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The nginx binary the lab runs.
+    pub fn nginx_binary(&self) -> &Path {
+        &self.nginx
+    }
+
+    /// The error log, `<dir>/logs/error.log`.
+    pub fn error_log(&self) -> &Path {
+        &self.error_log
+    }
+
+    /// The access log, `<dir>/logs/access.log`.
+    pub fn access_log(&self) -> &Path {
+        &self.access_log
+    }
+
+    /// The pid file, `<dir>/nginx.pid`.
+    pub fn pid_file(&self) -> &Path {
+        &self.pid_file
+    }
+
+    /// Where the lab's nginx server listens (127.0.0.1 and a free port).
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The upstream as nginx writes it, e.g. `127.0.0.1:40123` or
+    /// `unix:/tmp/fix502-lab-x/run/app.sock`; for `no-live-upstreams` the group's first server.
+    pub fn expected_upstream(&self) -> Option<String> {
+        self.expected_upstream.clone()
+    }
+
+    /// The nginx master pid, read from the pid file now (`None` if there is none).
+    pub fn master_pid(&self) -> Option<u32> {
+        read_pid_file(&self.pid_file)
+    }
+
+    /// Sends one `GET path` through the lab's nginx (2 s timeouts) and returns the status code.
+    pub fn request(&self, path: &str) -> Result<u16, LabError> {
+        client::get_status(self.listen, path)
+    }
+
+    /// Runs `nginx -t` on the config as it is on disk now.
+    pub fn test_config(&self) -> Result<ConfigTest, LabError> {
+        self.instance().test_config()
+    }
+
+    /// Stops nginx (by the pid file, read now), the upstreams, and removes the dir unless kept.
+    pub fn stop(mut self) -> Result<(), LabError> {
+        self.shutdown()
+    }
+
+    fn instance(&self) -> Instance<'_> {
+        Instance {
+            binary: &self.nginx,
+            prefix: &self.dir,
+            config: &self.config,
+            error_log: &self.error_log,
+            pid_file: &self.pid_file,
+        }
+    }
+
+    /// Writes `text` to `<dir>/<relative>`.
+    fn write(&self, relative: &str, text: &str) -> Result<(), LabError> {
+        let path = self.dir.join(relative);
+        fs::write(&path, text).map_err(|e| LabError::io(format!("write {}", path.display()), e))
+    }
+
+    /// Sends a few requests so that nginx logs the scenario's failure; outcomes are only traced.
+    fn send_traffic(&self) {
+        for _ in 0..TRAFFIC_REQUESTS {
+            match self.request("/") {
+                Ok(status) => tracing::debug!(status, "lab request"),
+                Err(e) => tracing::debug!(error = %e, "lab request failed"),
+            }
+        }
+    }
+
+    /// Waits until the error log contains `marker`.
+    fn wait_for_log(&self, marker: &str) -> Result<(), LabError> {
+        let deadline = Instant::now() + LOG_WAIT;
+        loop {
+            let text = fs::read_to_string(&self.error_log).unwrap_or_default();
+            if text.contains(marker) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(LabError::Timeout(format!(
+                    "{} shows no line with {marker:?} after {} s",
+                    self.error_log.display(),
+                    LOG_WAIT.as_secs()
+                )));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Tears everything down once; later calls do nothing.
+    fn shutdown(&mut self) -> Result<(), LabError> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        // Any command line that starts nginx from this lab names `<dir>/` (in -p or -c).
+        let marker = format!("{}/", self.dir.display());
+        let nginx = stop_master(&self.pid_file, &marker);
+        for responder in &mut self.responders {
+            responder.stop();
+        }
+        let Some(temp) = self.temp.take() else {
+            return nginx;
+        };
+        if nginx.is_err() {
+            // Leave the files of an nginx we could not stop where it can still find them.
+            tracing::warn!(dir = %temp.keep().display(), "lab nginx still runs; dir kept");
+            return nginx;
+        }
+        temp.close()
+            .map_err(|e| LabError::io(format!("remove {}", self.dir.display()), e))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "lab teardown failed");
+        }
+    }
+}
+
+/// `nobody nogroup` (or `nobody nobody`): the worker user when running as root.
+fn worker_user() -> Result<String, LabError> {
+    let user_exists = User::from_name(WORKER_USER).ok().flatten().is_some();
+    if !user_exists {
+        return Err(LabError::Unsupported(format!(
+            "user {WORKER_USER} does not exist, so the lab cannot run unprivileged workers"
+        )));
+    }
+    WORKER_GROUPS
+        .iter()
+        .find(|group| Group::from_name(group).ok().flatten().is_some())
+        .map(|group| format!("{WORKER_USER} {group}"))
+        .ok_or_else(|| {
+            LabError::Unsupported(format!(
+                "neither group {} exists, so the lab cannot run unprivileged workers",
+                WORKER_GROUPS.join(" nor ")
+            ))
+        })
+}
+
+/// Creates the lab dir (mode 0755) with conf/, logs/ (empty logs), run/ and tmp/.
+///
+/// As root the workers run as `nobody`, so every parent dir must be searchable by others.
+fn create_dir(root: bool) -> Result<TempDir, LabError> {
+    let temp = tempfile::Builder::new()
+        .prefix("fix502-lab-")
+        .tempdir()
+        .map_err(|e| LabError::io("create the lab temp dir", e))?;
+    let dir = temp.path();
+    if root
+        && let Some(closed) = dir.ancestors().skip(1).find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.permissions().mode() & 0o001 == 0)
+        })
+    {
+        return Err(LabError::Unsupported(format!(
+            "{} is not searchable by other users, so nginx workers (nobody) cannot reach the lab; set TMPDIR=/tmp",
+            closed.display()
+        )));
+    }
+    let chmod = |path: &Path| {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+            .map_err(|e| LabError::io(format!("chmod 0755 {}", path.display()), e))
+    };
+    chmod(dir)?;
+    for sub in ["conf", "logs", "run", "tmp"] {
+        let path = dir.join(sub);
+        fs::create_dir(&path).map_err(|e| LabError::io(format!("create {}", path.display()), e))?;
+        chmod(&path)?;
+    }
+    for log in ["logs/error.log", "logs/access.log"] {
+        let path = dir.join(log);
+        fs::write(&path, "").map_err(|e| LabError::io(format!("create {}", path.display()), e))?;
+    }
+    Ok(temp)
+}

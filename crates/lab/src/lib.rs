@@ -1,0 +1,35 @@
+//! fix502-lab: reproducible broken nginx setups on loopback, run with the real nginx binary.
+//!
+//! Each [scenario](scenarios) builds one failure that ends in a 502 (or a healthy baseline) in
+//! its own temp dir: a generated config, its own loopback ports, upstream "apps" served by
+//! threads of this process, and a daemonized nginx started with `-p <dir>/ -c <dir>/conf/nginx.conf`.
+//! [`Lab::start`] returns once nginx has logged the failure; [`Lab::stop`] (or `Drop`) stops
+//! nginx by its pid file and removes everything. Nothing outside the temp dir is changed.
+//!
+//! - The catalogue: [`ScenarioInfo`], [`Expectation`], [`scenarios`], [`find`].
+//! - [`Lab`] and [`LabOptions`]: setting up, querying and tearing down one scenario.
+//! - [`LabError`]: why that could not be done.
+//!
+//! ```no_run
+//! let lab = fix502_lab::Lab::start("refused", &fix502_lab::LabOptions::default())?;
+//! assert_eq!(lab.request("/")?, 502);
+//! lab.stop()?;
+//! # Ok::<(), fix502_lab::LabError>(())
+//! ```
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod error;
+mod lab;
+mod nginx;
+mod process;
+mod scenario;
+mod setup;
+mod upstream;
+
+pub use error::LabError;
+pub use lab::{Lab, LabOptions};
+pub use nginx::ConfigTest;
+pub use process::process_running;
+pub use scenario::{Expectation, ScenarioInfo, find, scenarios};

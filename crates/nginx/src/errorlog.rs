@@ -1,0 +1,513 @@
+//! One line of nginx's error.log, split into its parts.
+//!
+//! This module only knows the *shape* of a line (catalog §1): timestamp, level, `PID#TID:`,
+//! optional `*CID`, the message, the optional errno group, the optional ` while <action>`
+//! and the context suffix (`client:`, `server:`, `request:`, ...). What a line *means* is
+//! decided in [`crate::classify`]. Everything here borrows from the input line: parsing a
+//! line allocates nothing.
+//!
+//! The parser is tolerant: nginx writes header values raw (quotes are not escaped) and cuts
+//! lines at 2048 bytes, so trailing fields may be missing or cut short. Such lines still
+//! parse; the missing fields are `None` and a cut value is returned as far as it goes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::civil::DateTime;
+
+/// Severity of an error-log line, as written between brackets (`[error]`).
+///
+/// The order of the variants is nginx's: `Emerg` is the most severe, so `Emerg < Debug`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// `[emerg]`: nginx cannot start or reload (e.g. config errors).
+    Emerg,
+    /// `[alert]`: a serious problem (e.g. `socket() failed`, `worker_connections are not enough`).
+    Alert,
+    /// `[crit]`: a critical condition (e.g. `connect() to unix:... failed (2: ...)`).
+    Crit,
+    /// `[error]`: an error, the default `error_log` level.
+    Error,
+    /// `[warn]`: a warning (e.g. `upstream server temporarily disabled`).
+    Warn,
+    /// `[notice]`: a notice (e.g. `signal process started`).
+    Notice,
+    /// `[info]`: information (e.g. `client prematurely closed connection`).
+    Info,
+    /// `[debug]`: debug output.
+    Debug,
+}
+
+impl Level {
+    /// The level as nginx writes it, lowercase (`"error"`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Emerg => "emerg",
+            Self::Alert => "alert",
+            Self::Crit => "crit",
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Notice => "notice",
+            Self::Info => "info",
+            Self::Debug => "debug",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text was not one of nginx's eight level names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown nginx log level (expected one of emerg, alert, crit, error, warn, notice, info, debug)"
+)]
+#[non_exhaustive]
+pub struct ParseLevelError;
+
+impl FromStr for Level {
+    type Err = ParseLevelError;
+
+    /// Parses a lowercase level name exactly as nginx writes it (`"crit"`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "emerg" => Self::Emerg,
+            "alert" => Self::Alert,
+            "crit" => Self::Crit,
+            "error" => Self::Error,
+            "warn" => Self::Warn,
+            "notice" => Self::Notice,
+            "info" => Self::Info,
+            "debug" => Self::Debug,
+            _ => return Err(ParseLevelError),
+        })
+    }
+}
+
+/// The ` (<number>: <text>)` group nginx appends when a system call failed.
+///
+/// Match on [`Errno::number`]; the text depends on the C library (glibc and musl differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno<'a> {
+    /// The errno value, e.g. `111`.
+    pub number: i32,
+    /// The C library's description, e.g. `Connection refused`. Informational only.
+    pub text: &'a str,
+}
+
+/// One parsed error-log line. All text fields borrow from the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorLine<'a> {
+    /// Local time of the nginx host, second precision, no time zone.
+    pub time: DateTime,
+    /// Severity.
+    pub level: Level,
+    /// Process id of the worker (or master) that wrote the line.
+    pub pid: u32,
+    /// Thread id (`0` on builds without threads).
+    pub tid: u64,
+    /// Client connection number (`*CID`), absent for lines not tied to a connection.
+    pub connection: Option<u64>,
+    /// The message, without the errno group, the action and the context suffix.
+    pub message: &'a str,
+    /// The trailing ` (<n>: <text>)` group of the message, if any.
+    pub errno: Option<Errno<'a>>,
+    /// The text after ` while ` (e.g. `connecting to upstream`), if it is a known action.
+    pub action: Option<&'a str>,
+    /// `client:` value (the client address).
+    pub client: Option<&'a str>,
+    /// `server:` value (the first `server_name`; may be empty).
+    pub server: Option<&'a str>,
+    /// `request:` value without the quotes (the raw request line).
+    pub request: Option<&'a str>,
+    /// `subrequest:` value without the quotes.
+    pub subrequest: Option<&'a str>,
+    /// `upstream:` value without the quotes; see [`parse_upstream_field`].
+    pub upstream: Option<&'a str>,
+    /// `host:` value without the quotes.
+    pub host: Option<&'a str>,
+    /// `referrer:` value without the quotes.
+    pub referrer: Option<&'a str>,
+    /// `resolver:` value of resolver socket errors (` while resolving, resolver: <addr>`).
+    pub resolver: Option<&'a str>,
+    /// The whole line, without its line ending.
+    pub raw: &'a str,
+}
+
+/// Actions nginx writes after ` while ` (catalog §4 plus the mail and stream modules).
+///
+/// `resolving` is handled separately because it may be followed by `, resolver: <addr>`.
+const ACTIONS: &[&str] = &[
+    "connecting to upstream",
+    "SSL handshaking to upstream",
+    "sending request to upstream",
+    "reading response header from upstream",
+    "reading upstream",
+    "sending to client",
+    "proxying upgraded connection",
+    "sending early hints to client",
+    "waiting for request",
+    "reading client request line",
+    "reading client request headers",
+    "reading client pipelined request line",
+    "reading PROXY protocol",
+    "SSL handshaking",
+    "keepalive",
+    "closing request",
+    "logging request",
+    "processing HTTP/2 connection",
+    "reading client request",
+    "sending response to client",
+    "requesting certificate status",
+    "logging to syslog",
+    "handling quic input",
+    "parsing quic packet",
+    "reading response from upstream",
+    "proxying connection",
+    "proxying and reading from upstream",
+    "proxying and reading from client",
+    "proxying and sending to upstream",
+    "proxying and sending to client",
+    "sending PROXY protocol header to upstream",
+    "prereading client data",
+    "sending mp4 to client",
+    "sending flv to client",
+];
+
+/// Markers of the context suffix fields after `client:`, in the order nginx writes them.
+/// `quoted` fields have their value between double quotes.
+struct Field {
+    marker: &'static str,
+    quoted: bool,
+}
+
+const SERVER: usize = 0;
+const REQUEST: usize = 1;
+const SUBREQUEST: usize = 2;
+const UPSTREAM: usize = 3;
+const HOST: usize = 4;
+const REFERRER: usize = 5;
+/// The stream module's byte counters: only used to end the `upstream:` value.
+const BYTES: usize = 6;
+
+const FIELDS: [Field; 7] = [
+    Field {
+        marker: ", server: ",
+        quoted: false,
+    },
+    Field {
+        marker: ", request: \"",
+        quoted: true,
+    },
+    Field {
+        marker: ", subrequest: \"",
+        quoted: true,
+    },
+    Field {
+        marker: ", upstream: \"",
+        quoted: true,
+    },
+    Field {
+        marker: ", host: \"",
+        quoted: true,
+    },
+    Field {
+        marker: ", referrer: \"",
+        quoted: true,
+    },
+    Field {
+        marker: ", bytes from/to client:",
+        quoted: false,
+    },
+];
+
+/// Parses one error-log line. Returns `None` when the line does not start like an nginx
+/// error-log line (`YYYY/MM/DD HH:MM:SS [level] PID#TID: `).
+///
+/// A trailing `\n` or `\r\n` is ignored.
+#[must_use]
+pub fn parse_line(line: &str) -> Option<ErrorLine<'_>> {
+    let raw = line.trim_end_matches(['\n', '\r']);
+    let time = parse_time(raw.as_bytes())?;
+    let after_time = raw.get(19..)?.strip_prefix(" [")?;
+    let (level, after_level) = after_time.split_once("] ")?;
+    let level = level.parse().ok()?;
+    let (pid, after_pid) = after_level.split_once('#')?;
+    let pid = parse_digits(pid)?;
+    let (tid, after_tid) = after_pid.split_once(':')?;
+    let tid = parse_digits(tid)?;
+    // nginx writes "PID#TID: "; a line cut right after the colon has no space.
+    let rest = after_tid.strip_prefix(' ').unwrap_or(after_tid);
+    let (connection, rest) = split_connection(rest);
+
+    let (head, suffix) = match rest.split_once(", client: ") {
+        Some((head, suffix)) => (head, Some(suffix)),
+        None => (rest, None),
+    };
+    let (head, action, resolver) = peel_action(head);
+    let (message, errno) = peel_errno(head);
+
+    let mut parsed = ErrorLine {
+        time,
+        level,
+        pid,
+        tid,
+        connection,
+        message,
+        errno,
+        action,
+        client: None,
+        server: None,
+        request: None,
+        subrequest: None,
+        upstream: None,
+        host: None,
+        referrer: None,
+        resolver,
+        raw,
+    };
+    if let Some(suffix) = suffix {
+        fill_suffix(&mut parsed, suffix);
+    }
+    Some(parsed)
+}
+
+/// Parses the fixed-width `YYYY/MM/DD HH:MM:SS` at the start of `b` and validates it.
+fn parse_time(b: &[u8]) -> Option<DateTime> {
+    let ts = b.get(..19)?;
+    let seps = [(4, b'/'), (7, b'/'), (10, b' '), (13, b':'), (16, b':')];
+    if seps.iter().any(|&(i, c)| ts.get(i) != Some(&c)) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i32> {
+        let mut n: i32 = 0;
+        for &c in ts.get(from..to)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + i32::from(c - b'0');
+        }
+        Some(n)
+    };
+    let year = i16::try_from(num(0, 4)?).ok()?;
+    let month = i8::try_from(num(5, 7)?).ok()?;
+    let day = i8::try_from(num(8, 10)?).ok()?;
+    let hour = i8::try_from(num(11, 13)?).ok()?;
+    let minute = i8::try_from(num(14, 16)?).ok()?;
+    let second = i8::try_from(num(17, 19)?).ok()?;
+    DateTime::new(year, month, day, hour, minute, second, 0).ok()
+}
+
+/// Parses a non-empty run of ASCII digits (no sign, no spaces).
+fn parse_digits<T: FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Splits off a leading `*CID ` connection number, if there is one.
+fn split_connection(rest: &str) -> (Option<u64>, &str) {
+    if let Some(after_star) = rest.strip_prefix('*')
+        && let Some((digits, tail)) = after_star.split_once(' ')
+        && let Some(cid) = parse_digits(digits)
+    {
+        return (Some(cid), tail);
+    }
+    (None, rest)
+}
+
+/// Peels a trailing ` while <action>` off the message part. Only known actions count, so a
+/// ` while ` inside a quoted value is left alone. Returns (rest, action, resolver address).
+fn peel_action(head: &str) -> (&str, Option<&str>, Option<&str>) {
+    let Some(at) = head.rfind(" while ") else {
+        return (head, None, None);
+    };
+    let (Some(before), Some(tail)) = (head.get(..at), head.get(at + " while ".len()..)) else {
+        return (head, None, None);
+    };
+    if ACTIONS.contains(&tail) {
+        return (before, Some(tail), None);
+    }
+    if let Some(after) = tail.strip_prefix("resolving") {
+        if after.is_empty() {
+            return (before, Some(tail), None);
+        }
+        if let Some(addr) = after.strip_prefix(", resolver: ") {
+            return (before, tail.get(..("resolving".len())), Some(addr));
+        }
+        // The upstream zone module writes "... while resolving service <svc> of <host>".
+        if after.starts_with(" service ") {
+            return (before, Some(tail), None);
+        }
+    }
+    (head, None, None)
+}
+
+/// Peels a trailing ` (<number>: <text>)` errno group off the message.
+fn peel_errno(head: &str) -> (&str, Option<Errno<'_>>) {
+    let Some(inner) = head.strip_suffix(')') else {
+        return (head, None);
+    };
+    let Some(open) = inner.rfind(" (") else {
+        return (head, None);
+    };
+    let (Some(message), Some(group)) = (inner.get(..open), inner.get(open + 2..)) else {
+        return (head, None);
+    };
+    let Some((number, text)) = group.split_once(": ") else {
+        return (head, None);
+    };
+    // nginx prints the errno with %d; allow a sign for robustness.
+    let digits = number.strip_prefix('-').unwrap_or(number);
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return (head, None);
+    }
+    match number.parse() {
+        Ok(number) => (message, Some(Errno { number, text })),
+        Err(_) => (head, None),
+    }
+}
+
+/// Reads the context suffix (the text after `, client: `) into `line`.
+///
+/// Each value runs up to the earliest marker of a field that may follow it. After a quoted
+/// value the next marker must come right after a closing quote, which keeps most raw quotes
+/// and commas inside request lines and headers from ending a value early.
+fn fill_suffix<'a>(line: &mut ErrorLine<'a>, suffix: &'a str) {
+    // `client:` is followed by any field, or by nothing.
+    let (client, mut next) = next_field(suffix, SERVER, false);
+    line.client = Some(client);
+    // At most one pass per field: each iteration moves to a strictly later field.
+    while let Some((field, start)) = next {
+        let Some(value_and_rest) = suffix.get(start..) else {
+            break;
+        };
+        let quoted = FIELDS.get(field).is_some_and(|f| f.quoted);
+        let (value, following) = next_field(value_and_rest, field + 1, quoted);
+        let following = following.map(|(f, at)| (f, at + start));
+        let value = if quoted {
+            value.strip_suffix('"').unwrap_or(value)
+        } else {
+            value
+        };
+        match field {
+            SERVER => line.server = Some(value),
+            REQUEST => line.request = Some(value),
+            SUBREQUEST => line.subrequest = Some(value),
+            UPSTREAM => line.upstream = Some(value),
+            HOST => line.host = Some(value),
+            REFERRER => line.referrer = Some(value),
+            _ => {}
+        }
+        if field == BYTES {
+            break;
+        }
+        next = following;
+    }
+}
+
+/// Finds the value at the start of `text` and the earliest marker of a field numbered
+/// `first` or later. Returns the value and, if found, (field, byte offset of its value).
+fn next_field(text: &str, first: usize, after_quote: bool) -> (&str, Option<(usize, usize)>) {
+    let mut best: Option<(usize, usize, usize)> = None; // (field, marker start, value start)
+    for (field, spec) in FIELDS.iter().enumerate().skip(first) {
+        let Some(at) = find_marker(text, spec.marker, after_quote) else {
+            continue;
+        };
+        if best.is_none_or(|(_, b, _)| at < b) {
+            best = Some((field, at, at + spec.marker.len()));
+        }
+    }
+    match best {
+        Some((field, at, value_start)) => {
+            (text.get(..at).unwrap_or(text), Some((field, value_start)))
+        }
+        None => (text, None),
+    }
+}
+
+/// First occurrence of `marker` in `text`; with `after_quote`, only one preceded by `"`
+/// (a quoted value cut short by the 2048-byte limit may lack its quote; then the marker
+/// is simply not found and the value runs to the end).
+fn find_marker(text: &str, marker: &str, after_quote: bool) -> Option<usize> {
+    let finder = memchr::memmem::Finder::new(marker.as_bytes());
+    finder
+        .find_iter(text.as_bytes())
+        .find(|&at| !after_quote || (at > 0 && text.as_bytes().get(at - 1) == Some(&b'"')))
+}
+
+/// The parts of an `upstream:` value (`<scheme>://<peer>[:]<uri>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UpstreamField<'a> {
+    /// The scheme without `://` (`http`, `https`, `fastcgi`, `uwsgi`, `suwsgi`, `scgi`,
+    /// `grpc`, `grpcs`, `memcached`); empty for the stream module, which writes no scheme.
+    pub scheme: &'a str,
+    /// The peer as nginx names it: `127.0.0.1:8080`, `[::1]:3000`, `unix:/run/app.sock`,
+    /// or an upstream group name (`backend_pool`) for `no live upstreams`.
+    pub peer: &'a str,
+    /// The URI sent upstream (proxy only; empty for FastCGI, uwsgi, SCGI, gRPC, memcached).
+    pub uri: &'a str,
+}
+
+/// Splits an `upstream:` value into scheme, peer and URI.
+///
+/// For unix sockets the `:` separator after the path is optional: nginx omits it on
+/// header-phase timeout lines. Without it, a proxy URI cannot be told apart from the path
+/// for certain; the path is then taken to end after `.sock` when a `/` follows, else the
+/// whole rest is the peer. Returns `None` for an empty value or an empty peer.
+#[must_use]
+pub fn parse_upstream_field(value: &str) -> Option<UpstreamField<'_>> {
+    let (scheme, rest) = value.split_once("://").unwrap_or(("", value));
+    if !scheme
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')
+    {
+        return None;
+    }
+    let (peer, uri) = if let Some(path) = rest.strip_prefix("unix:") {
+        let path_len = match path.find(':') {
+            Some(colon) => colon,
+            None => unix_path_len_without_separator(path, scheme),
+        };
+        let peer = rest.get(.."unix:".len() + path_len)?;
+        let after = path.get(path_len..)?;
+        (peer, after.strip_prefix(':').unwrap_or(after))
+    } else if rest.starts_with('[') {
+        // [v6]:port then the URI.
+        let close = rest.find(']')?;
+        let after_bracket = rest.get(close + 1..)?;
+        let port_len = after_bracket
+            .strip_prefix(':')
+            .map_or(0, |p| 1 + p.bytes().take_while(u8::is_ascii_digit).count());
+        rest.split_at_checked(close + 1 + port_len)?
+    } else {
+        rest.split_at_checked(rest.find('/').unwrap_or(rest.len()))?
+    };
+    if peer.is_empty() || peer == "unix:" {
+        return None;
+    }
+    Some(UpstreamField { scheme, peer, uri })
+}
+
+/// Length of a unix socket path written without the `:` separator (see
+/// [`parse_upstream_field`]). Only proxy (`http`/`https`) lines carry a URI.
+fn unix_path_len_without_separator(path: &str, scheme: &str) -> usize {
+    if !matches!(scheme, "http" | "https") {
+        return path.len();
+    }
+    let mut from = 0;
+    // Each step moves past one ".sock"; bounded by the path length.
+    while let Some(found) = path.get(from..).and_then(|p| p.find(".sock")) {
+        let end = from + found + ".sock".len();
+        match path.as_bytes().get(end) {
+            None | Some(b'/') | Some(b'?') => return end,
+            Some(_) => from = end,
+        }
+    }
+    path.len()
+}

@@ -1,0 +1,16 @@
+//! fix502-nginx: pure parsers for what nginx writes and reads, with no network access.
+//!
+//! - [`lexer`], [`config`], [`dump`], [`view`]: the configuration (tokens, directive tree with
+//!   includes, the `nginx -T` splitter, and the semantic view of servers, locations and
+//!   upstream targets).
+//! - [`errorlog`], [`classify`], [`logscan`]: the error log (line parser, classification of
+//!   upstream failures by message and errno number, and the windowed scan that groups them).
+#![deny(missing_docs)]
+
+pub mod classify;
+pub mod config;
+pub mod dump;
+pub mod errorlog;
+pub mod lexer;
+pub mod logscan;
+pub mod view;

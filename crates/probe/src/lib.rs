@@ -1,0 +1,44 @@
+//! fix502-probe: live probes of the machine nginx runs on, each bounded by a timeout.
+//!
+//! Every probe answers one question the way nginx would meet it, and returns data, not
+//! errors, for everything that is a property of the target (refused, timed out, NXDOMAIN):
+//!
+//! - [`connect`]: one TCP or unix-socket `connect()`, classified by errno number
+//!   ([`connect_tcp`], [`connect_unix`]).
+//! - [`unixsock`]: owner, group and mode of a socket path and every parent directory, and
+//!   whether a given user (the nginx worker) may connect to it ([`inspect_socket_path`],
+//!   [`may_connect`]).
+//! - [`listeners`]: who listens where: TCP (v4 and v6) and unix stream listeners from
+//!   `/proc/net/*` with their owning process, plus TIME_WAIT counts.
+//! - [`process`]: facts about one process (systemd unit, start time).
+//! - [`kernel`]: the few sysctls a 502 diagnosis needs (local port range, IPv6 on `lo`).
+//! - [`dns`]: getaddrinfo (what nginx did at start) and direct queries to chosen
+//!   nameservers (what nginx's `resolver` does).
+//! - [`icmp`]: one ICMP echo, informational only.
+//!
+//! Errors ([`ProbeError`]) mean the probe itself could not run (for example `/proc` is
+//! unreadable). The crate never prints; it emits `tracing` events.
+//!
+//! All async probes need a tokio runtime with IO and time enabled.
+#![deny(missing_docs)]
+
+pub mod connect;
+pub mod dns;
+pub mod error;
+pub mod icmp;
+pub mod kernel;
+pub mod listeners;
+pub mod process;
+pub mod unixsock;
+
+pub use connect::{ConnectOutcome, ConnectReport, connect_tcp, connect_unix};
+pub use dns::{DnsAnswer, DnsFailure, resolve_system, resolve_with};
+pub use error::ProbeError;
+pub use icmp::{PingOutcome, ping};
+pub use kernel::{ipv6_disabled_on_lo, local_port_range, somaxconn};
+pub use listeners::{Listener, ListenerKind, listeners, listeners_on_port, time_wait_count};
+pub use process::{process_start_time, systemd_unit_of};
+pub use unixsock::{
+    Access, FileKind, Identity, PathEntry, SocketFileInfo, identity_of, identity_of_uid,
+    inspect_socket_path, may_connect, mode_string,
+};
