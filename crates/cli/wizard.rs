@@ -38,6 +38,7 @@ impl Prompter for DialoguerPrompter {
 }
 
 /// Answers given in advance, for tests of the state machine.
+#[cfg(test)]
 pub struct ScriptedPrompter {
     /// Indexes for `select`, in order.
     pub selects: VecDeque<usize>,
@@ -45,6 +46,7 @@ pub struct ScriptedPrompter {
     pub confirms: VecDeque<bool>,
 }
 
+#[cfg(test)]
 impl Prompter for ScriptedPrompter {
     fn select(&mut self, _prompt: &str, items: &[String], default: usize) -> Result<usize> {
         Ok(self.selects.pop_front().filter(|i| *i < items.len()).unwrap_or(default))
@@ -164,6 +166,48 @@ pub async fn run(mut options: Options, prompter: &mut dyn Prompter, out: &mut dy
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn scripted(selects: &[usize], confirms: &[bool]) -> ScriptedPrompter {
+        ScriptedPrompter { selects: selects.iter().copied().collect(), confirms: confirms.iter().copied().collect() }
+    }
+
+    fn lab_options(lab: &fix502_lab::Lab) -> Options {
+        Options { config: Some(lab.config().to_path_buf()), nginx: Some(lab.nginx_binary().to_path_buf()), ..Options::default() }
+    }
+
+    #[tokio::test]
+    async fn state_machine_continue_jump_and_stop() {
+        let lab = fix502_lab::Lab::start("refused", &fix502_lab::LabOptions::default()).expect("lab (needs nginx)");
+        // Continue through every step: all four check steps run, then the restart step.
+        let mut out = Vec::new();
+        let report = run(lab_options(&lab), &mut scripted(&[0, 0, 0], &[]), &mut out, false).await.unwrap();
+        assert!(report.steps.iter().all(|s| s.status != fix502_core::report::StepStatus::Skipped));
+        assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
+        // "Show the diagnosis now" right after the logs: later steps are skipped.
+        let mut out = Vec::new();
+        let report = run(lab_options(&lab), &mut scripted(&[1], &[]), &mut out, false).await.unwrap();
+        let statuses: Vec<_> = report.steps.iter().map(|s| s.status).collect();
+        assert_eq!(statuses[1], fix502_core::report::StepStatus::Skipped);
+        assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
+        // "Stop here": no restart step, verdict printed.
+        let mut out = Vec::new();
+        let report = run(lab_options(&lab), &mut scripted(&[2], &[]), &mut out, false).await.unwrap();
+        assert_eq!(report.steps[4].status, fix502_core::report::StepStatus::Skipped);
+        assert!(String::from_utf8_lossy(&out).contains("Likely cause: upstream-refused"));
+        lab.stop().unwrap();
+    }
+
+    #[tokio::test]
+    async fn declining_an_action_changes_nothing() {
+        let lab = fix502_lab::Lab::start("nginx-not-running", &fix502_lab::LabOptions::default()).expect("lab (needs nginx)");
+        let mut out = Vec::new();
+        let report = run(lab_options(&lab), &mut scripted(&[0, 0, 0], &[false]), &mut out, false).await.unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("Restart: Start nginx"), "{text}");
+        assert!(lab.master_pid().is_none_or(|pid| !fix502_lab::process_running(pid)));
+        assert_eq!(report.exit_status().code(), 1);
+        lab.stop().unwrap();
+    }
 
     #[test]
     fn next_hint_to_step() {

@@ -239,6 +239,7 @@ const CLIENT_ACTIONS: &[&str] = &[
     "proxying and sending to client",
 ];
 
+/// [`classify`] without allocating: the peer and scheme borrow from the line.
 pub(crate) fn classify_ref<'a>(line: &ErrorLine<'a>) -> Option<ClassifiedRef<'a>> {
     let message = line.message;
     let action = line.action;

@@ -301,7 +301,7 @@ fn parse_tokens(text: &str, file: &Arc<Path>) -> (Vec<Directive>, Option<(u32, S
 
     let mut lexer = Lexer::new(text);
     // The lexer consumes input on every call and stops at the end or after an error.
-    while let Some(token) = lexer.next() {
+    for token in lexer.by_ref() {
         let token = match token {
             Ok(t) => t,
             Err(e) => {
@@ -430,7 +430,7 @@ struct Loader<'a> {
     /// nginx's conf prefix: relative includes are joined to it.
     prefix: PathBuf,
     files: Vec<PathBuf>,
-    /// Each file's directives before include expansion; `None` if it could not be read.
+    /// Each file read so far, parsed but with its includes not yet expanded.
     parsed: HashMap<PathBuf, Arc<Vec<Directive>>>,
     errors: Vec<ConfigError>,
     /// The files being expanded, outermost first (for cycle detection).
@@ -566,7 +566,11 @@ impl Loader<'_> {
                 continue;
             }
             if self.stack.len() > MAX_INCLUDE_DEPTH {
-                self.limit(&directive.span, "includes nested too deeply", MAX_INCLUDE_DEPTH);
+                self.limit(
+                    &directive.span,
+                    "includes nested too deeply",
+                    MAX_INCLUDE_DEPTH,
+                );
                 return;
             }
             if !self.parsed.contains_key(&target) && !self.read_new(&target, &directive.span) {

@@ -142,10 +142,7 @@ impl Source for DumpSource {
             .and_then(|&i| self.files.get(i))
             .map(|f| f.content.clone())
             .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "not in the nginx -T output",
-                )
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not in the nginx -T output")
             })
     }
 

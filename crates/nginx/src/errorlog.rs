@@ -413,32 +413,31 @@ fn fill_suffix<'a>(line: &mut ErrorLine<'a>, suffix: &'a str) {
 
 /// Finds the value at the start of `text` and the earliest marker of a field numbered
 /// `first` or later. Returns the value and, if found, (field, byte offset of its value).
+///
+/// With `after_quote`, a marker only counts right after a `"` (the closing quote of the
+/// value). A quoted value cut short by the 2048-byte limit lacks that quote; it then runs
+/// to the end of the line.
 fn next_field(text: &str, first: usize, after_quote: bool) -> (&str, Option<(usize, usize)>) {
-    let mut best: Option<(usize, usize, usize)> = None; // (field, marker start, value start)
-    for (field, spec) in FIELDS.iter().enumerate().skip(first) {
-        let Some(at) = find_marker(text, spec.marker, after_quote) else {
+    let bytes = text.as_bytes();
+    // Every marker starts with ','; one pass over the commas finds the earliest one.
+    for at in memchr::memchr_iter(b',', bytes) {
+        if after_quote && (at == 0 || bytes.get(at - 1) != Some(&b'"')) {
+            continue;
+        }
+        let Some(rest) = text.get(at..) else {
             continue;
         };
-        if best.is_none_or(|(_, b, _)| at < b) {
-            best = Some((field, at, at + spec.marker.len()));
+        let found = FIELDS
+            .iter()
+            .enumerate()
+            .skip(first)
+            .find(|(_, spec)| rest.starts_with(spec.marker));
+        if let Some((field, spec)) = found {
+            let value = text.get(..at).unwrap_or(text);
+            return (value, Some((field, at + spec.marker.len())));
         }
     }
-    match best {
-        Some((field, at, value_start)) => {
-            (text.get(..at).unwrap_or(text), Some((field, value_start)))
-        }
-        None => (text, None),
-    }
-}
-
-/// First occurrence of `marker` in `text`; with `after_quote`, only one preceded by `"`
-/// (a quoted value cut short by the 2048-byte limit may lack its quote; then the marker
-/// is simply not found and the value runs to the end).
-fn find_marker(text: &str, marker: &str, after_quote: bool) -> Option<usize> {
-    let finder = memchr::memmem::Finder::new(marker.as_bytes());
-    finder
-        .find_iter(text.as_bytes())
-        .find(|&at| !after_quote || (at > 0 && text.as_bytes().get(at - 1) == Some(&b'"')))
+    (text, None)
 }
 
 /// The parts of an `upstream:` value (`<scheme>://<peer>[:]<uri>`).
@@ -505,7 +504,7 @@ fn unix_path_len_without_separator(path: &str, scheme: &str) -> usize {
     while let Some(found) = path.get(from..).and_then(|p| p.find(".sock")) {
         let end = from + found + ".sock".len();
         match path.as_bytes().get(end) {
-            None | Some(b'/') | Some(b'?') => return end,
+            None | Some(b'/' | b'?') => return end,
             Some(_) => from = end,
         }
     }

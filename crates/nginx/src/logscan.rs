@@ -83,7 +83,7 @@ pub struct Group {
 /// The result of [`scan`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogSummary {
-    /// Groups sorted by count (descending), then by first_seen.
+    /// Groups sorted by count (descending), then by `first_seen`.
     pub groups: Vec<Group>,
     /// Every line read, including unparsed and oversized ones.
     pub lines_read: u64,
@@ -363,7 +363,7 @@ fn read_line_capped<R: BufRead>(
             None => available,
         };
         if !oversized {
-            if buf.len() + content.len() > max + 1 {
+            if buf.len().saturating_add(content.len()) > max.saturating_add(1) {
                 // +1: a `\r` before the `\n` may still be stripped.
                 oversized = true;
                 buf.clear();

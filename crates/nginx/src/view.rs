@@ -17,6 +17,9 @@ use std::path::PathBuf;
 use crate::config::{Config, Directive, Span};
 
 /// An upstream address as nginx connects to it.
+///
+/// Deliberately exhaustive (unlike the other enums here): nginx has exactly these two
+/// kinds of peer, and callers match on them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Peer {
     /// A TCP peer. `host` is an IP literal (no brackets, normalized) or a name.
@@ -147,7 +150,10 @@ impl PassModule {
     /// default ports.
     fn prefixes(&self) -> &'static [(&'static str, &'static str, Option<u16>)] {
         match self {
-            Self::Proxy => &[("http://", "http", Some(80)), ("https://", "https", Some(443))],
+            Self::Proxy => &[
+                ("http://", "http", Some(80)),
+                ("https://", "https", Some(443)),
+            ],
             Self::Uwsgi => &[("uwsgi://", "uwsgi", None), ("suwsgi://", "suwsgi", None)],
             Self::Grpc => &[("grpc://", "grpc", None), ("grpcs://", "grpcs", None)],
             Self::FastCgi | Self::Scgi | Self::Memcached => &[],
@@ -405,7 +411,12 @@ impl ConfigView {
             TargetAddress::Peer(peer) => vec![(peer.clone(), None)],
             TargetAddress::Group(name) => self
                 .group(name)
-                .map(|g| g.servers.iter().map(|s| (s.peer.clone(), Some(s))).collect())
+                .map(|g| {
+                    g.servers
+                        .iter()
+                        .map(|s| (s.peer.clone(), Some(s)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             TargetAddress::Variable(_) | TargetAddress::Invalid(_) => Vec::new(),
         }
@@ -565,7 +576,11 @@ impl Builder {
                 _ => self.inner(c, place, &mut targets),
             }
         }
-        if !d.block.as_ref().is_some_and(|b| b.iter().any(|c| c.name == "listen")) {
+        if !d
+            .block
+            .as_ref()
+            .is_some_and(|b| b.iter().any(|c| c.name == "listen"))
+        {
             listens.push(Listen {
                 raw: "*:80".into(),
                 addr: ListenAddr::Port(80),
@@ -671,7 +686,11 @@ enum Addr {
 /// Parses `unix:PATH`, `[v6]:port`, `host:port` or `host`. With `uri_part`, a URI may
 /// follow (after `/`, or after `:` for unix sockets); otherwise it is an error, as in nginx.
 fn parse_addr(text: &str, uri_part: bool) -> Result<Addr, String> {
-    if text.len() >= 5 && text.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("unix:")) {
+    if text.len() >= 5
+        && text
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("unix:"))
+    {
         let mut path = text.get(5..).unwrap_or_default();
         if uri_part && let Some((p, _uri)) = path.split_once(':') {
             path = p;
@@ -784,9 +803,7 @@ fn parse_pass(module: PassModule, raw: &str, groups: &[String]) -> (String, Targ
                 )),
                 (_, true) => TargetAddress::Group(host),
                 (Some(port), false) => TargetAddress::Peer(Peer::inet(&host, port)),
-                (None, false) => {
-                    TargetAddress::Invalid(format!("no port in upstream \"{host}\""))
-                }
+                (None, false) => TargetAddress::Invalid(format!("no port in upstream \"{host}\"")),
             }
         }
     };

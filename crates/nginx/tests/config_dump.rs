@@ -124,7 +124,11 @@ fn dump_source_reads_and_globs_dumped_paths() {
         .expect("read");
     assert_eq!(read, "add_header X-Common \"1\";\n");
     // Paths compare by component, so a redundant "./" still finds the file.
-    assert!(source.read(Path::new("/tmp/fix502-small/./snippets/empty.inc")).is_ok());
+    assert!(
+        source
+            .read(Path::new("/tmp/fix502-small/./snippets/empty.inc"))
+            .is_ok()
+    );
     let missing = source
         .read(Path::new("/tmp/fix502-small/nope.conf"))
         .expect_err("missing");
@@ -136,7 +140,13 @@ fn dump_source_reads_and_globs_dumped_paths() {
         globbed,
         ["A.conf", "a.conf", "b.conf"].map(|f| Path::new("/tmp/fix502-small/conf.d").join(f))
     );
-    assert!(source.glob(Path::new("/tmp/fix502-small/*.conf")).expect("glob").len() == 1);
+    assert!(
+        source
+            .glob(Path::new("/tmp/fix502-small/*.conf"))
+            .expect("glob")
+            .len()
+            == 1
+    );
     assert!(source.glob(Path::new("/tmp/[")).is_err());
 }
 
@@ -172,7 +182,10 @@ fn small_tree_from_dump_equals_tree_from_files() {
     assert_eq!(from_dump.files, from_files.files);
     assert_eq!(from_dump.directives, from_files.directives);
     let dumped: Vec<PathBuf> = source.files().iter().map(|f| f.path.clone()).collect();
-    assert_eq!(from_dump.files, dumped, "same files in the same order as nginx");
+    assert_eq!(
+        from_dump.files, dumped,
+        "same files in the same order as nginx"
+    );
 }
 
 #[test]
@@ -193,7 +206,10 @@ fn debian_dump_is_split_in_nginx_order() {
         ]
     );
     for file in &files {
-        let rel = file.path.strip_prefix("/etc/nginx").expect("under /etc/nginx");
+        let rel = file
+            .path
+            .strip_prefix("/etc/nginx")
+            .expect("under /etc/nginx");
         let on_disk = fixture(&format!("debian/etc/nginx/{}", rel.display()));
         assert_eq!(file.content, on_disk, "{}", file.path.display());
     }

@@ -66,8 +66,14 @@ fn relative_includes_use_the_main_files_directory() {
     let config = load(&dir);
     assert!(config.errors.is_empty(), "{:?}", config.errors);
     assert_eq!(names(&config.directives), ["a 1", "b 1"]);
-    assert_eq!(rel_files(&config, dir.path()), ["nginx.conf", "conf.d/a.conf", "b.conf"]);
-    assert_eq!(config.directives[1].span.file.as_ref(), dir.path().join("b.conf"));
+    assert_eq!(
+        rel_files(&config, dir.path()),
+        ["nginx.conf", "conf.d/a.conf", "b.conf"]
+    );
+    assert_eq!(
+        config.directives[1].span.file.as_ref(),
+        dir.path().join("b.conf")
+    );
     assert_eq!(config.directives[1].span.line, 1);
 }
 
@@ -93,7 +99,10 @@ fn globs_are_sorted_bytewise_and_skip_hidden_files() {
 
 #[test]
 fn glob_matching_nothing_is_fine() {
-    let dir = tree(&[("nginx.conf", "include conf.d/*.conf;\ninclude none/*;\nx 1;\n")]);
+    let dir = tree(&[(
+        "nginx.conf",
+        "include conf.d/*.conf;\ninclude none/*;\nx 1;\n",
+    )]);
     let config = load(&dir);
     assert!(config.errors.is_empty(), "{:?}", config.errors);
     assert_eq!(names(&config.directives), ["x 1"]);
@@ -183,7 +192,10 @@ fn includes_inside_blocks_land_in_the_block() {
         ),
         ("conf.d/up.conf", "upstream u {\n  include up.inc;\n}\n"),
         ("up.inc", "server 127.0.0.1:1;\n"),
-        ("snippets/loc.inc", "location / {\n  proxy_pass http://u;\n}\n"),
+        (
+            "snippets/loc.inc",
+            "location / {\n  proxy_pass http://u;\n}\n",
+        ),
     ]);
     let config = load(&dir);
     assert!(config.errors.is_empty(), "{:?}", config.errors);
@@ -193,7 +205,10 @@ fn includes_inside_blocks_land_in_the_block() {
     let location = &block(&http[1])[0];
     assert_eq!(names(std::slice::from_ref(location)), ["location /"]);
     assert_eq!(names(block(location)), ["proxy_pass http://u"]);
-    assert_eq!(location.span.file.as_ref(), dir.path().join("snippets/loc.inc"));
+    assert_eq!(
+        location.span.file.as_ref(),
+        dir.path().join("snippets/loc.inc")
+    );
     assert_eq!(block(location)[0].span.line, 2);
 }
 
@@ -211,8 +226,14 @@ fn file_included_twice_is_listed_once_and_expanded_twice() {
 #[test]
 fn syntax_error_in_an_included_file_keeps_the_rest() {
     let dir = tree(&[
-        ("nginx.conf", "http {\n  include bad.conf;\n  after 1;\n}\nlast 1;\n"),
-        ("bad.conf", "good 1;\nserver {\n  listen 80;\n  broken \"x\"y;\n}\nnever 1;\n"),
+        (
+            "nginx.conf",
+            "http {\n  include bad.conf;\n  after 1;\n}\nlast 1;\n",
+        ),
+        (
+            "bad.conf",
+            "good 1;\nserver {\n  listen 80;\n  broken \"x\"y;\n}\nnever 1;\n",
+        ),
     ]);
     let config = load(&dir);
     let http = block(&config.directives[0]);
@@ -278,7 +299,10 @@ fn include_depth_is_capped() {
     for i in 0..(MAX_INCLUDE_DEPTH + 10) {
         files.push((format!("f{i}"), format!("d{i} 1;\ninclude f{};\n", i + 1)));
     }
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let dir = tree(&refs);
     let config = load(&dir);
     assert!(
@@ -299,12 +323,19 @@ fn include_explosion_is_bounded() {
     let line = |next: &str| format!("include {next};\n").repeat(10);
     let files: Vec<(String, String)> = (0..9)
         .map(|i| {
-            let name = if i == 0 { "nginx.conf".to_string() } else { format!("x{i}") };
+            let name = if i == 0 {
+                "nginx.conf".to_string()
+            } else {
+                format!("x{i}")
+            };
             (name, format!("{}leaf 1;\n", line(&format!("x{}", i + 1))))
         })
         .chain(std::iter::once(("x9".to_string(), "leaf 1;\n".to_string())))
         .collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let dir = tree(&refs);
     let config = load(&dir);
     assert!(
@@ -340,7 +371,12 @@ fn small_fixture_tree_loads_like_nginx_reads_it() {
     let files: Vec<String> = config
         .files
         .iter()
-        .map(|f| f.strip_prefix(&root).expect("under root").display().to_string())
+        .map(|f| {
+            f.strip_prefix(&root)
+                .expect("under root")
+                .display()
+                .to_string()
+        })
         .collect();
     // The order `nginx -T` printed for this tree (see small-nginx-T.txt).
     assert_eq!(
@@ -355,4 +391,42 @@ fn small_fixture_tree_loads_like_nginx_reads_it() {
             "snippets/common.inc",
         ]
     );
+}
+
+#[test]
+fn invalid_glob_pattern_is_an_error_entry() {
+    let dir = tree(&[("nginx.conf", "include conf.d/[;\nx 1;\n")]);
+    let config = load(&dir);
+    assert_eq!(names(&config.directives), ["x 1"]);
+    match config.errors.as_slice() {
+        [err @ ConfigError::Glob { pattern, .. }] => {
+            assert_eq!(pattern, &dir.path().join("conf.d/["));
+            assert_eq!(err.location(), Some((dir.path().join("nginx.conf"), 1)));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn files_over_64_mib_are_refused() {
+    let dir = tree(&[("nginx.conf", "include big.conf;\nx 1;\n")]);
+    // A sparse file: no 64 MiB actually written.
+    let big = std::fs::File::create(dir.path().join("big.conf")).expect("create");
+    big.set_len(fix502_nginx::config::MAX_FILE_SIZE + 1)
+        .expect("set_len");
+    let config = load(&dir);
+    assert_eq!(names(&config.directives), ["x 1"]);
+    match config.errors.as_slice() {
+        [ConfigError::Include { source, .. }] => {
+            assert!(
+                source.to_string().contains("larger than 64 MiB"),
+                "{source}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        Config::load(&dir.path().join("big.conf")),
+        Err(ConfigError::Io { .. })
+    ));
 }

@@ -34,7 +34,9 @@ fn parse(text: &str) -> Vec<Directive> {
 fn punctuation_and_words() {
     assert_eq!(
         show("server{listen 80;location / {}}"),
-        ["server", "{", "listen", "80", ";", "location", "/", "{", "}", "}"]
+        [
+            "server", "{", "listen", "80", ";", "location", "/", "{", "}", "}"
+        ]
     );
 }
 
@@ -142,7 +144,10 @@ fn lua_block_is_raw_and_brace_balanced() {
     assert_eq!(children[0].name, "content_by_lua_block");
     assert!(children[0].block.is_none());
     let body = &children[0].args[0];
-    assert!(body.starts_with("\n        local t = { a = \"}\""), "{body:?}");
+    assert!(
+        body.starts_with("\n        local t = { a = \"}\""),
+        "{body:?}"
+    );
     assert!(body.contains("[==[ ]] } ]==]"));
     assert!(body.ends_with("]==]\n    "), "{body:?}");
     assert_eq!(children[1].name, "add_header");
@@ -202,7 +207,10 @@ fn parser_builds_nested_blocks_with_spans() {
     let server = &d[0].block.as_ref().expect("http block")[0];
     assert_eq!(server.span.line, 2);
     let listen = &server.block.as_ref().expect("server block")[0];
-    assert_eq!((listen.name.as_str(), listen.args.as_slice()), ("listen", &["80".to_string()][..]));
+    assert_eq!(
+        (listen.name.as_str(), listen.args.as_slice()),
+        ("listen", &["80".to_string()][..])
+    );
     assert_eq!(listen.span.line, 3);
     assert_eq!(d[1].block, None);
 }
@@ -249,14 +257,21 @@ fn syntax_errors() {
 fn syntax_error_display_has_file_and_line() {
     let err = Config::parse_str("a;\n}", Path::new("/t/x.conf")).expect_err("error");
     assert_eq!(err.to_string(), "/t/x.conf:2: unexpected \"}\"");
-    assert_eq!(err.location(), Some((Path::new("/t/x.conf").to_path_buf(), 2)));
+    assert_eq!(
+        err.location(),
+        Some((Path::new("/t/x.conf").to_path_buf(), 2))
+    );
 }
 
 #[test]
 fn partial_parse_keeps_what_came_before_the_error() {
-    let text = "user a;\nhttp {\n  server {\n    listen 80;\n    oops \"x\"y;\n    listen 81;\n  }\n}\n";
+    let text =
+        "user a;\nhttp {\n  server {\n    listen 80;\n    oops \"x\"y;\n    listen 81;\n  }\n}\n";
     let (d, err) = Config::parse_str_partial(text, Path::new("/t/x.conf"));
-    assert!(matches!(err, Some(ConfigError::Syntax { line: 5, .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(ConfigError::Syntax { line: 5, .. })),
+        "{err:?}"
+    );
     assert_eq!(d.len(), 2);
     let server = &d[1].block.as_ref().expect("http")[0];
     let inner = server.block.as_ref().expect("server");

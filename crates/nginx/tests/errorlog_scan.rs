@@ -578,3 +578,23 @@ fn scan_accepts_any_bufread() {
     let s = scan(reader, &ScanOptions::default()).unwrap();
     assert_eq!(s.lines_in_window, 19);
 }
+
+#[test]
+fn extreme_option_values() {
+    let opts = ScanOptions {
+        since: None,
+        max_samples: usize::MAX,
+        max_line_bytes: usize::MAX,
+    };
+    let s = scan_str(CATALOG, &opts);
+    assert_eq!((s.lines_read, s.lines_oversized), (40, 0));
+    let opts = ScanOptions {
+        max_line_bytes: 0,
+        ..ScanOptions::default()
+    };
+    let s = scan_str("x\n\nabc", &opts);
+    assert_eq!(
+        (s.lines_read, s.lines_oversized, s.lines_unparsed),
+        (3, 2, 1)
+    );
+}

@@ -8,7 +8,7 @@
 //! - [`unixsock`]: owner, group and mode of a socket path and every parent directory, and
 //!   whether a given user (the nginx worker) may connect to it ([`inspect_socket_path`],
 //!   [`may_connect`]).
-//! - [`listeners`]: who listens where: TCP (v4 and v6) and unix stream listeners from
+//! - [`listeners`](mod@listeners): who listens where: TCP (v4 and v6) and unix stream listeners from
 //!   `/proc/net/*` with their owning process, plus TIME_WAIT counts.
 //! - [`process`]: facts about one process (systemd unit, start time).
 //! - [`kernel`]: the few sysctls a 502 diagnosis needs (local port range, IPv6 on `lo`).

@@ -1,0 +1,59 @@
+//! Shared helpers: start a lab scenario in this test process, run the binary against it, and
+//! read its JSON report.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use fix502_lab::{Lab, LabError, LabOptions};
+use serde_json::Value;
+
+/// The binary under test.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fix502"));
+    cmd.env("NO_COLOR", "1").env_remove("FIX502_LOG");
+    cmd
+}
+
+/// Starts a scenario, or returns None (with a message) when it needs root and we are not.
+/// A missing nginx fails the test: the suite exists to run against the real one.
+pub fn lab(name: &str) -> Option<Lab> {
+    match Lab::start(name, &LabOptions::default()) {
+        Ok(lab) => Some(lab),
+        Err(LabError::NeedsRoot(why)) => {
+            eprintln!("skipping {name}: needs root ({why})");
+            None
+        }
+        Err(e) => panic!("cannot start lab scenario {name}: {e} (install nginx: apt-get install nginx)"),
+    }
+}
+
+/// `fix502 --non-interactive --json --config <lab config>` plus extra args.
+pub fn run_json(lab: &Lab, extra: &[&str]) -> (Output, Value) {
+    let out = bin()
+        .args(["--non-interactive", "--json", "--config"])
+        .arg(lab.config())
+        .args(extra)
+        .output()
+        .expect("run fix502");
+    let report = parse_report(&out);
+    (out, report)
+}
+
+/// Parses stdout as exactly one JSON document.
+pub fn parse_report(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{text}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The causes of the diagnosis, in order.
+pub fn causes(report: &Value) -> Vec<String> {
+    report["diagnosis"].as_array().map(|a| a.iter().filter_map(|d| d["cause"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// Writes a file, creating its directory.
+pub fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    std::fs::write(path, text).expect("write");
+}
