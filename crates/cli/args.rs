@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fix502_core::options::{parse_duration, Options};
+use fix502_core::options::{Options, parse_duration};
 use fix502_core::report::StepId;
 
 const EXAMPLES: &str = "\
@@ -100,11 +100,14 @@ pub enum LabAction {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 15s, 15m, 2h or 1d"))
+    parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration like 500ms, 15s, 15m, 2h or 1d"))
 }
 
 fn step(s: &str) -> Result<StepId, String> {
-    StepId::parse(s).ok_or_else(|| format!("`{s}` is not a step: use logs, upstream, config, network or restart"))
+    StepId::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a step: use logs, upstream, config, network or restart")
+    })
 }
 
 impl Cli {
@@ -127,7 +130,11 @@ impl Cli {
 
     /// Files named on the command line that cannot be read: a usage error (exit 2).
     pub fn unreadable_inputs(&self) -> Option<String> {
-        let files = self.config.iter().chain(&self.error_log).chain(&self.access_log);
+        let files = self
+            .config
+            .iter()
+            .chain(&self.error_log)
+            .chain(&self.access_log);
         for f in files {
             if let Err(e) = std::fs::File::open(f) {
                 return Some(format!("cannot read {}: {e}", f.display()));
@@ -136,10 +143,10 @@ impl Cli {
                 return Some(format!("{} is a directory, not a file", f.display()));
             }
         }
-        if let Some(n) = &self.nginx {
-            if !n.is_file() {
-                return Some(format!("--nginx {}: no such file", n.display()));
-            }
+        if let Some(n) = &self.nginx
+            && !n.is_file()
+        {
+            return Some(format!("--nginx {}: no such file", n.display()));
         }
         None
     }
@@ -157,7 +164,20 @@ mod tests {
 
     #[test]
     fn parses_contract_flags() {
-        let cli = Cli::try_parse_from(["fix502", "--json", "--since", "15m", "--step", "logs", "--step", "upstream", "--timeout", "500ms", "--apply"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "fix502",
+            "--json",
+            "--since",
+            "15m",
+            "--step",
+            "logs",
+            "--step",
+            "upstream",
+            "--timeout",
+            "500ms",
+            "--apply",
+        ])
+        .unwrap();
         assert!(cli.json);
         assert_eq!(cli.since, Duration::from_secs(900));
         assert_eq!(cli.step, vec![StepId::Logs, StepId::Upstream]);

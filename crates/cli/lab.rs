@@ -20,7 +20,9 @@ pub fn matches_expectation(report: &Report, lab: &Lab) -> Result<(), String> {
         (None, None) => {}
         (None, Some(d)) => return Err(format!("expected no problem, got {}", d.cause)),
         (Some(c), None) => return Err(format!("expected {c}, got no diagnosis")),
-        (Some(c), Some(d)) if d.cause.id() != c => return Err(format!("expected {c} first, got {}", d.cause)),
+        (Some(c), Some(d)) if d.cause.id() != c => {
+            return Err(format!("expected {c} first, got {}", d.cause));
+        }
         (Some(_), Some(_)) => {}
     }
     for also in expect.also {
@@ -29,7 +31,11 @@ pub fn matches_expectation(report: &Report, lab: &Lab) -> Result<(), String> {
         }
     }
     if report.exit_status().code() != expect.exit_code {
-        return Err(format!("expected exit {}, got {}", expect.exit_code, report.exit_status().code()));
+        return Err(format!(
+            "expected exit {}, got {}",
+            expect.exit_code,
+            report.exit_status().code()
+        ));
     }
     Ok(())
 }
@@ -43,18 +49,32 @@ pub async fn run(action: &LabAction) -> ExitStatus {
             for s in fix502_lab::scenarios() {
                 let expect = s.expect.top_cause.unwrap_or("no problem");
                 let root = if s.needs_root { " (needs root)" } else { "" };
-                text.push_str(&format!("{:<24} {}{root}\n{:<24} expect: {expect}, exit {}\n", s.name, s.summary, "", s.expect.exit_code));
+                text.push_str(&format!(
+                    "{:<24} {}{root}\n{:<24} expect: {expect}, exit {}\n",
+                    s.name, s.summary, "", s.expect.exit_code
+                ));
             }
             let _ = out.write_all(text.as_bytes());
             ExitStatus::Clean
         }
-        LabAction::Run { name, json, keep, nginx } => {
+        LabAction::Run {
+            name,
+            json,
+            keep,
+            nginx,
+        } => {
             if fix502_lab::find(name).is_none() {
                 let names: Vec<_> = fix502_lab::scenarios().iter().map(|s| s.name).collect();
-                render::error_line(&format!("no lab scenario `{name}`; one of: {}", names.join(", ")));
+                render::error_line(&format!(
+                    "no lab scenario `{name}`; one of: {}",
+                    names.join(", ")
+                ));
                 return ExitStatus::Usage;
             }
-            let opts = LabOptions { nginx: nginx.clone(), keep: *keep };
+            let opts = LabOptions {
+                nginx: nginx.clone(),
+                keep: *keep,
+            };
             let name = name.clone();
             let lab = match tokio::task::spawn_blocking(move || Lab::start(&name, &opts)).await {
                 Ok(Ok(lab)) => lab,
@@ -68,7 +88,13 @@ pub async fn run(action: &LabAction) -> ExitStatus {
                 }
             };
             if !json {
-                eprintln_lab(&format!("lab `{}`: {} (nginx on {}, dir {})", lab.info().name, lab.info().summary, lab.listen_addr(), lab.dir().display()));
+                eprintln_lab(&format!(
+                    "lab `{}`: {} (nginx on {}, dir {})",
+                    lab.info().name,
+                    lab.info().summary,
+                    lab.listen_addr(),
+                    lab.dir().display()
+                ));
             }
             let options = Options {
                 config: Some(lab.config().to_path_buf()),
@@ -79,7 +105,11 @@ pub async fn run(action: &LabAction) -> ExitStatus {
             let status = match Engine::run_all(options).await {
                 Ok(report) => {
                     let mut out = io::stdout().lock();
-                    let written = if *json { render::json(&mut out, &report) } else { render::human(&mut out, &report, false) };
+                    let written = if *json {
+                        render::json(&mut out, &report)
+                    } else {
+                        render::human(&mut out, &report, false)
+                    };
                     if !json {
                         match matches_expectation(&report, &lab) {
                             Ok(()) => eprintln_lab("lab: the diagnosis matches the scenario"),
@@ -94,7 +124,10 @@ pub async fn run(action: &LabAction) -> ExitStatus {
                     ExitStatus::CouldNotCheck
                 }
             };
-            if let Err(e) = tokio::task::spawn_blocking(move || lab.stop()).await.unwrap_or(Ok(())) {
+            if let Err(e) = tokio::task::spawn_blocking(move || lab.stop())
+                .await
+                .unwrap_or(Ok(()))
+            {
                 render::error_line(&format!("lab teardown: {e}"));
             }
             status

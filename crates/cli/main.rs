@@ -22,20 +22,36 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
             let text = e.to_string();
-            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let line = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             render::error_line(&format!("{line} (see fix502 --help)"));
             return code(ExitStatus::Usage);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FIX502_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIX502_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .init();
 
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             render::error_line(&format!("cannot start the async runtime: {e}"));
@@ -86,7 +102,14 @@ async fn run(cli: Cli) -> ExitStatus {
     let stdout = io::stdout();
     if interactive {
         let mut out = stdout.lock();
-        return match wizard::run(cli.options(), &mut wizard::DialoguerPrompter, &mut out, io::stderr().is_terminal()).await {
+        return match wizard::run(
+            cli.options(),
+            &mut wizard::DialoguerPrompter,
+            &mut out,
+            io::stderr().is_terminal(),
+        )
+        .await
+        {
             Ok(report) => report.exit_status(),
             Err(e) => match e.downcast_ref::<DiscoveryError>() {
                 Some(d) => discovery_failed(d),
@@ -101,7 +124,11 @@ async fn run(cli: Cli) -> ExitStatus {
     match Engine::run_all(cli.options()).await {
         Ok(report) => {
             let mut out = stdout.lock();
-            let written = if cli.json { render::json(&mut out, &report) } else { render::human(&mut out, &report, false) };
+            let written = if cli.json {
+                render::json(&mut out, &report)
+            } else {
+                render::human(&mut out, &report, false)
+            };
             let written = written.and_then(|()| out.flush());
             output_result(written, report.exit_status())
         }

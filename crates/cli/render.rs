@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use console::{style, Style};
+use console::{Style, style};
 use fix502_core::report::{Diagnosis, Finding, Report, Severity, StepReport, StepStatus};
 
 /// Glyphs for statuses: Unicode when the terminal can, ASCII otherwise.
@@ -16,10 +16,16 @@ pub struct Glyphs {
 impl Glyphs {
     /// Picks glyphs from the locale and TERM.
     pub fn detect() -> Self {
-        let locale = ["LC_ALL", "LC_CTYPE", "LANG"].iter().find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty())).unwrap_or_default();
+        let locale = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .unwrap_or_default();
         let term_dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        let utf8 = locale.to_ascii_uppercase().contains("UTF-8") || locale.to_ascii_uppercase().contains("UTF8");
-        Self { unicode: utf8 && !term_dumb }
+        let utf8 = locale.to_ascii_uppercase().contains("UTF-8")
+            || locale.to_ascii_uppercase().contains("UTF8");
+        Self {
+            unicode: utf8 && !term_dumb,
+        }
     }
 
     fn status(&self, s: StepStatus) -> String {
@@ -49,11 +55,26 @@ impl Glyphs {
 }
 
 /// Writes one step's block.
-pub fn step_block(out: &mut dyn Write, g: &Glyphs, step: &StepReport, verbose: bool) -> io::Result<()> {
+pub fn step_block(
+    out: &mut dyn Write,
+    g: &Glyphs,
+    step: &StepReport,
+    verbose: bool,
+) -> io::Result<()> {
     let title = step.step.title();
-    writeln!(out, "{} {} {}", g.status(step.status), style(title).bold(), style(format!("({} ms)", step.duration_ms)).dim())?;
+    writeln!(
+        out,
+        "{} {} {}",
+        g.status(step.status),
+        style(title).bold(),
+        style(format!("({} ms)", step.duration_ms)).dim()
+    )?;
     for f in &step.findings {
-        if f.severity == Severity::Info && !verbose && step.status != StepStatus::Pass && !f.could_not_check {
+        if f.severity == Severity::Info
+            && !verbose
+            && step.status != StepStatus::Pass
+            && !f.could_not_check
+        {
             continue;
         }
         writeln!(out, "    {} {}", g.finding(f), f.message)?;
@@ -66,10 +87,10 @@ pub fn step_block(out: &mut dyn Write, g: &Glyphs, step: &StepReport, verbose: b
             }
         }
     }
-    if let Some(next) = &step.next {
-        if step.status != StepStatus::Skipped {
-            writeln!(out, "    {} {}", style("next:").cyan(), next)?;
-        }
+    if let Some(next) = &step.next
+        && step.status != StepStatus::Skipped
+    {
+        writeln!(out, "    {} {}", style("next:").cyan(), next)?;
     }
     Ok(())
 }
@@ -91,11 +112,19 @@ pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis])
             i + 1,
             style(d.cause.id()).red().bold(),
             style(format!("({:.0}% sure{status})", d.confidence * 100.0)).dim(),
-            d.upstream.as_ref().map(|u| format!(" {u}")).unwrap_or_default()
+            d.upstream
+                .as_ref()
+                .map(|u| format!(" {u}"))
+                .unwrap_or_default()
         )?;
         writeln!(out, "     {}", d.summary)?;
         for e in d.evidence.iter().take(4) {
-            writeln!(out, "     {} {}", style("evidence:").dim(), truncate(e, 240))?;
+            writeln!(
+                out,
+                "     {} {}",
+                style("evidence:").dim(),
+                truncate(e, 240)
+            )?;
         }
         for f in &d.fix {
             writeln!(out, "     {} {}", style("fix:").green(), f)?;
@@ -109,11 +138,23 @@ pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis])
 pub fn verdict(report: &Report) -> String {
     match report.diagnosis.first() {
         Some(d) => {
-            let next = d.fix.first().map(|f| format!(" Next: {f}")).unwrap_or_default();
-            format!("Likely cause: {} — {}.{next}", d.cause.id(), d.summary.trim_end_matches('.'))
+            let next = d
+                .fix
+                .first()
+                .map(|f| format!(" Next: {f}"))
+                .unwrap_or_default();
+            format!(
+                "Likely cause: {} — {}.{next}",
+                d.cause.id(),
+                d.summary.trim_end_matches('.')
+            )
         }
-        None if report.steps.iter().any(|s| s.status == StepStatus::Error) => "Could not check everything: see the [?] lines above.".to_owned(),
-        None if report.steps.iter().any(|s| s.status == StepStatus::Warn) => "No problem found, with warnings above.".to_owned(),
+        None if report.steps.iter().any(|s| s.status == StepStatus::Error) => {
+            "Could not check everything: see the [?] lines above.".to_owned()
+        }
+        None if report.steps.iter().any(|s| s.status == StepStatus::Warn) => {
+            "No problem found, with warnings above.".to_owned()
+        }
         None => "No problem found.".to_owned(),
     }
 }
@@ -132,15 +173,36 @@ pub fn human(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
 /// The first lines: which nginx, and how it was found.
 pub fn header(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     let n = &report.nginx;
-    let version = n.version.as_deref().map(|v| format!("nginx {v}")).unwrap_or_else(|| "nginx".to_owned());
-    let binary = n.binary.as_ref().map(|b| format!(" ({})", b.display())).unwrap_or_default();
-    writeln!(out, "{} {} — {version}{binary}", style("fix502").bold(), report.fix502_version)?;
+    let version = n
+        .version
+        .as_deref()
+        .map(|v| format!("nginx {v}"))
+        .unwrap_or_else(|| "nginx".to_owned());
+    let binary = n
+        .binary
+        .as_ref()
+        .map(|b| format!(" ({})", b.display()))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{} {} — {version}{binary}",
+        style("fix502").bold(),
+        report.fix502_version
+    )?;
     if let Some(c) = &n.config {
-        let how = n.discovered_via.get("config").map(|v| format!(" [{v}]")).unwrap_or_default();
+        let how = n
+            .discovered_via
+            .get("config")
+            .map(|v| format!(" [{v}]"))
+            .unwrap_or_default();
         writeln!(out, "config {}{}", c.display(), style(how).dim())?;
     }
     match n.master_pid {
-        Some(pid) => writeln!(out, "master pid {pid}, workers as {}\n", n.worker_user.as_deref().unwrap_or("?"))?,
+        Some(pid) => writeln!(
+            out,
+            "master pid {pid}, workers as {}\n",
+            n.worker_user.as_deref().unwrap_or("?")
+        )?,
         None => writeln!(out, "no master process runs this config\n")?,
     }
     Ok(())

@@ -3,7 +3,6 @@
 //! findings point at, see the diagnosis, or stop; then it offers the restart step's actions one
 //! by one. The engine does the work; this module only asks and shows.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -29,11 +28,18 @@ pub struct DialoguerPrompter;
 
 impl Prompter for DialoguerPrompter {
     fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize> {
-        Ok(dialoguer::Select::new().with_prompt(prompt).items(items).default(default).interact()?)
+        Ok(dialoguer::Select::new()
+            .with_prompt(prompt)
+            .items(items)
+            .default(default)
+            .interact()?)
     }
 
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool> {
-        Ok(dialoguer::Confirm::new().with_prompt(prompt).default(default).interact()?)
+        Ok(dialoguer::Confirm::new()
+            .with_prompt(prompt)
+            .default(default)
+            .interact()?)
     }
 }
 
@@ -41,15 +47,19 @@ impl Prompter for DialoguerPrompter {
 #[cfg(test)]
 pub struct ScriptedPrompter {
     /// Indexes for `select`, in order.
-    pub selects: VecDeque<usize>,
+    pub selects: std::collections::VecDeque<usize>,
     /// Answers for `confirm`, in order.
-    pub confirms: VecDeque<bool>,
+    pub confirms: std::collections::VecDeque<bool>,
 }
 
 #[cfg(test)]
 impl Prompter for ScriptedPrompter {
     fn select(&mut self, _prompt: &str, items: &[String], default: usize) -> Result<usize> {
-        Ok(self.selects.pop_front().filter(|i| *i < items.len()).unwrap_or(default))
+        Ok(self
+            .selects
+            .pop_front()
+            .filter(|i| *i < items.len())
+            .unwrap_or(default))
     }
 
     fn confirm(&mut self, _prompt: &str, default: bool) -> Result<bool> {
@@ -72,23 +82,45 @@ fn suggested(next: Option<&str>) -> Option<StepId> {
 }
 
 fn spinner(message: String, show: bool) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(None, if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let pb = ProgressBar::with_draw_target(
+        None,
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     pb.set_message(message);
     pb.enable_steady_tick(Duration::from_millis(100));
     pb
 }
 
 /// Runs the walkthrough and returns the report (for the exit code).
-pub async fn run(mut options: Options, prompter: &mut dyn Prompter, out: &mut dyn Write, spinners: bool) -> Result<Report> {
+pub async fn run(
+    mut options: Options,
+    prompter: &mut dyn Prompter,
+    out: &mut dyn Write,
+    spinners: bool,
+) -> Result<Report> {
     let g = Glyphs::detect();
     let pb = spinner("Finding nginx…".to_owned(), spinners);
     let mut engine = match Engine::new(options.clone()).await {
         Ok(e) => e,
         Err(DiscoveryError::AmbiguousMasters(masters)) => {
             pb.finish_and_clear();
-            let items: Vec<String> = masters.iter().map(|m| format!("pid {}: {}", m.pid, m.title)).collect();
-            let i = prompter.select("Several nginx masters run. Which one answers 502?", &items, 0)?;
+            let items: Vec<String> = masters
+                .iter()
+                .map(|m| format!("pid {}: {}", m.pid, m.title))
+                .collect();
+            let i = prompter.select(
+                "Several nginx masters run. Which one answers 502?",
+                &items,
+                0,
+            )?;
             options.master_pid = masters.get(i).map(|m| m.pid);
             Engine::new(options.clone()).await?
         }
@@ -100,19 +132,29 @@ pub async fn run(mut options: Options, prompter: &mut dyn Prompter, out: &mut dy
     pb.finish_and_clear();
     render::header(out, &engine.report())?;
 
-    let mut pending: Vec<StepId> = StepId::ALL.into_iter().filter(|s| *s != StepId::Restart && options.wants(*s)).collect();
+    let mut pending: Vec<StepId> = StepId::ALL
+        .into_iter()
+        .filter(|s| *s != StepId::Restart && options.wants(*s))
+        .collect();
     // Each step runs at most once, so this loop ends after at most four turns.
     while let Some(step) = pending.first().copied() {
         pending.retain(|s| *s != step);
-        let number = StepId::ALL.iter().position(|s| *s == step).map_or(0, |i| i + 1);
+        let number = StepId::ALL
+            .iter()
+            .position(|s| *s == step)
+            .map_or(0, |i| i + 1);
         let pb = spinner(format!("Step {number}/5: {}…", step.title()), spinners);
         let report = engine.run_step(step).await.clone();
         pb.finish_and_clear();
         render::step_block(out, &g, &report, false)?;
         out.flush()?;
-        let Some(next) = pending.first().copied() else { break };
+        let Some(next) = pending.first().copied() else {
+            break;
+        };
         let mut choices = vec![(format!("Continue: {}", next.title()), Choice::Step(next))];
-        if let Some(s) = suggested(report.next.as_deref()).filter(|s| *s != next && pending.contains(s)) {
+        if let Some(s) =
+            suggested(report.next.as_deref()).filter(|s| *s != next && pending.contains(s))
+        {
             choices.push((format!("Jump to: {}", s.title()), Choice::Step(s)));
         }
         choices.push(("Show the diagnosis now".to_owned(), Choice::Diagnose));
@@ -139,12 +181,29 @@ pub async fn run(mut options: Options, prompter: &mut dyn Prompter, out: &mut dy
         let plan = engine.plan().await;
         let mut applied = Vec::new();
         if plan.is_empty() {
-            writeln!(out, "\n{} no safe automatic action; the fixes above need a person.", console::style("Restart:").bold())?;
+            writeln!(
+                out,
+                "\n{} no safe automatic action; the fixes above need a person.",
+                console::style("Restart:").bold()
+            )?;
         }
         for action in &plan {
-            writeln!(out, "\n{} {} — {}", console::style("Restart:").bold(), action.title(), action.why)?;
+            writeln!(
+                out,
+                "\n{} {} — {}",
+                console::style("Restart:").bold(),
+                action.title(),
+                action.why
+            )?;
             writeln!(out, "  command: {}", action.command())?;
-            let go = options.apply || prompter.confirm(&format!("Run `{}` now (nginx -t first, verified after)?", action.command()), false)?;
+            let go = options.apply
+                || prompter.confirm(
+                    &format!(
+                        "Run `{}` now (nginx -t first, verified after)?",
+                        action.command()
+                    ),
+                    false,
+                )?;
             if go {
                 let pb = spinner(format!("{}…", action.title()), spinners);
                 let f = engine.apply(action).await;
@@ -168,50 +227,93 @@ mod tests {
     use super::*;
 
     fn scripted(selects: &[usize], confirms: &[bool]) -> ScriptedPrompter {
-        ScriptedPrompter { selects: selects.iter().copied().collect(), confirms: confirms.iter().copied().collect() }
+        ScriptedPrompter {
+            selects: selects.iter().copied().collect(),
+            confirms: confirms.iter().copied().collect(),
+        }
     }
 
     fn lab_options(lab: &fix502_lab::Lab) -> Options {
-        Options { config: Some(lab.config().to_path_buf()), nginx: Some(lab.nginx_binary().to_path_buf()), ..Options::default() }
+        Options {
+            config: Some(lab.config().to_path_buf()),
+            nginx: Some(lab.nginx_binary().to_path_buf()),
+            ..Options::default()
+        }
     }
 
     #[tokio::test]
     async fn state_machine_continue_jump_and_stop() {
-        let lab = fix502_lab::Lab::start("refused", &fix502_lab::LabOptions::default()).expect("lab (needs nginx)");
+        let lab = fix502_lab::Lab::start("refused", &fix502_lab::LabOptions::default())
+            .expect("lab (needs nginx)");
         // Continue through every step: all four check steps run, then the restart step.
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut scripted(&[0, 0, 0], &[]), &mut out, false).await.unwrap();
-        assert!(report.steps.iter().all(|s| s.status != fix502_core::report::StepStatus::Skipped));
+        let report = run(
+            lab_options(&lab),
+            &mut scripted(&[0, 0, 0], &[]),
+            &mut out,
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(
+            report
+                .steps
+                .iter()
+                .all(|s| s.status != fix502_core::report::StepStatus::Skipped)
+        );
         assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
         // "Show the diagnosis now" right after the logs: later steps are skipped.
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut scripted(&[1], &[]), &mut out, false).await.unwrap();
+        let report = run(lab_options(&lab), &mut scripted(&[1], &[]), &mut out, false)
+            .await
+            .unwrap();
         let statuses: Vec<_> = report.steps.iter().map(|s| s.status).collect();
         assert_eq!(statuses[1], fix502_core::report::StepStatus::Skipped);
         assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
         // "Stop here": no restart step, verdict printed.
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut scripted(&[2], &[]), &mut out, false).await.unwrap();
-        assert_eq!(report.steps[4].status, fix502_core::report::StepStatus::Skipped);
+        let report = run(lab_options(&lab), &mut scripted(&[2], &[]), &mut out, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.steps[4].status,
+            fix502_core::report::StepStatus::Skipped
+        );
         assert!(String::from_utf8_lossy(&out).contains("Likely cause: upstream-refused"));
         lab.stop().unwrap();
     }
 
     #[tokio::test]
     async fn declining_an_action_changes_nothing() {
-        let lab = fix502_lab::Lab::start("nginx-not-running", &fix502_lab::LabOptions::default()).expect("lab (needs nginx)");
+        let lab = fix502_lab::Lab::start("nginx-not-running", &fix502_lab::LabOptions::default())
+            .expect("lab (needs nginx)");
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut scripted(&[0, 0, 0], &[false]), &mut out, false).await.unwrap();
+        let report = run(
+            lab_options(&lab),
+            &mut scripted(&[0, 0, 0], &[false]),
+            &mut out,
+            false,
+        )
+        .await
+        .unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(text.contains("Restart: Start nginx"), "{text}");
-        assert!(lab.master_pid().is_none_or(|pid| !fix502_lab::process_running(pid)));
+        assert!(
+            lab.master_pid()
+                .is_none_or(|pid| !fix502_lab::process_running(pid))
+        );
         assert_eq!(report.exit_status().code(), 1);
         lab.stop().unwrap();
     }
 
     #[test]
     fn next_hint_to_step() {
-        assert_eq!(suggested(Some("Check whether anything listens on 127.0.0.1:8000 (step: upstream)")), Some(StepId::Upstream));
+        assert_eq!(
+            suggested(Some(
+                "Check whether anything listens on 127.0.0.1:8000 (step: upstream)"
+            )),
+            Some(StepId::Upstream)
+        );
         assert_eq!(suggested(Some("Fix the config")), None);
         assert_eq!(suggested(Some("(step: nonsense)")), None);
         assert_eq!(suggested(None), None);

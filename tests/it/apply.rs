@@ -5,28 +5,64 @@
 use super::harness::{lab, run_json};
 
 fn restart_findings(report: &serde_json::Value) -> Vec<serde_json::Value> {
-    report["steps"].as_array().unwrap().iter().find(|s| s["step"] == "restart").unwrap()["findings"].as_array().unwrap().clone()
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "restart")
+        .unwrap()["findings"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
 fn without_apply_nothing_is_started() {
-    let Some(lab) = lab("nginx-not-running") else { return };
+    let Some(lab) = lab("nginx-not-running") else {
+        return;
+    };
     let (out, report) = run_json(&lab, &[]);
     assert_eq!(out.status.code(), Some(1));
     let plan = restart_findings(&report);
-    assert!(plan.iter().any(|f| f["check"] == "restart.plan" && f["message"].as_str().unwrap().contains("Start nginx: would run")), "{plan:?}");
-    assert!(lab.master_pid().is_none_or(|pid| !fix502_lab::process_running(pid)), "nginx was started without --apply");
+    assert!(
+        plan.iter().any(|f| f["check"] == "restart.plan"
+            && f["message"]
+                .as_str()
+                .unwrap()
+                .contains("Start nginx: would run")),
+        "{plan:?}"
+    );
+    assert!(
+        lab.master_pid()
+            .is_none_or(|pid| !fix502_lab::process_running(pid)),
+        "nginx was started without --apply"
+    );
 }
 
 #[test]
 fn apply_starts_nginx_and_verifies_it() {
-    let Some(lab) = lab("nginx-not-running") else { return };
+    let Some(lab) = lab("nginx-not-running") else {
+        return;
+    };
     let (out, report) = run_json(&lab, &["--apply"]);
     let findings = restart_findings(&report);
-    let applied = findings.iter().find(|f| f["check"] == "restart.apply").expect("an apply finding");
+    let applied = findings
+        .iter()
+        .find(|f| f["check"] == "restart.apply")
+        .expect("an apply finding");
     assert_eq!(applied["severity"], "info", "{applied}");
-    assert!(applied["message"].as_str().unwrap().contains("applied and verified"), "{applied}");
-    assert_eq!(out.status.code(), Some(1), "the problem was diagnosed (and fixed)");
+    assert!(
+        applied["message"]
+            .as_str()
+            .unwrap()
+            .contains("applied and verified"),
+        "{applied}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the problem was diagnosed (and fixed)"
+    );
     let pid = lab.master_pid().expect("pid file after start");
     assert!(fix502_lab::process_running(pid));
     assert_eq!(lab.request("/").unwrap(), 200);
@@ -36,16 +72,25 @@ fn apply_starts_nginx_and_verifies_it() {
 
 #[test]
 fn failed_action_is_rolled_back_and_exits_4() {
-    let Some(lab) = lab("nginx-not-running") else { return };
+    let Some(lab) = lab("nginx-not-running") else {
+        return;
+    };
     // Someone else holds nginx's port: nginx -t passes, the start fails.
     let squatter = std::net::TcpListener::bind(lab.listen_addr()).expect("bind the lab port");
     let (out, report) = run_json(&lab, &["--apply"]);
     assert_eq!(out.status.code(), Some(4), "{report:#}");
     let findings = restart_findings(&report);
-    let applied = findings.iter().find(|f| f["check"] == "restart.apply").expect("an apply finding");
+    let applied = findings
+        .iter()
+        .find(|f| f["check"] == "restart.apply")
+        .expect("an apply finding");
     assert_eq!(applied["severity"], "error");
     let evidence = applied["evidence"].to_string();
     assert!(evidence.contains("rollback"), "{evidence}");
-    assert!(lab.master_pid().is_none_or(|pid| !fix502_lab::process_running(pid)), "no nginx may be left running");
+    assert!(
+        lab.master_pid()
+            .is_none_or(|pid| !fix502_lab::process_running(pid)),
+        "no nginx may be left running"
+    );
     drop(squatter);
 }

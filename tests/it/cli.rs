@@ -14,19 +14,52 @@ fn one_line_error(out: &Output, code: i32, needle: &str) {
     assert_eq!(out.status.code(), Some(code), "stderr: {err}");
     assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
     assert!(err.contains(needle), "{needle:?} not in {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty(), "nothing on stdout");
 }
 
 #[test]
 fn usage_errors_exit_2() {
     one_line_error(&bin().arg("--bogus").output().unwrap(), 2, "--bogus");
-    one_line_error(&bin().args(["--since", "soon"]).output().unwrap(), 2, "not a duration");
-    one_line_error(&bin().args(["--step", "everything"]).output().unwrap(), 2, "not a step");
-    one_line_error(&bin().args(["--json", "--config", "/nonexistent/nginx.conf"]).output().unwrap(), 2, "/nonexistent/nginx.conf");
-    one_line_error(&bin().args(["--json", "--error-log", "/"]).output().unwrap(), 2, "is a directory");
-    one_line_error(&bin().args(["--json", "--nginx", "/nonexistent/nginx"]).output().unwrap(), 2, "/nonexistent/nginx");
-    one_line_error(&bin().args(["lab", "run", "nope"]).output().unwrap(), 2, "no lab scenario");
+    one_line_error(
+        &bin().args(["--since", "soon"]).output().unwrap(),
+        2,
+        "not a duration",
+    );
+    one_line_error(
+        &bin().args(["--step", "everything"]).output().unwrap(),
+        2,
+        "not a step",
+    );
+    one_line_error(
+        &bin()
+            .args(["--json", "--config", "/nonexistent/nginx.conf"])
+            .output()
+            .unwrap(),
+        2,
+        "/nonexistent/nginx.conf",
+    );
+    one_line_error(
+        &bin().args(["--json", "--error-log", "/"]).output().unwrap(),
+        2,
+        "is a directory",
+    );
+    one_line_error(
+        &bin()
+            .args(["--json", "--nginx", "/nonexistent/nginx"])
+            .output()
+            .unwrap(),
+        2,
+        "/nonexistent/nginx",
+    );
+    one_line_error(
+        &bin().args(["lab", "run", "nope"]).output().unwrap(),
+        2,
+        "no lab scenario",
+    );
 }
 
 #[test]
@@ -34,7 +67,14 @@ fn help_shows_examples_and_exit_codes() {
     let out = bin().arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--non-interactive", "--json", "--apply", "Examples:", "fix502 lab run refused", "130 interrupted"] {
+    for needle in [
+        "--non-interactive",
+        "--json",
+        "--apply",
+        "Examples:",
+        "fix502 lab run refused",
+        "130 interrupted",
+    ] {
         assert!(text.contains(needle), "{needle} missing from --help");
     }
 }
@@ -63,40 +103,91 @@ fn run_on(dir: &tempfile::TempDir, extra: &[&str]) -> (Output, serde_json::Value
 
 #[test]
 fn syntax_error_is_config_invalid_with_location() {
-    let dir = tree("error_log logs/error.log;\nevents {}\nhttp {\n  server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9 }\n}\n");
+    let dir = tree(
+        "error_log logs/error.log;\nevents {}\nhttp {\n  server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9 }\n}\n",
+    );
     let (out, report) = run_on(&dir, &[]);
     assert_eq!(out.status.code(), Some(1));
     let found = causes(&report);
-    assert_eq!(found.first().map(String::as_str), Some("config-invalid"), "{found:?}");
+    assert_eq!(
+        found.first().map(String::as_str),
+        Some("config-invalid"),
+        "{found:?}"
+    );
     assert!(found.contains(&"nginx-not-running".to_owned()), "{found:?}");
     let d = &report["diagnosis"][0];
-    assert!(d["summary"].as_str().unwrap().contains("nginx.conf:4"), "{d}");
+    assert!(
+        d["summary"].as_str().unwrap().contains("nginx.conf:4"),
+        "{d}"
+    );
 }
 
 #[test]
 fn include_cycle_and_missing_include_do_not_hang() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("nginx.conf");
-    write(&main, &format!("events {{}}\nhttp {{ include {}/a.conf; include {}/missing.conf; }}\n", dir.path().display(), dir.path().display()));
-    write(&dir.path().join("a.conf"), &format!("include {}/b.conf;\n", dir.path().display()));
-    write(&dir.path().join("b.conf"), &format!("include {}/a.conf;\n", dir.path().display()));
+    write(
+        &main,
+        &format!(
+            "events {{}}\nhttp {{ include {}/a.conf; include {}/missing.conf; }}\n",
+            dir.path().display(),
+            dir.path().display()
+        ),
+    );
+    write(
+        &dir.path().join("a.conf"),
+        &format!("include {}/b.conf;\n", dir.path().display()),
+    );
+    write(
+        &dir.path().join("b.conf"),
+        &format!("include {}/a.conf;\n", dir.path().display()),
+    );
     write(&dir.path().join("logs/error.log"), "");
     let (out, report) = run_on(&dir, &[]);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
-    let config = report["steps"].as_array().unwrap().iter().find(|s| s["step"] == "config").unwrap();
-    let messages: Vec<_> = config["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap().to_owned()).collect();
-    assert!(messages.iter().any(|m| m.to_lowercase().contains("cycle") || m.contains("recurs")), "{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("missing.conf")), "{messages:?}");
+    let config = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "config")
+        .unwrap();
+    let messages: Vec<_> = config["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.to_lowercase().contains("cycle") || m.contains("recurs")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("missing.conf")),
+        "{messages:?}"
+    );
 }
 
 #[test]
 fn unreadable_log_is_an_error_finding_and_the_rest_goes_on() {
-    let dir = tree("error_log logs;\nevents {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n");
+    let dir = tree(
+        "error_log logs;\nevents {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n",
+    );
     let (out, report) = run_on(&dir, &[]);
     let logs = &report["steps"][0];
     assert_eq!(logs["step"], "logs");
     assert_eq!(logs["status"], "error", "{logs:#}");
-    assert!(logs["findings"][0]["could_not_check"].as_bool().unwrap_or(false) || logs["findings"].as_array().unwrap().iter().any(|f| f["could_not_check"] == true));
+    assert!(
+        logs["findings"][0]["could_not_check"]
+            .as_bool()
+            .unwrap_or(false)
+            || logs["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["could_not_check"] == true)
+    );
     // The upstream step still ran and found the refusal.
     assert_eq!(report["steps"][1]["status"], "fail");
     assert_eq!(out.status.code(), Some(1));
@@ -104,8 +195,12 @@ fn unreadable_log_is_an_error_finding_and_the_rest_goes_on() {
 
 #[test]
 fn garbage_and_huge_lines_in_the_log_are_counted_not_fatal() {
-    let dir = tree("error_log logs/error.log;\nevents {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n");
-    let mut bytes: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let dir = tree(
+        "error_log logs/error.log;\nevents {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n",
+    );
+    let mut bytes: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     bytes.extend(std::iter::repeat_n(b'x', 1 << 20));
     bytes.push(b'\n');
     std::fs::write(dir.path().join("logs/error.log"), bytes).unwrap();
@@ -116,19 +211,29 @@ fn garbage_and_huge_lines_in_the_log_are_counted_not_fatal() {
 
 #[test]
 fn json_schema_in_docs_is_current() {
-    let schema = serde_json::to_string_pretty(&fix502_core::report::Report::json_schema()).unwrap() + "\n";
+    let schema =
+        serde_json::to_string_pretty(&fix502_core::report::Report::json_schema()).unwrap() + "\n";
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/report.schema.json");
     if std::env::var_os("FIX502_UPDATE_SCHEMA").is_some() {
         std::fs::write(&path, &schema).unwrap();
     }
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(on_disk, schema, "docs/report.schema.json is stale: rerun with FIX502_UPDATE_SCHEMA=1");
+    assert_eq!(
+        on_disk, schema,
+        "docs/report.schema.json is stale: rerun with FIX502_UPDATE_SCHEMA=1"
+    );
 }
 
 #[test]
 fn every_cause_id_is_documented() {
-    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/causes.md")).unwrap();
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/causes.md"),
+    )
+    .unwrap();
     for c in fix502_core::report::Cause::ALL {
-        assert!(doc.contains(&format!("## `{}`", c.id())), "docs/causes.md lacks a section for {c}");
+        assert!(
+            doc.contains(&format!("## `{}`", c.id())),
+            "docs/causes.md lacks a section for {c}"
+        );
     }
 }

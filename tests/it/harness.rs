@@ -23,7 +23,9 @@ pub fn lab(name: &str) -> Option<Lab> {
             eprintln!("skipping {name}: needs root ({why})");
             None
         }
-        Err(e) => panic!("cannot start lab scenario {name}: {e} (install nginx: apt-get install nginx)"),
+        Err(e) => {
+            panic!("cannot start lab scenario {name}: {e} (install nginx: apt-get install nginx)")
+        }
     }
 }
 
@@ -42,12 +44,24 @@ pub fn run_json(lab: &Lab, extra: &[&str]) -> (Output, Value) {
 /// Parses stdout as exactly one JSON document.
 pub fn parse_report(out: &Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{text}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{text}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 /// The causes of the diagnosis, in order.
 pub fn causes(report: &Value) -> Vec<String> {
-    report["diagnosis"].as_array().map(|a| a.iter().filter_map(|d| d["cause"].as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    report["diagnosis"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["cause"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Writes a file, creating its directory.

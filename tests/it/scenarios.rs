@@ -9,26 +9,62 @@ fn check(name: &str) {
     let (out, report) = run_json(&lab, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let found = causes(&report);
-    assert_eq!(out.status.code(), Some(expect.exit_code), "{name}: exit code; causes {found:?}; stderr {stderr}");
-    assert_eq!(found.first().map(String::as_str), expect.top_cause, "{name}: top cause; report {report:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(expect.exit_code),
+        "{name}: exit code; causes {found:?}; stderr {stderr}"
+    );
+    assert_eq!(
+        found.first().map(String::as_str),
+        expect.top_cause,
+        "{name}: top cause; report {report:#}"
+    );
     for also in expect.also {
-        assert!(found.iter().any(|c| c == also), "{name}: {also} missing from {found:?}");
+        assert!(
+            found.iter().any(|c| c == also),
+            "{name}: {also} missing from {found:?}"
+        );
     }
     // The upstream nginx failed to reach is named by a diagnosis of the top cause.
-    let about_upstream = !matches!(expect.top_cause, None | Some("nginx-not-running" | "config-invalid"));
+    let about_upstream = !matches!(
+        expect.top_cause,
+        None | Some("nginx-not-running" | "config-invalid")
+    );
     if let (true, Some(upstream)) = (about_upstream, lab.expected_upstream()) {
         let top = &report["diagnosis"][0]["cause"];
-        let named = report["diagnosis"].as_array().unwrap().iter().filter(|d| &d["cause"] == top).any(|d| d["upstream"].as_str() == Some(upstream.as_str()));
-        assert!(named, "{name}: {upstream} not named by a {top} diagnosis: {report:#}");
+        let named = report["diagnosis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| &d["cause"] == top)
+            .any(|d| d["upstream"].as_str() == Some(upstream.as_str()));
+        assert!(
+            named,
+            "{name}: {upstream} not named by a {top} diagnosis: {report:#}"
+        );
     } else if expect.top_cause.is_some() {
-        assert!(report["diagnosis"][0]["upstream"].is_null(), "{name}: {report:#}");
+        assert!(
+            report["diagnosis"][0]["upstream"].is_null(),
+            "{name}: {report:#}"
+        );
     }
     // The contract's shape.
     assert_eq!(report["schema_version"], 1);
-    let steps: Vec<_> = report["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_owned()).collect();
+    let steps: Vec<_> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(steps, ["logs", "upstream", "config", "network", "restart"]);
-    assert_eq!(report["nginx"]["config"].as_str(), Some(lab.config().to_str().unwrap()));
-    assert!(stderr.trim().is_empty(), "{name}: --json run wrote to stderr: {stderr}");
+    assert_eq!(
+        report["nginx"]["config"].as_str(),
+        Some(lab.config().to_str().unwrap())
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "{name}: --json run wrote to stderr: {stderr}"
+    );
     lab.stop().expect("stop lab");
 }
 
@@ -60,11 +96,19 @@ fn unix_socket_permission_needs_root() {
 #[test]
 fn no_live_upstreams_ranks_below_its_cause() {
     check("no-live-upstreams");
-    let Some(lab) = lab("no-live-upstreams") else { return };
+    let Some(lab) = lab("no-live-upstreams") else {
+        return;
+    };
     let (_, report) = run_json(&lab, &[]);
     let found = causes(&report);
-    let nolive = found.iter().position(|c| c == "no-live-upstreams").expect("no-live-upstreams");
-    let refused = found.iter().position(|c| c == "upstream-refused").expect("upstream-refused");
+    let nolive = found
+        .iter()
+        .position(|c| c == "no-live-upstreams")
+        .expect("no-live-upstreams");
+    let refused = found
+        .iter()
+        .position(|c| c == "upstream-refused")
+        .expect("upstream-refused");
     assert!(refused < nolive, "{found:?}");
     let d = &report["diagnosis"][nolive];
     assert_eq!(d["upstream"], "backend");
@@ -79,11 +123,29 @@ fn nginx_not_running() {
 #[test]
 fn config_invalid_names_file_and_line() {
     check("config-invalid");
-    let Some(lab) = lab("config-invalid") else { return };
+    let Some(lab) = lab("config-invalid") else {
+        return;
+    };
     let (_, report) = run_json(&lab, &[]);
-    let config = report["steps"].as_array().unwrap().iter().find(|s| s["step"] == "config").unwrap();
-    let f = config["findings"].as_array().unwrap().iter().find(|f| f["cause"] == "config-invalid").expect("config-invalid finding");
-    assert!(f["location"]["file"].as_str().unwrap().ends_with("conf/app.conf"), "{f}");
+    let config = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "config")
+        .unwrap();
+    let f = config["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["cause"] == "config-invalid")
+        .expect("config-invalid finding");
+    assert!(
+        f["location"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("conf/app.conf"),
+        "{f}"
+    );
     assert!(f["location"]["line"].as_u64().unwrap() > 0);
 }
 
@@ -92,8 +154,16 @@ fn one_step_only_skips_the_others() {
     let Some(lab) = lab("refused") else { return };
     let (out, report) = run_json(&lab, &["--step", "logs"]);
     assert_eq!(out.status.code(), Some(1));
-    let statuses: Vec<_> = report["steps"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(statuses, ["fail", "skipped", "skipped", "skipped", "skipped"]);
+    let statuses: Vec<_> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["fail", "skipped", "skipped", "skipped", "skipped"]
+    );
     // Only the log saw it: less sure than with the live probe.
     let c = report["diagnosis"][0]["confidence"].as_f64().unwrap();
     assert!(c < 0.9, "{c}");
@@ -108,30 +178,60 @@ fn old_errors_outside_the_window_are_not_today_s_diagnosis() {
     assert_eq!(out.status.code(), Some(0), "{report:#}");
     let (out, report) = run_json(&lab, &["--since", "3650d"]);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
-    assert_eq!(causes(&report).first().map(String::as_str), Some("upstream-refused"));
+    assert_eq!(
+        causes(&report).first().map(String::as_str),
+        Some("upstream-refused")
+    );
 }
 
 #[test]
 fn human_report_ends_in_one_verdict_line() {
     let Some(lab) = lab("refused") else { return };
-    let out = super::harness::bin().args(["--non-interactive", "--config"]).arg(lab.config()).output().unwrap();
+    let out = super::harness::bin()
+        .args(["--non-interactive", "--config"])
+        .arg(lab.config())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or_default();
     assert!(last.starts_with("Likely cause: upstream-refused"), "{text}");
-    assert!(text.contains("Error logs") && text.contains("Upstream status") && text.contains("Diagnosis"), "{text}");
+    assert!(
+        text.contains("Error logs")
+            && text.contains("Upstream status")
+            && text.contains("Diagnosis"),
+        "{text}"
+    );
     assert!(!text.contains('\u{1b}'), "NO_COLOR must give plain text");
 }
 
 #[test]
 fn lab_subcommand_runs_a_scenario_and_tears_it_down() {
-    let out = super::harness::bin().args(["lab", "run", "refused", "--json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = super::harness::bin()
+        .args(["lab", "run", "refused", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = super::harness::parse_report(&out);
-    assert_eq!(causes(&report).first().map(String::as_str), Some("upstream-refused"));
+    assert_eq!(
+        causes(&report).first().map(String::as_str),
+        Some("upstream-refused")
+    );
     let pid = report["nginx"]["master_pid"].as_u64().expect("master pid");
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || !fix502_lab::process_running(pid as u32), "lab nginx {pid} left running");
-    let list = super::harness::bin().args(["lab", "list"]).output().unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || !fix502_lab::process_running(pid as u32),
+        "lab nginx {pid} left running"
+    );
+    let list = super::harness::bin()
+        .args(["lab", "list"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&list.stdout);
     for s in fix502_lab::scenarios() {
         assert!(text.contains(s.name), "{text}");

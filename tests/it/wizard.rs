@@ -8,12 +8,27 @@ use super::harness::{bin, lab};
 #[test]
 fn wizard_walks_all_five_steps_in_a_pty() {
     let Some(lab) = lab("refused") else { return };
-    let cmd = format!("{} --config {}", env!("CARGO_BIN_EXE_fix502"), lab.config().display());
+    let cmd = format!(
+        "{} --config {}",
+        env!("CARGO_BIN_EXE_fix502"),
+        lab.config().display()
+    );
     let mut command = std::process::Command::new("sh");
-    command.arg("-c").arg(&cmd).env("NO_COLOR", "1").env("TERM", "xterm").env("LANG", "C.UTF-8");
+    command
+        .arg("-c")
+        .arg(&cmd)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("LANG", "C.UTF-8");
     let mut p = rexpect::session::spawn_command(command, Some(30_000)).expect("spawn in a pty");
-    for step in ["Error logs", "Upstream status", "nginx configuration", "Network connectivity"] {
-        p.exp_string(step).unwrap_or_else(|e| panic!("waiting for {step}: {e}"));
+    for step in [
+        "Error logs",
+        "Upstream status",
+        "nginx configuration",
+        "Network connectivity",
+    ] {
+        p.exp_string(step)
+            .unwrap_or_else(|e| panic!("waiting for {step}: {e}"));
         if step != "Network connectivity" {
             p.exp_string("What next?").expect("prompt");
             p.send("\r").unwrap();
@@ -22,18 +37,31 @@ fn wizard_walks_all_five_steps_in_a_pty() {
     }
     p.exp_string("Diagnosis").expect("diagnosis");
     p.exp_string("upstream-refused").expect("cause");
-    p.exp_string("Likely cause: upstream-refused").expect("verdict");
+    p.exp_string("Likely cause: upstream-refused")
+        .expect("verdict");
     let status = p.process().wait().expect("exit");
-    assert!(matches!(status, rexpect::process::WaitStatus::Exited(_, 1)), "{status:?}");
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
     std::thread::sleep(Duration::from_millis(10));
 }
 
 #[test]
 fn wizard_can_jump_to_the_suggested_step_and_stop() {
     let Some(lab) = lab("refused") else { return };
-    let cmd = format!("{} --config {}", env!("CARGO_BIN_EXE_fix502"), lab.config().display());
+    let cmd = format!(
+        "{} --config {}",
+        env!("CARGO_BIN_EXE_fix502"),
+        lab.config().display()
+    );
     let mut command = std::process::Command::new("sh");
-    command.arg("-c").arg(&cmd).env("NO_COLOR", "1").env("TERM", "xterm").env("LANG", "C.UTF-8");
+    command
+        .arg("-c")
+        .arg(&cmd)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("LANG", "C.UTF-8");
     let mut p = rexpect::session::spawn_command(command, Some(30_000)).expect("spawn in a pty");
     p.exp_string("Error logs").unwrap();
     p.exp_string("Stop here").unwrap();
@@ -44,15 +72,24 @@ fn wizard_can_jump_to_the_suggested_step_and_stop() {
     }
     p.send("\r").unwrap();
     p.flush().unwrap();
-    p.exp_string("Likely cause: upstream-refused").expect("verdict after stopping");
+    p.exp_string("Likely cause: upstream-refused")
+        .expect("verdict after stopping");
     let status = p.process().wait().expect("exit");
-    assert!(matches!(status, rexpect::process::WaitStatus::Exited(_, 1)), "{status:?}");
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
 }
 
 #[test]
 fn no_terminal_means_no_prompt() {
     let Some(lab) = lab("refused") else { return };
-    let out = bin().arg("--config").arg(lab.config()).stdin(std::process::Stdio::null()).output().unwrap();
+    let out = bin()
+        .arg("--config")
+        .arg(lab.config())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("What next?"), "{text}");

@@ -25,7 +25,9 @@ impl Context<'_> {
     }
 
     fn role(&self) -> String {
-        self.endpoint().map(|e| format!(", {}", e.role())).unwrap_or_default()
+        self.endpoint()
+            .map(|e| format!(", {}", e.role()))
+            .unwrap_or_default()
     }
 
     fn up(&self) -> &str {
@@ -33,27 +35,44 @@ impl Context<'_> {
     }
 
     fn worker(&self) -> String {
-        self.facts.worker_user.as_ref().map(|(u, _)| u.clone()).unwrap_or_else(|| "the nginx worker user".to_owned())
+        self.facts
+            .worker_user
+            .as_ref()
+            .map(|(u, _)| u.clone())
+            .unwrap_or_else(|| "the nginx worker user".to_owned())
     }
 
     fn reload(&self) -> String {
         match &self.facts.discovery.binary {
-            Some(b) => format!("{} && {}", shell_line(b, &self.facts.nginx_args(&["-t"])), shell_line(b, &self.facts.nginx_args(&["-s", "reload"]))),
+            Some(b) => format!(
+                "{} && {}",
+                shell_line(b, &self.facts.nginx_args(&["-t"])),
+                shell_line(b, &self.facts.nginx_args(&["-s", "reload"]))
+            ),
             None => "nginx -t && nginx -s reload".to_owned(),
         }
     }
 
     fn config_line(&self) -> String {
-        self.endpoint().and_then(|e| e.location()).map(|l| l.to_string()).unwrap_or_else(|| "the upstream's line in the config".to_owned())
+        self.endpoint()
+            .and_then(|e| e.location())
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "the upstream's line in the config".to_owned())
     }
 
     fn first_message_with(&self, check: &str) -> Option<&str> {
-        self.findings.iter().find(|f| f.check == check).map(|f| f.message.as_str())
+        self.findings
+            .iter()
+            .find(|f| f.check == check)
+            .map(|f| f.message.as_str())
     }
 }
 
 fn port_of(upstream: &str) -> Option<&str> {
-    upstream.rsplit_once(':').map(|(_, p)| p).filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+    upstream
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The one-sentence summary of a cause.
@@ -61,31 +80,67 @@ pub fn summary(cause: Cause, ctx: &Context<'_>) -> String {
     let up = ctx.up();
     let mut s = match cause {
         Cause::NginxNotRunning => match &ctx.facts.discovery.master {
-            Some(_) => format!("nginx runs {} but does not listen where the config says", ctx.facts.discovery.config.display()),
-            None => format!("No nginx master process runs {}", ctx.facts.discovery.config.display()),
+            Some(_) => format!(
+                "nginx runs {} but does not listen where the config says",
+                ctx.facts.discovery.config.display()
+            ),
+            None => format!(
+                "No nginx master process runs {}",
+                ctx.facts.discovery.config.display()
+            ),
         },
         Cause::ConfigInvalid => match ctx.findings.first() {
             Some(f) => f.message.clone(),
             None => "nginx -t fails: a reload or restart would fail too".to_owned(),
         },
         Cause::UpstreamRefused => format!("Nothing listens on {up}{}", ctx.role()),
-        Cause::UpstreamWrongAddress => match ctx.first_message_with(crate::steps::upstream::LISTENERS) {
-            Some(m) => format!("nginx connects to {up}{}, but the app listens elsewhere: {m}", ctx.role()),
-            None => format!("nginx connects to {up}{}, an address that cannot work here", ctx.role()),
-        },
-        Cause::UnixSocketMissing => format!("The socket {} does not exist{}", up.trim_start_matches("unix:"), ctx.role()),
-        Cause::UnixSocketPermission => format!("{} may not connect to {}{}", ctx.worker(), up.trim_start_matches("unix:"), ctx.role()),
-        Cause::UpstreamBacklogFull => format!("The listen queue of {up} is full: the app accepts connections slower than they arrive"),
-        Cause::NoLiveUpstreams => format!("Every server of upstream {up} is marked failed, so nginx answers 502 at once for fail_timeout (10s by default)"),
-        Cause::UpstreamUnreachable => format!("{up} cannot be reached: no route, host down, or a firewall drops or rejects the connection"),
+        Cause::UpstreamWrongAddress => {
+            match ctx.first_message_with(crate::steps::upstream::LISTENERS) {
+                Some(m) => format!(
+                    "nginx connects to {up}{}, but the app listens elsewhere: {m}",
+                    ctx.role()
+                ),
+                None => format!(
+                    "nginx connects to {up}{}, an address that cannot work here",
+                    ctx.role()
+                ),
+            }
+        }
+        Cause::UnixSocketMissing => format!(
+            "The socket {} does not exist{}",
+            up.trim_start_matches("unix:"),
+            ctx.role()
+        ),
+        Cause::UnixSocketPermission => format!(
+            "{} may not connect to {}{}",
+            ctx.worker(),
+            up.trim_start_matches("unix:"),
+            ctx.role()
+        ),
+        Cause::UpstreamBacklogFull => format!(
+            "The listen queue of {up} is full: the app accepts connections slower than they arrive"
+        ),
+        Cause::NoLiveUpstreams => format!(
+            "Every server of upstream {up} is marked failed, so nginx answers 502 at once for fail_timeout (10s by default)"
+        ),
+        Cause::UpstreamUnreachable => format!(
+            "{up} cannot be reached: no route, host down, or a firewall drops or rejects the connection"
+        ),
         Cause::PortExhaustion => format!("No free local port to connect to {up} (EADDRNOTAVAIL)"),
-        Cause::SelinuxDenied => format!("The nginx worker may not connect to {up} over TCP (EACCES): on SELinux hosts httpd_can_network_connect is off"),
-        Cause::UpstreamTimeout => format!("{up} did not answer in time: nginx answers 504 Gateway Timeout, not 502"),
+        Cause::SelinuxDenied => format!(
+            "The nginx worker may not connect to {up} over TCP (EACCES): on SELinux hosts httpd_can_network_connect is off"
+        ),
+        Cause::UpstreamTimeout => {
+            format!("{up} did not answer in time: nginx answers 504 Gateway Timeout, not 502")
+        }
         Cause::UpstreamDns => format!("The upstream name {up} cannot be resolved"),
         other => format!("{up}: {}", other.meaning()),
     };
     if ctx.recovered {
-        s.push_str(&format!(" (logged in the last {}, but it answers now: intermittent or already fixed)", crate::steps::human_duration(ctx.facts.options.since)));
+        s.push_str(&format!(
+            " (logged in the last {}, but it answers now: intermittent or already fixed)",
+            crate::steps::human_duration(ctx.facts.options.since)
+        ));
     }
     s
 }
@@ -93,17 +148,31 @@ pub fn summary(cause: Cause, ctx: &Context<'_>) -> String {
 /// The fix lines of a cause, most direct first.
 pub fn fix(cause: Cause, ctx: &Context<'_>) -> Vec<String> {
     let up = ctx.up();
-    let mut v: Vec<String> = ctx.findings.iter().flat_map(|f| f.fix.iter().cloned()).collect();
+    let mut v: Vec<String> = ctx
+        .findings
+        .iter()
+        .flat_map(|f| f.fix.iter().cloned())
+        .collect();
     match cause {
         Cause::UpstreamRefused => {
-            v.push(format!("Start the application that should listen on {up} (or restart it if it crashed)"));
+            v.push(format!(
+                "Start the application that should listen on {up} (or restart it if it crashed)"
+            ));
             if let Some(port) = port_of(up) {
                 v.push(format!("See what listens: ss -ltnp 'sport = :{port}'"));
             }
-            v.push(format!("If the app moved, point nginx at its new address ({}), then: {}", ctx.config_line(), ctx.reload()));
+            v.push(format!(
+                "If the app moved, point nginx at its new address ({}), then: {}",
+                ctx.config_line(),
+                ctx.reload()
+            ));
         }
         Cause::UpstreamWrongAddress => {
-            v.push(format!("Change the upstream at {} to the address the app listens on, then: {}", ctx.config_line(), ctx.reload()));
+            v.push(format!(
+                "Change the upstream at {} to the address the app listens on, then: {}",
+                ctx.config_line(),
+                ctx.reload()
+            ));
             v.push(format!("Or make the app listen on {up} as well"));
         }
         Cause::UnixSocketMissing => {
@@ -127,8 +196,16 @@ pub fn fix(cause: Cause, ctx: &Context<'_>) -> Vec<String> {
             v.push(format!("Fix the failures of the servers of {up} (the causes above); nginx tries a failed server again after fail_timeout"));
         }
         Cause::UpstreamUnreachable => {
-            v.push(format!("Check the route: ip route get {}", up.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(up)));
-            v.push("Check firewalls on both hosts (nft list ruleset) and that the host is up".to_owned());
+            v.push(format!(
+                "Check the route: ip route get {}",
+                up.rsplit_once(':')
+                    .map(|(h, _)| h.trim_matches(['[', ']']))
+                    .unwrap_or(up)
+            ));
+            v.push(
+                "Check firewalls on both hosts (nft list ruleset) and that the host is up"
+                    .to_owned(),
+            );
         }
         Cause::PortExhaustion => {
             v.push("Reuse upstream connections: keepalive in the upstream block, proxy_http_version 1.1, proxy_set_header Connection \"\"".to_owned());

@@ -30,7 +30,11 @@ pub struct FnCheck {
 
 impl FnCheck {
     /// Makes a check.
-    pub const fn new(id: &'static str, step: StepId, run: for<'a> fn(&'a Facts) -> FindingsFuture<'a>) -> Self {
+    pub const fn new(
+        id: &'static str,
+        step: StepId,
+        run: for<'a> fn(&'a Facts) -> FindingsFuture<'a>,
+    ) -> Self {
         Self { id, step, run }
     }
 }
@@ -52,9 +56,17 @@ impl Check for FnCheck {
 pub fn all_checks() -> Vec<&'static dyn Check> {
     let mut v: Vec<&'static dyn Check> = Vec::new();
     v.extend(crate::steps::logs::CHECKS.iter().map(|c| c as &dyn Check));
-    v.extend(crate::steps::upstream::CHECKS.iter().map(|c| c as &dyn Check));
+    v.extend(
+        crate::steps::upstream::CHECKS
+            .iter()
+            .map(|c| c as &dyn Check),
+    );
     v.extend(crate::steps::config::CHECKS.iter().map(|c| c as &dyn Check));
-    v.extend(crate::steps::network::CHECKS.iter().map(|c| c as &dyn Check));
+    v.extend(
+        crate::steps::network::CHECKS
+            .iter()
+            .map(|c| c as &dyn Check),
+    );
     v
 }
 
@@ -66,10 +78,19 @@ pub fn check_by_id(id: &str) -> Option<&'static dyn Check> {
 /// Runs the checks of one step (concurrently) and builds its report.
 pub async fn run_step(step: StepId, facts: &Facts) -> StepReport {
     let started = Instant::now();
-    let checks: Vec<_> = all_checks().into_iter().filter(|c| c.step() == step).collect();
+    let checks: Vec<_> = all_checks()
+        .into_iter()
+        .filter(|c| c.step() == step)
+        .collect();
     let results = crate::facts::join_all(checks.iter().map(|c| c.run(facts))).await;
     let findings: Vec<Finding> = results.into_iter().flatten().collect();
     let status = StepReport::status_of(&findings);
     let next = crate::steps::next_hint(step, &findings);
-    StepReport { step, status, duration_ms: started.elapsed().as_millis() as u64, findings, next }
+    StepReport {
+        step,
+        status,
+        duration_ms: started.elapsed().as_millis() as u64,
+        findings,
+        next,
+    }
 }

@@ -43,11 +43,22 @@ pub enum CommandError {
 }
 
 /// Runs `program args...` with no stdin, capturing its output, killed after `timeout`.
-pub async fn run_command<S: AsRef<OsStr>>(program: &Path, args: &[S], timeout: Duration) -> Result<CommandOutput, CommandError> {
+pub async fn run_command<S: AsRef<OsStr>>(
+    program: &Path,
+    args: &[S],
+    timeout: Duration,
+) -> Result<CommandOutput, CommandError> {
     let name = program.display().to_string();
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let child = cmd.spawn().map_err(|source| CommandError::Spawn { program: name.clone(), source })?;
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|source| CommandError::Spawn {
+        program: name.clone(),
+        source,
+    })?;
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(out)) => Ok(CommandOutput {
             success: out.status.success(),
@@ -55,8 +66,14 @@ pub async fn run_command<S: AsRef<OsStr>>(program: &Path, args: &[S], timeout: D
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }),
-        Ok(Err(source)) => Err(CommandError::Spawn { program: name, source }),
-        Err(_) => Err(CommandError::Timeout { program: name, seconds: timeout.as_secs() }),
+        Ok(Err(source)) => Err(CommandError::Spawn {
+            program: name,
+            source,
+        }),
+        Err(_) => Err(CommandError::Timeout {
+            program: name,
+            seconds: timeout.as_secs(),
+        }),
     }
 }
 
@@ -68,7 +85,11 @@ pub fn shell_line<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> String {
 }
 
 fn quote(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,@+".contains(c)) {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:,@+".contains(c))
+    {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
@@ -81,20 +102,45 @@ mod tests {
 
     #[test]
     fn shell_quoting() {
-        assert_eq!(shell_line(Path::new("/usr/sbin/nginx"), &["-t", "-c", "/etc/nginx/nginx.conf"]), "/usr/sbin/nginx -t -c /etc/nginx/nginx.conf");
-        assert_eq!(shell_line(Path::new("nginx"), &["-g", "daemon off;"]), "nginx -g 'daemon off;'");
+        assert_eq!(
+            shell_line(
+                Path::new("/usr/sbin/nginx"),
+                &["-t", "-c", "/etc/nginx/nginx.conf"]
+            ),
+            "/usr/sbin/nginx -t -c /etc/nginx/nginx.conf"
+        );
+        assert_eq!(
+            shell_line(Path::new("nginx"), &["-g", "daemon off;"]),
+            "nginx -g 'daemon off;'"
+        );
     }
 
     #[tokio::test]
     async fn runs_and_times_out() {
-        let out = run_command(Path::new("/bin/sh"), &["-c", "echo hi; echo err >&2; exit 3"], Duration::from_secs(5)).await.unwrap();
+        let out = run_command(
+            Path::new("/bin/sh"),
+            &["-c", "echo hi; echo err >&2; exit 3"],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
         assert!(!out.success);
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout.trim(), "hi");
         assert_eq!(out.stderr.trim(), "err");
-        let slow = run_command(Path::new("/bin/sh"), &["-c", "sleep 5"], Duration::from_millis(200)).await;
+        let slow = run_command(
+            Path::new("/bin/sh"),
+            &["-c", "sleep 5"],
+            Duration::from_millis(200),
+        )
+        .await;
         assert!(matches!(slow, Err(CommandError::Timeout { .. })));
-        let missing = run_command(Path::new("/nonexistent/bin"), &["x"], Duration::from_secs(1)).await;
+        let missing = run_command(
+            Path::new("/nonexistent/bin"),
+            &["x"],
+            Duration::from_secs(1),
+        )
+        .await;
         assert!(matches!(missing, Err(CommandError::Spawn { .. })));
     }
 }

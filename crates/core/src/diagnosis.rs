@@ -46,15 +46,24 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
     }
 
     // 2. A listener elsewhere explains a refusal (or EADDRNOTAVAIL) at the same address.
-    let wrong: Vec<Option<String>> = claims.keys().filter(|(c, _)| *c == Cause::UpstreamWrongAddress).map(|(_, u)| u.clone()).collect();
+    let wrong: Vec<Option<String>> = claims
+        .keys()
+        .filter(|(c, _)| *c == Cause::UpstreamWrongAddress)
+        .map(|(_, u)| u.clone())
+        .collect();
     for upstream in wrong {
-        for absorbed in [Cause::UpstreamRefused, Cause::PortExhaustion, Cause::UnixSocketMissing] {
-            if let Some(s) = claims.remove(&(absorbed, upstream.clone())) {
-                if let Some(target) = claims.get_mut(&(Cause::UpstreamWrongAddress, upstream.clone())) {
-                    target.log |= s.log;
-                    target.live |= s.live;
-                    target.findings.extend(s.findings);
-                }
+        for absorbed in [
+            Cause::UpstreamRefused,
+            Cause::PortExhaustion,
+            Cause::UnixSocketMissing,
+        ] {
+            if let Some(s) = claims.remove(&(absorbed, upstream.clone()))
+                && let Some(target) =
+                    claims.get_mut(&(Cause::UpstreamWrongAddress, upstream.clone()))
+            {
+                target.log |= s.log;
+                target.live |= s.live;
+                target.findings.extend(s.findings);
             }
         }
     }
@@ -65,7 +74,13 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
         .keys()
         .filter(|(c, _)| *c != Cause::NoLiveUpstreams)
         .filter_map(|(_, u)| u.as_ref())
-        .filter_map(|u| facts.endpoints.iter().find(|e| &e.display == u).and_then(|e| e.group.clone()))
+        .filter_map(|u| {
+            facts
+                .endpoints
+                .iter()
+                .find(|e| &e.display == u)
+                .and_then(|e| e.group.clone())
+        })
         .collect();
     let any_other_cause = claims.keys().any(|(c, _)| *c != Cause::NoLiveUpstreams);
     for ((cause, upstream), support) in claims {
@@ -73,7 +88,11 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             Some(u) if support.log && !support.live => facts.probe_of(u).await.map(|p| p.ok()),
             _ => None,
         };
-        let consequence = cause == Cause::NoLiveUpstreams && (upstream.as_ref().is_some_and(|g| groups_with_causes.contains(g)) || any_other_cause);
+        let consequence = cause == Cause::NoLiveUpstreams
+            && (upstream
+                .as_ref()
+                .is_some_and(|g| groups_with_causes.contains(g))
+                || any_other_cause);
         let mut confidence: f64 = match (support.log, support.live, support.config) {
             (_, _, true) if cause == Cause::ConfigInvalid => 0.99,
             (_, _, true) => 0.9,
@@ -91,7 +110,12 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
         if cause == Cause::UpstreamTimeout && !support.log {
             confidence = confidence.min(0.5);
         }
-        let ctx = advice::Context { facts, upstream: upstream.as_deref(), findings: &support.findings, recovered: live_ok_now == Some(true) };
+        let ctx = advice::Context {
+            facts,
+            upstream: upstream.as_deref(),
+            findings: &support.findings,
+            recovered: live_ok_now == Some(true),
+        };
         let mut evidence: Vec<String> = Vec::new();
         for f in &support.findings {
             let line = match &f.location {
@@ -120,6 +144,11 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             },
         ));
     }
-    out.sort_by(|(ca, a), (cb, b)| ca.cmp(cb).then(b.confidence.total_cmp(&a.confidence)).then(a.cause.cmp(&b.cause)).then(a.upstream.cmp(&b.upstream)));
+    out.sort_by(|(ca, a), (cb, b)| {
+        ca.cmp(cb)
+            .then(b.confidence.total_cmp(&a.confidence))
+            .then(a.cause.cmp(&b.cause))
+            .then(a.upstream.cmp(&b.upstream))
+    });
     out.into_iter().map(|(_, d)| d).collect()
 }

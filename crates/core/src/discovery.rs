@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Users};
 
-use crate::command::{run_command, CommandError};
+use crate::command::{CommandError, run_command};
 use crate::options::Options;
 
 /// Extra directories searched for `nginx`, since `/usr/sbin` is often missing from PATH.
@@ -102,7 +102,9 @@ pub enum DiscoveryError {
         source: std::io::Error,
     },
     /// No nginx binary, no running master and no config at the default place.
-    #[error("no nginx found: no running master, no `nginx` binary on PATH or in /usr/sbin, and no {0}; pass --config (and --nginx)")]
+    #[error(
+        "no nginx found: no running master, no `nginx` binary on PATH or in /usr/sbin, and no {0}; pass --config (and --nginx)"
+    )]
     NothingFound(PathBuf),
 }
 
@@ -143,11 +145,20 @@ pub fn parse_build_info(text: &str) -> BuildInfo {
     for line in text.lines() {
         if let Some(v) = line.strip_prefix("nginx version: ") {
             let v = v.trim();
-            info.version = Some(v.split_once('/').map_or(v, |(_, ver)| ver).split_whitespace().next().unwrap_or(v).to_owned());
+            info.version = Some(
+                v.split_once('/')
+                    .map_or(v, |(_, ver)| ver)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or(v)
+                    .to_owned(),
+            );
         }
         if let Some(args) = line.strip_prefix("configure arguments:") {
             for word in args.split_whitespace() {
-                let Some((key, value)) = word.split_once('=') else { continue };
+                let Some((key, value)) = word.split_once('=') else {
+                    continue;
+                };
                 let value = value.trim_matches('\'').to_owned();
                 match key {
                     "--prefix" => info.prefix = Some(PathBuf::from(value)),
@@ -165,7 +176,9 @@ pub fn parse_build_info(text: &str) -> BuildInfo {
 
 /// Lists the running nginx masters with their workers.
 pub fn find_masters() -> Vec<Master> {
-    let Ok(mut sys) = System::new() else { return Vec::new() };
+    let Ok(mut sys) = System::new() else {
+        return Vec::new();
+    };
     sys.refresh_processes_specifics(
         ProcessesToUpdate::All,
         true,
@@ -176,12 +189,17 @@ pub fn find_masters() -> Vec<Master> {
     );
     let users = Users::new_with_refreshed_list().ok();
     let title_of = |cmd: &[std::ffi::OsString]| {
-        cmd.iter().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        cmd.iter()
+            .map(|s| s.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     let mut masters = Vec::new();
     for (pid, process) in sys.processes() {
         let title = title_of(process.cmd());
-        let Some((conf_arg, prefix_arg)) = parse_master_title(&title) else { continue };
+        let Some((conf_arg, prefix_arg)) = parse_master_title(&title) else {
+            continue;
+        };
         let mut workers: Vec<Worker> = sys
             .processes()
             .iter()
@@ -193,13 +211,21 @@ pub fn find_masters() -> Vec<Master> {
                     .user_id()
                     .and_then(|u| users.as_ref().and_then(|us| us.get_user_by_id(u)))
                     .map(|u| u.name().to_owned());
-                Worker { pid: wpid.as_u32(), user, uid, start_time: p.start_time() }
+                Worker {
+                    pid: wpid.as_u32(),
+                    user,
+                    uid,
+                    start_time: p.start_time(),
+                }
             })
             .collect();
         workers.sort_by_key(|w| w.pid);
         masters.push(Master {
             pid: pid.as_u32(),
-            exe: process.exe().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()),
+            exe: process
+                .exe()
+                .map(Path::to_path_buf)
+                .filter(|p| !p.as_os_str().is_empty()),
             title,
             conf_arg,
             prefix_arg,
@@ -213,7 +239,9 @@ pub fn find_masters() -> Vec<Master> {
 
 /// The live worker pids of one master, now.
 pub fn worker_pids(master: u32) -> Vec<u32> {
-    let Ok(mut sys) = System::new() else { return Vec::new() };
+    let Ok(mut sys) = System::new() else {
+        return Vec::new();
+    };
     sys.refresh_processes_specifics(
         ProcessesToUpdate::All,
         true,
@@ -223,7 +251,11 @@ pub fn worker_pids(master: u32) -> Vec<u32> {
         .processes()
         .iter()
         .filter(|(_, p)| p.parent() == Some(Pid::from_u32(master)))
-        .filter(|(_, p)| p.cmd().first().is_some_and(|c| c.to_string_lossy().starts_with("nginx: worker process")))
+        .filter(|(_, p)| {
+            p.cmd()
+                .first()
+                .is_some_and(|c| c.to_string_lossy().starts_with("nginx: worker process"))
+        })
         .map(|(pid, _)| pid.as_u32())
         .collect();
     pids.sort_unstable();
@@ -239,7 +271,11 @@ pub async fn build_info(binary: &Path) -> Result<BuildInfo, CommandError> {
 /// Finds `nginx` on PATH and in the usual sbin directories.
 pub fn which_nginx() -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
-    let search = if path.is_empty() { SBIN_DIRS.to_owned() } else { format!("{path}:{SBIN_DIRS}") };
+    let search = if path.is_empty() {
+        SBIN_DIRS.to_owned()
+    } else {
+        format!("{path}:{SBIN_DIRS}")
+    };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     which::which_in("nginx", Some(search), cwd).ok()
 }
@@ -262,7 +298,10 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// The config a master runs, given what its binary was built with.
 fn master_config(master: &Master, build: &BuildInfo) -> Option<PathBuf> {
     let prefix = master.prefix_arg.clone().or_else(|| build.prefix.clone());
-    let conf = master.conf_arg.clone().or_else(|| build.conf_path.clone())?;
+    let conf = master
+        .conf_arg
+        .clone()
+        .or_else(|| build.conf_path.clone())?;
     Some(under_prefix(&conf, prefix.as_deref()))
 }
 
@@ -275,7 +314,10 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
     // The binary: flag, else a master's executable, else PATH.
     let (mut binary, mut binary_via) = match &opts.nginx {
         Some(b) => (Some(b.clone()), "--nginx".to_owned()),
-        None => match masters.iter().find_map(|m| m.exe.clone().map(|e| (e, m.pid))) {
+        None => match masters
+            .iter()
+            .find_map(|m| m.exe.clone().map(|e| (e, m.pid)))
+        {
             Some((exe, pid)) => (Some(exe), format!("/proc/{pid}/exe")),
             None => (which_nginx(), "PATH and sbin directories".to_owned()),
         },
@@ -289,10 +331,10 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
                 if opts.nginx.is_none() {
                     binary = which_nginx().filter(|w| w != b);
                     binary_via = "PATH and sbin directories".to_owned();
-                    if let Some(b) = &binary {
-                        if let Ok(info) = build_info(b).await {
-                            build = info;
-                        }
+                    if let Some(b) = &binary
+                        && let Ok(info) = build_info(b).await
+                    {
+                        build = info;
                     }
                 }
             }
@@ -318,7 +360,11 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
     } else {
         match masters.len() {
             0 => match &build.conf_path {
-                Some(c) => (None, Some(under_prefix(c, build.prefix.as_deref())), "nginx -V --conf-path".to_owned()),
+                Some(c) => (
+                    None,
+                    Some(under_prefix(c, build.prefix.as_deref())),
+                    "nginx -V --conf-path".to_owned(),
+                ),
                 None => (None, None, String::new()),
             },
             1 => {
@@ -337,13 +383,19 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
     let default_conf = PathBuf::from("/etc/nginx/nginx.conf");
     let (config, config_via) = match config {
         Some(c) => (c, config_via),
-        None => (default_conf.clone(), "default /etc/nginx/nginx.conf".to_owned()),
+        None => (
+            default_conf.clone(),
+            "default /etc/nginx/nginx.conf".to_owned(),
+        ),
     };
     if binary.is_none() && master.is_none() && !config.exists() {
         return Err(DiscoveryError::NothingFound(default_conf));
     }
     if let Err(source) = std::fs::File::open(&config) {
-        return Err(DiscoveryError::ConfigUnreadable { path: config, source });
+        return Err(DiscoveryError::ConfigUnreadable {
+            path: config,
+            source,
+        });
     }
     via.insert("config".to_owned(), config_via);
 
@@ -360,10 +412,25 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
         None
     };
     if let Some(m) = &master {
-        via.insert("master".to_owned(), format!("process table: pid {} `{}`", m.pid, m.title));
+        via.insert(
+            "master".to_owned(),
+            format!("process table: pid {} `{}`", m.pid, m.title),
+        );
     }
-    let other_masters = masters.into_iter().filter(|m| Some(m.pid) != master.as_ref().map(|x| x.pid)).collect();
-    Ok(Discovery { binary, build, config, prefix, master, other_masters, via, notes })
+    let other_masters = masters
+        .into_iter()
+        .filter(|m| Some(m.pid) != master.as_ref().map(|x| x.pid))
+        .collect();
+    Ok(Discovery {
+        binary,
+        build,
+        config,
+        prefix,
+        master,
+        other_masters,
+        via,
+        notes,
+    })
 }
 
 #[cfg(test)]
@@ -372,10 +439,16 @@ mod tests {
 
     #[test]
     fn master_titles() {
-        let (c, p) = parse_master_title("nginx: master process /usr/sbin/nginx -p /tmp/lab/ -c /tmp/lab/conf/nginx.conf").unwrap();
+        let (c, p) = parse_master_title(
+            "nginx: master process /usr/sbin/nginx -p /tmp/lab/ -c /tmp/lab/conf/nginx.conf",
+        )
+        .unwrap();
         assert_eq!(c, Some(PathBuf::from("/tmp/lab/conf/nginx.conf")));
         assert_eq!(p, Some(PathBuf::from("/tmp/lab/")));
-        let (c, p) = parse_master_title("nginx: master process /usr/sbin/nginx -g daemon on; master_process on;").unwrap();
+        let (c, p) = parse_master_title(
+            "nginx: master process /usr/sbin/nginx -g daemon on; master_process on;",
+        )
+        .unwrap();
         assert_eq!((c, p), (None, None));
         assert!(parse_master_title("nginx: worker process").is_none());
         assert!(parse_master_title("/usr/bin/python3 app.py").is_none());
@@ -389,13 +462,22 @@ mod tests {
         assert_eq!(info.prefix, Some(PathBuf::from("/usr/share/nginx")));
         assert_eq!(info.conf_path, Some(PathBuf::from("/etc/nginx/nginx.conf")));
         assert_eq!(info.error_log_path.as_deref(), Some("stderr"));
-        assert_eq!(info.http_log_path.as_deref(), Some("/var/log/nginx/access.log"));
+        assert_eq!(
+            info.http_log_path.as_deref(),
+            Some("/var/log/nginx/access.log")
+        );
         assert_eq!(parse_build_info("garbage"), BuildInfo::default());
     }
 
     #[test]
     fn prefix_relative_paths() {
-        assert_eq!(under_prefix(Path::new("conf/nginx.conf"), Some(Path::new("/opt/n/"))), PathBuf::from("/opt/n/conf/nginx.conf"));
-        assert_eq!(under_prefix(Path::new("/etc/n.conf"), Some(Path::new("/opt/n"))), PathBuf::from("/etc/n.conf"));
+        assert_eq!(
+            under_prefix(Path::new("conf/nginx.conf"), Some(Path::new("/opt/n/"))),
+            PathBuf::from("/opt/n/conf/nginx.conf")
+        );
+        assert_eq!(
+            under_prefix(Path::new("/etc/n.conf"), Some(Path::new("/opt/n"))),
+            PathBuf::from("/etc/n.conf")
+        );
     }
 }

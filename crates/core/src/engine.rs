@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use crate::check::run_step;
 use crate::diagnosis::diagnose;
-use crate::discovery::{discover, DiscoveryError};
+use crate::discovery::{DiscoveryError, discover};
 use crate::facts::Facts;
 use crate::options::Options;
-use crate::report::{Diagnosis, Finding, Report, StepId, StepReport, SCHEMA_VERSION};
+use crate::report::{Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport};
 use crate::steps::restart::{self, Action};
 
 /// One diagnosis run.
@@ -25,7 +25,11 @@ impl Engine {
     pub async fn new(options: Options) -> Result<Self, DiscoveryError> {
         let discovery = discover(&options).await?;
         let facts = Facts::new(options, discovery);
-        Ok(Self { facts, steps: Vec::new(), diagnosis: Vec::new() })
+        Ok(Self {
+            facts,
+            steps: Vec::new(),
+            diagnosis: Vec::new(),
+        })
     }
 
     /// The shared facts.
@@ -40,7 +44,10 @@ impl Engine {
         self.steps.push(report);
         self.steps.sort_by_key(|s| s.step);
         self.diagnosis = diagnose(&self.steps, &self.facts).await;
-        self.steps.iter().find(|s| s.step == step).unwrap_or_else(|| unreachable!("just pushed"))
+        self.steps
+            .iter()
+            .find(|s| s.step == step)
+            .unwrap_or_else(|| unreachable!("just pushed"))
     }
 
     /// The step reports so far.
@@ -69,7 +76,13 @@ impl Engine {
         findings.extend(applied);
         let status = StepReport::status_of(&findings);
         self.steps.retain(|s| s.step != StepId::Restart);
-        self.steps.push(StepReport { step: StepId::Restart, status, duration_ms, findings, next: None });
+        self.steps.push(StepReport {
+            step: StepId::Restart,
+            status,
+            duration_ms,
+            findings,
+            next: None,
+        });
         self.steps.sort_by_key(|s| s.step);
     }
 
@@ -77,7 +90,13 @@ impl Engine {
     pub fn report(&self) -> Report {
         let steps = StepId::ALL
             .into_iter()
-            .map(|id| self.steps.iter().find(|s| s.step == id).cloned().unwrap_or_else(|| StepReport::skipped(id)))
+            .map(|id| {
+                self.steps
+                    .iter()
+                    .find(|s| s.step == id)
+                    .cloned()
+                    .unwrap_or_else(|| StepReport::skipped(id))
+            })
             .collect();
         Report {
             schema_version: SCHEMA_VERSION,

@@ -15,8 +15,8 @@ use fix502_probe::listeners::{self, Listener};
 use fix502_probe::unixsock::{self, Access, Identity, SocketFileInfo};
 use tokio::sync::OnceCell;
 
-use crate::command::{run_command, CommandOutput};
-use crate::discovery::{under_prefix, Discovery};
+use crate::command::{CommandOutput, run_command};
+use crate::discovery::{Discovery, under_prefix};
 use crate::options::Options;
 use crate::report::{Location, NginxInfo};
 
@@ -55,8 +55,13 @@ impl Endpoint {
             Some(u) => {
                 let place = u.server_at.as_ref().unwrap_or(&u.at);
                 match (&u.location, &self.group) {
-                    (Some(loc), Some(g)) => format!("server of upstream {g} used by location {loc} ({})", short(place)),
-                    (Some(loc), None) => format!("the upstream of location {loc} ({})", short(place)),
+                    (Some(loc), Some(g)) => format!(
+                        "server of upstream {g} used by location {loc} ({})",
+                        short(place)
+                    ),
+                    (Some(loc), None) => {
+                        format!("the upstream of location {loc} ({})", short(place))
+                    }
                     (None, Some(g)) => format!("server of upstream {g} ({})", short(place)),
                     (None, None) => format!("the upstream at {}", short(place)),
                 }
@@ -67,7 +72,9 @@ impl Endpoint {
 
     /// The most specific config line for this endpoint.
     pub fn location(&self) -> Option<Location> {
-        self.uses.first().map(|u| u.server_at.clone().unwrap_or_else(|| u.at.clone()))
+        self.uses
+            .first()
+            .map(|u| u.server_at.clone().unwrap_or_else(|| u.at.clone()))
     }
 }
 
@@ -91,7 +98,7 @@ pub enum ProbeResult {
     /// A unix socket.
     Unix {
         /// The path and its parents.
-        info: SocketFileInfo,
+        info: Box<SocketFileInfo>,
         /// Connecting as fix502's own user.
         connect: ConnectReport,
         /// Whether the worker user may connect, when known.
@@ -103,8 +110,17 @@ impl ProbeResult {
     /// Whether nginx's worker would get through now.
     pub fn ok(&self) -> bool {
         match self {
-            Self::Tcp { attempts, resolve_error } => resolve_error.is_none() && !attempts.is_empty() && attempts.iter().all(|a| a.outcome.is_connected()),
-            Self::Unix { connect, access, .. } => connect.outcome.is_connected() && !matches!(access, Some(Access::Denied { .. })),
+            Self::Tcp {
+                attempts,
+                resolve_error,
+            } => {
+                resolve_error.is_none()
+                    && !attempts.is_empty()
+                    && attempts.iter().all(|a| a.outcome.is_connected())
+            }
+            Self::Unix {
+                connect, access, ..
+            } => connect.outcome.is_connected() && !matches!(access, Some(Access::Denied { .. })),
         }
     }
 }
@@ -150,7 +166,10 @@ pub struct Facts {
 }
 
 fn span_location(span: &fix502_nginx::config::Span) -> Location {
-    Location { file: span.file.to_path_buf(), line: span.line }
+    Location {
+        file: span.file.to_path_buf(),
+        line: span.line,
+    }
 }
 
 impl Facts {
@@ -162,7 +181,12 @@ impl Facts {
         };
         let view = match &config {
             Some(c) => ConfigView::new(c),
-            None => ConfigView::new(&Config { main: discovery.config.clone(), files: Vec::new(), directives: Vec::new(), errors: Vec::new() }),
+            None => ConfigView::new(&Config {
+                main: discovery.config.clone(),
+                files: Vec::new(),
+                directives: Vec::new(),
+                errors: Vec::new(),
+            }),
         };
         let prefix = discovery.prefix.clone();
 
@@ -172,12 +196,20 @@ impl Facts {
             .as_ref()
             .and_then(|m| m.workers.iter().find_map(|w| w.user.clone()))
             .map(|u| (u, None))
-            .or_else(|| view.user.as_ref().map(|u| (u.user.clone(), u.group.clone())))
+            .or_else(|| {
+                view.user
+                    .as_ref()
+                    .map(|u| (u.user.clone(), u.group.clone()))
+            })
             .or_else(|| discovery.build.user.clone().map(|u| (u, None)))
             .or_else(|| Some(("nobody".to_owned(), None)));
 
         let file_log = |path: &str| -> Option<PathBuf> {
-            if path == "stderr" || path.starts_with("syslog:") || path.starts_with("memory:") || path == "off" {
+            if path == "stderr"
+                || path.starts_with("syslog:")
+                || path.starts_with("memory:")
+                || path == "off"
+            {
                 None
             } else {
                 Some(under_prefix(Path::new(path), prefix.as_deref()))
@@ -187,7 +219,10 @@ impl Facts {
         let mut error_log_elsewhere = Vec::new();
         if options.error_logs.is_empty() {
             let mut paths: Vec<String> = view.error_logs.iter().map(|l| l.path.clone()).collect();
-            let main_has_one = view.error_logs.iter().any(|l| matches!(l.context, fix502_nginx::view::LogContext::Main));
+            let main_has_one = view
+                .error_logs
+                .iter()
+                .any(|l| matches!(l.context, fix502_nginx::view::LogContext::Main));
             if !main_has_one {
                 if let Some(p) = &discovery.build.error_log_path {
                     paths.insert(0, p.clone());
@@ -209,10 +244,10 @@ impl Facts {
         let access_logs = if options.access_logs.is_empty() {
             let mut v: Vec<PathBuf> = Vec::new();
             for l in &view.access_logs {
-                if let Some(f) = file_log(&l.path) {
-                    if !v.contains(&f) {
-                        v.push(f);
-                    }
+                if let Some(f) = file_log(&l.path)
+                    && !v.contains(&f)
+                {
+                    v.push(f);
                 }
             }
             v
@@ -260,7 +295,12 @@ impl Facts {
     /// The worker identity, for socket permission checks.
     pub fn worker_identity(&self) -> Option<Identity> {
         let (user, group) = self.worker_user.as_ref()?;
-        if let Some(uid) = self.discovery.master.as_ref().and_then(|m| m.workers.iter().find_map(|w| w.uid)) {
+        if let Some(uid) = self
+            .discovery
+            .master
+            .as_ref()
+            .and_then(|m| m.workers.iter().find_map(|w| w.uid))
+        {
             return unixsock::identity_of_uid(uid);
         }
         unixsock::identity_of(user, group.as_deref())
@@ -276,16 +316,23 @@ impl Facts {
         self.logs
             .get_or_init(|| async {
                 let since = jiff::ZonedDateTime::now()
-                    .checked_sub(jiff::SignedDuration::try_from(self.options.since).unwrap_or(jiff::SignedDuration::from_hours(1)))
+                    .checked_sub(
+                        jiff::SignedDuration::try_from(self.options.since)
+                            .unwrap_or(jiff::SignedDuration::from_hours(1)),
+                    )
                     .ok()
                     .map(|z| z.datetime());
-                let opts = ScanOptions { since, ..ScanOptions::default() };
+                let opts = ScanOptions {
+                    since,
+                    ..ScanOptions::default()
+                };
                 let paths = self.error_logs.clone();
                 let reads = tokio::task::spawn_blocking(move || {
                     paths
                         .into_iter()
                         .map(|path| {
-                            let summary = logscan::scan_file(&path, &opts).map_err(|e| e.to_string());
+                            let summary =
+                                logscan::scan_file(&path, &opts).map_err(|e| e.to_string());
                             LogRead { path, summary }
                         })
                         .collect::<Vec<_>>()
@@ -302,7 +349,10 @@ impl Facts {
             .get_or_init(|| async {
                 let timeout = self.timeout();
                 let identity = self.worker_identity();
-                let tasks = self.endpoints.iter().map(|e| probe_endpoint(&e.peer, timeout, identity.as_ref()));
+                let tasks = self
+                    .endpoints
+                    .iter()
+                    .map(|e| probe_endpoint(&e.peer, timeout, identity.as_ref()));
                 join_all(tasks).await
             })
             .await
@@ -315,10 +365,10 @@ impl Facts {
             if e.display == display {
                 return Some(p);
             }
-            if let ProbeResult::Tcp { attempts, .. } = p {
-                if attempts.iter().any(|a| a.target == display) {
-                    return Some(p);
-                }
+            if let ProbeResult::Tcp { attempts, .. } = p
+                && attempts.iter().any(|a| a.target == display)
+            {
+                return Some(p);
             }
         }
         None
@@ -330,10 +380,17 @@ impl Facts {
             return Some(e);
         }
         let probes = self.probes().await;
-        self.endpoints.iter().zip(probes).find_map(|(e, p)| match p {
-            ProbeResult::Tcp { attempts, .. } if attempts.iter().any(|a| a.target == display) => Some(e),
-            _ => None,
-        })
+        self.endpoints
+            .iter()
+            .zip(probes)
+            .find_map(|(e, p)| match p {
+                ProbeResult::Tcp { attempts, .. }
+                    if attempts.iter().any(|a| a.target == display) =>
+                {
+                    Some(e)
+                }
+                _ => None,
+            })
     }
 
     /// Listening sockets on this host (read once).
@@ -357,7 +414,9 @@ impl Facts {
                     return Err("no nginx binary found (pass --nginx)".to_owned());
                 };
                 let args = self.nginx_args(&["-t"]);
-                run_command(binary, &args, Duration::from_secs(30)).await.map_err(|e| e.to_string())
+                run_command(binary, &args, Duration::from_secs(30))
+                    .await
+                    .map_err(|e| e.to_string())
             })
             .await
             .as_ref()
@@ -396,34 +455,59 @@ pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     results.into_iter().flatten().collect()
 }
 
-async fn probe_endpoint(peer: &Peer, timeout: Duration, identity: Option<&Identity>) -> ProbeResult {
+async fn probe_endpoint(
+    peer: &Peer,
+    timeout: Duration,
+    identity: Option<&Identity>,
+) -> ProbeResult {
     match peer {
         Peer::Unix(path) => {
-            let info = unixsock::inspect_socket_path(path);
+            let info = Box::new(unixsock::inspect_socket_path(path));
             let connect = connect::connect_unix(path, timeout).await;
             let access = identity.map(|id| unixsock::may_connect(id, &info));
-            ProbeResult::Unix { info, connect, access }
+            ProbeResult::Unix {
+                info,
+                connect,
+                access,
+            }
         }
         Peer::Inet { host, port } => {
-            let addrs: Result<Vec<std::net::SocketAddr>, String> = match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => Ok(vec![std::net::SocketAddr::new(ip, *port)]),
-                Err(_) => fix502_probe::dns::resolve_system(host, *port, timeout)
-                    .await
-                    .map(|a| a.addrs.into_iter().map(|ip| std::net::SocketAddr::new(ip, *port)).collect())
-                    .map_err(|e| e.to_string()),
-            };
+            let addrs: Result<Vec<std::net::SocketAddr>, String> =
+                match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Ok(vec![std::net::SocketAddr::new(ip, *port)]),
+                    Err(_) => fix502_probe::dns::resolve_system(host, *port, timeout)
+                        .await
+                        .map(|a| {
+                            a.addrs
+                                .into_iter()
+                                .map(|ip| std::net::SocketAddr::new(ip, *port))
+                                .collect()
+                        })
+                        .map_err(|e| e.to_string()),
+                };
             match addrs {
                 Ok(addrs) => {
-                    let attempts = join_all(addrs.into_iter().map(|a| connect::connect_tcp(a, timeout))).await;
-                    ProbeResult::Tcp { attempts, resolve_error: None }
+                    let attempts =
+                        join_all(addrs.into_iter().map(|a| connect::connect_tcp(a, timeout))).await;
+                    ProbeResult::Tcp {
+                        attempts,
+                        resolve_error: None,
+                    }
                 }
-                Err(e) => ProbeResult::Tcp { attempts: Vec::new(), resolve_error: Some(e) },
+                Err(e) => ProbeResult::Tcp {
+                    attempts: Vec::new(),
+                    resolve_error: Some(e),
+                },
             }
         }
     }
@@ -440,7 +524,10 @@ fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
             variables.push((directive, at));
             continue;
         }
-        let server_name = target.server.and_then(|i| view.servers.get(i)).and_then(|s| s.names.first().cloned());
+        let server_name = target
+            .server
+            .and_then(|i| view.servers.get(i))
+            .and_then(|s| s.names.first().cloned());
         let group = match &target.address {
             TargetAddress::Group(g) => Some(g.clone()),
             _ => None,
@@ -456,7 +543,12 @@ fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
             };
             match endpoints.iter_mut().find(|e| e.display == display) {
                 Some(e) => e.uses.push(use_),
-                None => endpoints.push(Endpoint { peer, display, group: group.clone(), uses: vec![use_] }),
+                None => endpoints.push(Endpoint {
+                    peer,
+                    display,
+                    group: group.clone(),
+                    uses: vec![use_],
+                }),
             }
         }
     }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The five steps, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepId {
     /// Read the error logs.
@@ -31,7 +33,13 @@ pub enum StepId {
 
 impl StepId {
     /// All steps in run order.
-    pub const ALL: [Self; 5] = [Self::Logs, Self::Upstream, Self::Config, Self::Network, Self::Restart];
+    pub const ALL: [Self; 5] = [
+        Self::Logs,
+        Self::Upstream,
+        Self::Config,
+        Self::Network,
+        Self::Restart,
+    ];
 
     /// The id as written on the command line and in the JSON report.
     pub fn as_str(self) -> &'static str {
@@ -68,7 +76,9 @@ impl fmt::Display for StepId {
 }
 
 /// The outcome of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {
     /// Nothing wrong found.
@@ -84,7 +94,9 @@ pub enum StepStatus {
 }
 
 /// How serious one finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// Context: what was checked and found fine.
@@ -96,7 +108,9 @@ pub enum Severity {
 }
 
 /// The cause ids of CONTRACT.md (v1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 #[allow(missing_docs)] // each variant is documented in docs/causes.md and by `Cause::meaning`
@@ -199,22 +213,32 @@ impl Cause {
     /// One line: what the cause means (CONTRACT.md wording).
     pub fn meaning(self) -> &'static str {
         match self {
-            Self::NginxNotRunning => "no nginx master process, or nothing listens on the server's port",
+            Self::NginxNotRunning => {
+                "no nginx master process, or nothing listens on the server's port"
+            }
             Self::ConfigInvalid => "`nginx -t` fails: a reload would fail too",
-            Self::ConfigNotReloaded => "the config on disk changed after the running workers started",
+            Self::ConfigNotReloaded => {
+                "the config on disk changed after the running workers started"
+            }
             Self::UpstreamRefused => "nothing listens at the upstream address (ECONNREFUSED)",
-            Self::UpstreamStaleDns => "nginx still connects to an address the upstream name no longer has",
+            Self::UpstreamStaleDns => {
+                "nginx still connects to an address the upstream name no longer has"
+            }
             Self::UpstreamWrongAddress => "the app listens, but not where nginx connects",
             Self::UpstreamUnreachable => "no route / network unreachable / host down",
             Self::UpstreamTimeout => "connect or read timed out (nginx answers 504, not 502)",
             Self::UpstreamReset => "the upstream reset the connection (ECONNRESET)",
-            Self::UpstreamClosedEarly => "the upstream closed the connection before a full response header",
+            Self::UpstreamClosedEarly => {
+                "the upstream closed the connection before a full response header"
+            }
             Self::UpstreamKeepaliveRace => "sporadic close/reset on reused keep-alive connections",
             Self::UpstreamReturned502 => "the upstream itself answered 502; nginx only relayed it",
             Self::UpstreamHeaderTooBig => "the response header does not fit the *_buffer_size",
             Self::UpstreamInvalidResponse => "the upstream's answer is not valid for the protocol",
             Self::UpstreamProtocolMismatch => "nginx speaks the wrong protocol to the upstream",
-            Self::UpstreamTls => "TLS handshake or certificate verification with the upstream fails",
+            Self::UpstreamTls => {
+                "TLS handshake or certificate verification with the upstream fails"
+            }
             Self::UnixSocketMissing => "the unix socket path does not exist (ENOENT)",
             Self::UnixSocketPermission => "the worker user may not connect to the socket (EACCES)",
             Self::UpstreamBacklogFull => "the listen backlog of the upstream is full (EAGAIN)",
@@ -355,7 +379,13 @@ pub struct StepReport {
 impl StepReport {
     /// A step that was not run.
     pub fn skipped(step: StepId) -> Self {
-        Self { step, status: StepStatus::Skipped, duration_ms: 0, findings: Vec::new(), next: None }
+        Self {
+            step,
+            status: StepStatus::Skipped,
+            duration_ms: 0,
+            findings: Vec::new(),
+            next: None,
+        }
     }
 
     /// The status that follows from a set of findings.
@@ -363,7 +393,10 @@ impl StepReport {
         let problem = |f: &&Finding| f.severity == Severity::Error && !f.could_not_check;
         if findings.iter().any(|f| problem(&f)) {
             StepStatus::Fail
-        } else if findings.iter().any(|f| f.could_not_check && f.severity == Severity::Error) {
+        } else if findings
+            .iter()
+            .any(|f| f.could_not_check && f.severity == Severity::Error)
+        {
             StepStatus::Error
         } else if findings.iter().any(|f| f.severity == Severity::Warning) {
             StepStatus::Warn
@@ -468,11 +501,9 @@ impl ExitStatus {
 impl Report {
     /// The exit status this report calls for.
     pub fn exit_status(&self) -> ExitStatus {
-        let rolled_back = self
-            .steps
-            .iter()
-            .flat_map(|s| &s.findings)
-            .any(|f| f.check == crate::steps::restart::APPLY_CHECK && f.severity == Severity::Error);
+        let rolled_back = self.steps.iter().flat_map(|s| &s.findings).any(|f| {
+            f.check == crate::steps::restart::APPLY_CHECK && f.severity == Severity::Error
+        });
         if rolled_back {
             ExitStatus::RolledBack
         } else if !self.diagnosis.is_empty() {
@@ -486,6 +517,6 @@ impl Report {
 
     /// The JSON Schema of the report.
     pub fn json_schema() -> schemars::Schema {
-        schemars::schema_for!(Report)
+        schemars::schema_for!(Self)
     }
 }

@@ -29,10 +29,11 @@ pub static CHECKS: [FnCheck; 3] = [
 
 /// The first `[emerg]`/`[crit]`/`[alert]` line of `nginx -t` output and its file:line.
 pub fn nginx_t_problem(stderr: &str) -> Option<(String, Option<Location>)> {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("[emerg]"))
-        .or_else(|| stderr.lines().find(|l| l.contains("[crit]") || l.contains("[alert]")))?;
+    let line = stderr.lines().find(|l| l.contains("[emerg]")).or_else(|| {
+        stderr
+            .lines()
+            .find(|l| l.contains("[crit]") || l.contains("[alert]"))
+    })?;
     // Debian's build logs to stderr in the error-log format: drop "nginx: " or the timestamp and pid.
     let text = match line.find('[') {
         Some(i) => line[i..].trim().to_owned(),
@@ -40,7 +41,10 @@ pub fn nginx_t_problem(stderr: &str) -> Option<(String, Option<Location>)> {
     };
     let location = text.rsplit_once(" in ").and_then(|(_, tail)| {
         let (file, line) = tail.rsplit_once(':')?;
-        Some(Location { file: PathBuf::from(file), line: line.trim().parse().ok()? })
+        Some(Location {
+            file: PathBuf::from(file),
+            line: line.trim().parse().ok()?,
+        })
     });
     Some((text, location))
 }
@@ -53,17 +57,40 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
         };
         let out = match facts.nginx_test().await {
             Ok(out) => out,
-            Err(e) => return vec![Finding::could_not_check(NGINX_T, format!("cannot run nginx -t: {e}"))],
+            Err(e) => {
+                return vec![Finding::could_not_check(
+                    NGINX_T,
+                    format!("cannot run nginx -t: {e}"),
+                )];
+            }
         };
         if out.success {
-            return vec![Finding::new(NGINX_T, Severity::Info, format!("`{command}`: syntax is ok, test is successful"))];
+            return vec![Finding::new(
+                NGINX_T,
+                Severity::Info,
+                format!("`{command}`: syntax is ok, test is successful"),
+            )];
         }
-        let (text, location) = nginx_t_problem(&out.stderr).unwrap_or_else(|| (out.stderr.trim().to_owned(), None));
-        let permission_only = out.stderr.lines().filter(|l| l.contains("[emerg]")).all(|l| l.contains("(13: ")) && !nix::unistd::geteuid().is_root();
+        let (text, location) =
+            nginx_t_problem(&out.stderr).unwrap_or_else(|| (out.stderr.trim().to_owned(), None));
+        let permission_only = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("[emerg]"))
+            .all(|l| l.contains("(13: "))
+            && !nix::unistd::geteuid().is_root();
         if permission_only {
-            return vec![Finding::could_not_check(NGINX_T, format!("nginx -t needs more permission than this user has: {text}")).fix("Run fix502 as root (sudo fix502)")];
+            return vec![
+                Finding::could_not_check(
+                    NGINX_T,
+                    format!("nginx -t needs more permission than this user has: {text}"),
+                )
+                .fix("Run fix502 as root (sudo fix502)"),
+            ];
         }
-        let mut f = Finding::new(NGINX_T, Severity::Error, format!("nginx -t fails: {text}")).cause(Cause::ConfigInvalid).at(location.clone());
+        let mut f = Finding::new(NGINX_T, Severity::Error, format!("nginx -t fails: {text}"))
+            .cause(Cause::ConfigInvalid)
+            .at(location.clone());
         for line in out.stderr.lines().filter(|l| !l.trim().is_empty()).take(6) {
             f = f.evidence(line.trim().to_owned());
         }
@@ -79,7 +106,13 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
 fn parse(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let Some(config) = &facts.config else {
-            return vec![Finding::could_not_check(PARSE, facts.config_error.clone().unwrap_or_else(|| "config not loaded".to_owned()))];
+            return vec![Finding::could_not_check(
+                PARSE,
+                facts
+                    .config_error
+                    .clone()
+                    .unwrap_or_else(|| "config not loaded".to_owned()),
+            )];
         };
         let mut out = vec![Finding::new(
             PARSE,
@@ -103,7 +136,9 @@ fn parse(facts: &Facts) -> FindingsFuture<'_> {
 /// Whether a listening TCP socket serves a `listen` address.
 fn served(listen: &ListenAddr, listening: &[SocketAddr]) -> Option<bool> {
     let matches = |port: u16, ip: Option<std::net::IpAddr>| {
-        listening.iter().any(|l| l.port() == port && (l.ip().is_unspecified() || ip.is_none_or(|ip| ip == l.ip())))
+        listening.iter().any(|l| {
+            l.port() == port && (l.ip().is_unspecified() || ip.is_none_or(|ip| ip == l.ip()))
+        })
     };
     match listen {
         ListenAddr::Port(p) => Some(listening.iter().any(|l| l.port() == *p)),
@@ -117,16 +152,31 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let config = facts.discovery.config.display().to_string();
         let Some(master) = &facts.discovery.master else {
-            let mut f = Finding::new(PROCESS, Severity::Error, format!("no nginx master process runs {config}")).cause(Cause::NginxNotRunning);
+            let mut f = Finding::new(
+                PROCESS,
+                Severity::Error,
+                format!("no nginx master process runs {config}"),
+            )
+            .cause(Cause::NginxNotRunning);
             for other in &facts.discovery.other_masters {
-                f = f.evidence(format!("another master runs: pid {} `{}`", other.pid, other.title));
+                f = f.evidence(format!(
+                    "another master runs: pid {} `{}`",
+                    other.pid, other.title
+                ));
             }
             if let Some(b) = &facts.discovery.binary {
-                f = f.fix(format!("Start it once nginx -t passes: {}", shell_line(b, &facts.nginx_args(&[]))));
+                f = f.fix(format!(
+                    "Start it once nginx -t passes: {}",
+                    shell_line(b, &facts.nginx_args(&[]))
+                ));
             }
             return vec![f];
         };
-        let users: Vec<_> = master.workers.iter().filter_map(|w| w.user.clone()).collect();
+        let users: Vec<_> = master
+            .workers
+            .iter()
+            .filter_map(|w| w.user.clone())
+            .collect();
         let mut out = vec![Finding::new(
             PROCESS,
             Severity::Info,
@@ -134,27 +184,56 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
                 "master pid {} runs this config with {} worker(s){}",
                 master.pid,
                 master.workers.len(),
-                users.first().map(|u| format!(" as {u}")).unwrap_or_default()
+                users
+                    .first()
+                    .map(|u| format!(" as {u}"))
+                    .unwrap_or_default()
             ),
         )];
         if master.workers.is_empty() {
-            out.push(Finding::new(PROCESS, Severity::Error, format!("master pid {} has no worker processes", master.pid)).cause(Cause::NginxNotRunning));
+            out.push(
+                Finding::new(
+                    PROCESS,
+                    Severity::Error,
+                    format!("master pid {} has no worker processes", master.pid),
+                )
+                .cause(Cause::NginxNotRunning),
+            );
         }
         let listening: Vec<SocketAddr> = match facts.listeners().await {
-            Ok(all) => all.iter().filter(|l| l.kind == ListenerKind::Tcp).filter_map(|l| l.socket_addr).collect(),
+            Ok(all) => all
+                .iter()
+                .filter(|l| l.kind == ListenerKind::Tcp)
+                .filter_map(|l| l.socket_addr)
+                .collect(),
             Err(e) => {
-                out.push(Finding::new(PROCESS, Severity::Warning, format!("cannot list listening sockets: {e}")));
+                out.push(Finding::new(
+                    PROCESS,
+                    Severity::Warning,
+                    format!("cannot list listening sockets: {e}"),
+                ));
                 return out;
             }
         };
         for server in &facts.view.servers {
             for listen in &server.listens {
                 if served(&listen.addr, &listening) == Some(false) {
-                    let shown = if listen.raw.is_empty() { "80 (implicit)".to_owned() } else { listen.raw.clone() };
+                    let shown = if listen.raw.is_empty() {
+                        "80 (implicit)".to_owned()
+                    } else {
+                        listen.raw.clone()
+                    };
                     out.push(
-                        Finding::new(PROCESS, Severity::Error, format!("nothing listens on `listen {shown}` although nginx runs"))
-                            .cause(Cause::NginxNotRunning)
-                            .at(listen.span.as_ref().map(|s| Location { file: s.file.to_path_buf(), line: s.line })),
+                        Finding::new(
+                            PROCESS,
+                            Severity::Error,
+                            format!("nothing listens on `listen {shown}` although nginx runs"),
+                        )
+                        .cause(Cause::NginxNotRunning)
+                        .at(listen.span.as_ref().map(|s| Location {
+                            file: s.file.to_path_buf(),
+                            line: s.line,
+                        })),
                     );
                 }
             }
@@ -172,21 +251,51 @@ mod tests {
         let stderr = "nginx: [emerg] unexpected \"}\" in /tmp/lab/conf/app.conf:4\nnginx: configuration file /tmp/lab/conf/nginx.conf test failed\n";
         let (text, loc) = nginx_t_problem(stderr).unwrap();
         assert_eq!(text, "[emerg] unexpected \"}\" in /tmp/lab/conf/app.conf:4");
-        assert_eq!(loc, Some(Location { file: PathBuf::from("/tmp/lab/conf/app.conf"), line: 4 }));
-        let (_, loc) = nginx_t_problem("nginx: [emerg] open() \"/run/nginx.pid\" failed (13: Permission denied)\n").unwrap();
+        assert_eq!(
+            loc,
+            Some(Location {
+                file: PathBuf::from("/tmp/lab/conf/app.conf"),
+                line: 4
+            })
+        );
+        let (_, loc) = nginx_t_problem(
+            "nginx: [emerg] open() \"/run/nginx.pid\" failed (13: Permission denied)\n",
+        )
+        .unwrap();
         assert_eq!(loc, None);
-        let (text, _) = nginx_t_problem("2026/11/24 00:36:43 [emerg] 22754#22754: unexpected \"}\" in /x/app.conf:5\n").unwrap();
-        assert_eq!(text, "[emerg] 22754#22754: unexpected \"}\" in /x/app.conf:5");
-        assert!(nginx_t_problem("nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n").is_none());
+        let (text, _) = nginx_t_problem(
+            "2026/11/24 00:36:43 [emerg] 22754#22754: unexpected \"}\" in /x/app.conf:5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "[emerg] 22754#22754: unexpected \"}\" in /x/app.conf:5"
+        );
+        assert!(
+            nginx_t_problem("nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n")
+                .is_none()
+        );
     }
 
     #[test]
     fn listen_served() {
-        let l: Vec<SocketAddr> = vec!["0.0.0.0:80".parse().unwrap(), "127.0.0.1:8080".parse().unwrap()];
+        let l: Vec<SocketAddr> = vec![
+            "0.0.0.0:80".parse().unwrap(),
+            "127.0.0.1:8080".parse().unwrap(),
+        ];
         assert_eq!(served(&ListenAddr::Port(80), &l), Some(true));
-        assert_eq!(served(&ListenAddr::Inet("10.0.0.1:80".parse().unwrap()), &l), Some(true));
-        assert_eq!(served(&ListenAddr::Inet("127.0.0.1:8080".parse().unwrap()), &l), Some(true));
-        assert_eq!(served(&ListenAddr::Inet("127.0.0.2:8080".parse().unwrap()), &l), Some(false));
+        assert_eq!(
+            served(&ListenAddr::Inet("10.0.0.1:80".parse().unwrap()), &l),
+            Some(true)
+        );
+        assert_eq!(
+            served(&ListenAddr::Inet("127.0.0.1:8080".parse().unwrap()), &l),
+            Some(true)
+        );
+        assert_eq!(
+            served(&ListenAddr::Inet("127.0.0.2:8080".parse().unwrap()), &l),
+            Some(false)
+        );
         assert_eq!(served(&ListenAddr::Port(443), &l), Some(false));
     }
 }

@@ -24,8 +24,12 @@ pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option
         Signature::PermissionDenied if unix => Cause::UnixSocketPermission,
         Signature::PermissionDenied => Cause::SelinuxDenied,
         Signature::BacklogFull => Cause::UpstreamBacklogFull,
-        Signature::NetUnreachable | Signature::HostUnreachable | Signature::ConnectTimedOut => Cause::UpstreamUnreachable,
-        Signature::AddressNotAvailable if peer.is_some_and(|p| p.starts_with('[')) => Cause::UpstreamWrongAddress,
+        Signature::NetUnreachable | Signature::HostUnreachable | Signature::ConnectTimedOut => {
+            Cause::UpstreamUnreachable
+        }
+        Signature::AddressNotAvailable if peer.is_some_and(|p| p.starts_with('[')) => {
+            Cause::UpstreamWrongAddress
+        }
         Signature::AddressNotAvailable => Cause::PortExhaustion,
         Signature::NoLiveUpstreams => Cause::NoLiveUpstreams,
         Signature::UpstreamTimedOut { .. } => Cause::UpstreamTimeout,
@@ -57,7 +61,10 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
             out.push(Finding::new(ERROR_LOG, Severity::Info, format!("error_log {dest}: not a file, fix502 cannot read it here (try journalctl -u nginx or docker logs)")));
         }
         if facts.error_logs.is_empty() {
-            out.push(Finding::could_not_check(ERROR_LOG, "no error log file to read (pass --error-log)"));
+            out.push(Finding::could_not_check(
+                ERROR_LOG,
+                "no error log file to read (pass --error-log)",
+            ));
             return out;
         }
         let window = human_duration(facts.options.since);
@@ -66,17 +73,29 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
             let summary = match &read.summary {
                 Ok(s) => s,
                 Err(e) => {
-                    out.push(Finding::could_not_check(ERROR_LOG, format!("cannot read {path}: {e}")).fix(format!("Run as root or pass a readable copy with --error-log")));
+                    out.push(
+                        Finding::could_not_check(ERROR_LOG, format!("cannot read {path}: {e}"))
+                            .fix(
+                                "Run as root or pass a readable copy with --error-log".to_string(),
+                            ),
+                    );
                     continue;
                 }
             };
             let mut info = Finding::new(
                 ERROR_LOG,
                 Severity::Info,
-                format!("{path}: {} lines in the last {window}, {} about upstreams", summary.lines_in_window, summary.groups.iter().map(|g| g.count).sum::<u64>()),
+                format!(
+                    "{path}: {} lines in the last {window}, {} about upstreams",
+                    summary.lines_in_window,
+                    summary.groups.iter().map(|g| g.count).sum::<u64>()
+                ),
             );
             if summary.lines_unparsed + summary.lines_oversized > 0 {
-                info = info.evidence(format!("{} lines not in nginx's error-log format, {} oversized lines skipped", summary.lines_unparsed, summary.lines_oversized));
+                info = info.evidence(format!(
+                    "{} lines not in nginx's error-log format, {} oversized lines skipped",
+                    summary.lines_unparsed, summary.lines_oversized
+                ));
             }
             out.push(info);
             for group in &summary.groups {
@@ -87,7 +106,10 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     _ => Severity::Warning,
                 };
                 let peer = group.peer.clone();
-                let to = peer.as_deref().map(|p| format!(" to {p}")).unwrap_or_default();
+                let to = peer
+                    .as_deref()
+                    .map(|p| format!(" to {p}"))
+                    .unwrap_or_default();
                 let mut f = Finding::new(
                     ERROR_LOG,
                     severity,
@@ -104,7 +126,10 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                 f.evidence = group.samples.clone();
                 if let Some(p) = &peer {
                     let endpoint = match group.signature {
-                        Signature::NoLiveUpstreams => facts.endpoints.iter().find(|e| e.group.as_deref() == Some(p.as_str())),
+                        Signature::NoLiveUpstreams => facts
+                            .endpoints
+                            .iter()
+                            .find(|e| e.group.as_deref() == Some(p.as_str())),
                         _ => facts.endpoint_of(p).await,
                     };
                     f.location = endpoint.and_then(|e| e.uses.first().map(|u| u.at.clone()));

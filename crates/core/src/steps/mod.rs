@@ -13,25 +13,47 @@ use crate::report::{Cause, Finding, Severity, StepId};
 
 /// The suggested next action after a step, from what it found.
 pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<String> {
-    let problem = findings.iter().find(|f| f.severity == Severity::Error && !f.could_not_check);
+    let problem = findings
+        .iter()
+        .find(|f| f.severity == Severity::Error && !f.could_not_check);
     let target = problem.and_then(|f| f.upstream.clone());
     match (step, problem) {
         (StepId::Logs, Some(f)) => Some(match (f.cause, target) {
-            (Some(Cause::NoLiveUpstreams), Some(u)) => format!("Check every server of upstream {u} (step: upstream)"),
+            (Some(Cause::NoLiveUpstreams), Some(u)) => {
+                format!("Check every server of upstream {u} (step: upstream)")
+            }
             (_, Some(u)) => format!("Check whether anything listens on {u} (step: upstream)"),
             _ => "Check the upstreams nginx connects to (step: upstream)".to_owned(),
         }),
-        (StepId::Logs, None) => Some("No upstream errors in the window; check the upstreams live (step: upstream)".to_owned()),
+        (StepId::Logs, None) => Some(
+            "No upstream errors in the window; check the upstreams live (step: upstream)"
+                .to_owned(),
+        ),
         (StepId::Upstream, Some(f)) => Some(match f.cause {
-            Some(Cause::UpstreamWrongAddress) => "Point nginx at the address the app listens on, or move the app (see diagnosis)".to_owned(),
-            Some(Cause::UnixSocketPermission) => "Fix the socket's owner or mode for the worker user (see diagnosis)".to_owned(),
+            Some(Cause::UpstreamWrongAddress) => {
+                "Point nginx at the address the app listens on, or move the app (see diagnosis)"
+                    .to_owned()
+            }
+            Some(Cause::UnixSocketPermission) => {
+                "Fix the socket's owner or mode for the worker user (see diagnosis)".to_owned()
+            }
             _ => "Confirm the config sends requests where you expect (step: config)".to_owned(),
         }),
-        (StepId::Upstream, None) => Some("Upstreams answer; check the config nginx runs (step: config)".to_owned()),
-        (StepId::Config, Some(f)) if f.cause == Some(Cause::ConfigInvalid) => Some("Fix the config at the line nginx -t names, then run nginx -t again".to_owned()),
-        (StepId::Config, Some(f)) if f.cause == Some(Cause::NginxNotRunning) => Some("Start nginx once nginx -t passes (step: restart)".to_owned()),
-        (StepId::Config, _) => Some("Check name resolution and routes to the upstreams (step: network)".to_owned()),
-        (StepId::Network, _) => Some("See the diagnosis and the safe actions (step: restart)".to_owned()),
+        (StepId::Upstream, None) => {
+            Some("Upstreams answer; check the config nginx runs (step: config)".to_owned())
+        }
+        (StepId::Config, Some(f)) if f.cause == Some(Cause::ConfigInvalid) => {
+            Some("Fix the config at the line nginx -t names, then run nginx -t again".to_owned())
+        }
+        (StepId::Config, Some(f)) if f.cause == Some(Cause::NginxNotRunning) => {
+            Some("Start nginx once nginx -t passes (step: restart)".to_owned())
+        }
+        (StepId::Config, _) => {
+            Some("Check name resolution and routes to the upstreams (step: network)".to_owned())
+        }
+        (StepId::Network, _) => {
+            Some("See the diagnosis and the safe actions (step: restart)".to_owned())
+        }
         (StepId::Restart, _) => None,
     }
 }
@@ -39,11 +61,11 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<String> {
 /// `1h`, `15m`, `90s`: how a window was given.
 pub fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 86400 && s % 86400 == 0 {
+    if s >= 86400 && s.is_multiple_of(86400) {
         format!("{}d", s / 86400)
-    } else if s >= 3600 && s % 3600 == 0 {
+    } else if s >= 3600 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 {
+    } else if s >= 60 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")

@@ -10,7 +10,7 @@ use fix502_probe::icmp::PingOutcome;
 use fix502_probe::{dns, icmp, listeners};
 
 use crate::check::{FindingsFuture, FnCheck};
-use crate::facts::{join_all, Facts};
+use crate::facts::{Facts, join_all};
 use crate::report::{Cause, Finding, Severity, StepId};
 
 /// Check id: name resolution of host-name upstreams.
@@ -30,10 +30,11 @@ pub static CHECKS: [FnCheck; 3] = [
 fn host_names(facts: &Facts) -> Vec<(String, u16, String)> {
     let mut v: Vec<(String, u16, String)> = Vec::new();
     for e in &facts.endpoints {
-        if let Peer::Inet { host, port } = &e.peer {
-            if host.parse::<IpAddr>().is_err() && !v.iter().any(|(h, p, _)| h == host && p == port) {
-                v.push((host.clone(), *port, e.display.clone()));
-            }
+        if let Peer::Inet { host, port } = &e.peer
+            && host.parse::<IpAddr>().is_err()
+            && !v.iter().any(|(h, p, _)| h == host && p == port)
+        {
+            v.push((host.clone(), *port, e.display.clone()));
         }
     }
     v
@@ -43,13 +44,21 @@ fn dns_check(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let names = host_names(facts);
         if names.is_empty() {
-            return vec![Finding::new(DNS, Severity::Info, "no host-name upstreams: nothing to resolve")];
+            return vec![Finding::new(
+                DNS,
+                Severity::Info,
+                "no host-name upstreams: nothing to resolve",
+            )];
         }
         let timeout = facts.timeout();
         let results = join_all(names.iter().map(|(host, port, _)| async move {
             let system = dns::resolve_system(host, *port, timeout).await;
             // localhost and names in /etc/hosts are nginx's business only through getaddrinfo.
-            let direct = if host == "localhost" { None } else { Some(dns::resolve_with(host, &[], timeout).await) };
+            let direct = if host == "localhost" {
+                None
+            } else {
+                Some(dns::resolve_with(host, &[], timeout).await)
+            };
             (system, direct)
         }))
         .await;
@@ -60,7 +69,16 @@ fn dns_check(facts: &Facts) -> FindingsFuture<'_> {
             match system {
                 Ok(answer) => {
                     let addrs: Vec<String> = answer.addrs.iter().map(|a| a.to_string()).collect();
-                    let mut f = Finding::new(DNS, Severity::Info, format!("{host} resolves to {} (getaddrinfo, as nginx at start/reload)", addrs.join(", "))).upstream(display.clone()).at(at.clone());
+                    let mut f = Finding::new(
+                        DNS,
+                        Severity::Info,
+                        format!(
+                            "{host} resolves to {} (getaddrinfo, as nginx at start/reload)",
+                            addrs.join(", ")
+                        ),
+                    )
+                    .upstream(display.clone())
+                    .at(at.clone());
                     if host == "localhost" && answer.addrs.len() > 1 {
                         f = Finding::new(DNS, Severity::Warning, format!("{host} resolves to {}: nginx makes one peer of each and tries them in turn", addrs.join(", ")))
                             .upstream(display.clone())
@@ -79,7 +97,14 @@ fn dns_check(facts: &Facts) -> FindingsFuture<'_> {
                     out.push(f);
                 }
                 Err(e) => {
-                    let mut f = Finding::new(DNS, Severity::Error, format!("{host} cannot be resolved: {e}")).cause(Cause::UpstreamDns).upstream(display.clone()).at(at);
+                    let mut f = Finding::new(
+                        DNS,
+                        Severity::Error,
+                        format!("{host} cannot be resolved: {e}"),
+                    )
+                    .cause(Cause::UpstreamDns)
+                    .upstream(display.clone())
+                    .at(at);
                     if let Some(d) = &direct {
                         f = f.evidence(match d {
                             Ok(a) => format!("resolv.conf's DNS servers answer {:?}", a.addrs),
@@ -98,16 +123,20 @@ fn icmp_check(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut hosts: Vec<IpAddr> = Vec::new();
         for e in &facts.endpoints {
-            if let Peer::Inet { host, .. } = &e.peer {
-                if let Ok(ip) = host.parse::<IpAddr>() {
-                    if !ip.is_loopback() && !hosts.contains(&ip) {
-                        hosts.push(ip);
-                    }
-                }
+            if let Peer::Inet { host, .. } = &e.peer
+                && let Ok(ip) = host.parse::<IpAddr>()
+                && !ip.is_loopback()
+                && !hosts.contains(&ip)
+            {
+                hosts.push(ip);
             }
         }
         if hosts.is_empty() {
-            return vec![Finding::new(ICMP, Severity::Info, "every upstream is on this host: ping has nothing to add")];
+            return vec![Finding::new(
+                ICMP,
+                Severity::Info,
+                "every upstream is on this host: ping has nothing to add",
+            )];
         }
         let timeout = facts.timeout();
         let results = join_all(hosts.iter().map(|ip| icmp::ping(*ip, timeout))).await;
@@ -127,7 +156,11 @@ fn icmp_check(facts: &Facts) -> FindingsFuture<'_> {
 fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
-        let v6_loopback = facts.endpoints.iter().filter(|e| matches!(&e.peer, Peer::Inet { host, .. } if host == "::1")).collect::<Vec<_>>();
+        let v6_loopback = facts
+            .endpoints
+            .iter()
+            .filter(|e| matches!(&e.peer, Peer::Inet { host, .. } if host == "::1"))
+            .collect::<Vec<_>>();
         if !v6_loopback.is_empty() && listeners::ipv6_disabled_on_lo() == Some(true) {
             for e in v6_loopback {
                 out.push(
@@ -145,8 +178,12 @@ fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
         };
         let range = usize::from(high.saturating_sub(low)) + 1;
         for e in &facts.endpoints {
-            let Peer::Inet { host, port } = &e.peer else { continue };
-            let Ok(ip) = host.parse::<IpAddr>() else { continue };
+            let Peer::Inet { host, port } = &e.peer else {
+                continue;
+            };
+            let Ok(ip) = host.parse::<IpAddr>() else {
+                continue;
+            };
             let dst = SocketAddr::new(ip, *port);
             match listeners::time_wait_count(dst) {
                 Ok(n) if n * 2 >= range => out.push(
@@ -165,7 +202,13 @@ fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
             }
         }
         if out.is_empty() {
-            out.push(Finding::new(LOCAL_PORTS, Severity::Info, format!("local ports: no TIME_WAIT pile-up against the {range} ports of {low}-{high}")));
+            out.push(Finding::new(
+                LOCAL_PORTS,
+                Severity::Info,
+                format!(
+                    "local ports: no TIME_WAIT pile-up against the {range} ports of {low}-{high}"
+                ),
+            ));
         }
         out
     })

@@ -73,27 +73,57 @@ fn systemd_running() -> bool {
 
 async fn unit_exists(unit: &str) -> bool {
     systemd_running()
-        && run_command(Path::new("systemctl"), &["cat", unit], Duration::from_secs(5)).await.is_ok_and(|o| o.success)
+        && run_command(
+            Path::new("systemctl"),
+            &["cat", unit],
+            Duration::from_secs(5),
+        )
+        .await
+        .is_ok_and(|o| o.success)
 }
 
 /// The plan for a diagnosis. Only actions that can help and can be verified are planned.
 pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
     let mut actions: Vec<Action> = Vec::new();
-    let Some(binary) = facts.discovery.binary.clone() else { return actions };
+    let Some(binary) = facts.discovery.binary.clone() else {
+        return actions;
+    };
     let config_ok = facts.nginx_test().await.is_ok_and(|o| o.success);
     for d in diagnosis {
         match d.cause {
             Cause::NginxNotRunning if facts.discovery.master.is_none() && config_ok => {
-                let default_config = facts.discovery.build.conf_path.as_deref().map(|c| under_prefix(c, facts.discovery.build.prefix.as_deref()));
-                let (program, args) = if default_config.as_deref() == Some(facts.discovery.config.as_path()) && unit_exists("nginx.service").await {
-                    (PathBuf::from("systemctl"), vec!["start".to_owned(), "nginx.service".to_owned()])
+                let default_config = facts
+                    .discovery
+                    .build
+                    .conf_path
+                    .as_deref()
+                    .map(|c| under_prefix(c, facts.discovery.build.prefix.as_deref()));
+                let (program, args) = if default_config.as_deref()
+                    == Some(facts.discovery.config.as_path())
+                    && unit_exists("nginx.service").await
+                {
+                    (
+                        PathBuf::from("systemctl"),
+                        vec!["start".to_owned(), "nginx.service".to_owned()],
+                    )
                 } else {
                     (binary.clone(), facts.nginx_args(&[]))
                 };
-                actions.push(Action { kind: ActionKind::StartNginx, program, args, why: "nginx is not running; its config passes nginx -t".to_owned(), cause: d.cause, upstream: None });
+                actions.push(Action {
+                    kind: ActionKind::StartNginx,
+                    program,
+                    args,
+                    why: "nginx is not running; its config passes nginx -t".to_owned(),
+                    cause: d.cause,
+                    upstream: None,
+                });
             }
             Cause::NoLiveUpstreams if facts.discovery.master.is_some() && config_ok => {
-                let members: Vec<_> = facts.endpoints.iter().filter(|e| e.group.as_deref() == d.upstream.as_deref()).collect();
+                let members: Vec<_> = facts
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.group.as_deref() == d.upstream.as_deref())
+                    .collect();
                 let mut all_up = !members.is_empty();
                 for m in &members {
                     all_up &= facts.probe_of(&m.display).await.is_some_and(|p| p.ok());
@@ -103,8 +133,13 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
                 }
             }
             Cause::UnixSocketMissing => {
-                let Some(path) = d.upstream.as_deref().map(|u| u.trim_start_matches("unix:")) else { continue };
-                let Some(stem) = Path::new(path).file_stem().and_then(|s| s.to_str()) else { continue };
+                let Some(path) = d.upstream.as_deref().map(|u| u.trim_start_matches("unix:"))
+                else {
+                    continue;
+                };
+                let Some(stem) = Path::new(path).file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
                 let unit = format!("{stem}.service");
                 if unit_exists(&unit).await {
                     actions.push(Action {
@@ -125,12 +160,23 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
 }
 
 fn reload_action(facts: &Facts, binary: &Path, d: &Diagnosis, why: &str) -> Action {
-    let unit = facts.discovery.master.as_ref().and_then(|m| listeners::systemd_unit_of(m.pid));
+    let unit = facts
+        .discovery
+        .master
+        .as_ref()
+        .and_then(|m| listeners::systemd_unit_of(m.pid));
     let (program, args) = match unit {
         Some(u) if systemd_running() => (PathBuf::from("systemctl"), vec!["reload".to_owned(), u]),
         _ => (binary.to_path_buf(), facts.nginx_args(&["-s", "reload"])),
     };
-    Action { kind: ActionKind::ReloadNginx, program, args, why: why.to_owned(), cause: d.cause, upstream: d.upstream.clone() }
+    Action {
+        kind: ActionKind::ReloadNginx,
+        program,
+        args,
+        why: why.to_owned(),
+        cause: d.cause,
+        upstream: d.upstream.clone(),
+    }
 }
 
 /// The plan as findings, for a run that does not act.
@@ -145,8 +191,18 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
     }
     plan.iter()
         .map(|a| {
-            let verb = if acting { "will run" } else { "would run (re-run with --apply, or answer yes in the wizard)" };
-            let mut f = Finding::new(PLAN_CHECK, Severity::Info, format!("{}: {verb}: {}", a.title(), a.command())).cause(a.cause).evidence(a.why.clone());
+            let verb = if acting {
+                "will run"
+            } else {
+                "would run (re-run with --apply, or answer yes in the wizard)"
+            };
+            let mut f = Finding::new(
+                PLAN_CHECK,
+                Severity::Info,
+                format!("{}: {verb}: {}", a.title(), a.command()),
+            )
+            .cause(a.cause)
+            .evidence(a.why.clone());
             f.upstream = a.upstream.clone();
             f
         })
@@ -156,18 +212,36 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
 /// Applies one action: gate on `nginx -t`, run, verify, roll back on failure.
 pub async fn apply(facts: &Facts, action: &Action) -> Finding {
     let command = action.command();
-    if matches!(action.kind, ActionKind::StartNginx | ActionKind::ReloadNginx) {
-        if let Some(binary) = &facts.discovery.binary {
-            match run_command(binary, &facts.nginx_args(&["-t"]), Duration::from_secs(30)).await {
-                Ok(o) if o.success => {}
-                Ok(o) => {
-                    return Finding::new(APPLY_CHECK, Severity::Warning, format!("not applied: nginx -t fails, so `{command}` would fail too")).evidence(o.stderr.trim().to_owned());
-                }
-                Err(e) => return Finding::new(APPLY_CHECK, Severity::Warning, format!("not applied: cannot run nginx -t: {e}")),
+    if matches!(
+        action.kind,
+        ActionKind::StartNginx | ActionKind::ReloadNginx
+    ) && let Some(binary) = &facts.discovery.binary
+    {
+        match run_command(binary, &facts.nginx_args(&["-t"]), Duration::from_secs(30)).await {
+            Ok(o) if o.success => {}
+            Ok(o) => {
+                return Finding::new(
+                    APPLY_CHECK,
+                    Severity::Warning,
+                    format!("not applied: nginx -t fails, so `{command}` would fail too"),
+                )
+                .evidence(o.stderr.trim().to_owned());
+            }
+            Err(e) => {
+                return Finding::new(
+                    APPLY_CHECK,
+                    Severity::Warning,
+                    format!("not applied: cannot run nginx -t: {e}"),
+                );
             }
         }
     }
-    let before_workers = facts.discovery.master.as_ref().map(|m| worker_pids(m.pid)).unwrap_or_default();
+    let before_workers = facts
+        .discovery
+        .master
+        .as_ref()
+        .map(|m| worker_pids(m.pid))
+        .unwrap_or_default();
     let ran = run_command(&action.program, &action.args, Duration::from_secs(30)).await;
     let failure = match ran {
         Ok(o) if o.success => verify(facts, action, &before_workers).await.err(),
@@ -175,13 +249,22 @@ pub async fn apply(facts: &Facts, action: &Action) -> Finding {
         Err(e) => Some(e.to_string()),
     };
     match failure {
-        None => Finding::new(APPLY_CHECK, Severity::Info, format!("{}: applied and verified (`{command}`)", action.title())).cause(action.cause),
+        None => Finding::new(
+            APPLY_CHECK,
+            Severity::Info,
+            format!("{}: applied and verified (`{command}`)", action.title()),
+        )
+        .cause(action.cause),
         Some(why) => {
             let rollback = rollback(facts, action).await;
-            Finding::new(APPLY_CHECK, Severity::Error, format!("{}: failed verification: {why}", action.title()))
-                .cause(action.cause)
-                .evidence(format!("ran: {command}"))
-                .evidence(format!("rollback: {rollback}"))
+            Finding::new(
+                APPLY_CHECK,
+                Severity::Error,
+                format!("{}: failed verification: {why}", action.title()),
+            )
+            .cause(action.cause)
+            .evidence(format!("ran: {command}"))
+            .evidence(format!("rollback: {rollback}"))
         }
     }
 }
@@ -201,51 +284,83 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
             tokio::time::sleep(POLL).await;
         },
         ActionKind::ReloadNginx => {
-            let Some(master) = facts.discovery.master.as_ref().map(|m| m.pid) else { return Err("no master to reload".to_owned()) };
+            let Some(master) = facts.discovery.master.as_ref().map(|m| m.pid) else {
+                return Err("no master to reload".to_owned());
+            };
             loop {
                 let now = worker_pids(master);
                 if !now.is_empty() && now.iter().all(|p| !before_workers.contains(p)) {
                     break;
                 }
                 if Instant::now() >= deadline {
-                    return Err(format!("the workers of master {master} were not replaced (before {before_workers:?}, now {now:?})"));
+                    return Err(format!(
+                        "the workers of master {master} were not replaced (before {before_workers:?}, now {now:?})"
+                    ));
                 }
                 tokio::time::sleep(POLL).await;
             }
         }
         ActionKind::RestartUnit(unit) => {
-            let active = run_command(Path::new("systemctl"), &["is-active", unit.as_str()], Duration::from_secs(5)).await;
+            let active = run_command(
+                Path::new("systemctl"),
+                &["is-active", unit.as_str()],
+                Duration::from_secs(5),
+            )
+            .await;
             if !active.is_ok_and(|o| o.stdout.trim() == "active") {
                 return Err(format!("{unit} is not active"));
             }
         }
     }
     // 2. nginx listens where the config says.
-    if matches!(action.kind, ActionKind::StartNginx | ActionKind::ReloadNginx) {
+    if matches!(
+        action.kind,
+        ActionKind::StartNginx | ActionKind::ReloadNginx
+    ) {
         for server in &facts.view.servers {
             for listen in &server.listens {
                 let addr = match &listen.addr {
-                    ListenAddr::Inet(a) if a.ip().is_unspecified() => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port()),
+                    ListenAddr::Inet(a) if a.ip().is_unspecified() => {
+                        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port())
+                    }
                     ListenAddr::Inet(a) => *a,
-                    ListenAddr::Port(p) => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), *p),
+                    ListenAddr::Port(p) => {
+                        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), *p)
+                    }
                     _ => continue,
                 };
                 let r = connect::connect_tcp(addr, facts.timeout()).await;
                 if !r.outcome.is_connected() {
-                    return Err(format!("nginx does not accept connections on {addr}: {}", r.outcome));
+                    return Err(format!(
+                        "nginx does not accept connections on {addr}: {}",
+                        r.outcome
+                    ));
                 }
             }
         }
     }
     // 3. The upstreams answer.
     for e in &facts.endpoints {
-        if action.upstream.as_deref().is_some_and(|u| e.group.as_deref() != Some(u) && e.display != u) {
+        if action
+            .upstream
+            .as_deref()
+            .is_some_and(|u| e.group.as_deref() != Some(u) && e.display != u)
+        {
             continue;
         }
         let ok = match &e.peer {
-            fix502_nginx::view::Peer::Unix(p) => connect::connect_unix(p, facts.timeout()).await.outcome.is_connected(),
-            fix502_nginx::view::Peer::Inet { host, port } => match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => connect::connect_tcp(std::net::SocketAddr::new(ip, *port), facts.timeout()).await.outcome.is_connected(),
+            fix502_nginx::view::Peer::Unix(p) => connect::connect_unix(p, facts.timeout())
+                .await
+                .outcome
+                .is_connected(),
+            fix502_nginx::view::Peer::Inet { host, port } => match host.parse::<std::net::IpAddr>()
+            {
+                Ok(ip) => {
+                    connect::connect_tcp(std::net::SocketAddr::new(ip, *port), facts.timeout())
+                        .await
+                        .outcome
+                        .is_connected()
+                }
                 Err(_) => true,
             },
         };
@@ -259,7 +374,14 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
 fn master_for(facts: &Facts) -> Option<u32> {
     let conf = std::fs::canonicalize(&facts.discovery.config).ok();
     find_masters().into_iter().find_map(|m| {
-        let c = m.conf_arg.as_ref().map(|c| under_prefix(c, m.prefix_arg.as_deref().or(facts.discovery.prefix.as_deref())));
+        let c = m.conf_arg.as_ref().map(|c| {
+            under_prefix(
+                c,
+                m.prefix_arg
+                    .as_deref()
+                    .or(facts.discovery.prefix.as_deref()),
+            )
+        });
         let same = match (c.and_then(|c| std::fs::canonicalize(c).ok()), &conf) {
             (Some(a), Some(b)) => &a == b,
             _ => false,
@@ -284,7 +406,12 @@ async fn rollback(facts: &Facts, action: &Action) -> String {
             }
             None => "nothing was started; nothing to undo".to_owned(),
         },
-        ActionKind::ReloadNginx => "the config was not changed, so nginx keeps serving the same config; nothing to restore".to_owned(),
-        ActionKind::RestartUnit(u) => format!("a restart of {u} cannot be undone; check it with: systemctl status {u}"),
+        ActionKind::ReloadNginx => {
+            "the config was not changed, so nginx keeps serving the same config; nothing to restore"
+                .to_owned()
+        }
+        ActionKind::RestartUnit(u) => {
+            format!("a restart of {u} cannot be undone; check it with: systemctl status {u}")
+        }
     }
 }

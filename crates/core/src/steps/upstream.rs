@@ -5,7 +5,7 @@
 use fix502_nginx::view::Peer;
 use fix502_probe::connect::ConnectOutcome;
 use fix502_probe::listeners::{Listener, ListenerKind};
-use fix502_probe::unixsock::{mode_string, Access, FileKind, PathEntry};
+use fix502_probe::unixsock::{Access, FileKind, PathEntry, mode_string};
 
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::{Endpoint, Facts, ProbeResult};
@@ -35,7 +35,11 @@ fn targets(facts: &Facts) -> FindingsFuture<'_> {
             out.push(Finding::new(TARGETS, Severity::Info, "the config has no proxy_pass / fastcgi_pass / uwsgi_pass / scgi_pass / grpc_pass targets"));
         } else if !facts.endpoints.is_empty() {
             let list: Vec<_> = facts.endpoints.iter().map(|e| e.display.as_str()).collect();
-            out.push(Finding::new(TARGETS, Severity::Info, format!("{} upstream address(es): {}", list.len(), list.join(", "))));
+            out.push(Finding::new(
+                TARGETS,
+                Severity::Info,
+                format!("{} upstream address(es): {}", list.len(), list.join(", ")),
+            ));
         }
         for (directive, at) in &facts.variable_targets {
             out.push(
@@ -55,9 +59,13 @@ pub fn cause_of_outcome(outcome: &ConnectOutcome, unix: bool, target: &str) -> O
         ConnectOutcome::PermissionDenied if unix => Cause::UnixSocketPermission,
         ConnectOutcome::PermissionDenied => Cause::SelinuxDenied,
         ConnectOutcome::WouldBlock => Cause::UpstreamBacklogFull,
-        ConnectOutcome::NetUnreachable | ConnectOutcome::HostUnreachable => Cause::UpstreamUnreachable,
+        ConnectOutcome::NetUnreachable | ConnectOutcome::HostUnreachable => {
+            Cause::UpstreamUnreachable
+        }
         ConnectOutcome::TimedOut => Cause::UpstreamTimeout,
-        ConnectOutcome::AddressNotAvailable if target.starts_with('[') => Cause::UpstreamWrongAddress,
+        ConnectOutcome::AddressNotAvailable if target.starts_with('[') => {
+            Cause::UpstreamWrongAddress
+        }
         ConnectOutcome::AddressNotAvailable => Cause::PortExhaustion,
         _ => return None,
     })
@@ -67,13 +75,23 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
         for (endpoint, probe) in facts.endpoints.iter().zip(facts.probes().await) {
-            let ProbeResult::Tcp { attempts, resolve_error } = probe else { continue };
+            let ProbeResult::Tcp {
+                attempts,
+                resolve_error,
+            } = probe
+            else {
+                continue;
+            };
             if let Some(err) = resolve_error {
                 out.push(
-                    Finding::new(TCP_CONNECT, Severity::Error, format!("{} cannot be resolved: {err}", endpoint.display))
-                        .cause(Cause::UpstreamDns)
-                        .upstream(endpoint.display.clone())
-                        .at(endpoint.location()),
+                    Finding::new(
+                        TCP_CONNECT,
+                        Severity::Error,
+                        format!("{} cannot be resolved: {err}", endpoint.display),
+                    )
+                    .cause(Cause::UpstreamDns)
+                    .upstream(endpoint.display.clone())
+                    .at(endpoint.location()),
                 );
                 continue;
             }
@@ -81,18 +99,33 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
                 let ms = a.elapsed.as_secs_f64() * 1000.0;
                 if a.outcome.is_connected() {
                     out.push(
-                        Finding::new(TCP_CONNECT, Severity::Info, format!("{} accepts connections ({ms:.1} ms)", a.target))
-                            .upstream(a.target.clone())
-                            .at(endpoint.location()),
+                        Finding::new(
+                            TCP_CONNECT,
+                            Severity::Info,
+                            format!("{} accepts connections ({ms:.1} ms)", a.target),
+                        )
+                        .upstream(a.target.clone())
+                        .at(endpoint.location()),
                     );
                     continue;
                 }
                 let cause = cause_of_outcome(&a.outcome, false, &a.target);
-                let severity = if cause == Some(Cause::UpstreamTimeout) { Severity::Warning } else { Severity::Error };
-                let mut f = Finding::new(TCP_CONNECT, severity, format!("{}: {}, {}", a.target, a.outcome, endpoint.role()))
-                    .upstream(a.target.clone())
-                    .at(endpoint.location())
-                    .evidence(format!("connect({}) → {} after {ms:.1} ms", a.target, a.outcome));
+                let severity = if cause == Some(Cause::UpstreamTimeout) {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                let mut f = Finding::new(
+                    TCP_CONNECT,
+                    severity,
+                    format!("{}: {}, {}", a.target, a.outcome, endpoint.role()),
+                )
+                .upstream(a.target.clone())
+                .at(endpoint.location())
+                .evidence(format!(
+                    "connect({}) → {} after {ms:.1} ms",
+                    a.target, a.outcome
+                ));
                 f.cause = cause;
                 if a.outcome == ConnectOutcome::TimedOut {
                     f = f.evidence(format!("no answer within --timeout {:?}; nginx waits proxy_connect_timeout (60s by default) and then answers 504", facts.timeout()));
@@ -117,18 +150,44 @@ fn entry_line(e: &PathEntry) -> String {
 fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
-        let worker = facts.worker_user.as_ref().map(|(u, _)| u.clone()).unwrap_or_else(|| "the worker user".to_owned());
+        let worker = facts
+            .worker_user
+            .as_ref()
+            .map(|(u, _)| u.clone())
+            .unwrap_or_else(|| "the worker user".to_owned());
         for (endpoint, probe) in facts.endpoints.iter().zip(facts.probes().await) {
-            let ProbeResult::Unix { info, connect, access } = probe else { continue };
+            let ProbeResult::Unix {
+                info,
+                connect,
+                access,
+            } = probe
+            else {
+                continue;
+            };
             let target = endpoint.display.clone();
-            let base = |sev, msg: String| Finding::new(UNIX_SOCKET, sev, msg).upstream(target.clone()).at(endpoint.location());
+            let base = |sev, msg: String| {
+                Finding::new(UNIX_SOCKET, sev, msg)
+                    .upstream(target.clone())
+                    .at(endpoint.location())
+            };
             match info.socket.kind {
                 FileKind::Missing => {
-                    let mut f = base(Severity::Error, format!("{} does not exist ({})", info.socket.path.display(), endpoint.role())).cause(Cause::UnixSocketMissing);
-                    if let Some(parent) = info.parents.last() {
-                        if parent.kind == FileKind::Missing {
-                            f = f.evidence(format!("its directory {} does not exist either", parent.path.display()));
-                        }
+                    let mut f = base(
+                        Severity::Error,
+                        format!(
+                            "{} does not exist ({})",
+                            info.socket.path.display(),
+                            endpoint.role()
+                        ),
+                    )
+                    .cause(Cause::UnixSocketMissing);
+                    if let Some(parent) = info.parents.last()
+                        && parent.kind == FileKind::Missing
+                    {
+                        f = f.evidence(format!(
+                            "its directory {} does not exist either",
+                            parent.path.display()
+                        ));
                     }
                     out.push(f);
                     continue;
@@ -145,9 +204,15 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
             }
             match access {
                 Some(Access::Denied { path, reason }) => {
-                    let mut f = base(Severity::Error, format!("{worker} may not connect to {}: {reason}", info.socket.path.display()))
-                        .cause(Cause::UnixSocketPermission)
-                        .evidence(entry_line(&info.socket));
+                    let mut f = base(
+                        Severity::Error,
+                        format!(
+                            "{worker} may not connect to {}: {reason}",
+                            info.socket.path.display()
+                        ),
+                    )
+                    .cause(Cause::UnixSocketPermission)
+                    .evidence(entry_line(&info.socket));
                     for p in &info.parents {
                         if &p.path == path {
                             f = f.evidence(entry_line(p));
@@ -156,13 +221,27 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
                     out.push(f);
                     continue;
                 }
-                Some(Access::Unknown { reason }) => out.push(base(Severity::Info, format!("cannot tell whether {worker} may connect: {reason}"))),
+                Some(Access::Unknown { reason }) => out.push(base(
+                    Severity::Info,
+                    format!("cannot tell whether {worker} may connect: {reason}"),
+                )),
                 _ => {}
             }
             if connect.outcome.is_connected() {
-                out.push(base(Severity::Info, format!("{} accepts connections ({})", target, entry_line(&info.socket))));
+                out.push(base(
+                    Severity::Info,
+                    format!(
+                        "{} accepts connections ({})",
+                        target,
+                        entry_line(&info.socket)
+                    ),
+                ));
             } else {
-                let mut f = base(Severity::Error, format!("{}: {}, {}", target, connect.outcome, endpoint.role())).evidence(entry_line(&info.socket));
+                let mut f = base(
+                    Severity::Error,
+                    format!("{}: {}, {}", target, connect.outcome, endpoint.role()),
+                )
+                .evidence(entry_line(&info.socket));
                 f.cause = cause_of_outcome(&connect.outcome, true, &target);
                 if connect.outcome == ConnectOutcome::Refused {
                     f = f.evidence("the socket file exists but nothing listens on it: a stale socket left by a crashed or stopped service");
@@ -177,10 +256,19 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
 /// Listeners that may be what a refused endpoint was meant to be.
 pub fn alternatives<'a>(endpoint: &Endpoint, all: &'a [Listener]) -> Vec<&'a Listener> {
     match &endpoint.peer {
-        Peer::Inet { port, .. } => fix502_probe::listeners::listeners_on_port(all, *port).into_iter().filter(|l| l.addr != endpoint.display).collect(),
+        Peer::Inet { port, .. } => fix502_probe::listeners::listeners_on_port(all, *port)
+            .into_iter()
+            .filter(|l| l.addr != endpoint.display)
+            .collect(),
         Peer::Unix(path) => {
             let dir = path.parent();
-            all.iter().filter(|l| l.kind == ListenerKind::Unix && l.path.as_deref().and_then(|p| p.parent()) == dir && l.path.as_deref() != Some(path.as_path())).collect()
+            all.iter()
+                .filter(|l| {
+                    l.kind == ListenerKind::Unix
+                        && l.path.as_deref().and_then(|p| p.parent()) == dir
+                        && l.path.as_deref() != Some(path.as_path())
+                })
+                .collect()
         }
     }
 }
@@ -205,7 +293,10 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
             .iter()
             .zip(probes)
             .filter(|(_, p)| match p {
-                ProbeResult::Tcp { attempts, .. } => attempts.iter().any(|a| a.outcome == ConnectOutcome::Refused || a.outcome == ConnectOutcome::AddressNotAvailable),
+                ProbeResult::Tcp { attempts, .. } => attempts.iter().any(|a| {
+                    a.outcome == ConnectOutcome::Refused
+                        || a.outcome == ConnectOutcome::AddressNotAvailable
+                }),
                 ProbeResult::Unix { info, .. } => info.socket.kind == FileKind::Missing,
             })
             .map(|(e, _)| e)
@@ -215,23 +306,51 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
         }
         let all = match facts.listeners().await {
             Ok(all) => all,
-            Err(e) => return vec![Finding::new(LISTENERS, Severity::Warning, format!("cannot list listening sockets: {e}"))],
+            Err(e) => {
+                return vec![Finding::new(
+                    LISTENERS,
+                    Severity::Warning,
+                    format!("cannot list listening sockets: {e}"),
+                )];
+            }
         };
         let mut out = Vec::new();
         for endpoint in failed {
             let alts = alternatives(endpoint, &all);
             if alts.is_empty() {
                 let what = match &endpoint.peer {
-                    Peer::Inet { port, .. } => format!("nothing listens on port {port} on any address"),
-                    Peer::Unix(p) => format!("no listening socket in {}", p.parent().map(|d| d.display().to_string()).unwrap_or_default()),
+                    Peer::Inet { port, .. } => {
+                        format!("nothing listens on port {port} on any address")
+                    }
+                    Peer::Unix(p) => format!(
+                        "no listening socket in {}",
+                        p.parent()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default()
+                    ),
                 };
-                out.push(Finding::new(LISTENERS, Severity::Info, format!("{}: {what}", endpoint.display)).upstream(endpoint.display.clone()));
+                out.push(
+                    Finding::new(
+                        LISTENERS,
+                        Severity::Info,
+                        format!("{}: {what}", endpoint.display),
+                    )
+                    .upstream(endpoint.display.clone()),
+                );
                 continue;
             }
             let mut f = Finding::new(
                 LISTENERS,
                 Severity::Error,
-                format!("{} is not listening, but {} is: {}", endpoint.display, alts.iter().map(|l| l.addr.as_str()).collect::<Vec<_>>().join(", "), owner_of(alts[0])),
+                format!(
+                    "{} is not listening, but {} is: {}",
+                    endpoint.display,
+                    alts.iter()
+                        .map(|l| l.addr.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    owner_of(alts[0])
+                ),
             )
             .cause(Cause::UpstreamWrongAddress)
             .upstream(endpoint.display.clone())
