@@ -83,6 +83,14 @@ pub enum Command {
 pub enum LabAction {
     /// List the scenarios.
     List,
+    /// Set a scenario up and keep it until stdin reaches a newline or its end (to try fix502 on it).
+    Up {
+        /// The scenario name (see `fix502 lab list`).
+        name: String,
+        /// nginx binary to run.
+        #[arg(long, value_name = "PATH")]
+        nginx: Option<PathBuf>,
+    },
     /// Set a scenario up with the real nginx, diagnose it, tear it down.
     Run {
         /// The scenario name (see `fix502 lab list`).

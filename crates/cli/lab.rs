@@ -57,18 +57,50 @@ pub async fn run(action: &LabAction) -> ExitStatus {
             let _ = out.write_all(text.as_bytes());
             ExitStatus::Clean
         }
+        LabAction::Up { name, nginx } => {
+            if !known(name) {
+                return ExitStatus::Usage;
+            }
+            let opts = LabOptions {
+                nginx: nginx.clone(),
+                keep: false,
+            };
+            let name = name.clone();
+            let held = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                let lab =
+                    Lab::start(&name, &opts).map_err(|e| format!("cannot set up the lab: {e}"))?;
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{}", lab.config().display());
+                let _ = writeln!(
+                    out,
+                    "# try: fix502 --config {}   (press Enter here to tear it down)",
+                    lab.config().display()
+                );
+                let _ = out.flush();
+                let mut line = String::new();
+                let _ = io::stdin().read_line(&mut line);
+                lab.stop().map_err(|e| format!("lab teardown: {e}"))
+            })
+            .await;
+            match held {
+                Ok(Ok(())) => ExitStatus::Clean,
+                Ok(Err(e)) => {
+                    render::error_line(&e);
+                    ExitStatus::CouldNotCheck
+                }
+                Err(e) => {
+                    render::error_line(&format!("lab crashed: {e}"));
+                    ExitStatus::CouldNotCheck
+                }
+            }
+        }
         LabAction::Run {
             name,
             json,
             keep,
             nginx,
         } => {
-            if fix502_lab::find(name).is_none() {
-                let names: Vec<_> = fix502_lab::scenarios().iter().map(|s| s.name).collect();
-                render::error_line(&format!(
-                    "no lab scenario `{name}`; one of: {}",
-                    names.join(", ")
-                ));
+            if !known(name) {
                 return ExitStatus::Usage;
             }
             let opts = LabOptions {
@@ -133,6 +165,19 @@ pub async fn run(action: &LabAction) -> ExitStatus {
             status
         }
     }
+}
+
+/// Whether a scenario exists; says which exist when not.
+fn known(name: &str) -> bool {
+    if fix502_lab::find(name).is_some() {
+        return true;
+    }
+    let names: Vec<_> = fix502_lab::scenarios().iter().map(|s| s.name).collect();
+    render::error_line(&format!(
+        "no lab scenario `{name}`; one of: {}",
+        names.join(", ")
+    ));
+    false
 }
 
 fn eprintln_lab(line: &str) {
