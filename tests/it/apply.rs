@@ -5,15 +5,7 @@
 use super::harness::{lab, run_json};
 
 fn restart_findings(report: &serde_json::Value) -> Vec<serde_json::Value> {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "restart")
-        .unwrap()["findings"]
-        .as_array()
-        .unwrap()
-        .clone()
+    super::harness::findings(report, "restart").clone()
 }
 
 #[test]

@@ -145,15 +145,8 @@ fn include_cycle_and_missing_include_do_not_hang() {
     write(&dir.path().join("logs/error.log"), "");
     let (out, report) = run_on(&dir, &[]);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
-    let config = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "config")
-        .unwrap();
-    let messages: Vec<_> = config["findings"]
-        .as_array()
-        .unwrap()
+    let config_findings = super::harness::findings(&report, "config");
+    let messages: Vec<_> = config_findings
         .iter()
         .map(|f| f["message"].as_str().unwrap().to_owned())
         .collect();

@@ -71,3 +71,14 @@ pub fn write(path: &Path, text: &str) {
     }
     std::fs::write(path, text).expect("write");
 }
+
+/// The findings of one step of a report.
+pub fn findings<'a>(report: &'a Value, step: &str) -> &'a Vec<Value> {
+    let step = report["steps"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["step"] == step))
+        .unwrap_or_else(|| panic!("no step {step} in {report:#}"));
+    step["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings in {step:#}"))
+}

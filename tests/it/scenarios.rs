@@ -127,15 +127,8 @@ fn config_invalid_names_file_and_line() {
         return;
     };
     let (_, report) = run_json(&lab, &[]);
-    let config = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "config")
-        .unwrap();
-    let f = config["findings"]
-        .as_array()
-        .unwrap()
+    let config_findings = super::harness::findings(&report, "config");
+    let f = config_findings
         .iter()
         .find(|f| f["cause"] == "config-invalid")
         .expect("config-invalid finding");

@@ -5,22 +5,22 @@ use std::time::Duration;
 
 use super::harness::{bin, lab};
 
-#[test]
-fn wizard_walks_all_five_steps_in_a_pty() {
-    let Some(lab) = lab("refused") else { return };
-    let cmd = format!(
-        "{} --config {}",
-        env!("CARGO_BIN_EXE_fix502"),
-        lab.config().display()
-    );
-    let mut command = std::process::Command::new("sh");
+/// `fix502 --config <lab>` in a pseudo-terminal, as a person runs it.
+fn wizard_in_pty(lab: &fix502_lab::Lab) -> rexpect::session::PtySession {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fix502"));
     command
-        .arg("-c")
-        .arg(&cmd)
+        .arg("--config")
+        .arg(lab.config())
         .env("NO_COLOR", "1")
         .env("TERM", "xterm")
         .env("LANG", "C.UTF-8");
-    let mut p = rexpect::session::spawn_command(command, Some(30_000)).expect("spawn in a pty");
+    rexpect::session::spawn_command(command, Some(30_000)).expect("spawn in a pty")
+}
+
+#[test]
+fn wizard_walks_all_five_steps_in_a_pty() {
+    let Some(lab) = lab("refused") else { return };
+    let mut p = wizard_in_pty(&lab);
     for step in [
         "Error logs",
         "Upstream status",
@@ -50,19 +50,7 @@ fn wizard_walks_all_five_steps_in_a_pty() {
 #[test]
 fn wizard_can_jump_to_the_suggested_step_and_stop() {
     let Some(lab) = lab("refused") else { return };
-    let cmd = format!(
-        "{} --config {}",
-        env!("CARGO_BIN_EXE_fix502"),
-        lab.config().display()
-    );
-    let mut command = std::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(&cmd)
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .env("LANG", "C.UTF-8");
-    let mut p = rexpect::session::spawn_command(command, Some(30_000)).expect("spawn in a pty");
+    let mut p = wizard_in_pty(&lab);
     p.exp_string("Error logs").unwrap();
     p.exp_string("Stop here").unwrap();
     // Down three times: Continue, Show diagnosis, Stop here (the logs step suggests the upstream step, which is next anyway).
