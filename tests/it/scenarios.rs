@@ -230,3 +230,27 @@ fn lab_subcommand_runs_a_scenario_and_tears_it_down() {
         assert!(text.contains(s.name), "{text}");
     }
 }
+
+#[test]
+fn several_masters_without_config_exit_3_listing_them() {
+    let (Some(a), Some(b)) = (lab("healthy"), lab("refused")) else {
+        return;
+    };
+    let out = super::harness::bin().arg("--json").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(out.stdout.is_empty());
+    for lab in [&a, &b] {
+        let pid = lab.master_pid().expect("running");
+        assert!(err.contains(&format!("pid {pid}")), "{err}");
+    }
+    assert!(err.contains("--config"), "{err}");
+    // Naming the config picks its master.
+    let (out, report) = run_json(&b, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        report["nginx"]["master_pid"].as_u64(),
+        b.master_pid().map(u64::from)
+    );
+    assert_eq!(report["nginx"]["discovered_via"]["config"], "--config");
+}
