@@ -148,8 +148,7 @@ pub async fn run(action: &LabAction) -> ExitStatus {
                             Err(e) => eprintln_lab(&format!("lab: MISMATCH: {e}")),
                         }
                     }
-                    let _ = written;
-                    report.exit_status()
+                    crate::output_result(written.and_then(|()| out.flush()), report.exit_status())
                 }
                 Err(e) => {
                     render::error_line(&e.to_string());

@@ -295,6 +295,17 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The master running `config`, given what the binary was built with.
+pub fn master_running<'a>(
+    masters: &'a [Master],
+    config: &Path,
+    build: &BuildInfo,
+) -> Option<&'a Master> {
+    masters
+        .iter()
+        .find(|m| master_config(m, build).is_some_and(|c| same_file(&c, config)))
+}
+
 /// The config a master runs, given what its binary was built with.
 fn master_config(master: &Master, build: &BuildInfo) -> Option<PathBuf> {
     let prefix = master.prefix_arg.clone().or_else(|| build.prefix.clone());
@@ -352,10 +363,7 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
         let conf = opts.config.clone().or(conf);
         (m, conf, format!("master pid {pid} (chosen)"))
     } else if let Some(config) = &opts.config {
-        let m = masters
-            .iter()
-            .find(|m| master_config(m, &build).is_some_and(|c| same_file(&c, config)))
-            .cloned();
+        let m = master_running(&masters, config, &build).cloned();
         (m, Some(config.clone()), "--config".to_owned())
     } else {
         match masters.len() {

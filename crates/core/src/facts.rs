@@ -358,39 +358,27 @@ impl Facts {
             .await
     }
 
-    /// The probe result of the endpoint written as `display`, if it is one of ours.
+    /// The probe result of the endpoint written as `display` (or resolving to it), if it is one of ours.
     pub async fn probe_of(&self, display: &str) -> Option<&ProbeResult> {
-        let probes = self.probes().await;
-        for (e, p) in self.endpoints.iter().zip(probes) {
-            if e.display == display {
-                return Some(p);
-            }
-            if let ProbeResult::Tcp { attempts, .. } = p
-                && attempts.iter().any(|a| a.target == display)
-            {
-                return Some(p);
-            }
-        }
-        None
+        let i = self.index_of(display).await?;
+        self.probes().await.get(i)
     }
 
     /// The endpoint written as `display` (or resolving to it), if the config has one.
     pub async fn endpoint_of(&self, display: &str) -> Option<&Endpoint> {
-        if let Some(e) = self.endpoints.iter().find(|e| e.display == display) {
-            return Some(e);
+        let i = self.index_of(display).await?;
+        self.endpoints.get(i)
+    }
+
+    /// The index of an endpoint by how nginx writes it: its own address first, else an
+    /// address its host name resolved to (which needs the probes).
+    async fn index_of(&self, display: &str) -> Option<usize> {
+        if let Some(i) = self.endpoints.iter().position(|e| e.display == display) {
+            return Some(i);
         }
-        let probes = self.probes().await;
-        self.endpoints
-            .iter()
-            .zip(probes)
-            .find_map(|(e, p)| match p {
-                ProbeResult::Tcp { attempts, .. }
-                    if attempts.iter().any(|a| a.target == display) =>
-                {
-                    Some(e)
-                }
-                _ => None,
-            })
+        self.probes().await.iter().position(|p| {
+            matches!(p, ProbeResult::Tcp { attempts, .. } if attempts.iter().any(|a| a.target == display))
+        })
     }
 
     /// Listening sockets on this host (read once).
@@ -465,7 +453,8 @@ pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
     results.into_iter().flatten().collect()
 }
 
-async fn probe_endpoint(
+/// Probes one peer as nginx would reach it; `identity` adds the worker's access check.
+pub async fn probe_endpoint(
     peer: &Peer,
     timeout: Duration,
     identity: Option<&Identity>,

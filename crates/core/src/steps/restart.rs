@@ -11,8 +11,8 @@ use fix502_nginx::view::ListenAddr;
 use fix502_probe::{connect, listeners};
 
 use crate::command::{run_command, shell_line};
-use crate::discovery::{find_masters, under_prefix, worker_pids};
-use crate::facts::Facts;
+use crate::discovery::{find_masters, master_running, under_prefix, worker_pids};
+use crate::facts::{Facts, probe_endpoint};
 use crate::report::{Cause, Diagnosis, Finding, Severity};
 
 /// Check id of the plan findings.
@@ -348,22 +348,7 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
         {
             continue;
         }
-        let ok = match &e.peer {
-            fix502_nginx::view::Peer::Unix(p) => connect::connect_unix(p, facts.timeout())
-                .await
-                .outcome
-                .is_connected(),
-            fix502_nginx::view::Peer::Inet { host, port } => match host.parse::<std::net::IpAddr>()
-            {
-                Ok(ip) => {
-                    connect::connect_tcp(std::net::SocketAddr::new(ip, *port), facts.timeout())
-                        .await
-                        .outcome
-                        .is_connected()
-                }
-                Err(_) => true,
-            },
-        };
+        let ok = probe_endpoint(&e.peer, facts.timeout(), None).await.ok();
         if !ok {
             return Err(format!("the upstream {} still fails its probe", e.display));
         }
@@ -372,22 +357,8 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
 }
 
 fn master_for(facts: &Facts) -> Option<u32> {
-    let conf = std::fs::canonicalize(&facts.discovery.config).ok();
-    find_masters().into_iter().find_map(|m| {
-        let c = m.conf_arg.as_ref().map(|c| {
-            under_prefix(
-                c,
-                m.prefix_arg
-                    .as_deref()
-                    .or(facts.discovery.prefix.as_deref()),
-            )
-        });
-        let same = match (c.and_then(|c| std::fs::canonicalize(c).ok()), &conf) {
-            (Some(a), Some(b)) => &a == b,
-            _ => false,
-        };
-        same.then_some(m.pid)
-    })
+    let d = &facts.discovery;
+    master_running(&find_masters(), &d.config, &d.build).map(|m| m.pid)
 }
 
 async fn rollback(facts: &Facts, action: &Action) -> String {
