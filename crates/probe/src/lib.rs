@@ -22,14 +22,22 @@
 //! All async probes need a tokio runtime with IO and time enabled.
 #![deny(missing_docs)]
 
+pub mod appserver;
 pub mod connect;
 pub mod dns;
 pub mod error;
+pub mod fastcgi;
+pub mod http;
 pub mod icmp;
 pub mod kernel;
 pub mod listeners;
 pub mod process;
+pub mod scgi;
+pub mod sniff;
+pub mod stream;
+pub mod tls;
 pub mod unixsock;
+pub mod uwsgi;
 
 pub use connect::{ConnectOutcome, ConnectReport, connect_tcp, connect_unix};
 pub use dns::{DnsAnswer, DnsFailure, resolve_system, resolve_with};
@@ -38,6 +46,7 @@ pub use icmp::{PingOutcome, ping};
 pub use kernel::{ipv6_disabled_on_lo, local_port_range, somaxconn};
 pub use listeners::{Listener, ListenerKind, listeners, listeners_on_port, time_wait_count};
 pub use process::{process_start_time, systemd_unit_of};
+pub use stream::{Endpoint, ReadEnd, ReadResult, Stream, open, read_bounded};
 pub use unixsock::{
     Access, FileKind, Identity, PathEntry, SocketFileInfo, identity_of, identity_of_uid,
     inspect_socket_path, may_connect, mode_string,
