@@ -3,5 +3,6 @@
 mod apply;
 mod cli;
 mod harness;
+mod responses;
 mod scenarios;
 mod wizard;

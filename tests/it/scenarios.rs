@@ -3,8 +3,10 @@
 
 use super::harness::{causes, lab, run_json};
 
-fn check(name: &str) {
-    let Some(lab) = lab(name) else { return };
+/// Runs the binary on scenario `name` and checks the contract's promises; returns the
+/// running lab and the report for more checks.
+pub(super) fn check(name: &str) -> Option<(fix502_lab::Lab, serde_json::Value)> {
+    let lab = lab(name)?;
     let expect = &lab.info().expect;
     let (out, report) = run_json(&lab, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -65,7 +67,7 @@ fn check(name: &str) {
         stderr.trim().is_empty(),
         "{name}: --json run wrote to stderr: {stderr}"
     );
-    lab.stop().expect("stop lab");
+    Some((lab, report))
 }
 
 #[test]

@@ -60,6 +60,15 @@ impl Context<'_> {
             .unwrap_or_else(|| "the upstream's line in the config".to_owned())
     }
 
+    /// The message of the first live (non-log) error finding: it carries the measurement.
+    fn live_message(&self) -> Option<&str> {
+        self.findings
+            .iter()
+            .find(|f| !f.check.starts_with("logs.") && f.cause.is_some())
+            .or_else(|| self.findings.first())
+            .map(|f| f.message.as_str())
+    }
+
     fn first_message_with(&self, check: &str) -> Option<&str> {
         self.findings
             .iter()
@@ -134,6 +143,28 @@ pub fn summary(cause: Cause, ctx: &Context<'_>) -> String {
             format!("{up} did not answer in time: nginx answers 504 Gateway Timeout, not 502")
         }
         Cause::UpstreamDns => format!("The upstream name {up} cannot be resolved"),
+        Cause::UpstreamClosedEarly => format!(
+            "{up}{} closes the connection before sending a complete response header: the app crashed, was killed, or its own timeout ended the request",
+            ctx.role()
+        ),
+        Cause::UpstreamReset => format!(
+            "{up}{} resets the connection (ECONNRESET) before answering: the app process was killed or aborted, or a firewall or NAT idle timer sent RST",
+            ctx.role()
+        ),
+        Cause::UpstreamKeepaliveRace => format!(
+            "Sporadic closes or resets from {up} on reused keep-alive connections: it closes idle connections sooner than nginx stops reusing them (retried GETs hide it; POSTs get 502)"
+        ),
+        Cause::UpstreamReturned502 => format!(
+            "{up}{} itself answers 502 Bad Gateway; nginx only relays it, so the fault is behind the upstream",
+            ctx.role()
+        ),
+        Cause::UpstreamHeaderTooBig
+        | Cause::UpstreamInvalidResponse
+        | Cause::UpstreamProtocolMismatch
+        | Cause::UpstreamTls => match ctx.live_message() {
+            Some(m) => m.to_owned(),
+            None => format!("{up}{}: {}", ctx.role(), cause.meaning()),
+        },
         other => format!("{up}: {}", other.meaning()),
     };
     if ctx.recovered {
@@ -220,6 +251,21 @@ pub fn fix(cause: Cause, ctx: &Context<'_>) -> Vec<String> {
         }
         Cause::UpstreamDns => {
             v.push("Fix the name or its DNS record, then reload nginx (it resolves names only at start and reload)".to_owned());
+        }
+        Cause::UpstreamClosedEarly | Cause::UpstreamReset => {
+            v.push("Read the app server's log at the times of the errors: gunicorn \"WORKER TIMEOUT\", uWSGI \"HARAKIRI\", php-fpm \"execution timed out\" or \"exited on signal\"".to_owned());
+            v.push("Check for OOM kills: journalctl -k | grep -i 'killed process'".to_owned());
+        }
+        Cause::UpstreamKeepaliveRace => {
+            v.push("Set keepalive_timeout in the upstream block below the app's idle keep-alive timeout (gunicorn --keep-alive 2 s, Node keepAliveTimeout 5 s, uvicorn 5 s), or raise the app's timeout above nginx's".to_owned());
+            v.push(format!("Then: {}", ctx.reload()));
+        }
+        Cause::UpstreamReturned502 => {
+            v.push(format!("Look behind {up}: its own log, and the service it proxies to (another nginx, a load balancer, the app's upstream)"));
+            v.push("If nginx caches errors (proxy_cache_valid any / 502), a cached 502 keeps being served: check $upstream_cache_status".to_owned());
+        }
+        Cause::UpstreamInvalidResponse => {
+            v.push(format!("Fetch the raw header and look at the bytes: curl -sv -o /dev/null http://{up}/ (or printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc ...)"));
         }
         _ => {}
     }

@@ -59,6 +59,8 @@ pub fn all_checks() -> Vec<&'static dyn Check> {
     v.extend(
         crate::steps::upstream::CHECKS
             .iter()
+            .chain(&crate::steps::answer::CHECKS)
+            .chain(&crate::steps::appserver::CHECKS)
             .map(|c| c as &dyn Check),
     );
     v.extend(crate::steps::config::CHECKS.iter().map(|c| c as &dyn Check));

@@ -17,6 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::command::{CommandOutput, run_command};
 use crate::discovery::{Discovery, under_prefix};
+use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
 use crate::report::{Location, NginxInfo};
 
@@ -33,6 +34,8 @@ pub struct EndpointUse {
     pub location: Option<String>,
     /// The first server_name of the server block.
     pub server_name: Option<String>,
+    /// The index of the pass directive in [`ConfigView::targets`].
+    pub target: usize,
 }
 
 /// One address nginx connects to, with every place that uses it.
@@ -162,6 +165,7 @@ pub struct Facts {
     logs: OnceCell<Vec<LogRead>>,
     probes: OnceCell<Vec<ProbeResult>>,
     listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
+    exchanges: OnceCell<Vec<Option<Exchange>>>,
     nginx_test: OnceCell<Result<CommandOutput, String>>,
 }
 
@@ -271,6 +275,7 @@ impl Facts {
             logs: OnceCell::new(),
             probes: OnceCell::new(),
             listeners: OnceCell::new(),
+            exchanges: OnceCell::new(),
             nginx_test: OnceCell::new(),
         }
     }
@@ -394,6 +399,90 @@ impl Facts {
             .clone()
     }
 
+    /// What every endpoint that accepts connections answers when spoken to as nginx speaks
+    /// to it (in the order of [`Facts::endpoints`]; `None` where the connect failed or the
+    /// endpoint's protocol is not probed). Run once, concurrently.
+    pub async fn exchanges(&self) -> &[Option<Exchange>] {
+        self.exchanges
+            .get_or_init(|| async {
+                let probes = self.probes().await;
+                let logged = self.logged_requests().await;
+                let version = self.nginx_version();
+                let page_size = procfs::page_size();
+                let conf_dir = self.discovery.config.parent().map(Path::to_path_buf);
+                let tasks = self.endpoints.iter().zip(probes).map(|(endpoint, probe)| {
+                    let logged = logged
+                        .iter()
+                        .find(|(peer, _)| *peer == endpoint.display)
+                        .map(|(_, req)| req.as_str());
+                    let conf_dir = conf_dir.clone();
+                    async move {
+                        let target = self.view.targets.get(endpoint.uses.first()?.target)?;
+                        let peer = reachable_target(&endpoint.peer, probe)?;
+                        let (uri, logged_get) = self.request_uri(logged);
+                        let shape = Shape {
+                            version,
+                            page_size,
+                            uri,
+                            logged_get,
+                            prefix: self.discovery.prefix.as_deref(),
+                            conf_dir: conf_dir.as_deref(),
+                            timeout: self.timeout(),
+                        };
+                        Some(exchange::exchange(target, &peer, &shape).await)
+                    }
+                });
+                join_all(tasks).await
+            })
+            .await
+    }
+
+    /// nginx's version as numbers, when known.
+    pub fn nginx_version(&self) -> Option<(u32, u32, u32)> {
+        let text = self.discovery.build.version.as_deref()?;
+        let mut parts = text.split('.').map(|p| p.parse::<u32>().ok());
+        Some((
+            parts.next()??,
+            parts.next()??,
+            parts.next().flatten().unwrap_or(0),
+        ))
+    }
+
+    /// The request line nginx logged for each upstream peer (the first logged), as
+    /// `(peer, "GET /path HTTP/1.1")`.
+    async fn logged_requests(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for read in self.logs().await {
+            let Ok(summary) = &read.summary else { continue };
+            for g in &summary.groups {
+                if let (Some(peer), Some(req)) = (&g.peer, &g.request)
+                    && !out.iter().any(|(p, _)| p == peer)
+                {
+                    out.push((peer.clone(), req.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The URI to probe with: `--url`'s path, else the logged GET/HEAD request's, else `/`;
+    /// and whether it came from a logged GET/HEAD.
+    fn request_uri(&self, logged: Option<&str>) -> (String, bool) {
+        if let Some(url) = &self.options.url {
+            let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+            let path = after_scheme
+                .find('/')
+                .and_then(|i| after_scheme.get(i..))
+                .unwrap_or("/");
+            return (path.to_owned(), true);
+        }
+        let mut words = logged.unwrap_or_default().split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("GET" | "HEAD"), Some(uri)) if uri.starts_with('/') => (uri.to_owned(), true),
+            _ => ("/".to_owned(), false),
+        }
+    }
+
     /// `nginx -t` on this config (run once).
     pub async fn nginx_test(&self) -> Result<&CommandOutput, &String> {
         self.nginx_test
@@ -502,11 +591,27 @@ pub async fn probe_endpoint(
     }
 }
 
+/// Where to speak to an endpoint whose connect probe succeeded: its first reachable address.
+fn reachable_target(peer: &Peer, probe: &ProbeResult) -> Option<fix502_probe::stream::Endpoint> {
+    use fix502_probe::stream::Endpoint as Target;
+    match (peer, probe) {
+        (Peer::Unix(path), ProbeResult::Unix { .. }) if probe.ok() => {
+            Some(Target::Unix(path.clone()))
+        }
+        (_, ProbeResult::Tcp { attempts, .. }) => attempts
+            .iter()
+            .find(|a| a.outcome.is_connected())
+            .and_then(|a| a.target.parse().ok())
+            .map(Target::Tcp),
+        _ => None,
+    }
+}
+
 /// Every endpoint of the config, deduplicated, with the places that use it.
 fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
     let mut endpoints: Vec<Endpoint> = Vec::new();
     let mut variables = Vec::new();
-    for target in &view.targets {
+    for (index, target) in view.targets.iter().enumerate() {
         let directive = format!("{} {}", target.module.directive(), target.raw);
         let at = span_location(&target.span);
         if let TargetAddress::Variable(_) = target.address {
@@ -529,6 +634,7 @@ fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
                 server_at: server.map(|s| span_location(&s.span)),
                 location: target.location.clone(),
                 server_name: server_name.clone(),
+                target: index,
             };
             match endpoints.iter_mut().find(|e| e.display == display) {
                 Some(e) => e.uses.push(use_),

@@ -20,6 +20,7 @@ pub mod command;
 pub mod diagnosis;
 pub mod discovery;
 pub mod engine;
+pub mod exchange;
 pub mod facts;
 pub mod options;
 pub mod report;

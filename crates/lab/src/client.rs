@@ -1,4 +1,4 @@
-//! One plain HTTP/1.1 GET through the lab's nginx, returning only the status code.
+//! One plain HTTP/1.1 request through the lab's nginx, returning only the status code.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,14 +14,36 @@ const MAX_STATUS_LINE: usize = 1024;
 
 /// Sends `GET path` to `addr` (Host: the lab's server name) and returns the response status.
 pub(crate) fn get_status(addr: SocketAddr, path: &str) -> Result<u16, LabError> {
-    let what = format!("GET {path} via {addr}");
+    status(addr, "GET", path, b"")
+}
+
+/// Sends `method path` with `body` (a `Content-Length` header when it is not empty) to `addr`
+/// and returns the response status.
+pub(crate) fn status(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<u16, LabError> {
+    let what = format!("{method} {path} via {addr}");
     let io = |e| LabError::io(what.clone(), e);
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(io)?;
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\n{length}Connection: close\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    stream.write_all(&request).map_err(io)?;
 
     let mut head = Vec::with_capacity(128);
     let mut buf = [0u8; 256];

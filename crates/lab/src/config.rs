@@ -11,17 +11,17 @@ use crate::LabError;
 /// The `server_name` of the lab's server block.
 pub(crate) const SERVER_NAME: &str = "lab.fix502.test";
 
-/// What varies between scenarios in the config.
+/// What varies between scenarios in the main config.
 #[derive(Debug, Clone)]
 pub(crate) struct ConfigSpec {
     /// Where the server listens.
     pub listen: SocketAddr,
     /// `user` directive value (`nobody nogroup`) when running as root.
     pub user: Option<String>,
-    /// The `proxy_pass` target, e.g. `http://127.0.0.1:40123` or `http://backend`.
-    pub proxy_pass: String,
     /// An `upstream backend { ... }` group: the server addresses, when the scenario uses one.
     pub group: Vec<String>,
+    /// More directives of the `upstream backend` block (e.g. `keepalive 8`), without `;`.
+    pub group_extra: Vec<String>,
 }
 
 /// Fails when `dir` contains characters that would need escaping in a quoted nginx string
@@ -65,6 +65,9 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
         for server in &spec.group {
             out.push_str(&format!("        server {server};\n"));
         }
+        for directive in &spec.group_extra {
+            out.push_str(&format!("        {directive};\n"));
+        }
         out.push_str("    }\n\n");
     }
     out.push_str(&format!(
@@ -79,27 +82,76 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
     out
 }
 
-/// The included app config: one location that proxies everything.
-pub(crate) fn app_conf(proxy_pass: &str) -> String {
-    format!(
-        "# fix502 lab: the application's location\n\
-         location / {{\n\
-         \x20   proxy_pass \"{proxy_pass}\";\n\
-         \x20   proxy_read_timeout 30s;\n\
-         }}\n"
-    )
+/// The included app config: one `location /` with `directives` (each without its `;`), the
+/// pass directive first.
+pub(crate) fn app_conf(directives: &[String]) -> String {
+    let mut out = String::from("# fix502 lab: the application's location\nlocation / {\n");
+    for directive in directives {
+        out.push_str(&format!("    {directive};\n"));
+    }
+    out.push_str("}\n");
+    out
 }
 
-/// The app config after a careless edit: `proxy_read_timeout` lost its `;`, so `nginx -t`
-/// reports `unexpected "}" in .../conf/app.conf:5`.
-pub(crate) fn broken_app_conf(proxy_pass: &str) -> String {
-    format!(
+/// The app config after a careless edit: the last directive lost its `;`, so `nginx -t`
+/// reports `unexpected "}" in .../conf/app.conf:N` (N = the line of the closing brace).
+pub(crate) fn broken_app_conf(directives: &[String]) -> String {
+    let mut out = String::from(
         "# fix502 lab: the application's location (edited; the last directive lost its ';')\n\
-         location / {{\n\
-         \x20   proxy_pass \"{proxy_pass}\";\n\
-         \x20   proxy_read_timeout 30s\n\
-         }}\n"
-    )
+         location / {\n",
+    );
+    let last = directives.len().saturating_sub(1);
+    for (i, directive) in directives.iter().enumerate() {
+        let end = if i == last { "" } else { ";" };
+        out.push_str(&format!("    {directive}{end}\n"));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// `location /` directives that proxy to `target` (e.g. `http://127.0.0.1:40123`).
+pub(crate) fn proxy(target: &str) -> Vec<String> {
+    proxy_with_read_timeout(target, "30s")
+}
+
+/// Like [`proxy`], with `proxy_read_timeout` set to `timeout` (an nginx time, e.g. `1s`).
+pub(crate) fn proxy_with_read_timeout(target: &str, timeout: &str) -> Vec<String> {
+    vec![
+        format!("proxy_pass \"{target}\""),
+        format!("proxy_read_timeout {timeout}"),
+    ]
+}
+
+/// `location /` directives that pass every request to the FastCGI server `addr`, running
+/// `script`, with the usual parameters written out (the lab does not include
+/// `/etc/nginx/fastcgi_params`).
+pub(crate) fn fastcgi(addr: &str, script: &str) -> Vec<String> {
+    let mut out = vec![format!("fastcgi_pass {addr}")];
+    let params = [
+        ("SCRIPT_FILENAME", format!("\"{script}\"")),
+        ("SCRIPT_NAME", "/index.php".to_owned()),
+        ("QUERY_STRING", "$query_string".to_owned()),
+        ("REQUEST_METHOD", "$request_method".to_owned()),
+        ("CONTENT_TYPE", "$content_type".to_owned()),
+        ("CONTENT_LENGTH", "$content_length".to_owned()),
+        ("REQUEST_URI", "$request_uri".to_owned()),
+        ("DOCUMENT_URI", "$document_uri".to_owned()),
+        ("SERVER_PROTOCOL", "$server_protocol".to_owned()),
+        ("REQUEST_SCHEME", "$scheme".to_owned()),
+        ("GATEWAY_INTERFACE", "CGI/1.1".to_owned()),
+        ("SERVER_SOFTWARE", "nginx/$nginx_version".to_owned()),
+        ("REMOTE_ADDR", "$remote_addr".to_owned()),
+        ("REMOTE_PORT", "$remote_port".to_owned()),
+        ("SERVER_ADDR", "$server_addr".to_owned()),
+        ("SERVER_PORT", "$server_port".to_owned()),
+        ("SERVER_NAME", "$server_name".to_owned()),
+    ];
+    out.extend(
+        params
+            .iter()
+            .map(|(name, value)| format!("fastcgi_param {name} {value}")),
+    );
+    out
 }
 
 #[cfg(test)]
@@ -111,22 +163,37 @@ mod tests {
         let spec = ConfigSpec {
             listen: "127.0.0.1:8080".parse().expect("addr"),
             user: Some("nobody nogroup".to_owned()),
-            proxy_pass: "http://backend".to_owned(),
             group: vec!["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()],
+            group_extra: vec!["keepalive 8".to_owned()],
         };
         let conf = main_conf("/tmp/lab", &spec);
         assert!(conf.contains("user nobody nogroup;\n"));
         assert!(conf.contains("pid \"/tmp/lab/nginx.pid\";"));
-        assert!(conf.contains("        server 127.0.0.1:2;\n"));
+        assert!(conf.contains("        server 127.0.0.1:2;\n        keepalive 8;\n    }\n"));
         assert!(conf.contains("listen 127.0.0.1:8080;"));
         assert!(conf.contains("include \"/tmp/lab/conf/app.conf\";"));
     }
 
     #[test]
     fn broken_app_conf_lacks_a_semicolon_on_line_4() {
-        let broken = broken_app_conf("http://127.0.0.1:1");
+        let directives = proxy("http://127.0.0.1:1");
+        let broken = broken_app_conf(&directives);
         assert_eq!(broken.lines().nth(3), Some("    proxy_read_timeout 30s"));
-        assert_eq!(app_conf("x").lines().count(), broken.lines().count());
+        let good = app_conf(&directives);
+        assert_eq!(
+            good.lines().nth(2),
+            Some("    proxy_pass \"http://127.0.0.1:1\";")
+        );
+        assert_eq!(good.lines().nth(3), Some("    proxy_read_timeout 30s;"));
+        assert_eq!(good.lines().count(), broken.lines().count());
+    }
+
+    #[test]
+    fn fastcgi_writes_its_params() {
+        let conf = app_conf(&fastcgi("127.0.0.1:9000", "/tmp/lab/www/index.php"));
+        assert!(conf.contains("    fastcgi_pass 127.0.0.1:9000;\n"));
+        assert!(conf.contains("    fastcgi_param SCRIPT_FILENAME \"/tmp/lab/www/index.php\";\n"));
+        assert!(conf.contains("    fastcgi_param REQUEST_METHOD $request_method;\n"));
     }
 
     #[test]

@@ -36,6 +36,20 @@ pub enum LabError {
         /// nginx's own messages, lines joined with `; `.
         stderr: String,
     },
+    /// No php-fpm binary was found (scenarios with a real PHP-FPM pool need one).
+    #[error(
+        "php-fpm binary not found (searched PATH for php-fpm and /usr/sbin, /usr/local/sbin for php-fpm*): install php-fpm"
+    )]
+    PhpFpmNotFound,
+    /// php-fpm exited at start; `log` is the end of its error log, on one line.
+    #[error("php-fpm failed: {log}")]
+    PhpFpmFailed {
+        /// php-fpm's own messages, lines joined with `; `.
+        log: String,
+    },
+    /// Generating or loading the lab's TLS certificates failed.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
     /// Something did not happen within its deadline.
     #[error("timed out: {0}")]
     Timeout(String),

@@ -1,8 +1,9 @@
 //! [`Lab`]: one scenario set up in a temp dir with its own nginx, upstreams and ports.
 //!
-//! Lifecycle: create the dir, build the scenario's upstreams, write the config, start nginx,
-//! send a few requests, wait (bounded) until the error log shows the failure; [`Lab::stop`] or
-//! `Drop` stops nginx by its pid file, stops the upstream threads and removes the dir.
+//! Lifecycle: create the dir, build the scenario's upstreams (threads, or a PHP-FPM child), write
+//! the config, start nginx, send the scenario's requests, wait (bounded) until the error log (or,
+//! when nginx logs nothing, the access log) shows the failure; [`Lab::stop`] or `Drop` stops
+//! nginx by its pid file, stops PHP-FPM and the upstream threads, and removes the dir.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -16,15 +17,14 @@ use tempfile::TempDir;
 
 use crate::config::{self, ConfigSpec};
 use crate::nginx::{self, ConfigTest, Instance};
+use crate::phpfpm::PhpFpm;
 use crate::process::{read_pid_file, stop_master};
 use crate::scenario::{ScenarioInfo, find};
-use crate::setup::{self, Setup};
+use crate::setup::{self, LabDir, Setup, Traffic};
 use crate::upstream::Responder;
 use crate::{LabError, client};
 
-/// Requests sent through nginx after it started.
-const TRAFFIC_REQUESTS: usize = 3;
-/// How long to wait for the expected line in the error log.
+/// How long to wait for the expected line in the error (or access) log.
 const LOG_WAIT: Duration = Duration::from_secs(3);
 /// Poll interval while waiting for the error log.
 const POLL: Duration = Duration::from_millis(25);
@@ -58,15 +58,18 @@ pub struct Lab {
     listen: SocketAddr,
     expected_upstream: Option<String>,
     responders: Vec<Responder>,
+    php_fpm: Option<PhpFpm>,
     stopped: bool,
 }
 
 impl Lab {
     /// Sets up scenario `name` and returns once it shows its failure (blocking, bounded).
     ///
-    /// Creates the temp prefix, starts the upstream responders and nginx (unless the scenario
-    /// is `nginx-not-running`), sends a few requests, and waits until the error log has the
-    /// scenario's line. On error everything started so far is stopped again.
+    /// Creates the temp prefix, starts the upstream apps (responder threads, or PHP-FPM) and
+    /// nginx (unless the scenario is `nginx-not-running`), sends the scenario's requests, and
+    /// waits until the error log has the scenario's line ([`ScenarioInfo::log_marker`]), or,
+    /// when nginx logs nothing, the access log has its status. On error everything started so
+    /// far is stopped again.
     pub fn start(name: &str, opts: &LabOptions) -> Result<Self, LabError> {
         let info = find(name).ok_or_else(|| LabError::UnknownScenario(name.to_owned()))?;
         let root = geteuid().is_root();
@@ -78,7 +81,14 @@ impl Lab {
         let temp = create_dir(root)?;
         let dir = temp.path().to_path_buf();
         let dir_text = config::check_path(&dir)?.to_owned();
-        let setup = setup::build(info.name, &dir)?;
+        let setup = setup::build(
+            info.name,
+            LabDir {
+                path: &dir,
+                text: &dir_text,
+                user: user.as_deref(),
+            },
+        )?;
 
         let mut lab = Self {
             info,
@@ -92,6 +102,7 @@ impl Lab {
             listen: setup.listen,
             expected_upstream: setup.expected_upstream.clone(),
             responders: Vec::new(),
+            php_fpm: None,
             stopped: false,
         };
         if opts.keep
@@ -101,35 +112,42 @@ impl Lab {
         }
         let Setup {
             listen,
-            proxy_pass,
+            location,
             group,
+            group_extra,
             responders,
+            php_fpm,
+            traffic,
             start_nginx,
             break_config,
             ..
         } = setup;
         lab.responders = responders;
+        lab.php_fpm = php_fpm;
 
         let spec = ConfigSpec {
             listen,
             user,
-            proxy_pass,
             group,
+            group_extra,
         };
         lab.write("conf/nginx.conf", &config::main_conf(&dir_text, &spec))?;
-        lab.write("conf/app.conf", &config::app_conf(&spec.proxy_pass))?;
+        lab.write("conf/app.conf", &config::app_conf(&location))?;
         tracing::info!(scenario = info.name, dir = %lab.dir.display(), "lab set up");
 
         if start_nginx {
             let pid = lab.instance().start(listen)?;
             tracing::info!(scenario = info.name, pid, %listen, "lab nginx started");
-            lab.send_traffic();
+            lab.send_traffic(traffic);
             if let Some(marker) = info.log_marker() {
-                lab.wait_for_log(marker)?;
+                lab.wait_for(&lab.error_log, marker)?;
+            } else if let Some(status) = info.http_status() {
+                // nginx logs nothing: wait until it has logged the answer it gave.
+                lab.wait_for(&lab.access_log, &format!("\" {status} "))?;
             }
         }
         if break_config {
-            lab.write("conf/app.conf", &config::broken_app_conf(&spec.proxy_pass))?;
+            lab.write("conf/app.conf", &config::broken_app_conf(&location))?;
         }
         Ok(lab)
     }
@@ -190,6 +208,18 @@ impl Lab {
         read_pid_file(&self.pid_file)
     }
 
+    /// The PHP-FPM master's pid, for scenarios with a real PHP-FPM pool (`None` otherwise or
+    /// once it was stopped).
+    pub fn app_pid(&self) -> Option<u32> {
+        self.php_fpm.as_ref().map(PhpFpm::pid)
+    }
+
+    /// The app's own error log, `<dir>/logs/php-fpm.log`, for scenarios with a real PHP-FPM
+    /// pool.
+    pub fn app_log(&self) -> Option<&Path> {
+        self.php_fpm.as_ref().map(PhpFpm::log)
+    }
+
     /// Sends one `GET path` through the lab's nginx (2 s timeouts) and returns the status code.
     pub fn request(&self, path: &str) -> Result<u16, LabError> {
         client::get_status(self.listen, path)
@@ -221,28 +251,38 @@ impl Lab {
         fs::write(&path, text).map_err(|e| LabError::io(format!("write {}", path.display()), e))
     }
 
-    /// Sends a few requests so that nginx logs the scenario's failure; outcomes are only traced.
-    fn send_traffic(&self) {
-        for _ in 0..TRAFFIC_REQUESTS {
+    /// Sends the scenario's requests so that nginx logs its failure; outcomes are only traced.
+    fn send_traffic(&self, traffic: Traffic) {
+        for i in 0..traffic.gets {
+            if i > 0 {
+                thread::sleep(traffic.gap);
+            }
             match self.request("/") {
                 Ok(status) => tracing::debug!(status, "lab request"),
                 Err(e) => tracing::debug!(error = %e, "lab request failed"),
             }
         }
+        if traffic.post {
+            thread::sleep(traffic.gap);
+            match client::status(self.listen, "POST", "/", b"lab=1") {
+                Ok(status) => tracing::debug!(status, "lab POST"),
+                Err(e) => tracing::debug!(error = %e, "lab POST failed"),
+            }
+        }
     }
 
-    /// Waits until the error log contains `marker`.
-    fn wait_for_log(&self, marker: &str) -> Result<(), LabError> {
+    /// Waits until `log` contains `marker`.
+    fn wait_for(&self, log: &Path, marker: &str) -> Result<(), LabError> {
         let deadline = Instant::now() + LOG_WAIT;
         loop {
-            let text = fs::read_to_string(&self.error_log).unwrap_or_default();
+            let text = fs::read_to_string(log).unwrap_or_default();
             if text.contains(marker) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(LabError::Timeout(format!(
                     "{} shows no line with {marker:?} after {} s",
-                    self.error_log.display(),
+                    log.display(),
                     LOG_WAIT.as_secs()
                 )));
             }
@@ -259,16 +299,21 @@ impl Lab {
         // Any command line that starts nginx from this lab names `<dir>/` (in -p or -c).
         let marker = format!("{}/", self.dir.display());
         let nginx = stop_master(&self.pid_file, &marker);
+        let php_fpm = self.php_fpm.as_mut().map_or(Ok(()), PhpFpm::stop);
+        if php_fpm.is_ok() {
+            self.php_fpm = None;
+        }
         for responder in &mut self.responders {
             responder.stop();
         }
+        let result = nginx.and(php_fpm);
         let Some(temp) = self.temp.take() else {
-            return nginx;
+            return result;
         };
-        if nginx.is_err() {
-            // Leave the files of an nginx we could not stop where it can still find them.
-            tracing::warn!(dir = %temp.keep().display(), "lab nginx still runs; dir kept");
-            return nginx;
+        if result.is_err() {
+            // Leave the files of a process we could not stop where it can still find them.
+            tracing::warn!(dir = %temp.keep().display(), "lab nginx or php-fpm still runs; dir kept");
+            return result;
         }
         temp.close()
             .map_err(|e| LabError::io(format!("remove {}", self.dir.display()), e))

@@ -2,7 +2,8 @@
 //!
 //! Each [scenario](scenarios) builds one failure that ends in a 502 (or a healthy baseline) in
 //! its own temp dir: a generated config, its own loopback ports, upstream "apps" served by
-//! threads of this process, and a daemonized nginx started with `-p <dir>/ -c <dir>/conf/nginx.conf`.
+//! threads of this process (plain HTTP or TLS) or by a real PHP-FPM child, and a daemonized
+//! nginx started with `-p <dir>/ -c <dir>/conf/nginx.conf`.
 //! [`Lab::start`] returns once nginx has logged the failure; [`Lab::stop`] (or `Drop`) stops
 //! nginx by its pid file and removes everything. Nothing outside the temp dir is changed.
 //!
@@ -23,9 +24,11 @@ mod config;
 mod error;
 mod lab;
 mod nginx;
+mod phpfpm;
 mod process;
 mod scenario;
 mod setup;
+mod tls;
 mod upstream;
 
 pub use error::LabError;

@@ -2,6 +2,8 @@
 //!
 //! This module is data only; how each scenario is built lives in `setup.rs`.
 
+use crate::upstream::BIG_HEADER_BYTES;
+
 /// What a correct diagnosis of a scenario reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expectation {
@@ -28,24 +30,51 @@ pub struct ScenarioInfo {
 
 impl ScenarioInfo {
     /// A fragment of the error-log line nginx writes for this scenario, matched by errno number
-    /// rather than errno text (musl words them differently); `None` when nginx logs nothing.
+    /// rather than errno text (musl words them differently); `None` when nginx logs nothing
+    /// (then the lab waits for the answer in the access log instead).
     pub fn log_marker(&self) -> Option<&'static str> {
         match self.name {
             "refused" | "wrong-address" => Some("failed (111: "),
             "unix-socket-missing" => Some("failed (2: "),
             "unix-socket-permission" => Some("failed (13: "),
             "no-live-upstreams" => Some("no live upstreams"),
+            "closed-early" | "keepalive-race" => Some(
+                "upstream prematurely closed connection while reading response header from upstream",
+            ),
+            // php-fpm closes the HTTP request (or the killed worker dies) with unread input.
+            "reset" | "proxy-to-fastcgi" | "php-fpm-killed" => Some("recv() failed (104: "),
+            "header-too-big" => Some("upstream sent too big header"),
+            "invalid-header" => Some("upstream sent invalid header"),
+            "https-to-plain" => Some("wrong version number"),
+            "http-to-tls" => Some("upstream sent no valid HTTP/1.0 header"),
+            "fastcgi-to-http" => Some("upstream sent unsupported FastCGI protocol version: 72"),
+            "tls-verify" => Some("upstream SSL certificate verify error: (18:"),
+            "read-timeout" => Some("upstream timed out (110: "),
             _ => None,
         }
     }
 
-    /// The HTTP status a request through the lab's nginx gets; `None` when nothing listens.
+    /// The HTTP status a `GET /` through the lab's nginx gets; `None` when the client gets no
+    /// HTTP status line: nothing listens, or nginx relays the upstream's bytes as an HTTP/0.9
+    /// answer (its access log then shows `009`).
     pub fn http_status(&self) -> Option<u16> {
         match self.name {
-            "nginx-not-running" => None,
-            "healthy" | "config-invalid" => Some(200),
+            "nginx-not-running" | "http-to-tls" => None,
+            "healthy" | "config-invalid" | "keepalive-race" => Some(200),
+            "read-timeout" => Some(504),
             _ => Some(502),
         }
+    }
+
+    /// Whether the scenario runs a real PHP-FPM pool (it needs a `php-fpm` binary).
+    pub fn needs_php_fpm(&self) -> bool {
+        matches!(self.name, "proxy-to-fastcgi" | "php-fpm-killed")
+    }
+
+    /// The exact size in bytes of the response head the scenario's app sends (status line,
+    /// header lines and the blank line, CRLFs included), for `header-too-big`.
+    pub fn upstream_header_bytes(&self) -> Option<usize> {
+        (self.name == "header-too-big").then_some(BIG_HEADER_BYTES)
     }
 }
 
@@ -57,7 +86,7 @@ const fn problem(cause: &'static str, also: &'static [&'static str]) -> Expectat
     }
 }
 
-static SCENARIOS: [ScenarioInfo; 8] = [
+static SCENARIOS: [ScenarioInfo; 21] = [
     ScenarioInfo {
         name: "healthy",
         summary: "nginx proxies to a working upstream on 127.0.0.1",
@@ -110,6 +139,84 @@ static SCENARIOS: [ScenarioInfo; 8] = [
         needs_root: false,
         expect: problem("config-invalid", &[]),
     },
+    ScenarioInfo {
+        name: "closed-early",
+        summary: "the app reads the request and closes the connection without answering",
+        needs_root: false,
+        expect: problem("upstream-closed-early", &[]),
+    },
+    ScenarioInfo {
+        name: "reset",
+        summary: "the app closes with the request unread, so the kernel resets the connection",
+        needs_root: false,
+        expect: problem("upstream-reset", &[]),
+    },
+    ScenarioInfo {
+        name: "header-too-big",
+        summary: "the app answers with 16 KiB of Set-Cookie headers; proxy_buffer_size is 4k",
+        needs_root: false,
+        expect: problem("upstream-header-too-big", &[]),
+    },
+    ScenarioInfo {
+        name: "invalid-header",
+        summary: "the app's response has a header value with a NUL byte",
+        needs_root: false,
+        expect: problem("upstream-invalid-response", &[]),
+    },
+    ScenarioInfo {
+        name: "https-to-plain",
+        summary: "proxy_pass https:// points at an app that speaks plain HTTP",
+        needs_root: false,
+        expect: problem("upstream-protocol-mismatch", &[]),
+    },
+    ScenarioInfo {
+        name: "http-to-tls",
+        summary: "proxy_pass http:// points at an app that speaks only TLS",
+        needs_root: false,
+        expect: problem("upstream-protocol-mismatch", &[]),
+    },
+    ScenarioInfo {
+        name: "proxy-to-fastcgi",
+        summary: "proxy_pass http:// points at a PHP-FPM (FastCGI) pool",
+        needs_root: false,
+        expect: problem("upstream-protocol-mismatch", &[]),
+    },
+    ScenarioInfo {
+        name: "fastcgi-to-http",
+        summary: "fastcgi_pass points at an app that speaks HTTP",
+        needs_root: false,
+        expect: problem("upstream-protocol-mismatch", &[]),
+    },
+    ScenarioInfo {
+        name: "tls-verify",
+        summary: "proxy_ssl_verify on, but the app's self-signed certificate is not trusted",
+        needs_root: false,
+        expect: problem("upstream-tls", &[]),
+    },
+    ScenarioInfo {
+        name: "php-fpm-killed",
+        summary: "PHP-FPM kills a script that runs past request_terminate_timeout (1s)",
+        needs_root: false,
+        expect: problem("upstream-closed-early", &[]),
+    },
+    ScenarioInfo {
+        name: "read-timeout",
+        summary: "the app never answers; proxy_read_timeout 1s expires (nginx answers 504)",
+        needs_root: false,
+        expect: problem("upstream-timeout", &[]),
+    },
+    ScenarioInfo {
+        name: "upstream-502",
+        summary: "the app itself answers 502 Bad Gateway; nginx only relays it",
+        needs_root: false,
+        expect: problem("upstream-returned-502", &[]),
+    },
+    ScenarioInfo {
+        name: "keepalive-race",
+        summary: "the app closes kept-alive connections just as nginx reuses them",
+        needs_root: false,
+        expect: problem("upstream-keepalive-race", &[]),
+    },
 ];
 
 /// Every lab scenario, in a stable order (healthy first).
@@ -135,6 +242,15 @@ mod tests {
         "unix-socket-missing",
         "unix-socket-permission",
         "no-live-upstreams",
+        "upstream-closed-early",
+        "upstream-reset",
+        "upstream-header-too-big",
+        "upstream-invalid-response",
+        "upstream-protocol-mismatch",
+        "upstream-tls",
+        "upstream-timeout",
+        "upstream-returned-502",
+        "upstream-keepalive-race",
     ];
 
     #[test]
@@ -144,6 +260,26 @@ mod tests {
             assert!(scenarios()[..i].iter().all(|o| o.name != s.name));
         }
         assert_eq!(find("nope"), None);
+    }
+
+    #[test]
+    fn php_fpm_and_header_size_belong_to_their_scenarios() {
+        let php: Vec<_> = scenarios()
+            .iter()
+            .filter(|s| s.needs_php_fpm())
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(php, ["proxy-to-fastcgi", "php-fpm-killed"]);
+        for s in scenarios() {
+            let want = (s.name == "header-too-big").then_some(16 * 1024);
+            assert_eq!(s.upstream_header_bytes(), want, "{}", s.name);
+            let logs = s.log_marker().is_some();
+            let silent = matches!(
+                s.name,
+                "healthy" | "nginx-not-running" | "config-invalid" | "upstream-502"
+            );
+            assert_eq!(logs, !silent, "{}", s.name);
+        }
     }
 
     #[test]

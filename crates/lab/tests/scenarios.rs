@@ -1,11 +1,13 @@
 //! End-to-end tests of every lab scenario with the real nginx binary.
 //!
-//! They fail when nginx is not installed, unless `FIX502_SKIP_NGINX=1` is set. Scenarios that
-//! need root are skipped (with a note on stderr) when the tests do not run as root.
+//! They fail when nginx is not installed, unless `FIX502_SKIP_NGINX=1` is set (and the PHP-FPM
+//! scenarios fail without php-fpm unless `FIX502_SKIP_PHP_FPM=1`). Scenarios that need root are
+//! skipped (with a note on stderr) when the tests do not run as root.
 #![allow(clippy::print_stderr, reason = "tests explain skips on stderr")]
 
 use std::fs;
-use std::net::{Ipv6Addr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -41,6 +43,15 @@ fn start(name: &str) -> Option<Lab> {
             );
             None
         }
+        Err(LabError::PhpFpmNotFound)
+            if std::env::var("FIX502_SKIP_PHP_FPM").as_deref() == Ok("1") =>
+        {
+            assert!(find(name).is_some_and(|s| s.needs_php_fpm()), "{name}");
+            eprintln!(
+                "skipping lab scenario {name}: php-fpm not installed (FIX502_SKIP_PHP_FPM=1)"
+            );
+            None
+        }
         Err(LabError::Unsupported(why)) if name == "wrong-address" => {
             eprintln!("skipping lab scenario {name}: {why}");
             None
@@ -72,11 +83,28 @@ fn assert_config_ok(lab: &Lab) {
     );
 }
 
-/// Stops the lab and checks that its nginx master is gone and the dir removed.
+/// Stops the lab and checks that its nginx master, its PHP-FPM processes (if any) are gone and
+/// the dir removed.
 fn stop_and_check(lab: Lab) {
     let pid = lab.master_pid();
+    let app_pid = lab.app_pid();
     let dir = lab.dir().to_path_buf();
     lab.stop().expect("stop the lab");
+    if let Some(app_pid) = app_pid {
+        assert!(
+            !process_running(app_pid),
+            "php-fpm master {app_pid} survived stop()"
+        );
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !group_members(app_pid).is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let left = group_members(app_pid);
+        assert!(
+            left.is_empty(),
+            "php-fpm processes {left:?} survived stop()"
+        );
+    }
     if let Some(pid) = pid {
         assert!(!process_running(pid), "nginx master {pid} survived stop()");
         let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -294,6 +322,19 @@ fn every_scenario_has_a_test_here() {
         "no-live-upstreams",
         "nginx-not-running",
         "config-invalid",
+        "closed-early",
+        "reset",
+        "header-too-big",
+        "invalid-header",
+        "https-to-plain",
+        "http-to-tls",
+        "proxy-to-fastcgi",
+        "fastcgi-to-http",
+        "tls-verify",
+        "php-fpm-killed",
+        "read-timeout",
+        "upstream-502",
+        "keepalive-race",
     ];
     let names: Vec<_> = scenarios().iter().map(|s| s.name).collect();
     assert_eq!(names, tested);
@@ -311,4 +352,286 @@ fn unknown_scenario_and_missing_binary_are_errors() {
         Lab::start("healthy", &opts),
         Err(LabError::NginxNotFound)
     ));
+}
+
+/// Live (non-zombie) processes whose process group is `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let rest = stat
+                .rfind(')')
+                .and_then(|i| stat.get(i + 1..))
+                .unwrap_or("");
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+            group == Some(pgid) && !matches!(state, Some("Z" | "X"))
+        })
+        .collect()
+}
+
+/// Sends `GET /` to `addr` and returns every byte of the answer (3 s timeout, 1 MiB cap).
+fn raw_get(addr: SocketAddr) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: lab.fix502.test\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    stream
+        .take(1 << 20)
+        .read_to_end(&mut answer)
+        .expect("read the answer");
+    answer
+}
+
+/// What every response-side scenario shares: `nginx -t` passes, the error log has the
+/// scenario's marker on a line naming `upstream` (as `scheme://HOST:PORT`), a GET through nginx
+/// gets `http_status()`. Returns the log line.
+fn check_marker_and_status(lab: &Lab, upstream: &str) -> String {
+    assert_config_ok(lab);
+    let info = lab.info();
+    let marker = info.log_marker().expect("scenario has a log marker");
+    let line = log_line(lab, marker);
+    assert!(
+        line.contains(&format!("upstream: \"{upstream}")),
+        "{}: {line}",
+        info.name
+    );
+    assert!(line.contains("server: lab.fix502.test"), "{line}");
+    let status = info.http_status().expect("scenario has a status");
+    assert_eq!(lab.request("/").expect("request"), status, "{}", info.name);
+    line
+}
+
+fn http_upstream(lab: &Lab) -> String {
+    format!("http://{}/", expected_upstream(lab))
+}
+
+#[test]
+fn closed_early_logs_premature_close() {
+    let Some(lab) = start("closed-early") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(line.contains("[error]"), "{line}");
+    assert_eq!(lab.info().http_status(), Some(502));
+    stop_and_check(lab);
+}
+
+#[test]
+fn reset_logs_104() {
+    let Some(lab) = start("reset") else { return };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(
+        line.contains("recv() failed (104: ")
+            && line.contains("while reading response header from upstream"),
+        "{line}"
+    );
+    stop_and_check(lab);
+}
+
+#[test]
+fn header_too_big_logs_and_the_app_header_has_the_promised_size() {
+    let Some(lab) = start("header-too-big") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(
+        line.contains("while reading response header from upstream"),
+        "{line}"
+    );
+    let addr: SocketAddr = expected_upstream(&lab).parse().expect("ip:port");
+    let answer = raw_get(addr);
+    let head_len = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .expect("a complete head");
+    assert_eq!(Some(head_len), lab.info().upstream_header_bytes());
+    assert!(head_len > 4096, "must exceed the default proxy_buffer_size");
+    stop_and_check(lab);
+}
+
+#[test]
+fn invalid_header_logs_the_nul() {
+    let Some(lab) = start("invalid-header") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(
+        line.contains(r#"upstream sent invalid header: "X-Lab: bad\x00...""#),
+        "{line}"
+    );
+    stop_and_check(lab);
+}
+
+#[test]
+fn https_to_plain_fails_the_handshake() {
+    let Some(lab) = start("https-to-plain") else {
+        return;
+    };
+    let upstream = format!("https://{}/", expected_upstream(&lab));
+    let line = check_marker_and_status(&lab, &upstream);
+    assert!(
+        line.contains("SSL_do_handshake() failed (SSL: ")
+            && line.contains("while SSL handshaking to upstream"),
+        "{line}"
+    );
+    stop_and_check(lab);
+}
+
+#[test]
+fn http_to_tls_relays_the_tls_alert_as_http_0_9() {
+    let Some(lab) = start("http-to-tls") else {
+        return;
+    };
+    assert_config_ok(&lab);
+    let line = log_line(&lab, lab.info().log_marker().expect("marker"));
+    assert!(
+        line.contains(&format!("upstream: \"{}", http_upstream(&lab))),
+        "{line}"
+    );
+    // No status line: nginx passes the upstream's TLS alert record through as HTTP/0.9.
+    assert_eq!(lab.info().http_status(), None);
+    assert!(lab.request("/").is_err());
+    let answer = raw_get(lab.listen_addr());
+    assert_eq!(answer.get(..2), Some(&[0x15, 0x03][..]), "{answer:?}");
+    let access = fs::read_to_string(lab.access_log()).expect("read access log");
+    assert!(access.contains("\"GET / HTTP/1.1\" 009 "), "{access}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn proxy_to_fastcgi_is_reset_by_php_fpm() {
+    let Some(lab) = start("proxy-to-fastcgi") else {
+        return;
+    };
+    let pid = lab.app_pid().expect("php-fpm pid");
+    assert!(process_running(pid));
+    let app_log = lab.app_log().expect("php-fpm log");
+    assert!(app_log.starts_with(lab.dir()));
+    assert!(lab.dir().join("conf/php-fpm.conf").is_file());
+    let log = fs::read_to_string(app_log).expect("read php-fpm log");
+    assert!(log.contains("ready to handle connections"), "{log}");
+    check_marker_and_status(&lab, &http_upstream(&lab));
+    stop_and_check(lab);
+}
+
+#[test]
+fn fastcgi_to_http_reads_an_h_as_protocol_version() {
+    let Some(lab) = start("fastcgi-to-http") else {
+        return;
+    };
+    assert_eq!(lab.app_pid(), None);
+    assert_eq!(lab.app_log(), None);
+    let upstream = format!("fastcgi://{}\"", expected_upstream(&lab));
+    check_marker_and_status(&lab, &upstream);
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    assert!(
+        app_conf.contains("fastcgi_param SCRIPT_FILENAME "),
+        "{app_conf}"
+    );
+    assert!(!app_conf.contains("include"), "{app_conf}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn tls_verify_rejects_the_self_signed_certificate() {
+    let Some(lab) = start("tls-verify") else {
+        return;
+    };
+    let upstream = format!("https://{}/", expected_upstream(&lab));
+    let line = check_marker_and_status(&lab, &upstream);
+    assert!(line.contains("while SSL handshaking to upstream"), "{line}");
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    let ca = lab.dir().join("conf/trusted-ca.pem");
+    assert!(
+        app_conf.contains(&format!(
+            "proxy_ssl_trusted_certificate \"{}\";",
+            ca.display()
+        )),
+        "{app_conf}"
+    );
+    assert!(lab.dir().join("conf/upstream.crt").is_file());
+    stop_and_check(lab);
+}
+
+#[test]
+fn php_fpm_killed_by_request_terminate_timeout() {
+    let Some(lab) = start("php-fpm-killed") else {
+        return;
+    };
+    let upstream = format!("fastcgi://{}\"", expected_upstream(&lab));
+    check_marker_and_status(&lab, &upstream);
+    let log = fs::read_to_string(lab.app_log().expect("php-fpm log")).expect("read php-fpm log");
+    assert!(log.contains("execution timed out"), "{log}");
+    let conf = fs::read_to_string(lab.dir().join("conf/php-fpm.conf")).expect("php-fpm.conf");
+    assert!(conf.contains("request_terminate_timeout = 1s"), "{conf}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn read_timeout_gives_504() {
+    let Some(lab) = start("read-timeout") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(
+        line.contains("while reading response header from upstream"),
+        "{line}"
+    );
+    assert_eq!(lab.info().http_status(), Some(504));
+    stop_and_check(lab);
+}
+
+#[test]
+fn upstream_502_is_relayed_without_an_error_line() {
+    let Some(lab) = start("upstream-502") else {
+        return;
+    };
+    assert_config_ok(&lab);
+    assert_eq!(lab.info().log_marker(), None);
+    assert_eq!(lab.request("/").expect("request"), 502);
+    let answer = String::from_utf8_lossy(&raw_get(lab.listen_addr())).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
+    assert!(answer.ends_with("bad gateway from the app\n"), "{answer}");
+    let log = fs::read_to_string(lab.error_log()).expect("read error log");
+    assert!(!log.contains("upstream"), "unexpected errors:\n{log}");
+    let access = fs::read_to_string(lab.access_log()).expect("read access log");
+    assert!(access.contains("\"GET / HTTP/1.1\" 502 "), "{access}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn keepalive_race_is_retried_for_get_but_not_for_post() {
+    let Some(lab) = start("keepalive-race") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(line.contains("request: \"GET / HTTP/1.1\""), "{line}");
+    let conf = fs::read_to_string(lab.config()).expect("nginx.conf");
+    assert!(conf.contains("        keepalive 8;\n"), "{conf}");
+    let access = fs::read_to_string(lab.access_log()).expect("read access log");
+    assert!(access.contains("\"GET / HTTP/1.1\" 200 "), "{access}");
+    assert!(access.contains("\"POST / HTTP/1.1\" 502 "), "{access}");
+    let log = fs::read_to_string(lab.error_log()).expect("read error log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(lab.info().log_marker().unwrap_or("?"))
+                && l.contains("request: \"POST / HTTP/1.1\"")),
+        "{log}"
+    );
+    stop_and_check(lab);
 }

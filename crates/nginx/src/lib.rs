@@ -2,7 +2,8 @@
 //!
 //! - [`lexer`], [`config`], [`dump`], [`view`]: the configuration (tokens, directive tree with
 //!   includes, the `nginx -T` splitter, and the semantic view of servers, locations and
-//!   upstream targets).
+//!   upstream targets); [`settings`] for the directives in effect at a pass target (with
+//!   nginx's inheritance), nginx's size/time syntaxes and defaults.
 //! - [`errorlog`], [`classify`], [`logscan`]: the error log (line parser, classification of
 //!   upstream failures by message and errno number, and the windowed scan that groups them).
 #![deny(missing_docs)]
@@ -13,4 +14,5 @@ pub mod dump;
 pub mod errorlog;
 pub mod lexer;
 pub mod logscan;
+pub mod settings;
 pub mod view;

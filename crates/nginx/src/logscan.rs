@@ -3,8 +3,9 @@
 //! [`scan`] reads lines one at a time with a bounded buffer, parses them with
 //! [`crate::errorlog::parse_line`], keeps those at or after [`ScanOptions::since`],
 //! classifies them with [`crate::classify`] and folds them into [`Group`]s keyed by
-//! signature × peer (for [`Signature::OtherUpstream`] also by message kind, errno and phase,
-//! so that different failures of one peer stay apart). Bad input is counted, never fatal:
+//! signature × peer × phase (for [`Signature::OtherUpstream`] also by message kind and errno,
+//! so that different failures of one peer stay apart; the phase keeps header-phase 502s
+//! apart from body-phase truncations of the same kind). Bad input is counted, never fatal:
 //! binary garbage, overlong lines, invalid UTF-8, CRLF endings, a missing final newline.
 
 use std::collections::HashMap;
@@ -76,8 +77,33 @@ pub struct Group {
     pub server: Option<String>,
     /// `request:` of the first line.
     pub request: Option<String>,
-    /// Phase of the first line (from its ` while <action>`).
+    /// Phase of the lines (from their ` while <action>`; part of the group key).
     pub phase: Option<Phase>,
+    /// The value the first line's message quotes (see
+    /// [`crate::classify::Classified::detail`]).
+    pub detail: Option<String>,
+}
+
+impl Group {
+    /// What the client got when one of these lines was the last attempt (see
+    /// [`Signature::status_in`]).
+    #[must_use]
+    pub fn http_status(&self) -> u16 {
+        self.signature.status_in(self.phase)
+    }
+
+    /// True when these lines cut short responses whose header the client already had
+    /// (truncated bodies, closed WebSockets), not 502/504s (see [`Signature::truncates_in`]).
+    #[must_use]
+    pub fn truncates_response(&self) -> bool {
+        self.signature.truncates_in(self.phase)
+    }
+
+    /// True when these lines, as last attempts, give the client nginx's 502 or 504.
+    #[must_use]
+    pub fn is_gateway_error(&self) -> bool {
+        matches!(self.http_status(), 502 | 504)
+    }
 }
 
 /// The result of [`scan`].
@@ -236,15 +262,16 @@ impl Groups {
     /// Adds a classified line; `false` when it would open a group beyond [`MAX_GROUPS`].
     fn add(&mut self, line: &ErrorLine<'_>, c: ClassifiedRef<'_>, max_samples: usize) -> bool {
         let errno = line.errno.map(|e| e.number);
-        let kind = (c.signature == Signature::OtherUpstream)
-            .then(|| (message_kind(line.message), errno, c.phase));
-        let hash = self.hasher.hash_one((c.signature, c.peer, kind));
+        let kind =
+            (c.signature == Signature::OtherUpstream).then(|| (message_kind(line.message), errno));
+        let hash = self.hasher.hash_one((c.signature, c.peer, c.phase, kind));
         let found = self.index.get(&hash).and_then(|slots| {
             slots.iter().copied().find(|&i| {
                 self.list.get(i).is_some_and(|g| {
                     g.signature == c.signature
                         && g.peer.as_deref() == c.peer
-                        && kind.is_none_or(|k| (message_kind(&g.message), g.errno, g.phase) == k)
+                        && g.phase == c.phase
+                        && kind.is_none_or(|k| (message_kind(&g.message), g.errno) == k)
                 })
             })
         });
@@ -275,6 +302,7 @@ impl Groups {
             server: line.server.map(str::to_owned),
             request: line.request.map(str::to_owned),
             phase: c.phase,
+            detail: c.detail.map(str::to_owned),
         });
         true
     }

@@ -3,7 +3,9 @@
 //! This module reads the generic directive tree and extracts `http` servers (with `listen`,
 //! `server_name` and nested locations), `upstream` groups and their servers, every
 //! `*_pass` directive parsed into a [`PassTarget`] the way nginx parses its argument,
-//! `error_log` / `access_log` with their context, `user` and `pid`.
+//! `error_log` / `access_log` with their context, `user` and `pid`. Each pass target and
+//! upstream group also carries the [`Settings`] in effect there (built by
+//! [`crate::settings`]).
 //!
 //! Address parsing follows nginx's `ngx_parse_url`: `unix:PATH`, `[IPv6]:port`,
 //! `host:port`, a bare port for `listen`, and an upstream name for pass directives. It never
@@ -15,6 +17,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::config::{Config, Directive, Span};
+use crate::settings::Settings;
 
 /// An upstream address as nginx connects to it.
 ///
@@ -193,6 +196,10 @@ pub struct PassTarget {
     pub server: Option<usize>,
     /// The innermost enclosing location as written, e.g. `~ \.php$` or `/api/`.
     pub location: Option<String>,
+    /// The directives in effect where the pass directive is (`http`, `server`, every
+    /// enclosing `location`, and the `if` / `limit_except` block holding it, if any), with
+    /// nginx's inheritance rules (see [`crate::settings`]).
+    pub settings: Settings,
 }
 
 /// One `server` line of an `upstream {}` block.
@@ -231,6 +238,10 @@ pub struct UpstreamGroup {
     pub zone: Option<String>,
     /// Where the block starts.
     pub span: Span,
+    /// The block's directives other than `server` (`keepalive`, `keepalive_timeout`,
+    /// `zone`, `resolver`, `least_conn`, ...); see [`crate::settings::upstream_default_of`]
+    /// for their defaults.
+    pub settings: Settings,
 }
 
 /// One `listen` of a server.
@@ -518,9 +529,10 @@ impl Builder {
     }
 
     fn http(&mut self, directives: &[Directive]) {
+        let settings = Settings::default().with_level(directives);
         for d in directives {
             match d.name.as_str() {
-                "server" if d.block.is_some() => self.server(d),
+                "server" if d.block.is_some() => self.server(d, &settings),
                 "upstream" if d.block.is_some() => self.upstream(d),
                 _ if d.block.is_some() => self.logs_only(children(d), LogContext::Other),
                 _ => self.log(d, LogContext::Http),
@@ -538,6 +550,8 @@ impl Builder {
             keepalive: None,
             zone: None,
             span: d.span.clone(),
+            settings: Settings::default()
+                .with_directives(children(d).iter().filter(|c| c.name != "server")),
         };
         for c in children(d) {
             match c.name.as_str() {
@@ -550,7 +564,8 @@ impl Builder {
         self.view.upstreams.push(group);
     }
 
-    fn server(&mut self, d: &Directive) {
+    fn server(&mut self, d: &Directive, http: &Settings) {
+        let settings = http.with_level(children(d));
         let index = self.view.servers.len();
         self.view.servers.push(Server {
             listens: Vec::new(),
@@ -572,8 +587,10 @@ impl Builder {
             match c.name.as_str() {
                 "listen" => listens.extend(listen(c)),
                 "server_name" => names.extend(c.args.iter().cloned()),
-                "location" if c.block.is_some() => locations.push(self.location(c, place)),
-                _ => self.inner(c, place, &mut targets),
+                "location" if c.block.is_some() => {
+                    locations.push(self.location(c, place, &settings));
+                }
+                _ => self.inner(c, place, &settings, &mut targets),
             }
         }
         if !d
@@ -598,7 +615,13 @@ impl Builder {
         }
     }
 
-    fn location<'a>(&mut self, d: &'a Directive, outer: Place<'a>) -> Location {
+    fn location<'a>(
+        &mut self,
+        d: &'a Directive,
+        outer: Place<'a>,
+        outer_settings: &Settings,
+    ) -> Location {
+        let settings = outer_settings.with_level(children(d));
         let (modifier, path) = location_name(&d.args);
         let place = Place {
             server: outer.server,
@@ -614,9 +637,9 @@ impl Builder {
         };
         for c in children(d) {
             if c.name == "location" && c.block.is_some() {
-                location.locations.push(self.location(c, place));
+                location.locations.push(self.location(c, place, &settings));
             } else {
-                self.inner(c, place, &mut location.targets);
+                self.inner(c, place, &settings, &mut location.targets);
             }
         }
         location
@@ -624,12 +647,20 @@ impl Builder {
 
     /// A directive inside a server or location that is not a location: a pass directive,
     /// a log directive, or a block such as `if` / `limit_except` whose contents belong to
-    /// the same place.
-    fn inner(&mut self, d: &Directive, place: Place<'_>, targets: &mut Vec<usize>) {
+    /// the same place. `settings` are those in effect at `d`.
+    fn inner(
+        &mut self,
+        d: &Directive,
+        place: Place<'_>,
+        settings: &Settings,
+        targets: &mut Vec<usize>,
+    ) {
         if d.block.is_some() {
+            // The block's own directives apply to the pass directives inside it only.
+            let block_settings = settings.with_level(children(d));
             // A location nested here would not be valid nginx; it is walked like any block.
             for c in children(d) {
-                self.inner(c, place, targets);
+                self.inner(c, place, &block_settings, targets);
             }
             return;
         }
@@ -645,6 +676,7 @@ impl Builder {
                     span: d.span.clone(),
                     server: place.server,
                     location: place.location.map(|a| a.join(" ")),
+                    settings: settings.clone(),
                 });
             }
             return;

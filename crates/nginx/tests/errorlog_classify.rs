@@ -1,7 +1,10 @@
 //! Tests of `classify`: every signature with a positive case and its near misses, the
 //! catalog lines and the lines captured from a real nginx (tests/fixtures/errorlog).
 
-use fix502_nginx::classify::{Classified, Phase, Signature, classify};
+use fix502_nginx::classify::{
+    Classified, FastCgiKind, Http2Kind, InvalidBodyKind, InvalidHeaderKind, Phase, Signature,
+    TlsKind, TlsReason, classify,
+};
 use fix502_nginx::errorlog::parse_line;
 
 const CATALOG: &str = include_str!("fixtures/errorlog/catalog.log");
@@ -208,13 +211,17 @@ fn nginx_timeouts_by_phase() {
         assert_eq!(c.peer.as_deref(), Some(peer), "{needle}");
     }
     assert!(cat("*1311 ").unix);
-    let upgraded = "2025/03/14 09:21:07 [error] 1#1: *1 upstream timed out (110: Connection timed out) while proxying upgraded connection, client: 1.2.3.4, server: ws, request: \"GET /ws HTTP/1.1\", upstream: \"http://127.0.0.1:8000/ws\", host: \"ws\"";
+    // A WebSocket idle past proxy_read_timeout: the client already had its 101.
+    let upgraded = cat("*1481 ");
     assert_eq!(
-        sig(upgraded),
-        Some(Signature::UpstreamTimedOut {
-            phase: Phase::Other
-        })
+        upgraded.signature,
+        Signature::UpstreamTimedOut {
+            phase: Phase::Upgraded
+        }
     );
+    assert_eq!(upgraded.http_status(), 101);
+    assert!(upgraded.truncates_response());
+    assert!(!upgraded.is_gateway_error());
 }
 
 #[test]
@@ -225,31 +232,84 @@ fn errno_110_depends_on_the_message() {
         cat("*5 ").signature,
         Signature::UpstreamTimedOut { .. }
     ));
-    assert_eq!(cat("*1426 ").signature, Signature::OtherUpstream); // recv() failed (110)
+    assert_eq!(cat("*1426 ").signature, Signature::KernelTimedOut); // recv() failed (110)
     assert_eq!(cat("*1426 ").signature.http_status(), 502);
+    assert_eq!(cat("*1446 ").signature, Signature::KernelTimedOut); // musl wording
     let dns = real("could not be resolved");
     assert_eq!(dns.signature, Signature::OtherUpstream);
 }
 
 #[test]
-fn other_upstream_lines_keep_peer_and_phase() {
+fn response_lines_keep_peer_and_phase() {
     let cases = [
-        ("*1290 ", Some("10.0.3.17:3000"), Some(Phase::ReadingHeader)),
-        ("*88 ", Some("10.0.0.12:50051"), Some(Phase::ReadingHeader)),
-        ("*1329 ", Some("10.0.0.7:8000"), Some(Phase::Connecting)),
-        ("*1423 ", Some("127.0.0.1:8000"), Some(Phase::ReadingHeader)),
-        ("*1424 ", Some("127.0.0.1:8000"), Some(Phase::ReadingBody)),
-        ("*1425 ", Some("127.0.0.1:8000"), Some(Phase::ReadingHeader)),
-        ("*1427 ", Some("127.0.0.1:8080"), Some(Phase::SslHandshake)),
-        ("*1428 ", Some("10.0.0.9:443"), Some(Phase::SslHandshake)),
-        ("*1429 ", Some("127.0.0.1:8000"), Some(Phase::Connecting)),
-        ("*1430 ", Some("127.0.0.1:80"), Some(Phase::Connecting)),
+        (
+            "*1290 ",
+            Signature::HeaderTooBig,
+            "10.0.3.17:3000",
+            Phase::ReadingHeader,
+        ),
+        (
+            "*88 ",
+            Signature::Http2(Http2Kind::TooLargeFrame(4_740_180)),
+            "10.0.0.12:50051",
+            Phase::ReadingHeader,
+        ),
+        (
+            "*1329 ",
+            Signature::OtherUpstream,
+            "10.0.0.7:8000",
+            Phase::Connecting,
+        ),
+        (
+            "*1423 ",
+            Signature::PrematureClose,
+            "127.0.0.1:8000",
+            Phase::ReadingHeader,
+        ),
+        (
+            "*1424 ",
+            Signature::PrematureClose,
+            "127.0.0.1:8000",
+            Phase::ReadingBody,
+        ),
+        (
+            "*1425 ",
+            Signature::Reset,
+            "127.0.0.1:8000",
+            Phase::ReadingHeader,
+        ),
+        (
+            "*1427 ",
+            Signature::Tls(TlsKind::HandshakeFailed {
+                reason: TlsReason::WrongVersionNumber,
+            }),
+            "127.0.0.1:8080",
+            Phase::SslHandshake,
+        ),
+        (
+            "*1428 ",
+            Signature::Tls(TlsKind::ClosedInHandshake),
+            "10.0.0.9:443",
+            Phase::SslHandshake,
+        ),
+        (
+            "*1429 ",
+            Signature::OtherUpstream,
+            "127.0.0.1:8000",
+            Phase::Connecting,
+        ),
+        (
+            "*1430 ",
+            Signature::OtherUpstream,
+            "127.0.0.1:80",
+            Phase::Connecting,
+        ),
     ];
-    for (needle, peer, phase) in cases {
+    for (needle, signature, peer, phase) in cases {
         let c = cat(needle);
-        assert_eq!(c.signature, Signature::OtherUpstream, "{needle}");
-        assert_eq!(c.peer.as_deref(), peer, "{needle}");
-        assert_eq!(c.phase, phase, "{needle}");
+        assert_eq!(c.signature, signature, "{needle}");
+        assert_eq!(c.peer.as_deref(), Some(peer), "{needle}");
+        assert_eq!(c.phase, Some(phase), "{needle}");
     }
     assert_eq!(cat("*88 ").scheme.as_deref(), Some("grpc"));
 }
@@ -363,12 +423,24 @@ fn signature_ids_are_distinct_kebab_case() {
             phase: Phase::ReadingHeader,
         },
         Signature::OtherUpstream,
+        Signature::PrematureClose,
+        Signature::Reset,
+        Signature::KernelTimedOut,
+        Signature::SendFailed { errno: 107 },
+        Signature::RecvFailed { errno: 113 },
+        Signature::HeaderTooBig,
+        Signature::InvalidHeader(InvalidHeaderKind::DuplicateHeader),
+        Signature::FastCgi(FastCgiKind::ClosedStdout),
+        Signature::FastCgiStderr,
+        Signature::Http2(Http2Kind::Status),
+        Signature::Tls(TlsKind::NameMismatch),
+        Signature::InvalidBody(InvalidBodyKind::Chunked),
     ];
     let mut ids: Vec<&str> = all.iter().map(Signature::id).collect();
-    assert!(
-        ids.iter()
-            .all(|id| id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'))
-    );
+    assert!(ids.iter().all(|id| {
+        id.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }));
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), all.len());
@@ -379,6 +451,10 @@ fn signature_ids_are_distinct_kebab_case() {
         Phase::SslHandshake
     );
     assert_eq!(Phase::from_action("keepalive"), Phase::Other);
+    assert_eq!(
+        Phase::from_action("proxying upgraded connection"),
+        Phase::Upgraded
+    );
 }
 
 /// The lines nginx 1.22.1 wrote in tests/fixtures/errorlog/make-real-log.sh.

@@ -2,7 +2,7 @@
 
 use std::io::{self, BufRead, BufReader, Cursor, Read};
 
-use fix502_nginx::classify::{Phase, Signature};
+use fix502_nginx::classify::{InvalidHeaderKind, Phase, Signature};
 use fix502_nginx::logscan::{LogError, LogSummary, ScanOptions, scan, scan_file};
 use jiff::civil::{DateTime, date};
 
@@ -47,17 +47,17 @@ fn default_options() {
 #[test]
 fn catalog_counts_without_window() {
     let s = scan_str(CATALOG, &ScanOptions::default());
-    assert_eq!(s.lines_read, 40);
-    assert_eq!(s.lines_in_window, 40);
+    assert_eq!(s.lines_read, 83);
+    assert_eq!(s.lines_in_window, 83);
     assert_eq!(
         (s.lines_unparsed, s.lines_oversized, s.lines_ungrouped),
         (0, 0, 0)
     );
     assert_eq!(s.first_time, Some(at(9, 21, 7)));
-    assert_eq!(s.last_time, Some(at(9, 41, 10)));
-    // 40 lines, 4 of them not about an upstream.
+    assert_eq!(s.last_time, Some(at(9, 42, 42)));
+    // 83 lines, 6 of them not about an upstream.
     let grouped: u64 = s.groups.iter().map(|g| g.count).sum();
-    assert_eq!(grouped, 36);
+    assert_eq!(grouped, 77);
     let php_missing = s
         .groups
         .iter()
@@ -89,13 +89,13 @@ fn window_keeps_lines_at_or_after_since() {
         ..ScanOptions::default()
     };
     let s = scan_str(CATALOG, &opts);
-    assert_eq!(s.lines_read, 40);
+    assert_eq!(s.lines_read, 83);
     let expected = CATALOG
         .lines()
         .filter(|l| &l[..19] >= "2025/03/14 09:37:00")
         .count();
     assert_eq!(s.lines_in_window, u64::try_from(expected).unwrap());
-    assert_eq!(s.lines_in_window, 26);
+    assert_eq!(s.lines_in_window, 69);
     assert_eq!(s.first_time, Some(at(9, 37, 0))); // a line exactly at `since` is kept
     assert!(s.groups.iter().all(|g| g.first_seen >= at(9, 37, 0)));
     // Earlier lines are not grouped: the 09:21:07 refusal to 127.0.0.1:8080 is gone.
@@ -118,7 +118,7 @@ fn window_keeps_lines_at_or_after_since() {
     let s = scan_str(CATALOG, &future);
     assert_eq!(
         (s.lines_read, s.lines_in_window, s.groups.len()),
-        (40, 0, 0)
+        (83, 0, 0)
     );
     assert_eq!((s.first_time, s.last_time), (None, None));
 }
@@ -186,7 +186,7 @@ fn out_of_order_lines_widen_first_and_last() {
 }
 
 #[test]
-fn other_upstream_groups_split_by_message_kind_errno_and_phase() {
+fn response_groups_split_by_signature_and_phase() {
     let mut log = String::new();
     log += &header_failure(
         "10:00:01",
@@ -244,12 +244,6 @@ fn other_upstream_groups_split_by_message_kind_errno_and_phase() {
                 None,
                 header
             ),
-            (
-                "upstream sent invalid header: \"a\\x00...\"".to_owned(),
-                2,
-                None,
-                header
-            ),
             ("upstream sent too big header".to_owned(), 1, None, header),
             (
                 "upstream prematurely closed connection".to_owned(),
@@ -257,14 +251,75 @@ fn other_upstream_groups_split_by_message_kind_errno_and_phase() {
                 None,
                 Some(Phase::ReadingBody)
             ),
+            (
+                "upstream sent invalid header: \"a\\x00...\"".to_owned(),
+                1,
+                None,
+                header
+            ),
+            (
+                "upstream sent invalid header: \"bb\\x01...\"".to_owned(),
+                1,
+                None,
+                header
+            ),
             ("recv() failed".to_owned(), 1, Some(104), header),
             ("recv() failed".to_owned(), 1, Some(110), header),
         ]
     );
-    assert!(
-        s.groups
-            .iter()
-            .all(|g| g.signature == Signature::OtherUpstream)
+    let signatures: Vec<Signature> = s.groups.iter().map(|g| g.signature).collect();
+    assert_eq!(
+        signatures,
+        [
+            Signature::PrematureClose,
+            Signature::HeaderTooBig,
+            Signature::PrematureClose,
+            Signature::InvalidHeader(InvalidHeaderKind::Bytes { byte: Some(0) }),
+            Signature::InvalidHeader(InvalidHeaderKind::Bytes { byte: Some(1) }),
+            Signature::Reset,
+            Signature::KernelTimedOut,
+        ]
+    );
+    // The header-phase close is a 502; the body-phase one a truncated 200.
+    assert_eq!(
+        (s.groups[0].http_status(), s.groups[0].truncates_response()),
+        (502, false)
+    );
+    assert_eq!(
+        (s.groups[2].http_status(), s.groups[2].truncates_response()),
+        (200, true)
+    );
+    assert!(s.groups[0].is_gateway_error() && !s.groups[2].is_gateway_error());
+    assert_eq!(s.groups[3].detail.as_deref(), Some("a\\x00..."));
+}
+
+#[test]
+fn other_upstream_groups_still_split_by_message_kind_and_errno() {
+    let mut log = String::new();
+    for (time, message) in [
+        ("10:00:01", "upstream server temporarily disabled"),
+        ("10:00:02", "upstream server temporarily disabled"),
+        ("10:00:03", "socket() failed (24: Too many open files)"),
+        (
+            "10:00:04",
+            "socket() failed (23: Too many open files in system)",
+        ),
+    ] {
+        log += &header_failure(time, message, "connecting to upstream");
+    }
+    let s = scan_str(&log, &ScanOptions::default());
+    let summary: Vec<(String, u64, Option<i32>)> = s
+        .groups
+        .iter()
+        .map(|g| (g.message.clone(), g.count, g.errno))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("upstream server temporarily disabled".to_owned(), 2, None),
+            ("socket() failed".to_owned(), 1, Some(24)),
+            ("socket() failed".to_owned(), 1, Some(23)),
+        ]
     );
 }
 
@@ -373,7 +428,7 @@ fn binary_garbage_and_invalid_utf8() {
 fn crlf_and_missing_final_newline() {
     let crlf = CATALOG.replace('\n', "\r\n");
     let s = scan_str(&crlf, &ScanOptions::default());
-    assert_eq!((s.lines_read, s.lines_unparsed), (40, 0));
+    assert_eq!((s.lines_read, s.lines_unparsed), (83, 0));
     assert!(
         s.groups
             .iter()
@@ -388,8 +443,8 @@ fn crlf_and_missing_final_newline() {
 
     let no_newline = CATALOG.trim_end_matches('\n');
     let s = scan_str(no_newline, &ScanOptions::default());
-    assert_eq!((s.lines_read, s.lines_in_window), (40, 40));
-    assert_eq!(s.last_time, Some(at(9, 41, 10)));
+    assert_eq!((s.lines_read, s.lines_in_window), (83, 83));
+    assert_eq!(s.last_time, Some(at(9, 42, 42)));
 }
 
 #[test]
@@ -569,7 +624,7 @@ fn scan_file_errors_name_the_file() {
     let ok = dir.path().join("error.log");
     std::fs::write(&ok, CATALOG).unwrap();
     let s = scan_file(&ok, &ScanOptions::default()).unwrap();
-    assert_eq!(s.lines_read, 40);
+    assert_eq!(s.lines_read, 83);
 }
 
 #[test]
@@ -587,7 +642,7 @@ fn extreme_option_values() {
         max_line_bytes: usize::MAX,
     };
     let s = scan_str(CATALOG, &opts);
-    assert_eq!((s.lines_read, s.lines_oversized), (40, 0));
+    assert_eq!((s.lines_read, s.lines_oversized), (83, 0));
     let opts = ScanOptions {
         max_line_bytes: 0,
         ..ScanOptions::default()

@@ -16,8 +16,18 @@ pub static CHECKS: [FnCheck; 1] = [FnCheck::new(ERROR_LOG, StepId::Logs, error_l
 /// Check id: the error-log scan.
 pub const ERROR_LOG: &str = "logs.error-log";
 
+/// The cause a group of logged failures points to (before other evidence refines it);
+/// `None` for lines that are not gateway errors (truncated bodies, PHP's stderr).
+pub fn cause_of_group(group: &Group) -> Option<Cause> {
+    if !group.is_gateway_error() {
+        return None;
+    }
+    cause_of(&group.signature, group.unix, group.peer.as_deref())
+}
+
 /// The cause a logged failure points to (before other evidence refines it).
 pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option<Cause> {
+    use fix502_nginx::classify::{FastCgiKind, Http2Kind, InvalidHeaderKind, TlsKind, TlsReason};
     Some(match signature {
         Signature::ConnectRefused => Cause::UpstreamRefused,
         Signature::SocketMissing => Cause::UnixSocketMissing,
@@ -33,6 +43,27 @@ pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option
         Signature::AddressNotAvailable => Cause::PortExhaustion,
         Signature::NoLiveUpstreams => Cause::NoLiveUpstreams,
         Signature::UpstreamTimedOut { .. } => Cause::UpstreamTimeout,
+        Signature::PrematureClose => Cause::UpstreamClosedEarly,
+        Signature::Reset | Signature::SendFailed { .. } | Signature::RecvFailed { .. } => {
+            Cause::UpstreamReset
+        }
+        Signature::KernelTimedOut => Cause::UpstreamUnreachable,
+        Signature::HeaderTooBig => Cause::UpstreamHeaderTooBig,
+        Signature::InvalidHeader(InvalidHeaderKind::NoValidHttpHeader) => {
+            Cause::UpstreamProtocolMismatch
+        }
+        Signature::InvalidHeader(_) | Signature::InvalidBody(_) => Cause::UpstreamInvalidResponse,
+        Signature::FastCgi(FastCgiKind::UnsupportedVersion(_)) => Cause::UpstreamProtocolMismatch,
+        Signature::FastCgi(_) => Cause::UpstreamInvalidResponse,
+        Signature::Http2(Http2Kind::TooLargeFrame(_)) => Cause::UpstreamProtocolMismatch,
+        Signature::Http2(_) => Cause::UpstreamInvalidResponse,
+        Signature::Tls(
+            TlsKind::HandshakeFailed {
+                reason: TlsReason::WrongVersionNumber,
+            }
+            | TlsKind::PrematurelySentResponse,
+        ) => Cause::UpstreamProtocolMismatch,
+        Signature::Tls(_) => Cause::UpstreamTls,
         _ => return None,
     })
 }
@@ -49,7 +80,28 @@ fn describe(group: &Group) -> &'static str {
         Signature::NotPermitted => "operation-not-permitted errors",
         Signature::ConnectTimedOut => "kernel connect timeouts (a 502, not a 504)",
         Signature::NoLiveUpstreams => "\"no live upstreams\" errors",
+        Signature::UpstreamTimedOut { .. } if group.truncates_response() => {
+            "upstream timeouts after the header was sent (truncated responses, not 502s)"
+        }
         Signature::UpstreamTimedOut { .. } => "upstream timeouts (nginx answers 504)",
+        _ if group.truncates_response() => {
+            "errors after the header was sent (truncated responses, not 502s)"
+        }
+        Signature::PrematureClose => "premature closes before a complete header",
+        Signature::Reset => "connection resets (104 / broken pipe)",
+        Signature::SendFailed { .. } => "failures sending the request",
+        Signature::RecvFailed { .. } => "failures reading the response",
+        Signature::KernelTimedOut => "kernel TCP timeouts on an open connection (a 502, not a 504)",
+        Signature::HeaderTooBig => "\"upstream sent too big header\" errors",
+        Signature::InvalidHeader(fix502_nginx::classify::InvalidHeaderKind::NoValidHttpHeader) => {
+            "non-HTTP answers (relayed as HTTP/0.9, access-log status 009)"
+        }
+        Signature::InvalidHeader(_) => "invalid response headers",
+        Signature::FastCgi(_) => "FastCGI protocol errors",
+        Signature::FastCgiStderr => "messages from the FastCGI app's stderr (not gateway errors)",
+        Signature::Http2(_) => "HTTP/2 (gRPC) protocol errors",
+        Signature::Tls(_) => "TLS errors",
+        Signature::InvalidBody(_) => "invalid response bodies (truncated responses, not 502s)",
         _ => "other upstream errors",
     }
 }
@@ -99,10 +151,11 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
             }
             out.push(info);
             for group in &summary.groups {
-                let cause = cause_of(&group.signature, group.unix, group.peer.as_deref());
+                let cause = cause_of_group(group);
                 let severity = match (&group.signature, cause) {
                     (_, Some(_)) => Severity::Error,
                     (Signature::NotPermitted, None) => Severity::Error,
+                    (Signature::FastCgiStderr, None) => Severity::Info,
                     _ => Severity::Warning,
                 };
                 let peer = group.peer.clone();

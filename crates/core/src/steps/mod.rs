@@ -1,6 +1,8 @@
 //! The five steps. Each file holds the checks of one step; this module holds what they
 //! share: the step's "what next" hint and small helpers for wording.
 
+pub mod answer;
+pub mod appserver;
 pub mod config;
 pub mod logs;
 pub mod network;

@@ -1,0 +1,468 @@
+//! The exchange: what each reachable upstream answers when spoken to the way nginx speaks
+//! to it. From the pass directive and the effective settings at its location this module
+//! shapes the request nginx would send (HTTP with its Host, headers and version; a TLS
+//! handshake with its SNI and verification; FastCGI, uwsgi, SCGI), runs the matching probe
+//! from `fix502-probe`, and, when the answer is not in that protocol, sniffs what the port
+//! really speaks. It also holds the limits the answer is judged against (`*_buffer_size`,
+//! `*_read_timeout`) with the config line that sets them.
+//!
+//! Only GET and HEAD are ever sent; a logged POST is probed as `GET /`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fix502_nginx::settings::{self, Settings};
+use fix502_nginx::view::{PassModule, PassTarget, Peer, TargetAddress};
+use fix502_probe::fastcgi::{self, FcgiLimits, FcgiProbe, FcgiRequest};
+use fix502_probe::http::{self, HttpLimits, HttpProbe, HttpRequest, Method};
+use fix502_probe::sniff::{self, SniffReport};
+use fix502_probe::stream::Endpoint as Target;
+use fix502_probe::tls::{self, TlsOptions, TlsProbe, TlsVersion};
+use fix502_probe::uwsgi::GatewayProbe;
+use fix502_probe::{scgi, uwsgi};
+
+use crate::report::Location;
+
+/// The most header bytes a probe reads: enough to measure any header nginx could buffer.
+pub const HEADER_CAP: usize = 1024 * 1024;
+
+/// A limit from the config: its directive, value, and where it is set (`None`: nginx's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit<T> {
+    /// The directive, e.g. `proxy_buffer_size`.
+    pub directive: &'static str,
+    /// The effective value.
+    pub value: T,
+    /// The value as written (or the default's wording).
+    pub written: String,
+    /// Where it is set; `None` when it is nginx's default.
+    pub at: Option<Location>,
+}
+
+/// What the upstream answered.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Answer {
+    /// An HTTP/1.x exchange (`proxy_pass http://`).
+    Http(HttpProbe),
+    /// A TLS handshake (`proxy_pass https://`, `grpcs://`).
+    Tls {
+        /// The handshake as nginx makes it.
+        probe: TlsProbe,
+        /// The same handshake with SNI, when nginx sends none and its handshake failed.
+        with_sni: Option<TlsProbe>,
+    },
+    /// FastCGI: the management record, and a GET of the logged script when there was one.
+    FastCgi {
+        /// `FCGI_GET_VALUES` (runs no script).
+        values: FcgiProbe,
+        /// The GET request, when the script path could be worked out.
+        request: Option<FcgiProbe>,
+    },
+    /// uwsgi or SCGI.
+    Gateway(GatewayProbe),
+    /// gRPC over cleartext: only sniffed (it must speak HTTP/2).
+    Grpc,
+}
+
+/// One upstream spoken to as nginx speaks to it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The pass module.
+    pub module: PassModule,
+    /// The scheme of the pass directive (`http`, `https`, `fastcgi`, `grpc`, ...).
+    pub scheme: String,
+    /// The pass directive as written.
+    pub directive: String,
+    /// Where the pass directive is.
+    pub at: Location,
+    /// What was sent, in words (`GET / HTTP/1.0, Host: backend`).
+    pub sent: String,
+    /// The answer.
+    pub answer: Answer,
+    /// What the port speaks, when the answer was not in the expected protocol.
+    pub sniff: Option<SniffReport>,
+    /// The header buffer the answer must fit (`proxy_buffer_size`, ...).
+    pub buffer: Limit<u64>,
+    /// How long nginx waits for the header (`proxy_read_timeout`, ...).
+    pub read_timeout: Limit<Duration>,
+}
+
+/// Everything about the run an exchange needs besides the target.
+#[derive(Debug, Clone)]
+pub struct Shape<'a> {
+    /// nginx's version, for version-dependent defaults.
+    pub version: Option<(u32, u32, u32)>,
+    /// The memory page size (the default header buffer).
+    pub page_size: u64,
+    /// The URI to request (from `--url` or the logged request).
+    pub uri: String,
+    /// The logged request method was GET or HEAD (FastCGI scripts are only run then).
+    pub logged_get: bool,
+    /// The directory relative paths in the config are resolved against (nginx's prefix).
+    pub prefix: Option<&'a Path>,
+    /// The directory of the main config (for `*_trusted_certificate` relative paths).
+    pub conf_dir: Option<&'a Path>,
+    /// The per-probe timeout.
+    pub timeout: Duration,
+}
+
+fn location_of(span: &fix502_nginx::config::Span) -> Location {
+    Location {
+        file: span.file.to_path_buf(),
+        line: span.line,
+    }
+}
+
+/// The module's prefix for directive names: `proxy`, `fastcgi`, `uwsgi`, `scgi`, `grpc`.
+fn prefix_of(module: PassModule) -> &'static str {
+    module.directive().strip_suffix("_pass").unwrap_or("proxy")
+}
+
+/// The effective value of a directive, or nginx's default for it.
+fn value(s: &Settings, name: &str, version: Option<(u32, u32, u32)>) -> (String, Option<Location>) {
+    match s.get(name) {
+        Some(set) => (set.args.join(" "), Some(location_of(&set.span))),
+        None => (
+            settings::default_of(name, version)
+                .unwrap_or_default()
+                .to_owned(),
+            None,
+        ),
+    }
+}
+
+fn flag(s: &Settings, name: &str, version: Option<(u32, u32, u32)>) -> bool {
+    value(s, name, version).0 == "on"
+}
+
+/// The header buffer for this target.
+pub fn buffer_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<u64> {
+    let directive = settings::buffer_size_directive(target.module);
+    match target.settings.get(directive) {
+        Some(set) => {
+            let written = set.args.join(" ");
+            Limit {
+                directive,
+                value: settings::parse_size(&written).unwrap_or(shape.page_size),
+                written,
+                at: Some(location_of(&set.span)),
+            }
+        }
+        None => Limit {
+            directive,
+            value: shape.page_size,
+            written: format!("{}k (one memory page, the default)", shape.page_size / 1024),
+            at: None,
+        },
+    }
+}
+
+/// How long nginx waits for the response header for this target.
+pub fn read_timeout_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<Duration> {
+    let directive = settings::timeout_directive(target.module, "read");
+    let (written, at) = value(&target.settings, directive, shape.version);
+    Limit {
+        directive,
+        value: settings::parse_time(&written).unwrap_or(Duration::from_secs(60)),
+        written: if at.is_none() && !written.is_empty() {
+            format!("{written} (the default)")
+        } else {
+            written
+        },
+        at,
+    }
+}
+
+/// The host part nginx puts in `$proxy_host`: the group name, or host[:port] as written.
+fn proxy_host(target: &PassTarget) -> String {
+    let rest = target
+        .raw
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(&target.raw);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let default_port = match target.scheme.as_str() {
+        "https" | "grpcs" => ":443",
+        _ => ":80",
+    };
+    host.strip_suffix(default_port).unwrap_or(host).to_owned()
+}
+
+/// The host name alone (no port, no brackets), for SNI and `proxy_ssl_name`.
+fn host_name(target: &PassTarget) -> String {
+    match &target.address {
+        TargetAddress::Group(name) => name.clone(),
+        TargetAddress::Peer(Peer::Inet { host, .. }) => host.trim_matches(['[', ']']).to_owned(),
+        _ => proxy_host(target),
+    }
+}
+
+/// The URI part of `proxy_pass http://host:port/uri`, if any.
+fn pass_uri(target: &PassTarget) -> Option<&str> {
+    let rest = target.raw.split_once("://")?.1;
+    let slash = rest.find('/')?;
+    rest.get(slash..)
+}
+
+/// The URI nginx sends upstream for request `uri`: with a URI in `proxy_pass`, the part
+/// matching a prefix location is replaced by it.
+fn upstream_uri(target: &PassTarget, uri: &str) -> String {
+    let Some(replacement) = pass_uri(target) else {
+        return uri.to_owned();
+    };
+    let prefix_location = target
+        .location
+        .as_deref()
+        .filter(|l| !l.starts_with('~') && !l.starts_with('@'))
+        .map(|l| l.trim_start_matches("^~ ").trim_start_matches("= ").trim());
+    match prefix_location.and_then(|l| uri.strip_prefix(l)) {
+        Some(rest) => format!("{replacement}{rest}"),
+        None => replacement.to_owned(),
+    }
+}
+
+/// The HTTP request nginx sends for this target.
+pub fn http_request(target: &PassTarget, shape: &Shape<'_>) -> HttpRequest {
+    let s = &target.settings;
+    let mut headers = Vec::new();
+    let mut host = proxy_host(target);
+    for set in s.all("proxy_set_header") {
+        let (Some(name), Some(val)) = (set.args.first(), set.args.get(1)) else {
+            continue;
+        };
+        if val.contains('$') {
+            if name.eq_ignore_ascii_case("host") && (val == "$proxy_host") {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("host") {
+                // $host / $http_host: the client's Host; the probe has none, keep $proxy_host.
+                continue;
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case("host") {
+            host = val.clone();
+        } else {
+            headers.push((name.clone(), val.clone()));
+        }
+    }
+    let version = value(s, "proxy_http_version", shape.version).0;
+    HttpRequest {
+        method: Method::Get,
+        target: upstream_uri(target, &shape.uri),
+        host,
+        headers,
+        http11: version == "1.1",
+    }
+}
+
+/// The TLS handshake nginx makes for this target.
+pub fn tls_options(target: &PassTarget, shape: &Shape<'_>) -> TlsOptions {
+    let s = &target.settings;
+    let p = prefix_of(target.module);
+    let v = shape.version;
+    let name = match s.get(&format!("{p}_ssl_name")) {
+        Some(set) => set.args.join(" "),
+        None => host_name(target),
+    };
+    let sni = flag(s, &format!("{p}_ssl_server_name"), v).then(|| name.clone());
+    let verify = flag(s, &format!("{p}_ssl_verify"), v);
+    let trusted = s
+        .get(&format!("{p}_ssl_trusted_certificate"))
+        .and_then(|set| set.args.first())
+        .map(|f| resolve_conf_path(f, shape));
+    let protocols = value(s, &format!("{p}_ssl_protocols"), v).0;
+    let versions = protocols
+        .split_whitespace()
+        .filter_map(TlsVersion::from_nginx)
+        .collect();
+    TlsOptions {
+        sni,
+        verify,
+        trusted,
+        verify_name: Some(name),
+        versions,
+        timeout: shape.timeout,
+    }
+}
+
+/// nginx resolves certificate paths against the config prefix (the main config's directory).
+fn resolve_conf_path(file: &str, shape: &Shape<'_>) -> PathBuf {
+    let path = Path::new(file);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match shape.conf_dir.or(shape.prefix) {
+        Some(dir) => dir.join(path),
+        None => path.to_path_buf(),
+    }
+}
+
+/// The FastCGI GET nginx would send, when `SCRIPT_FILENAME` can be worked out.
+pub fn fastcgi_request(target: &PassTarget, shape: &Shape<'_>) -> Option<FcgiRequest> {
+    let s = &target.settings;
+    let script = s
+        .all("fastcgi_param")
+        .iter()
+        .rev()
+        .find(|set| set.args.first().is_some_and(|n| n == "SCRIPT_FILENAME"))
+        .and_then(|set| set.args.get(1))?;
+    let path = shape.uri.split('?').next().unwrap_or("/");
+    let mut script_name = path.to_owned();
+    if script_name.ends_with('/') {
+        let index = s
+            .get("fastcgi_index")
+            .and_then(|set| set.args.first())
+            .cloned()
+            .unwrap_or_default();
+        script_name.push_str(&index);
+    }
+    let root = match s.get("root").and_then(|set| set.args.first()) {
+        Some(r) => r.clone(),
+        None => "html".to_owned(),
+    };
+    let root = if Path::new(&root).is_absolute() {
+        root
+    } else {
+        match shape.prefix {
+            Some(p) => p.join(&root).display().to_string(),
+            None => root,
+        }
+    };
+    let filename = script
+        .replace("$document_root", &root)
+        .replace("$realpath_root", &root)
+        .replace("$fastcgi_script_name", &script_name)
+        .replace("$request_filename", &format!("{root}{path}"));
+    if filename.contains('$') {
+        return None;
+    }
+    Some(FcgiRequest::get(&filename, &shape.uri, &host_name(target)))
+}
+
+/// Speaks to one reachable upstream as nginx would, bounded by the shape's timeout (twice,
+/// when the port has to be sniffed too).
+pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> Exchange {
+    let timeout = shape.timeout;
+    let limits = HttpLimits {
+        cap: HEADER_CAP,
+        timeout,
+    };
+    let fcgi_limits = FcgiLimits {
+        cap: HEADER_CAP,
+        timeout,
+    };
+    let (sent, answer) = match (target.module, target.scheme.as_str()) {
+        (PassModule::Proxy, "https")
+        | (PassModule::Grpc, "grpcs")
+        | (PassModule::Uwsgi, "suwsgi") => {
+            let options = tls_options(target, shape);
+            let sent = match &options.sni {
+                Some(name) => format!("TLS ClientHello with SNI {name}"),
+                None => "TLS ClientHello without SNI (proxy_ssl_server_name off)".to_owned(),
+            };
+            let probe = tls::probe_tls(peer, &options).await;
+            let with_sni = if options.sni.is_none()
+                && !matches!(probe.outcome, tls::TlsOutcome::Established)
+            {
+                let retry = TlsOptions {
+                    sni: Some(host_name(target)),
+                    ..options.clone()
+                };
+                Some(tls::probe_tls(peer, &retry).await)
+            } else {
+                None
+            };
+            (sent, Answer::Tls { probe, with_sni })
+        }
+        (PassModule::Proxy, _) => {
+            let request = http_request(target, shape);
+            let sent = format!(
+                "GET {} HTTP/1.{}, Host: {}",
+                request.target,
+                u8::from(request.http11),
+                request.host
+            );
+            (
+                sent,
+                Answer::Http(http::probe_http(peer, &request, limits).await),
+            )
+        }
+        (PassModule::FastCgi, _) => {
+            let values = fastcgi::get_values(peer, timeout).await;
+            let request = match (&values.outcome, shape.logged_get) {
+                (fastcgi::FcgiOutcome::Values, true) => match fastcgi_request(target, shape) {
+                    Some(req) => Some(fastcgi::request(peer, &req, fcgi_limits).await),
+                    None => None,
+                },
+                _ => None,
+            };
+            let sent = match &request {
+                Some(_) => format!("FCGI_GET_VALUES, then GET {}", shape.uri),
+                None => "FCGI_GET_VALUES (runs no script)".to_owned(),
+            };
+            (sent, Answer::FastCgi { values, request })
+        }
+        (PassModule::Uwsgi, _) => (
+            format!("uwsgi GET {}", shape.uri),
+            Answer::Gateway(
+                uwsgi::request(peer, "GET", &shape.uri, &host_name(target), fcgi_limits).await,
+            ),
+        ),
+        (PassModule::Scgi, _) => (
+            format!("SCGI GET {}", shape.uri),
+            Answer::Gateway(
+                scgi::request(peer, "GET", &shape.uri, &host_name(target), fcgi_limits).await,
+            ),
+        ),
+        _ => ("nothing yet (gRPC is sniffed)".to_owned(), Answer::Grpc),
+    };
+    let sniff = if needs_sniff(&answer) {
+        Some(sniff::sniff(peer, timeout).await)
+    } else {
+        None
+    };
+    Exchange {
+        module: target.module,
+        scheme: target.scheme.clone(),
+        directive: format!("{} {}", target.module.directive(), target.raw),
+        at: location_of(&target.span),
+        sent,
+        answer,
+        sniff,
+        buffer: buffer_limit(target, shape),
+        read_timeout: read_timeout_limit(target, shape),
+    }
+}
+
+/// Whether the answer leaves open which protocol the port speaks.
+fn needs_sniff(answer: &Answer) -> bool {
+    use fix502_probe::fastcgi::FcgiOutcome as F;
+    use fix502_probe::http::{HttpOutcome as H, InvalidResponse as I};
+    use fix502_probe::tls::TlsOutcome as T;
+    match answer {
+        Answer::Http(p) => {
+            matches!(
+                p.outcome,
+                H::ClosedEarly | H::Reset | H::Invalid(I::NotHttp { .. })
+            ) && p.header_bytes == 0
+                || matches!(p.outcome, H::Invalid(I::NotHttp { .. }))
+        }
+        Answer::Tls { probe: p, with_sni } => {
+            with_sni
+                .as_ref()
+                .is_none_or(|w| !matches!(w.outcome, T::Established))
+                && matches!(
+                    p.outcome,
+                    T::NotTls { .. } | T::ClosedInHandshake | T::Failed { .. }
+                )
+        }
+        Answer::FastCgi { values, .. } => matches!(
+            values.outcome,
+            F::NotFastCgi { .. } | F::ClosedEarly | F::Reset | F::InvalidRecord(_)
+        ),
+        Answer::Gateway(_) => false,
+        Answer::Grpc => true,
+    }
+}

@@ -1,0 +1,331 @@
+//! Step 2, continued: the application server behind each local upstream. From the listener's
+//! pid it names the server (php-fpm, gunicorn, uWSGI, uvicorn, node, ...), shows the settings
+//! that end requests early (php-fpm `request_terminate_timeout`, gunicorn `--timeout`, uWSGI
+//! `harakiri`, ...) with where they are set, and reports what its own log and the kernel's
+//! OOM killer say happened within `--since`.
+
+use std::time::SystemTime;
+
+use fix502_nginx::view::Peer;
+use fix502_probe::appserver::{self, AppServer, LogEvent, LogEventKind, Setting, SettingSource};
+use fix502_probe::listeners::{Listener, ListenerKind, listeners_on_port};
+
+use crate::check::{FindingsFuture, FnCheck};
+use crate::facts::{Endpoint, Facts};
+use crate::report::{Cause, Finding, Severity, StepId};
+
+/// Check id: the app server behind each upstream.
+pub const APP_SERVER: &str = "upstream.app-server";
+
+/// The checks of this part of the step.
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(APP_SERVER, StepId::Upstream, app_server)];
+
+/// The settings worth showing, per app server, in this order.
+const SHOWN: &[&str] = &[
+    "listen",
+    "listen.owner",
+    "listen.group",
+    "listen.mode",
+    "pm",
+    "pm.max_children",
+    "request_terminate_timeout",
+    "timeout",
+    "workers",
+    "keep-alive",
+    "harakiri",
+    "buffer-size",
+    "timeout-keep-alive",
+];
+
+fn source(s: &Setting) -> String {
+    match &s.source {
+        SettingSource::File { path, line } => format!("{}:{line}", path.display()),
+        SettingSource::CommandLine => "command line".to_owned(),
+        SettingSource::Environment { variable } => format!("environment {variable}"),
+        SettingSource::Default => "default".to_owned(),
+        _ => "elsewhere".to_owned(),
+    }
+}
+
+fn setting_line(s: &Setting) -> String {
+    format!("{} = {} ({})", s.name, s.value, source(s))
+}
+
+/// The listener serving an endpoint: the exact address, else a wildcard on its port.
+fn listener_of<'a>(endpoint: &Endpoint, all: &'a [Listener]) -> Option<&'a Listener> {
+    match &endpoint.peer {
+        Peer::Unix(path) => all
+            .iter()
+            .find(|l| l.kind == ListenerKind::Unix && l.path.as_deref() == Some(path.as_path())),
+        Peer::Inet { port, .. } => {
+            let on_port = listeners_on_port(all, *port);
+            on_port
+                .iter()
+                .find(|l| l.addr == endpoint.display)
+                .or_else(|| {
+                    on_port
+                        .iter()
+                        .find(|l| l.socket_addr.is_some_and(|a| a.ip().is_unspecified()))
+                })
+                .copied()
+        }
+    }
+}
+
+/// What an event means for the requests nginx sends, and the fix; `None` for events that
+/// do not end requests.
+fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>, String)> {
+    let set = |name: &str| {
+        app.setting(name)
+            .map(setting_line)
+            .unwrap_or_else(|| format!("{name} (not found)"))
+    };
+    Some(match event.kind {
+        LogEventKind::ExecutionTimedOut => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            format!(
+                "php-fpm killed the script at {}: raise it (and fastcgi_read_timeout) only if the script must run that long, else make it faster",
+                set("request_terminate_timeout")
+            ),
+        ),
+        LogEventKind::WorkerTimeout => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            format!(
+                "{} killed a worker that ran past its {}: make the request faster or raise the timeout",
+                app.kind.name(),
+                set("timeout")
+            ),
+        ),
+        LogEventKind::Harakiri => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            format!("uWSGI killed the request at {}", set("harakiri")),
+        ),
+        LogEventKind::ExitedOnSignal { signal } => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            format!(
+                "a {} worker died on signal {signal}{}",
+                app.kind.name(),
+                match signal {
+                    9 => " (SIGKILL: the OOM killer or a timeout kill)",
+                    11 => " (SIGSEGV: a crash in the app or an extension)",
+                    15 => " (SIGTERM: a timeout kill or a restart)",
+                    _ => "",
+                }
+            ),
+        ),
+        LogEventKind::OutOfMemory => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            "the kernel's OOM killer killed the app: give it more memory or fewer workers"
+                .to_owned(),
+        ),
+        LogEventKind::InvalidRequestBlockSize => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            format!(
+                "uWSGI dropped requests whose headers exceed {}: raise buffer-size (e.g. 32768)",
+                set("buffer-size")
+            ),
+        ),
+        LogEventKind::ConnectionDisallowed => (
+            Severity::Error,
+            Some(Cause::UpstreamClosedEarly),
+            format!(
+                "php-fpm refuses nginx's address: add it to {}",
+                set("listen.allowed_clients")
+            ),
+        ),
+        LogEventKind::MaxChildrenReached => (
+            Severity::Warning,
+            None,
+            format!(
+                "every php-fpm worker was busy ({}): requests wait in the listen queue; raise it or find slow requests",
+                set("pm.max_children")
+            ),
+        ),
+        _ => return None,
+    })
+}
+
+fn within(event: &LogEvent, since: SystemTime) -> bool {
+    event.time.is_some_and(|t| t >= since)
+}
+
+fn app_server(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        let probes = facts.probes().await;
+        let reachable: Vec<&Endpoint> = facts
+            .endpoints
+            .iter()
+            .zip(probes)
+            .filter(|(e, p)| p.ok() && is_local(e))
+            .map(|(e, _)| e)
+            .collect();
+        if reachable.is_empty() {
+            return Vec::new();
+        }
+        let all = match facts.listeners().await {
+            Ok(all) => all,
+            Err(e) => {
+                return vec![Finding::could_not_check(
+                    APP_SERVER,
+                    format!("cannot list listening sockets to find the app servers: {e}"),
+                )];
+            }
+        };
+        let since = SystemTime::now()
+            .checked_sub(facts.options.since)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut out = Vec::new();
+        let mut oom: Option<Vec<LogEvent>> = None;
+        for endpoint in reachable {
+            let up = endpoint.display.clone();
+            let Some(pid) = listener_of(endpoint, &all).and_then(|l| l.pid) else {
+                out.push(
+                    Finding::new(
+                        APP_SERVER,
+                        Severity::Info,
+                        format!("{up}: cannot see which process listens (run as root to see it)"),
+                    )
+                    .upstream(up),
+                );
+                continue;
+            };
+            let Ok(pid) = i32::try_from(pid) else {
+                continue;
+            };
+            let display = up.clone();
+            let app =
+                tokio::task::spawn_blocking(move || appserver::identify(pid, Some(&display))).await;
+            let app = match app {
+                Ok(Ok(app)) => app,
+                Ok(Err(e)) => {
+                    out.push(
+                        Finding::new(
+                            APP_SERVER,
+                            Severity::Info,
+                            format!("{up}: cannot inspect pid {pid}: {e}"),
+                        )
+                        .upstream(up),
+                    );
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            out.push(summary(&app, &up));
+            let recent: Vec<&LogEvent> = app.events.iter().filter(|e| within(e, since)).collect();
+            out.extend(event_findings(&recent, &app, &up));
+            if oom.is_none() {
+                oom = Some(
+                    tokio::task::spawn_blocking(move || appserver::oom_kills(Some(since), 200))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .unwrap_or_default(),
+                );
+            }
+            let name = app.process.clone();
+            let pids = [Some(app.pid), app.master_pid];
+            let killed: Vec<&LogEvent> = oom
+                .iter()
+                .flatten()
+                .filter(|e| {
+                    e.line.contains(&format!("({name})"))
+                        || pids
+                            .iter()
+                            .flatten()
+                            .any(|p| e.line.contains(&format!("process {p} ")))
+                })
+                .collect();
+            out.extend(event_findings(&killed, &app, &up));
+        }
+        out
+    })
+}
+
+/// Whether the endpoint is on this host (a unix socket or a loopback address), where its
+/// listener can be seen.
+fn is_local(endpoint: &Endpoint) -> bool {
+    match &endpoint.peer {
+        Peer::Unix(_) => true,
+        peer => peer.is_loopback(),
+    }
+}
+
+fn summary(app: &AppServer, up: &str) -> Finding {
+    let mut what = format!("{up} is served by {} (pid {}", app.kind.name(), app.pid);
+    if let Some(m) = app.master_pid.filter(|m| *m != app.pid) {
+        what.push_str(&format!(", master {m}"));
+    }
+    if let Some(pool) = &app.pool {
+        what.push_str(&format!(", pool {pool}"));
+    }
+    what.push(')');
+    if let Some(c) = &app.config {
+        what.push_str(&format!(", config {}", c.display()));
+    }
+    let mut f = Finding::new(APP_SERVER, Severity::Info, what).upstream(up.to_owned());
+    for name in SHOWN {
+        if let Some(s) = app.setting(name) {
+            f = f.evidence(setting_line(s));
+        }
+    }
+    if let Some(idle) = &app.idle_timeout {
+        f = f.evidence(format!("idle keep-alive timeout: {}", setting_line(idle)));
+    }
+    if let Some(log) = &app.log {
+        f = f.evidence(format!("log: {}", log.display()));
+    }
+    f
+}
+
+/// One finding per kind of event, with its count and latest line.
+fn event_findings(events: &[&LogEvent], app: &AppServer, up: &str) -> Vec<Finding> {
+    let mut kinds: Vec<(LogEventKind, usize, &LogEvent)> = Vec::new();
+    for e in events {
+        match kinds.iter_mut().find(|(k, _, _)| *k == e.kind) {
+            Some((_, n, last)) => {
+                *n += 1;
+                *last = e;
+            }
+            None => kinds.push((e.kind, 1, e)),
+        }
+    }
+    kinds
+        .into_iter()
+        .filter_map(|(_, n, last)| event_finding(last, n, app, up))
+        .collect()
+}
+
+fn event_finding(event: &LogEvent, count: usize, app: &AppServer, up: &str) -> Option<Finding> {
+    let (severity, cause, fix) = explain(event, app)?;
+    let times = if count > 1 {
+        format!(" ({count} times; latest shown)")
+    } else {
+        String::new()
+    };
+    let source = if event.kind == LogEventKind::OutOfMemory {
+        "kernel log"
+    } else {
+        "log"
+    };
+    let mut f = Finding::new(
+        APP_SERVER,
+        severity,
+        format!("{} {source}{times}: {}", app.kind.name(), event.line.trim()),
+    )
+    .upstream(up.to_owned())
+    .fix(fix);
+    f.cause = cause;
+    if let Some(SettingSource::File { path, line }) =
+        app.setting("request_terminate_timeout").map(|s| &s.source)
+        && event.kind == LogEventKind::ExecutionTimedOut
+    {
+        f = f.evidence(format!("set at {}:{line}", path.display()));
+    }
+    Some(f)
+}
