@@ -173,3 +173,146 @@ fn keepalive_race() {
     assert!(evidence.contains("keepalive 8"), "{evidence}");
     assert!(fix.contains("keepalive_timeout"), "{fix}");
 }
+
+/// A hostile upstream: what it does with each connection it accepts.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// A status line, then header lines forever (a 100 MB header block and more).
+    EndlessHeader,
+    /// One byte every 50 ms, forever.
+    Slowloris,
+    /// 64 KiB of binary noise, then silence.
+    Noise,
+    /// A FastCGI record that claims 65535 content bytes and sends 10.
+    LyingFastCgi,
+}
+
+/// Serves `behavior` on a loopback port until `stop` is set (each connection in its own
+/// thread, every write bounded by `stop` and a 30 s ceiling).
+fn hostile(
+    behavior: Hostile,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::net::SocketAddr {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    let stop = std::sync::Arc::clone(stop);
+    std::thread::spawn(move || {
+        let ceiling = Instant::now() + Duration::from_secs(30);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < ceiling {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_write_timeout(Some(Duration::from_millis(200)));
+                let alive = || !stop.load(Ordering::Relaxed) && Instant::now() < ceiling;
+                match behavior {
+                    Hostile::EndlessHeader => {
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\n");
+                        let line = format!("X-Junk: {}\r\n", "a".repeat(1000));
+                        while alive() {
+                            if let Err(e) = conn.write_all(line.as_bytes())
+                                && e.kind() != std::io::ErrorKind::WouldBlock
+                                && e.kind() != std::io::ErrorKind::TimedOut
+                            {
+                                break;
+                            }
+                        }
+                    }
+                    Hostile::Slowloris => {
+                        let bytes = b"HTTP/1.1 200 OK\r\nX-Slow: ";
+                        let mut i = 0;
+                        while alive() && conn.write_all(&[bytes[i % bytes.len()]]).is_ok() {
+                            i += 1;
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                    Hostile::Noise => {
+                        let noise: Vec<u8> = (0..65536u32)
+                            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                            .collect();
+                        let _ = conn.write_all(&noise);
+                        while alive() {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                    Hostile::LyingFastCgi => {
+                        // version 1, STDOUT (6), id 1, length 0xffff, padding 0, then 10 bytes.
+                        let _ = conn.write_all(&[1, 6, 0, 1, 0xff, 0xff, 0, 0]);
+                        let _ = conn.write_all(b"Status: 20");
+                        while alive() {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn hostile_upstreams_become_evidence_within_the_timeout() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let endless = hostile(Hostile::EndlessHeader, &stop);
+    let slow = hostile(Hostile::Slowloris, &stop);
+    let noise = hostile(Hostile::Noise, &stop);
+    let fcgi = hostile(Hostile::LyingFastCgi, &stop);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("nginx.conf");
+    super::harness::write(
+        &conf,
+        &format!(
+            "pid {dir}/nginx.pid;\nerror_log {dir}/error.log;\nevents {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:1;\n    location /a {{ proxy_pass http://{endless}; }}\n    location /b {{ proxy_pass http://{slow}; }}\n    location /c {{ proxy_pass http://{noise}; }}\n    location /d {{ fastcgi_pass {fcgi}; }}\n  }}\n}}\n",
+            dir = dir.path().display()
+        ),
+    );
+    let started = Instant::now();
+    let mut child = super::harness::bin()
+        .args([
+            "--json",
+            "--timeout",
+            "1s",
+            "--step",
+            "upstream",
+            "--config",
+        ])
+        .arg(&conf)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fix502");
+    // A hang would show here: give it a generous bound, then stop it by its pid.
+    let deadline = started + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let finished = child.try_wait().expect("wait").is_some();
+    if !finished {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(finished, "fix502 hung on hostile upstreams");
+    let report = super::harness::parse_report(&out);
+    let findings = super::harness::findings(&report, "upstream");
+    let about = |addr: std::net::SocketAddr, cause: &str| {
+        findings.iter().any(|f| {
+            f["upstream"].as_str() == Some(addr.to_string().as_str()) && f["cause"] == cause
+        })
+    };
+    assert!(about(endless, "upstream-header-too-big"), "{report:#}");
+    assert!(about(slow, "upstream-timeout"), "{report:#}");
+    assert!(about(noise, "upstream-invalid-response"), "{report:#}");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["upstream"].as_str() == Some(fcgi.to_string().as_str())),
+        "{report:#}"
+    );
+}
