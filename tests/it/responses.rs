@@ -159,9 +159,32 @@ fn read_timeout_is_a_504() {
     assert_eq!(report["diagnosis"][0]["http_status"], 504);
 }
 
+/// Access-log findings that claim the upstream answered 502 itself.
+fn silent_502s(report: &Value) -> usize {
+    super::harness::findings(report, "logs")
+        .iter()
+        .filter(|f| f["check"] == "logs.access-log" && f["cause"] == "upstream-returned-502")
+        .count()
+}
+
 #[test]
 fn upstream_502_is_relayed_not_made() {
-    check("upstream-502");
+    let Some((_lab, report)) = check("upstream-502") else {
+        return;
+    };
+    // Seen live (the probe got the app's own 502) and in the access log (502s with no
+    // error-log line).
+    assert_eq!(silent_502s(&report), 1, "{report:#}");
+    assert_eq!(report["diagnosis"][0]["confidence"], 0.95);
+}
+
+#[test]
+fn logged_502s_are_not_silent_ones() {
+    // Near miss: the access log has 502s, but each has its error-log line.
+    let Some((_lab, report)) = check("refused") else {
+        return;
+    };
+    assert_eq!(silent_502s(&report), 0, "{report:#}");
 }
 
 #[test]

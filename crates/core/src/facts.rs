@@ -316,17 +316,22 @@ impl Facts {
         self.options.timeout
     }
 
+    /// The start of the `--since` window, in local time as nginx writes its logs.
+    pub fn window_start(&self) -> Option<jiff::civil::DateTime> {
+        jiff::ZonedDateTime::now()
+            .checked_sub(
+                jiff::SignedDuration::try_from(self.options.since)
+                    .unwrap_or(jiff::SignedDuration::from_hours(1)),
+            )
+            .ok()
+            .map(|z| z.datetime())
+    }
+
     /// The error-log summaries (read once).
     pub async fn logs(&self) -> &[LogRead] {
         self.logs
             .get_or_init(|| async {
-                let since = jiff::ZonedDateTime::now()
-                    .checked_sub(
-                        jiff::SignedDuration::try_from(self.options.since)
-                            .unwrap_or(jiff::SignedDuration::from_hours(1)),
-                    )
-                    .ok()
-                    .map(|z| z.datetime());
+                let since = self.window_start();
                 let opts = ScanOptions {
                     since,
                     ..ScanOptions::default()

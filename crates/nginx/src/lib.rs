@@ -6,13 +6,17 @@
 //!   nginx's inheritance), nginx's size/time syntaxes and defaults.
 //! - [`errorlog`], [`classify`], [`logscan`]: the error log (line parser, classification of
 //!   upstream failures by message and errno number, and the windowed scan that groups them).
+//! - [`accesslog`]: the access log in the stock formats: 5xx statuses within a window, to
+//!   find 502s that left no error-log line.
 #![deny(missing_docs)]
 
+pub mod accesslog;
 pub mod classify;
 pub mod config;
 pub mod dump;
 pub mod errorlog;
 pub mod lexer;
+mod lines;
 pub mod logscan;
 pub mod settings;
 pub mod view;

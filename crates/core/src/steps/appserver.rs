@@ -106,16 +106,12 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>
         LogEventKind::ExitedOnSignal { signal } => (
             Severity::Error,
             Some(Cause::UpstreamClosedEarly),
-            format!(
-                "a {} worker died on signal {signal}{}",
-                app.kind.name(),
-                match signal {
-                    9 => " (SIGKILL: the OOM killer or a timeout kill)",
-                    11 => " (SIGSEGV: a crash in the app or an extension)",
-                    15 => " (SIGTERM: a timeout kill or a restart)",
-                    _ => "",
-                }
-            ),
+            match signal {
+                9 => "A worker was SIGKILLed: look for the OOM killer (journalctl -k | grep -i 'killed process') or a timeout kill in the lines around it".to_owned(),
+                11 => "A worker crashed (SIGSEGV): find the crashing extension or code (coredumpctl list, the app server's log)".to_owned(),
+                15 => "A worker got SIGTERM: from the app server's own timeout (see its timeout setting) or a restart (systemctl status)".to_owned(),
+                n => format!("A worker died on signal {n}: see the app server's log around it"),
+            },
         ),
         LogEventKind::OutOfMemory => (
             Severity::Error,

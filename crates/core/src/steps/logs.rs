@@ -11,10 +11,15 @@ use crate::report::{Cause, Finding, Severity, StepId};
 use crate::steps::human_duration;
 
 /// The checks of this step.
-pub static CHECKS: [FnCheck; 1] = [FnCheck::new(ERROR_LOG, StepId::Logs, error_log)];
+pub static CHECKS: [FnCheck; 2] = [
+    FnCheck::new(ERROR_LOG, StepId::Logs, error_log),
+    FnCheck::new(ACCESS_LOG, StepId::Logs, access_log),
+];
 
 /// Check id: the error-log scan.
 pub const ERROR_LOG: &str = "logs.error-log";
+/// Check id: the access-log status scan (502s that left no error-log line).
+pub const ACCESS_LOG: &str = "logs.access-log";
 
 /// The cause a group of logged failures points to (before other evidence refines it);
 /// `None` for lines that are not gateway errors (truncated bodies, PHP's stderr).
@@ -192,6 +197,103 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                 }
                 out.push(f);
             }
+        }
+        out
+    })
+}
+
+/// How many logged failures in the window gave the client a 502 (error-log lines).
+async fn logged_502s(facts: &Facts) -> u64 {
+    facts
+        .logs()
+        .await
+        .iter()
+        .filter_map(|r| r.summary.as_ref().ok())
+        .flat_map(|s| &s.groups)
+        .filter(|g| g.http_status() == 502)
+        .map(|g| g.count)
+        .sum()
+}
+
+fn access_log(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        use fix502_nginx::accesslog::{self, AccessOptions};
+        if facts.access_logs.is_empty() {
+            return Vec::new();
+        }
+        let opts = AccessOptions {
+            since: facts.window_start(),
+            ..AccessOptions::default()
+        };
+        let paths = facts.access_logs.clone();
+        let reads = tokio::task::spawn_blocking(move || {
+            paths
+                .into_iter()
+                .map(|p| {
+                    let r = accesslog::scan_file(&p, &opts);
+                    (p, r)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        let window = human_duration(facts.options.since);
+        let logged = logged_502s(facts).await;
+        // One upstream: silent 502s can only come from it.
+        let only_upstream = match facts.endpoints.as_slice() {
+            [one] => Some(one.display.clone()),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        for (path, read) in reads {
+            let path_text = path.display();
+            let summary = match read {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(Finding::could_not_check(
+                        ACCESS_LOG,
+                        format!("cannot read {path_text}: {e}"),
+                    ));
+                    continue;
+                }
+            };
+            let bad: Vec<String> = summary
+                .statuses
+                .iter()
+                .map(|c| format!("{} × {:03}", c.count, c.status))
+                .collect();
+            out.push(Finding::new(
+                ACCESS_LOG,
+                Severity::Info,
+                format!(
+                    "{path_text}: {} requests in the last {window}{}",
+                    summary.lines_in_window,
+                    if bad.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {}", bad.join(", "))
+                    }
+                ),
+            ));
+            let Some(c502) = summary.statuses.iter().find(|c| c.status == 502) else {
+                continue;
+            };
+            if c502.count <= logged {
+                continue;
+            }
+            let silent = c502.count - logged;
+            let mut f = Finding::new(
+                ACCESS_LOG,
+                Severity::Warning,
+                format!(
+                    "{silent} of {} responses with status 502 in {path_text} in the last {window} left no error-log line: the upstream answered 502 itself and nginx only relayed it (or a cached 502 was served)",
+                    c502.count
+                ),
+            )
+            .cause(Cause::UpstreamReturned502);
+            f.upstream = only_upstream.clone();
+            f.evidence = c502.samples.clone();
+            out.push(f);
         }
         out
     })

@@ -24,6 +24,9 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<String> {
             (Some(Cause::NoLiveUpstreams), Some(u)) => {
                 format!("Check every server of upstream {u} (step: upstream)")
             }
+            (Some(c), Some(u)) if answers_badly(c) => {
+                format!("Check what {u} answers when spoken to as nginx does (step: upstream)")
+            }
             (_, Some(u)) => format!("Check whether anything listens on {u} (step: upstream)"),
             _ => "Check the upstreams nginx connects to (step: upstream)".to_owned(),
         }),
@@ -38,6 +41,9 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<String> {
             }
             Some(Cause::UnixSocketPermission) => {
                 "Fix the socket's owner or mode for the worker user (see diagnosis)".to_owned()
+            }
+            Some(c) if answers_badly(c) => {
+                "Compare with the directives in effect at that location (step: config)".to_owned()
             }
             _ => "Confirm the config sends requests where you expect (step: config)".to_owned(),
         }),
@@ -58,6 +64,22 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<String> {
         }
         (StepId::Restart, _) => None,
     }
+}
+
+/// Causes where the upstream accepted the connection and then answered badly.
+fn answers_badly(cause: Cause) -> bool {
+    matches!(
+        cause,
+        Cause::UpstreamClosedEarly
+            | Cause::UpstreamReset
+            | Cause::UpstreamKeepaliveRace
+            | Cause::UpstreamReturned502
+            | Cause::UpstreamHeaderTooBig
+            | Cause::UpstreamInvalidResponse
+            | Cause::UpstreamProtocolMismatch
+            | Cause::UpstreamTls
+            | Cause::UpstreamTimeout
+    )
 }
 
 /// `1h`, `15m`, `90s`: how a window was given.
