@@ -466,3 +466,126 @@ fn needs_sniff(answer: &Answer) -> bool {
         Answer::Grpc => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fix502_nginx::config::Config;
+    use fix502_nginx::view::ConfigView;
+
+    fn view(text: &str) -> ConfigView {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let main = dir.path().join("nginx.conf");
+        std::fs::write(&main, text).expect("write");
+        ConfigView::new(&Config::load(&main).expect("load"))
+    }
+
+    fn shape(uri: &str) -> Shape<'static> {
+        Shape {
+            version: Some((1, 22, 1)),
+            page_size: 4096,
+            uri: uri.to_owned(),
+            logged_get: true,
+            prefix: None,
+            conf_dir: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn http_request_is_shaped_like_nginx_s() {
+        let v = view(
+            "http { upstream backend { server 127.0.0.1:8000; }
+             server { proxy_set_header X-Static yes; proxy_set_header X-Real-IP $remote_addr;
+               location /api/ { proxy_pass http://backend/v1/; proxy_http_version 1.1; }
+               location /raw { proxy_pass http://127.0.0.1:80; proxy_set_header Host app.example; } } }",
+        );
+        let api = http_request(&v.targets[0], &shape("/api/users?x=1"));
+        assert_eq!(api.target, "/v1/users?x=1");
+        assert_eq!(api.host, "backend");
+        assert!(api.http11);
+        assert_eq!(api.headers, [("X-Static".to_owned(), "yes".to_owned())]);
+        let raw = http_request(&v.targets[1], &shape("/raw/a"));
+        assert_eq!(raw.target, "/raw/a");
+        assert_eq!(raw.host, "app.example");
+        assert!(
+            !raw.http11,
+            "nginx 1.22 speaks HTTP/1.0 upstream by default"
+        );
+        // Location-level proxy_set_header replaces the server's list entirely.
+        assert!(raw.headers.is_empty());
+    }
+
+    #[test]
+    fn limits_come_from_the_effective_settings_or_the_defaults() {
+        let v = view(
+            "http { proxy_buffer_size 16k; server {
+               location /a { proxy_pass http://127.0.0.1:1; proxy_read_timeout 5s; }
+               location /b { fastcgi_pass 127.0.0.1:9000; } } }",
+        );
+        let s = shape("/");
+        let a = buffer_limit(&v.targets[0], &s);
+        assert_eq!((a.directive, a.value), ("proxy_buffer_size", 16384));
+        assert!(a.at.is_some());
+        let b = buffer_limit(&v.targets[1], &s);
+        assert_eq!(
+            (b.directive, b.value, b.at),
+            ("fastcgi_buffer_size", 4096, None)
+        );
+        let t = read_timeout_limit(&v.targets[0], &s);
+        assert_eq!(t.value, Duration::from_secs(5));
+        let d = read_timeout_limit(&v.targets[1], &s);
+        assert_eq!(
+            (d.directive, d.value),
+            ("fastcgi_read_timeout", Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn tls_options_follow_proxy_ssl_directives() {
+        let v = view(
+            "http { upstream backend { server 127.0.0.1:8443; } server {
+               location /a { proxy_pass https://backend; }
+               location /b { proxy_pass https://backend; proxy_ssl_server_name on;
+                 proxy_ssl_name app.internal; proxy_ssl_verify on;
+                 proxy_ssl_trusted_certificate ca.pem; proxy_ssl_protocols TLSv1.3; } } }",
+        );
+        let s = Shape {
+            conf_dir: Some(Path::new("/etc/nginx")),
+            ..shape("/")
+        };
+        let a = tls_options(&v.targets[0], &s);
+        assert_eq!(a.sni, None, "proxy_ssl_server_name is off by default");
+        assert!(!a.verify);
+        assert_eq!(a.verify_name.as_deref(), Some("backend"));
+        // nginx 1.22's default: no TLSv1.3 upstream before 1.23.4.
+        assert_eq!(
+            a.versions,
+            [TlsVersion::Tls10, TlsVersion::Tls11, TlsVersion::Tls12]
+        );
+        let b = tls_options(&v.targets[1], &s);
+        assert_eq!(b.sni.as_deref(), Some("app.internal"));
+        assert!(b.verify);
+        assert_eq!(b.trusted.as_deref(), Some(Path::new("/etc/nginx/ca.pem")));
+        assert_eq!(b.versions, [TlsVersion::Tls13]);
+    }
+
+    #[test]
+    fn fastcgi_script_filename_is_worked_out_or_left_alone() {
+        let v = view(
+            "http { server { root /srv/www;
+               location ~ \\.php$ { fastcgi_pass 127.0.0.1:9000;
+                 fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; }
+               location /x { fastcgi_pass 127.0.0.1:9000; fastcgi_param SCRIPT_FILENAME $http_x; } } }",
+        );
+        let req = fastcgi_request(&v.targets[0], &shape("/index.php?a=1")).expect("derivable");
+        assert!(
+            req.params
+                .iter()
+                .any(|(k, v)| k == "SCRIPT_FILENAME" && v == "/srv/www/index.php"),
+            "{:?}",
+            req.params
+        );
+        assert!(fastcgi_request(&v.targets[1], &shape("/x")).is_none());
+    }
+}

@@ -746,3 +746,31 @@ fn verify_fix(v: &Verification, exchange: &Exchange) -> String {
         _ => "Check proxy_ssl_trusted_certificate and the upstream's certificate chain".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_suggestions_fit_with_room_and_pass_nginx_t_rules() {
+        assert_eq!(suggested_buffer(16384), 32 * 1024);
+        assert_eq!(suggested_buffer(5000), 8 * 1024);
+        assert_eq!(suggested_buffer(100), 8 * 1024);
+        assert_eq!(
+            buffer_fix(PassModule::Proxy, 16384),
+            "proxy_buffer_size 32k; proxy_buffers 8 32k; proxy_busy_buffers_size 64k;"
+        );
+        assert_eq!(
+            buffer_fix(PassModule::FastCgi, 5000),
+            "fastcgi_buffer_size 8k; fastcgi_buffers 8 8k; fastcgi_busy_buffers_size 16k;"
+        );
+        assert_eq!(buffer_fix(PassModule::Grpc, 9000), "grpc_buffer_size 16k;");
+    }
+
+    #[test]
+    fn escape_shows_bytes_as_nginx_does() {
+        assert_eq!(escape(b"X-Bad: a\x00b\r\n", 64), "X-Bad: a\\x00b\\r\\n");
+        assert_eq!(escape(b"abcdef", 3), "abc…");
+        assert_eq!(escape(&[0x16, 0x03, 0x01], 8), "\\x16\\x03\\x01");
+    }
+}
