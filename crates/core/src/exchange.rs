@@ -231,14 +231,9 @@ pub fn http_request(target: &PassTarget, shape: &Shape<'_>) -> HttpRequest {
         let (Some(name), Some(val)) = (set.args.first(), set.args.get(1)) else {
             continue;
         };
+        // Values with variables depend on the client's request (`$host`, `$remote_addr`):
+        // the probe has none, so they are left out and Host stays `$proxy_host`.
         if val.contains('$') {
-            if name.eq_ignore_ascii_case("host") && (val == "$proxy_host") {
-                continue;
-            }
-            if name.eq_ignore_ascii_case("host") {
-                // $host / $http_host: the client's Host; the probe has none, keep $proxy_host.
-                continue;
-            }
             continue;
         }
         if name.eq_ignore_ascii_case("host") {

@@ -82,8 +82,7 @@ pub fn buffer_fix(module: PassModule, bytes: u64) -> String {
 }
 
 /// The pass directive nginx should use for a port that speaks `protocol`.
-fn directive_for(protocol: Protocol, exchange: &Exchange, up: &str) -> String {
-    let addr = up;
+fn directive_for(protocol: Protocol, exchange: &Exchange, addr: &str) -> String {
     match protocol {
         Protocol::Http1 => format!("proxy_pass http://{addr};"),
         Protocol::Tls if exchange.module == PassModule::Grpc => {
@@ -128,10 +127,6 @@ fn mismatch(exchange: &Exchange, endpoint: &Endpoint, check: &str) -> Option<Fin
         (PassModule::Grpc, _) => Protocol::Http2,
         _ => return None,
     };
-    // uwsgi and SCGI servers answer in HTTP, but an HTTP server does not read their framing.
-    if found == expected && !matches!(exchange.module, PassModule::Uwsgi | PassModule::Scgi) {
-        return None;
-    }
     if found == expected {
         return None;
     }
