@@ -81,11 +81,10 @@ pub async fn keepalive_in_use(facts: &Facts, upstream: &str) -> Option<String> {
     let modern = facts.nginx_version().is_some_and(|v| v >= (1, 29, 7));
     let keepalive = match group.settings.get("keepalive") {
         Some(set) => format!(
-            "keepalive {} in upstream {} ({}:{})",
+            "keepalive {} in upstream {} ({})",
             set.args.join(" "),
             group.name,
-            set.span.file.display(),
-            set.span.line
+            crate::report::Location::from(&set.span)
         ),
         None if modern => format!(
             "upstream {} keeps connections alive by default (nginx 1.29.7+)",
@@ -104,19 +103,26 @@ pub async fn keepalive_in_use(facts: &Facts, upstream: &str) -> Option<String> {
                 Some(v) => v.args.first().is_some_and(|a| a == "1.1"),
                 None => modern,
             };
-            let connection_kept = s.all("proxy_set_header").iter().any(|h| {
-                h.args
-                    .first()
-                    .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
-                    && h.args
-                        .get(1)
-                        .is_some_and(|v| v.is_empty() || v.starts_with('$'))
-            }) || (modern
-                && !s.all("proxy_set_header").iter().any(|h| {
+            // `Connection: close` is sent unless a `Connection` header replaces it (empty
+            // or from a variable); from 1.29.7 none is sent by default.
+            let connection: Vec<_> = s
+                .all("proxy_set_header")
+                .iter()
+                .filter(|h| {
                     h.args
                         .first()
                         .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
-                }));
+                })
+                .collect();
+            let connection_kept = if connection.is_empty() {
+                modern
+            } else {
+                connection.iter().any(|h| {
+                    h.args
+                        .get(1)
+                        .is_some_and(|v| v.is_empty() || v.starts_with('$'))
+                })
+            };
             http11 && connection_kept
         }
         _ => false,

@@ -107,22 +107,10 @@ pub struct Shape<'a> {
     pub timeout: Duration,
 }
 
-fn location_of(span: &fix502_nginx::config::Span) -> Location {
-    Location {
-        file: span.file.to_path_buf(),
-        line: span.line,
-    }
-}
-
-/// The module's prefix for directive names: `proxy`, `fastcgi`, `uwsgi`, `scgi`, `grpc`.
-fn prefix_of(module: PassModule) -> &'static str {
-    module.directive().strip_suffix("_pass").unwrap_or("proxy")
-}
-
 /// The effective value of a directive, or nginx's default for it.
 fn value(s: &Settings, name: &str, version: Option<(u32, u32, u32)>) -> (String, Option<Location>) {
     match s.get(name) {
-        Some(set) => (set.args.join(" "), Some(location_of(&set.span))),
+        Some(set) => (set.args.join(" "), Some(Location::from(&set.span))),
         None => (
             settings::default_of(name, version)
                 .unwrap_or_default()
@@ -146,7 +134,7 @@ pub fn buffer_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<u64> {
                 directive,
                 value: settings::parse_size(&written).unwrap_or(shape.page_size),
                 written,
-                at: Some(location_of(&set.span)),
+                at: Some(Location::from(&set.span)),
             }
         }
         None => Limit {
@@ -255,7 +243,7 @@ pub fn http_request(target: &PassTarget, shape: &Shape<'_>) -> HttpRequest {
 /// The TLS handshake nginx makes for this target.
 pub fn tls_options(target: &PassTarget, shape: &Shape<'_>) -> TlsOptions {
     let s = &target.settings;
-    let p = prefix_of(target.module);
+    let p = settings::directive_prefix(target.module);
     let v = shape.version;
     let name = match s.get(&format!("{p}_ssl_name")) {
         Some(set) => set.args.join(" "),
@@ -422,7 +410,7 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         module: target.module,
         scheme: target.scheme.clone(),
         directive: format!("{} {}", target.module.directive(), target.raw),
-        at: location_of(&target.span),
+        at: Location::from(&target.span),
         sent,
         answer,
         sniff,
@@ -437,13 +425,13 @@ fn needs_sniff(answer: &Answer) -> bool {
     use fix502_probe::http::{HttpOutcome as H, InvalidResponse as I};
     use fix502_probe::tls::TlsOutcome as T;
     match answer {
-        Answer::Http(p) => {
-            matches!(
-                p.outcome,
-                H::ClosedEarly | H::Reset | H::Invalid(I::NotHttp { .. })
-            ) && p.header_bytes == 0
-                || matches!(p.outcome, H::Invalid(I::NotHttp { .. }))
-        }
+        // Not HTTP at all, or a close or reset before a single byte (php-fpm and TLS
+        // servers hang up on an HTTP request).
+        Answer::Http(p) => match p.outcome {
+            H::Invalid(I::NotHttp { .. }) => true,
+            H::ClosedEarly | H::Reset => p.header_bytes == 0,
+            _ => false,
+        },
         Answer::Tls { probe: p, with_sni } => {
             with_sni
                 .as_ref()

@@ -169,13 +169,6 @@ pub struct Facts {
     nginx_test: OnceCell<Result<CommandOutput, String>>,
 }
 
-fn span_location(span: &fix502_nginx::config::Span) -> Location {
-    Location {
-        file: span.file.to_path_buf(),
-        line: span.line,
-    }
-}
-
 impl Facts {
     /// Loads the config and derives the shared facts. Never fails: problems become findings.
     pub fn new(options: Options, discovery: Discovery) -> Self {
@@ -618,7 +611,7 @@ fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
     let mut variables = Vec::new();
     for (index, target) in view.targets.iter().enumerate() {
         let directive = format!("{} {}", target.module.directive(), target.raw);
-        let at = span_location(&target.span);
+        let at = Location::from(&target.span);
         if let TargetAddress::Variable(_) = target.address {
             variables.push((directive, at));
             continue;
@@ -636,7 +629,7 @@ fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
             let use_ = EndpointUse {
                 directive: directive.clone(),
                 at: at.clone(),
-                server_at: server.map(|s| span_location(&s.span)),
+                server_at: server.map(|s| Location::from(&s.span)),
                 location: target.location.clone(),
                 server_name: server_name.clone(),
                 target: index,

@@ -276,6 +276,16 @@ pub struct Location {
     pub line: u32,
 }
 
+impl From<&fix502_nginx::config::Span> for Location {
+    /// Where a parsed directive was written.
+    fn from(span: &fix502_nginx::config::Span) -> Self {
+        Self {
+            file: span.file.to_path_buf(),
+            line: span.line,
+        }
+    }
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file.display(), self.line)

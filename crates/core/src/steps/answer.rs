@@ -70,7 +70,7 @@ pub fn suggested_buffer(bytes: u64) -> u64 {
 /// The directives that let a `bytes`-byte header through, valid together under `nginx -t`
 /// (`*_busy_buffers_size` must stay below all `*_buffers` minus one).
 pub fn buffer_fix(module: PassModule, bytes: u64) -> String {
-    let p = module.directive().strip_suffix("_pass").unwrap_or("proxy");
+    let p = fix502_nginx::settings::directive_prefix(module);
     let k = suggested_buffer(bytes) / 1024;
     if module == PassModule::Grpc {
         return format!("{p}_buffer_size {k}k;");

@@ -2,7 +2,9 @@
 //! failures nginx logged, and group them by cause × upstream with count, first/last seen and
 //! sample lines.
 
-use fix502_nginx::classify::Signature;
+use fix502_nginx::classify::{
+    FastCgiKind, Http2Kind, InvalidHeaderKind, Signature, TlsKind, TlsReason,
+};
 use fix502_nginx::logscan::Group;
 
 use crate::check::{FindingsFuture, FnCheck};
@@ -32,7 +34,6 @@ pub fn cause_of_group(group: &Group) -> Option<Cause> {
 
 /// The cause a logged failure points to (before other evidence refines it).
 pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option<Cause> {
-    use fix502_nginx::classify::{FastCgiKind, Http2Kind, InvalidHeaderKind, TlsKind, TlsReason};
     Some(match signature {
         Signature::ConnectRefused => Cause::UpstreamRefused,
         Signature::SocketMissing => Cause::UnixSocketMissing,
@@ -98,7 +99,7 @@ fn describe(group: &Group) -> &'static str {
         Signature::RecvFailed { .. } => "failures reading the response",
         Signature::KernelTimedOut => "kernel TCP timeouts on an open connection (a 502, not a 504)",
         Signature::HeaderTooBig => "\"upstream sent too big header\" errors",
-        Signature::InvalidHeader(fix502_nginx::classify::InvalidHeaderKind::NoValidHttpHeader) => {
+        Signature::InvalidHeader(InvalidHeaderKind::NoValidHttpHeader) => {
             "non-HTTP answers (relayed as HTTP/0.9, access-log status 009)"
         }
         Signature::InvalidHeader(_) => "invalid response headers",
