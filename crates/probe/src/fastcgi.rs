@@ -839,15 +839,22 @@ impl fmt::Display for FcgiOutcome {
             }
             Self::InvalidStatus(value) => write!(f, "invalid status \"{value}\""),
             Self::InvalidHeader(text) => write!(f, "invalid header: \"{text}\""),
-            Self::WriteError { errno, message } => match errno {
-                Some(n) => write!(f, "send failed: {message} ({n})"),
-                None => write!(f, "send failed: {message}"),
-            },
-            Self::ReadError { errno, message } => match errno {
-                Some(n) => write!(f, "read failed: {message} ({n})"),
-                None => write!(f, "read failed: {message}"),
-            },
+            Self::WriteError { errno, message } => io_failure(f, "send", *errno, message),
+            Self::ReadError { errno, message } => io_failure(f, "read", *errno, message),
         }
+    }
+}
+
+/// `send failed: <message> (<errno>)`, the wording both gateway outcomes use for I/O errors.
+pub(crate) fn io_failure(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    errno: Option<i32>,
+    message: &str,
+) -> fmt::Result {
+    match errno {
+        Some(n) => write!(f, "{what} failed: {message} ({n})"),
+        None => write!(f, "{what} failed: {message}"),
     }
 }
 
@@ -1226,7 +1233,7 @@ pub async fn request(endpoint: &Endpoint, request: &FcgiRequest, limits: FcgiLim
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uwsgi::fake::{After, one_shot, read_request};
+    use crate::uwsgi::fake::{After, limits, one_shot, read_request};
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
@@ -1288,13 +1295,6 @@ mod tests {
             },
         )
         .is_ok_and(|r| r.is_some())
-    }
-
-    fn limits() -> FcgiLimits {
-        FcgiLimits {
-            cap: 4096,
-            timeout: Duration::from_secs(2),
-        }
     }
 
     fn hello() -> FcgiRequest {

@@ -70,14 +70,7 @@ mod tests {
 
     use super::*;
     use crate::uwsgi::GatewayOutcome;
-    use crate::uwsgi::fake::{After, one_shot};
-
-    fn limits() -> GatewayLimits {
-        GatewayLimits {
-            cap: 4096,
-            timeout: Duration::from_secs(2),
-        }
-    }
+    use crate::uwsgi::fake::{After, limits, one_shot};
 
     /// A complete netstring: `<digits>:` plus that many bytes plus `,`.
     fn netstring_complete(bytes: &[u8]) -> bool {

@@ -89,14 +89,12 @@ impl fmt::Display for GatewayOutcome {
             Self::InvalidStatus(value) => write!(f, "invalid status \"{value}\""),
             Self::InvalidHeader(text) => write!(f, "invalid header: \"{text}\""),
             Self::InvalidRequest(why) => write!(f, "request not sent: {why}"),
-            Self::WriteError { errno, message } => match errno {
-                Some(n) => write!(f, "send failed: {message} ({n})"),
-                None => write!(f, "send failed: {message}"),
-            },
-            Self::ReadError { errno, message } => match errno {
-                Some(n) => write!(f, "read failed: {message} ({n})"),
-                None => write!(f, "read failed: {message}"),
-            },
+            Self::WriteError { errno, message } => {
+                crate::fastcgi::io_failure(f, "send", *errno, message)
+            }
+            Self::ReadError { errno, message } => {
+                crate::fastcgi::io_failure(f, "read", *errno, message)
+            }
         }
     }
 }
@@ -275,6 +273,14 @@ async fn read_head(
 pub(crate) mod fake {
     use std::time::Duration;
 
+    /// The limits the gateway-probe tests use: a 4 KiB header cap, 2 s.
+    pub(crate) fn limits() -> crate::fastcgi::FcgiLimits {
+        crate::fastcgi::FcgiLimits {
+            cap: 4096,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio::task::JoinHandle;
@@ -336,15 +342,8 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 mod tests {
-    use super::fake::{After, one_shot};
+    use super::fake::{After, limits, one_shot};
     use super::*;
-
-    fn limits() -> GatewayLimits {
-        GatewayLimits {
-            cap: 4096,
-            timeout: Duration::from_secs(2),
-        }
-    }
 
     /// A complete uwsgi packet: 4-byte header plus its declared size.
     fn packet_complete(bytes: &[u8]) -> bool {
