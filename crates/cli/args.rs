@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fix502_core::options::{Options, parse_duration};
+use fix502_core::options::{Options, check_url, parse_duration};
 use fix502_core::report::StepId;
 
 const EXAMPLES: &str = "\
@@ -51,7 +51,7 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
     pub since: Duration,
     /// The URL that answers 502
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = url)]
     pub url: Option<String>,
     /// Per-probe timeout
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
@@ -110,6 +110,10 @@ pub enum LabAction {
 fn duration(s: &str) -> Result<Duration, String> {
     parse_duration(s)
         .ok_or_else(|| format!("`{s}` is not a duration like 500ms, 15s, 15m, 2h or 1d"))
+}
+
+fn url(s: &str) -> Result<String, String> {
+    check_url(s).map(|()| s.to_owned())
 }
 
 fn step(s: &str) -> Result<StepId, String> {

@@ -70,12 +70,14 @@ pub fn step_block(
         style(format!("({} ms)", step.duration_ms)).dim()
     )?;
     for f in &step.findings {
-        // In a failing step, infos are noise, except who serves the upstream.
+        // In a failing step, infos are noise, except who serves the upstream and where the
+        // request goes.
         if f.severity == Severity::Info
             && !verbose
             && step.status != StepStatus::Pass
             && !f.could_not_check
             && f.check != fix502_core::steps::appserver::APP_SERVER
+            && f.check != fix502_core::steps::route::ROUTE
         {
             continue;
         }

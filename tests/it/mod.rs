@@ -2,7 +2,10 @@
 
 mod apply;
 mod cli;
+mod discovery;
 mod harness;
+mod names;
 mod responses;
+mod routing;
 mod scenarios;
 mod wizard;

@@ -2,7 +2,6 @@
 //! (which location, which socket, which user). Only wording lives here; rules live in
 //! [`crate::diagnosis`].
 
-use crate::command::shell_line;
 use crate::facts::{Endpoint, Facts};
 use crate::report::{Cause, Finding};
 
@@ -16,6 +15,8 @@ pub struct Context<'a> {
     pub findings: &'a [Finding],
     /// The failure is in the logs but the live probe passes now.
     pub recovered: bool,
+    /// nginx retries the group's other servers, which answer: clients mostly get 200.
+    pub retried: bool,
 }
 
 impl Context<'_> {
@@ -43,14 +44,7 @@ impl Context<'_> {
     }
 
     fn reload(&self) -> String {
-        match &self.facts.discovery.binary {
-            Some(b) => format!(
-                "{} && {}",
-                shell_line(b, &self.facts.nginx_args(&["-t"])),
-                shell_line(b, &self.facts.nginx_args(&["-s", "reload"]))
-            ),
-            None => "nginx -t && nginx -s reload".to_owned(),
-        }
+        self.facts.reload_command()
     }
 
     fn config_line(&self) -> String {
@@ -106,8 +100,9 @@ pub fn summary(cause: Cause, ctx: &Context<'_>) -> String {
         Cause::UpstreamWrongAddress => {
             match ctx.first_message_with(crate::steps::upstream::LISTENERS) {
                 Some(m) => format!(
-                    "nginx connects to {up}{}, but the app listens elsewhere: {m}",
-                    ctx.role()
+                    "nginx connects to {up}{}, but the app listens elsewhere: {}",
+                    ctx.role(),
+                    m.split_once(", but ").map_or(m, |(_, found)| found)
                 ),
                 None => format!(
                     "nginx connects to {up}{}, an address that cannot work here",
@@ -142,7 +137,38 @@ pub fn summary(cause: Cause, ctx: &Context<'_>) -> String {
         Cause::UpstreamTimeout => {
             format!("{up} did not answer in time: nginx answers 504 Gateway Timeout, not 502")
         }
-        Cause::UpstreamDns => format!("The upstream name {up} cannot be resolved"),
+        Cause::UpstreamDns => match ctx.first_message_with(crate::steps::network::DNS) {
+            Some(m) => m.to_owned(),
+            None => format!("The upstream name {up} cannot be resolved"),
+        },
+        Cause::UpstreamStaleDns => match ctx.first_message_with(crate::steps::network::DNS) {
+            Some(m) => m.to_owned(),
+            None => format!(
+                "nginx connects to {up}, an address it resolved at start or reload that the name no longer has"
+            ),
+        },
+        Cause::ConfigNotReloaded => {
+            // A failed reload says more than a changed file.
+            let reload = crate::steps::reload::RELOAD;
+            let what = ctx
+                .findings
+                .iter()
+                .find(|f| f.check == reload && f.message.starts_with("the reload at"))
+                .map(|f| f.message.as_str())
+                .or_else(|| ctx.first_message_with(reload))
+                .map(str::to_owned)
+                .unwrap_or_else(|| cause.meaning().to_owned());
+            match ctx.upstream {
+                Some(u) => format!(
+                    "{what}; it still sends requests to {u}, which the config on disk no longer names"
+                ),
+                None => what,
+            }
+        }
+        Cause::FdExhaustion | Cause::ProxyLoop => match ctx.live_message() {
+            Some(m) => m.to_owned(),
+            None => format!("{up}: {}", cause.meaning()),
+        },
         Cause::UpstreamClosedEarly => format!(
             "{up}{} closes the connection before sending a complete response header: the app crashed, was killed, or its own timeout ended the request",
             ctx.role()
@@ -165,8 +191,12 @@ pub fn summary(cause: Cause, ctx: &Context<'_>) -> String {
             Some(m) => m.to_owned(),
             None => format!("{up}{}: {}", ctx.role(), cause.meaning()),
         },
-        other => format!("{up}: {}", other.meaning()),
     };
+    if ctx.retried {
+        s.push_str(
+            " (nginx retries the group's other servers, which answer: most clients get 200, requests that cannot be retried get 502, and every retry adds delay)",
+        );
+    }
     if ctx.recovered {
         s.push_str(&format!(
             " (logged in the last {}, but it answers now: intermittent or already fixed)",
@@ -198,6 +228,7 @@ pub fn fix(cause: Cause, ctx: &Context<'_>) -> Vec<String> {
                 ctx.reload()
             ));
         }
+        Cause::UpstreamWrongAddress if !v.is_empty() => {}
         Cause::UpstreamWrongAddress => {
             v.push(format!(
                 "Change the upstream at {} to the address the app listens on, then: {}",
@@ -250,7 +281,13 @@ pub fn fix(cause: Cause, ctx: &Context<'_>) -> Vec<String> {
             v.push("Find what makes the upstream slow; raise proxy_connect_timeout / proxy_read_timeout only if the wait is expected".to_owned());
         }
         Cause::UpstreamDns => {
-            v.push("Fix the name or its DNS record, then reload nginx (it resolves names only at start and reload)".to_owned());
+            v.push("Fix the name or its DNS record. nginx resolves a name written literally once, at start and reload (then reload nginx); a name in a variable it resolves per request with its `resolver`, which ignores /etc/hosts and search domains".to_owned());
+        }
+        Cause::UpstreamStaleDns | Cause::ConfigNotReloaded => {
+            let reload = ctx.reload();
+            if !v.iter().any(|line| line.contains(&reload)) {
+                v.push(format!("Reload nginx: {reload}"));
+            }
         }
         Cause::UpstreamClosedEarly | Cause::UpstreamReset => {
             v.push("Read the app server's log at the times of the errors: gunicorn \"WORKER TIMEOUT\", uWSGI \"HARAKIRI\", php-fpm \"execution timed out\" or \"exited on signal\"".to_owned());

@@ -63,10 +63,18 @@ pub fn all_checks() -> Vec<&'static dyn Check> {
             .chain(&crate::steps::appserver::CHECKS)
             .map(|c| c as &dyn Check),
     );
-    v.extend(crate::steps::config::CHECKS.iter().map(|c| c as &dyn Check));
+    v.extend(
+        crate::steps::config::CHECKS
+            .iter()
+            .chain(&crate::steps::reload::CHECKS)
+            .chain(&crate::steps::route::CHECKS)
+            .chain(&crate::steps::risks::CHECKS)
+            .map(|c| c as &dyn Check),
+    );
     v.extend(
         crate::steps::network::CHECKS
             .iter()
+            .chain(&crate::steps::host::CHECKS)
             .map(|c| c as &dyn Check),
     );
     v

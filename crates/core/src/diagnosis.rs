@@ -75,7 +75,6 @@ async fn answers_well_now(facts: &Facts, upstream: &str) -> bool {
 /// upstream block plus HTTP/1.1 without `Connection: close` (the defaults from 1.29.7), or
 /// `fastcgi_keep_conn on`.
 pub async fn keepalive_in_use(facts: &Facts, upstream: &str) -> Option<String> {
-    use fix502_nginx::view::PassModule;
     let endpoint = facts.endpoints.iter().find(|e| e.display == upstream)?;
     let group = facts.view.group(endpoint.group.as_deref()?)?;
     let modern = facts.nginx_version().is_some_and(|v| v >= (1, 29, 7));
@@ -93,40 +92,12 @@ pub async fn keepalive_in_use(facts: &Facts, upstream: &str) -> Option<String> {
         None => return None,
     };
     let target = facts.view.targets.get(endpoint.uses.first()?.target)?;
-    let s = &target.settings;
-    let reused = match target.module {
-        PassModule::FastCgi => s
-            .get("fastcgi_keep_conn")
-            .is_some_and(|k| k.args.first().is_some_and(|a| a == "on")),
-        PassModule::Proxy => {
-            let http11 = match s.get("proxy_http_version") {
-                Some(v) => v.args.first().is_some_and(|a| a == "1.1"),
-                None => modern,
-            };
-            // `Connection: close` is sent unless a `Connection` header replaces it (empty
-            // or from a variable); from 1.29.7 none is sent by default.
-            let connection: Vec<_> = s
-                .all("proxy_set_header")
-                .iter()
-                .filter(|h| {
-                    h.args
-                        .first()
-                        .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
-                })
-                .collect();
-            let connection_kept = if connection.is_empty() {
-                modern
-            } else {
-                connection.iter().any(|h| {
-                    h.args
-                        .get(1)
-                        .is_some_and(|v| v.is_empty() || v.starts_with('$'))
-                })
-            };
-            http11 && connection_kept
-        }
-        _ => false,
-    };
+    let reused = fix502_nginx::settings::keepalive_blockers(
+        target.module,
+        &target.settings,
+        facts.nginx_version(),
+    )
+    .is_some_and(|b| b.is_empty());
     if !reused {
         return None;
     }
@@ -140,13 +111,112 @@ pub async fn keepalive_in_use(facts: &Facts, upstream: &str) -> Option<String> {
     ))
 }
 
+/// A static risk rule's warning (it never makes a claim on its own).
+fn is_risk(f: &Finding) -> bool {
+    f.check == crate::steps::risks::RISKS
+}
+
+/// Whether a claim about `upstream` concerns what `--url` routes to (always true without
+/// `--url`, for claims about no upstream, and when the route reaches no pass directive).
+fn in_scope(facts: &Facts, upstream: Option<&str>) -> bool {
+    let (Some(Ok(route)), Some(u)) = (&facts.route, upstream) else {
+        return true;
+    };
+    let Some(target) = route.target else {
+        return true;
+    };
+    let port = |text: &str| text.rsplit_once(':').map(|(_, p)| p.to_owned());
+    facts.endpoints.iter().any(|e| {
+        e.display == u
+            || e.group.as_deref() == Some(u)
+            || (matches!(&e.peer, fix502_nginx::view::Peer::Inet { host, .. } if host.parse::<std::net::IpAddr>().is_err())
+                && port(&e.display) == port(u))
+    }) || facts.view.targets.get(target).is_some_and(|t| {
+        matches!(t.address, fix502_nginx::view::TargetAddress::Variable(_))
+    })
+}
+
+/// Gives a `config-not-reloaded` claim the upstreams it explains: logged failures at
+/// addresses the config on disk no longer connects to.
+async fn rekey_not_reloaded(claims: &mut Claims, facts: &Facts) {
+    let Some(base) = claims.get(&(Cause::ConfigNotReloaded, None)).cloned() else {
+        return;
+    };
+    let mut stale: Vec<(Cause, String)> = Vec::new();
+    for ((cause, upstream), support) in claims.iter() {
+        if let Some(u) = upstream
+            && *cause != Cause::ConfigNotReloaded
+            && support.log
+            && !support.live
+            && facts.endpoint_of(u).await.is_none()
+            && !facts.view.upstreams.iter().any(|g| g.name == *u)
+        {
+            stale.push((*cause, u.clone()));
+        }
+    }
+    for (cause, upstream) in stale {
+        let mut s = base.clone();
+        if let Some(logged) = claims.get(&(cause, Some(upstream.clone()))) {
+            s.log = true;
+            s.findings.extend(logged.findings.iter().cloned());
+        }
+        s.findings.push(
+            Finding::new(
+                "diagnosis",
+                Severity::Warning,
+                format!(
+                    "nginx still connects to {upstream}, which the config on disk no longer names"
+                ),
+            )
+            .upstream(upstream.clone()),
+        );
+        claims.remove(&(Cause::ConfigNotReloaded, None));
+        claims.insert((Cause::ConfigNotReloaded, Some(upstream)), s);
+    }
+}
+
+/// Whether nginx's retries hide a connect failure from clients: the upstream is one server
+/// of a group whose other servers accept connections now, and the failure is one that
+/// `*_next_upstream error` (the default) retries.
+async fn retries_hide(facts: &Facts, cause: Cause, upstream: Option<&str>) -> bool {
+    let connect_failure = matches!(
+        cause,
+        Cause::UpstreamRefused
+            | Cause::UpstreamUnreachable
+            | Cause::UpstreamWrongAddress
+            | Cause::UnixSocketMissing
+            | Cause::UnixSocketPermission
+    );
+    let Some(u) = upstream else { return false };
+    if !connect_failure {
+        return false;
+    }
+    let Some(group) = facts.endpoint_of(u).await.and_then(|e| e.group.clone()) else {
+        return false;
+    };
+    let probes = facts.probes().await;
+    facts
+        .endpoints
+        .iter()
+        .zip(probes)
+        .any(|(e, p)| e.group.as_deref() == Some(group.as_str()) && e.display != u && p.ok())
+}
+
 /// Ranks the causes the findings point to. Empty when nothing is wrong.
 pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
     // 1. Claims: (cause, upstream) with the findings behind them.
     let mut claims: Claims = BTreeMap::new();
+    let mut risks: Vec<&Finding> = Vec::new();
     for f in steps.iter().flat_map(|s| &s.findings) {
         let Some(cause) = f.cause else { continue };
         if f.could_not_check || f.severity == Severity::Info {
+            continue;
+        }
+        if is_risk(f) {
+            risks.push(f);
+            continue;
+        }
+        if !in_scope(facts, f.upstream.as_deref()) {
             continue;
         }
         let s = claims.entry((cause, f.upstream.clone())).or_default();
@@ -160,6 +230,28 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
         s.findings.push(f.clone());
     }
 
+    // 1b. A static risk of the config only corroborates a cause something observed.
+    for risk in risks {
+        let Some(cause) = risk.cause else { continue };
+        let matching: Vec<_> = claims
+            .keys()
+            .filter(|(c, u)| {
+                *c == cause && (u.is_none() || risk.upstream.is_none() || *u == risk.upstream)
+            })
+            .cloned()
+            .collect();
+        for key in matching {
+            if let Some(s) = claims.get_mut(&key) {
+                s.config = true;
+                s.findings.push(risk.clone());
+            }
+        }
+    }
+
+    // 1c. The config on disk changed and nginx did not load it: failures at addresses the
+    //     config no longer has come from the old config nginx still runs.
+    rekey_not_reloaded(&mut claims, facts).await;
+
     // 2. A listener elsewhere explains a refusal (or EADDRNOTAVAIL) at the same address.
     absorb_into(
         &mut claims,
@@ -168,6 +260,18 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             Cause::UpstreamRefused,
             Cause::PortExhaustion,
             Cause::UnixSocketMissing,
+        ],
+    );
+
+    // A name that now resolves elsewhere explains failures at the address nginx kept.
+    absorb_into(
+        &mut claims,
+        Cause::UpstreamStaleDns,
+        &[
+            Cause::UpstreamRefused,
+            Cause::UpstreamUnreachable,
+            Cause::UpstreamTimeout,
+            Cause::UpstreamWrongAddress,
         ],
     );
 
@@ -269,11 +373,13 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
         if cause == Cause::UpstreamTimeout && !support.log {
             confidence = confidence.min(0.5);
         }
+        let retried = retries_hide(facts, cause, upstream.as_deref()).await;
         let ctx = advice::Context {
             facts,
             upstream: upstream.as_deref(),
             findings: &support.findings,
             recovered: live_ok_now == Some(true),
+            retried,
         };
         let mut evidence: Vec<String> = Vec::new();
         for f in &support.findings {
@@ -290,13 +396,25 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
                 }
             }
         }
+        if let Some(Ok(route)) = &facts.route
+            && route.target.is_some()
+            && upstream.is_some()
+        {
+            evidence.insert(
+                0,
+                format!(
+                    "route: {}",
+                    crate::steps::route::chain_text(&route.hops(&facts.view))
+                ),
+            );
+        }
         out.push((
             consequence,
             Diagnosis {
                 cause,
                 confidence,
                 upstream: upstream.clone(),
-                http_status: cause.http_status(),
+                http_status: if retried { 200 } else { cause.http_status() },
                 summary: advice::summary(cause, &ctx),
                 evidence,
                 fix: advice::fix(cause, &ctx),

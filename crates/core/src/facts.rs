@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use fix502_nginx::config::Config;
 use fix502_nginx::logscan::{self, LogSummary, ScanOptions};
+use fix502_nginx::route::{self, Request, Route};
 use fix502_nginx::view::{ConfigView, Peer, TargetAddress};
 use fix502_probe::connect::{self, ConnectReport};
 use fix502_probe::listeners::{self, Listener};
 use fix502_probe::unixsock::{self, Access, Identity, SocketFileInfo};
 use tokio::sync::OnceCell;
 
-use crate::command::{CommandOutput, run_command};
+use crate::command::{CommandOutput, run_command, shell_line};
 use crate::discovery::{Discovery, under_prefix};
 use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
@@ -162,6 +163,10 @@ pub struct Facts {
     pub endpoints: Vec<Endpoint>,
     /// Pass directives whose address is a variable (resolved per request).
     pub variable_targets: Vec<(String, Location)>,
+    /// Where `--url` goes through the config (server, locations, pass directive), or why
+    /// it could not be routed; `None` without `--url`. When it reaches a pass directive,
+    /// [`Facts::endpoints`] and [`Facts::variable_targets`] hold only that directive's.
+    pub route: Option<Result<Route, String>>,
     logs: OnceCell<Vec<LogRead>>,
     probes: OnceCell<Vec<ProbeResult>>,
     listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
@@ -252,7 +257,17 @@ impl Facts {
             options.access_logs.clone()
         };
 
-        let (endpoints, variable_targets) = endpoints_of(&view);
+        let (mut endpoints, mut variable_targets) = endpoints_of(&view);
+        let route = options.url.as_deref().map(|url| route_url(&view, url));
+        if let Some(Ok(Route {
+            target: Some(target),
+            ..
+        })) = &route
+        {
+            endpoints.retain(|e| e.uses.iter().any(|u| u.target == *target));
+            let at = view.targets.get(*target).map(|t| Location::from(&t.span));
+            variable_targets.retain(|(_, loc)| Some(loc) == at.as_ref());
+        }
         Self {
             options,
             discovery,
@@ -265,6 +280,7 @@ impl Facts {
             access_logs,
             endpoints,
             variable_targets,
+            route,
             logs: OnceCell::new(),
             probes: OnceCell::new(),
             listeners: OnceCell::new(),
@@ -302,6 +318,27 @@ impl Facts {
             return unixsock::identity_of_uid(uid);
         }
         unixsock::identity_of(user, group.as_deref())
+    }
+
+    /// The pid of the running nginx master, if one runs this config.
+    pub fn master_pid(&self) -> Option<u32> {
+        self.discovery.master.as_ref().map(|m| m.pid)
+    }
+
+    /// The pids of the running nginx workers (empty when nginx does not run).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.discovery
+            .master
+            .as_ref()
+            .map(|m| m.workers.iter().map(|w| w.pid).collect())
+            .unwrap_or_default()
+    }
+
+    /// The pids of the running nginx: the workers, then the master.
+    pub fn nginx_pids(&self) -> Vec<u32> {
+        let mut pids = self.worker_pids();
+        pids.extend(self.master_pid());
+        pids
     }
 
     /// Per-probe timeout.
@@ -352,10 +389,9 @@ impl Facts {
             .get_or_init(|| async {
                 let timeout = self.timeout();
                 let identity = self.worker_identity();
-                let tasks = self
-                    .endpoints
-                    .iter()
-                    .map(|e| probe_endpoint(&e.peer, timeout, identity.as_ref()));
+                let tasks = self.endpoints.iter().map(|e| {
+                    probe_endpoint(&e.peer, timeout, identity.as_ref(), self.master_pid())
+                });
                 join_all(tasks).await
             })
             .await
@@ -485,16 +521,52 @@ impl Facts {
     pub async fn nginx_test(&self) -> Result<&CommandOutput, &String> {
         self.nginx_test
             .get_or_init(|| async {
-                let Some(binary) = &self.discovery.binary else {
+                let Some((program, args)) = self.nginx_command(&["-t"]) else {
                     return Err("no nginx binary found (pass --nginx)".to_owned());
                 };
-                let args = self.nginx_args(&["-t"]);
-                run_command(binary, &args, Duration::from_secs(30))
+                run_command(&program, &args, Duration::from_secs(30))
                     .await
                     .map_err(|e| e.to_string())
             })
             .await
             .as_ref()
+    }
+
+    /// The command that runs the nginx binary with this run's `-p`, `-c` and `extra`, as
+    /// nginx itself would see the files: when the master runs in another mount namespace
+    /// (its own /etc/hosts, a container), through `nsenter --mount=/proc/PID/ns/mnt`.
+    /// `None` without a binary.
+    pub fn nginx_command(&self, extra: &[&str]) -> Option<(PathBuf, Vec<String>)> {
+        let binary = self.discovery.binary.clone()?;
+        let args = self.nginx_args(extra);
+        match self
+            .master_pid()
+            .filter(|pid| fix502_probe::process::same_namespace(*pid, "mnt") == Some(false))
+        {
+            Some(pid) => {
+                let mut wrapped = vec![
+                    format!("--mount=/proc/{pid}/ns/mnt"),
+                    "--".to_owned(),
+                    binary.display().to_string(),
+                ];
+                wrapped.extend(args);
+                Some((PathBuf::from("nsenter"), wrapped))
+            }
+            None => Some((binary, args)),
+        }
+    }
+
+    /// `nginx -t && nginx -s reload` as the user should type it for this nginx.
+    pub fn reload_command(&self) -> String {
+        match (
+            self.nginx_command(&["-t"]),
+            self.nginx_command(&["-s", "reload"]),
+        ) {
+            (Some((p, t)), Some((_, r))) => {
+                format!("{} && {}", shell_line(&p, &t), shell_line(&p, &r))
+            }
+            _ => "nginx -t && nginx -s reload".to_owned(),
+        }
     }
 
     /// nginx arguments with this run's `-p` and `-c` added.
@@ -512,6 +584,61 @@ impl Facts {
         args.push(self.discovery.config.display().to_string());
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
+    }
+}
+
+/// Routes `--url` through the config. A URL on a port no server listens on (a proxy or load
+/// balancer in front of nginx) is routed as if it arrived on the first listen port whose
+/// servers know its host name, with a note saying so.
+fn route_url(view: &ConfigView, url: &str) -> Result<Route, String> {
+    let request = Request::from_url(url).map_err(|e| e.to_string())?;
+    match route::route(view, &request) {
+        Err(route::RouteError::NoServerForPort(port)) => {
+            let mut ports: Vec<u16> = Vec::new();
+            for p in view
+                .servers
+                .iter()
+                .flat_map(|s| &s.listens)
+                .filter_map(|l| l.addr.port())
+            {
+                if !ports.contains(&p) {
+                    ports.push(p);
+                }
+            }
+            let named = |r: &Route| {
+                !matches!(
+                    r.server_match,
+                    route::ServerMatch::DefaultServer | route::ServerMatch::FirstServer
+                )
+            };
+            let tries: Vec<(u16, Route)> = ports
+                .iter()
+                .filter_map(|&p| {
+                    let req = Request {
+                        local: None,
+                        port: p,
+                        ..request.clone()
+                    };
+                    route::route(view, &req).ok().map(|r| (p, r))
+                })
+                .collect();
+            let chosen = tries
+                .iter()
+                .find(|(_, r)| named(r))
+                .or(tries.first())
+                .cloned();
+            match chosen {
+                Some((p, mut r)) => {
+                    r.notes.insert(
+                        0,
+                        format!("no server listens on port {port}; routed as if the request arrived on port {p} (a proxy or load balancer in front of nginx?)"),
+                    );
+                    Ok(r)
+                }
+                None => Err(format!("no server block listens on port {port}")),
+            }
+        }
+        other => other.map_err(|e| e.to_string()),
     }
 }
 
@@ -540,11 +667,14 @@ pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
     results.into_iter().flatten().collect()
 }
 
-/// Probes one peer as nginx would reach it; `identity` adds the worker's access check.
+/// Probes one peer as nginx would reach it; `identity` adds the worker's access check, and
+/// host names resolve as getaddrinfo does inside the mount namespace of `nginx_pid` (its own
+/// /etc/hosts and resolv.conf when it runs in another one).
 pub async fn probe_endpoint(
     peer: &Peer,
     timeout: Duration,
     identity: Option<&Identity>,
+    nginx_pid: Option<u32>,
 ) -> ProbeResult {
     match peer {
         Peer::Unix(path) => {
@@ -561,7 +691,7 @@ pub async fn probe_endpoint(
             let addrs: Result<Vec<std::net::SocketAddr>, String> =
                 match host.parse::<std::net::IpAddr>() {
                     Ok(ip) => Ok(vec![std::net::SocketAddr::new(ip, *port)]),
-                    Err(_) => fix502_probe::dns::resolve_system(host, *port, timeout)
+                    Err(_) => fix502_probe::dns::resolve_as(nginx_pid, host, *port, timeout)
                         .await
                         .map(|a| {
                             a.addrs

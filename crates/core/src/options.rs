@@ -57,6 +57,14 @@ impl Options {
     }
 }
 
+/// Checks a `--url` the way routing will read it (`http://host[:port]/path`, the scheme
+/// optional); the error is one line for the user.
+pub fn check_url(url: &str) -> Result<(), String> {
+    fix502_nginx::route::Request::from_url(url)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Parses a duration as `--since` and `--timeout` take it: `500ms`, `15s`, `15m`, `2h`, `1d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();

@@ -3,7 +3,7 @@
 //! Paths are written in double quotes; [`check_path`] rejects directories whose names nginx
 //! could not take literally inside quotes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use crate::LabError;
@@ -22,7 +22,14 @@ pub(crate) struct ConfigSpec {
     pub group: Vec<String>,
     /// More directives of the `upstream backend` block (e.g. `keepalive 8`), without `;`.
     pub group_extra: Vec<String>,
+    /// The level of the main `error_log` ([`ERROR_LEVEL`] or [`NOTICE_LEVEL`]).
+    pub error_log_level: &'static str,
 }
+
+/// The usual lab error-log level: only the failures.
+pub(crate) const ERROR_LEVEL: &str = "error";
+/// An error-log level that also records signals and reloads (`signal 1 (SIGHUP) received`).
+pub(crate) const NOTICE_LEVEL: &str = "notice";
 
 /// Fails when `dir` contains characters that would need escaping in a quoted nginx string
 /// (or would be read as a variable).
@@ -48,7 +55,7 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
     out.push_str(&format!(
         "worker_processes 1;\n\
          pid \"{dir}/nginx.pid\";\n\
-         error_log \"{dir}/logs/error.log\" error;\n\
+         error_log \"{dir}/logs/error.log\" {level};\n\
          \n\
          events {{\n    worker_connections 64;\n}}\n\
          \n\
@@ -58,7 +65,8 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
          \x20   proxy_temp_path \"{dir}/tmp/proxy\";\n\
          \x20   fastcgi_temp_path \"{dir}/tmp/fastcgi\";\n\
          \x20   uwsgi_temp_path \"{dir}/tmp/uwsgi\";\n\
-         \x20   scgi_temp_path \"{dir}/tmp/scgi\";\n\n"
+         \x20   scgi_temp_path \"{dir}/tmp/scgi\";\n\n",
+        level = spec.error_log_level
     ));
     if !spec.group.is_empty() {
         out.push_str("    upstream backend {\n");
@@ -107,6 +115,16 @@ pub(crate) fn broken_app_conf(directives: &[String]) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// An `/etc/hosts` text with the usual localhost lines and `name` at `ip`.
+pub(crate) fn hosts_file(name: &str, ip: IpAddr) -> String {
+    format!(
+        "# fix502 lab: the hosts file nginx sees (bind-mounted on /etc/hosts in its namespace)\n\
+         127.0.0.1 localhost\n\
+         ::1 localhost ip6-localhost ip6-loopback\n\
+         {ip} {name}\n"
+    )
 }
 
 /// `location /` directives that proxy to `target` (e.g. `http://127.0.0.1:40123`).
@@ -165,8 +183,10 @@ mod tests {
             user: Some("nobody nogroup".to_owned()),
             group: vec!["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()],
             group_extra: vec!["keepalive 8".to_owned()],
+            error_log_level: NOTICE_LEVEL,
         };
         let conf = main_conf("/tmp/lab", &spec);
+        assert!(conf.contains("error_log \"/tmp/lab/logs/error.log\" notice;\n"));
         assert!(conf.contains("user nobody nogroup;\n"));
         assert!(conf.contains("pid \"/tmp/lab/nginx.pid\";"));
         assert!(conf.contains("        server 127.0.0.1:2;\n        keepalive 8;\n    }\n"));
@@ -194,6 +214,16 @@ mod tests {
         assert!(conf.contains("    fastcgi_pass 127.0.0.1:9000;\n"));
         assert!(conf.contains("    fastcgi_param SCRIPT_FILENAME \"/tmp/lab/www/index.php\";\n"));
         assert!(conf.contains("    fastcgi_param REQUEST_METHOD $request_method;\n"));
+    }
+
+    #[test]
+    fn hosts_file_maps_the_name() {
+        let text = hosts_file("app.lab.fix502.test", IpAddr::from([127, 0, 0, 2]));
+        assert!(
+            text.ends_with("\n127.0.0.2 app.lab.fix502.test\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n127.0.0.1 localhost\n"), "{text}");
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub enum LabError {
     /// Generating or loading the lab's TLS certificates failed.
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The lab's nginx is not running (or its pid file names another process), so it cannot be
+    /// signalled.
+    #[error("the lab's nginx is not running: {0}")]
+    NginxNotRunning(String),
     /// Something did not happen within its deadline.
     #[error("timed out: {0}")]
     Timeout(String),

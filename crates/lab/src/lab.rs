@@ -1,11 +1,14 @@
 //! [`Lab`]: one scenario set up in a temp dir with its own nginx, upstreams and ports.
 //!
 //! Lifecycle: create the dir, build the scenario's upstreams (threads, or a PHP-FPM child), write
-//! the config, start nginx, send the scenario's requests, wait (bounded) until the error log (or,
-//! when nginx logs nothing, the access log) shows the failure; [`Lab::stop`] or `Drop` stops
-//! nginx by its pid file, stops PHP-FPM and the upstream threads, and removes the dir.
+//! the config, start nginx (for `stale-dns` in a mount namespace with its own `/etc/hosts`,
+//! which is then rewritten in place), send the scenario's requests, wait (bounded) until the
+//! error log (or, when nginx logs nothing, the access log) shows the failure, then make the
+//! scenario's config edit (and failed reload); [`Lab::stop`] or `Drop` stops nginx by its pid
+//! file, stops PHP-FPM and the upstream threads, and removes the dir.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,11 +19,12 @@ use nix::unistd::{Group, User, geteuid};
 use tempfile::TempDir;
 
 use crate::config::{self, ConfigSpec};
+use crate::dns::DnsResponder;
 use crate::nginx::{self, ConfigTest, Instance};
 use crate::phpfpm::PhpFpm;
-use crate::process::{read_pid_file, stop_master};
+use crate::process::{read_pid_file, reload_master, stop_master};
 use crate::scenario::{ScenarioInfo, find};
-use crate::setup::{self, LabDir, Setup, Traffic};
+use crate::setup::{self, ConfigEdit, LabDir, NamespaceHosts, Setup, Traffic};
 use crate::upstream::Responder;
 use crate::{LabError, client};
 
@@ -28,6 +32,11 @@ use crate::{LabError, client};
 const LOG_WAIT: Duration = Duration::from_secs(3);
 /// Poll interval while waiting for the error log.
 const POLL: Duration = Duration::from_millis(25);
+/// How long after nginx started a config edit is made at the earliest, so that the file's
+/// mtime is clearly later than the workers' start time even at whole-second resolution.
+const EDIT_AFTER: Duration = Duration::from_secs(2);
+/// The error-log fragment of a failed reload (`[emerg] ... invalid value in ...`).
+const RELOAD_FAILED: &str = "[emerg]";
 /// The unprivileged user the workers run as when the lab runs as root.
 const WORKER_USER: &str = "nobody";
 /// Groups tried for the workers, in order (Debian has `nogroup`, others `nobody`).
@@ -59,6 +68,10 @@ pub struct Lab {
     expected_upstream: Option<String>,
     responders: Vec<Responder>,
     php_fpm: Option<PhpFpm>,
+    /// The hosts file nginx sees as `/etc/hosts`, when it runs in its own mount namespace.
+    hosts: Option<PathBuf>,
+    /// The DNS server the config's `resolver` names (`dns-nxdomain`).
+    dns: Option<DnsResponder>,
     stopped: bool,
 }
 
@@ -70,6 +83,11 @@ impl Lab {
     /// waits until the error log has the scenario's line ([`ScenarioInfo::log_marker`]), or,
     /// when nginx logs nothing, the access log has its status. On error everything started so
     /// far is stopped again.
+    ///
+    /// Scenarios that edit the config afterwards (`config-invalid`, `not-reloaded`,
+    /// `failed-reload`) make the edit at least 2 s after nginx started, so the file is clearly
+    /// newer than the workers; `failed-reload` then sends SIGHUP and also waits for the
+    /// `[emerg]` line of the failed reload.
     pub fn start(name: &str, opts: &LabOptions) -> Result<Self, LabError> {
         let info = find(name).ok_or_else(|| LabError::UnknownScenario(name.to_owned()))?;
         let root = geteuid().is_root();
@@ -103,12 +121,16 @@ impl Lab {
             expected_upstream: setup.expected_upstream.clone(),
             responders: Vec::new(),
             php_fpm: None,
+            hosts: setup.hosts.as_ref().map(|h| h.path.clone()),
+            dns: None,
             stopped: false,
         };
         if opts.keep
             && let Some(temp) = lab.temp.take()
         {
-            tracing::info!(dir = %temp.keep().display(), "lab dir will be kept");
+            // Not inside the macro: its arguments are not evaluated when the level is off.
+            let kept = temp.keep();
+            tracing::info!(dir = %kept.display(), "lab dir will be kept");
         }
         let Setup {
             listen,
@@ -119,25 +141,35 @@ impl Lab {
             php_fpm,
             traffic,
             start_nginx,
-            break_config,
+            edit,
+            error_log_level,
+            hosts,
+            dns,
             ..
         } = setup;
         lab.responders = responders;
         lab.php_fpm = php_fpm;
+        lab.dns = dns;
 
         let spec = ConfigSpec {
             listen,
             user,
             group,
             group_extra,
+            error_log_level,
         };
         lab.write("conf/nginx.conf", &config::main_conf(&dir_text, &spec))?;
         lab.write("conf/app.conf", &config::app_conf(&location))?;
         tracing::info!(scenario = info.name, dir = %lab.dir.display(), "lab set up");
 
+        let mut started = None;
         if start_nginx {
             let pid = lab.instance().start(listen)?;
+            started = Some(Instant::now());
             tracing::info!(scenario = info.name, pid, %listen, "lab nginx started");
+            if let Some(hosts) = &hosts {
+                rewrite_in_place(hosts)?;
+            }
             lab.send_traffic(traffic);
             if let Some(marker) = info.log_marker() {
                 lab.wait_for(&lab.error_log, marker)?;
@@ -146,8 +178,8 @@ impl Lab {
                 lab.wait_for(&lab.access_log, &format!("\" {status} "))?;
             }
         }
-        if break_config {
-            lab.write("conf/app.conf", &config::broken_app_conf(&location))?;
+        if let Some(edit) = edit {
+            lab.edit_config(edit, &location, started)?;
         }
         Ok(lab)
     }
@@ -198,7 +230,10 @@ impl Lab {
     }
 
     /// The upstream as nginx writes it, e.g. `127.0.0.1:40123` or
-    /// `unix:/tmp/fix502-lab-x/run/app.sock`; for `no-live-upstreams` the group's first server.
+    /// `unix:/tmp/fix502-lab-x/run/app.sock`; for `no-live-upstreams` the group's first server,
+    /// for `group-one-dead` the dead one, for `no-resolver` and `dns-nxdomain` the name and port
+    /// (`app.lab.fix502.test:40123`), for `stale-dns` the old address nginx still connects to,
+    /// and for `not-reloaded` and `failed-reload` the address the running config still uses.
     pub fn expected_upstream(&self) -> Option<String> {
         self.expected_upstream.clone()
     }
@@ -225,9 +260,33 @@ impl Lab {
         client::get_status(self.listen, path)
     }
 
-    /// Runs `nginx -t` on the config as it is on disk now.
+    /// The DNS server that the config's `resolver` directive names (`dns-nxdomain`); `None`
+    /// for scenarios without one. Its table and behaviour may be changed while the lab runs
+    /// (nginx caches answers for 1 s: `valid=1s`).
+    pub fn dns(&self) -> Option<&DnsResponder> {
+        self.dns.as_ref()
+    }
+
+    /// The hosts file the lab's nginx sees as `/etc/hosts` (bind-mounted in its own mount
+    /// namespace), for `stale-dns`; `None` when nginx uses the host's `/etc/hosts`.
+    pub fn hosts_file(&self) -> Option<&Path> {
+        self.hosts.as_deref()
+    }
+
+    /// Runs `nginx -t` on the config as it is on disk now (for `stale-dns` in a mount namespace
+    /// with the lab's hosts file, as the lab's nginx sees it).
     pub fn test_config(&self) -> Result<ConfigTest, LabError> {
         self.instance().test_config()
+    }
+
+    /// Tells the lab's nginx to reload its config, like `nginx -s reload`: SIGHUP to the master
+    /// named in the pid file. Returns as soon as the signal is sent; whether the reload worked
+    /// shows in the error log. Fails with [`LabError::NginxNotRunning`] when no master of this
+    /// lab runs.
+    pub fn reload(&self) -> Result<(), LabError> {
+        let pid = reload_master(&self.pid_file, &self.dir_marker())?;
+        tracing::info!(pid, "lab nginx told to reload");
+        Ok(())
     }
 
     /// Stops nginx (by the pid file, read now), the upstreams, and removes the dir unless kept.
@@ -242,6 +301,40 @@ impl Lab {
             config: &self.config,
             error_log: &self.error_log,
             pid_file: &self.pid_file,
+            hosts: self.hosts.as_deref(),
+        }
+    }
+
+    /// `<dir>/`: every command line that starts nginx from this lab names it (in -p or -c).
+    fn dir_marker(&self) -> String {
+        format!("{}/", self.dir.display())
+    }
+
+    /// Makes the scenario's change to `conf/app.conf` (at least [`EDIT_AFTER`] after `started`)
+    /// and, for a reload, waits until nginx logged that the reload failed.
+    fn edit_config(
+        &self,
+        edit: ConfigEdit,
+        location: &[String],
+        started: Option<Instant>,
+    ) -> Result<(), LabError> {
+        if let Some(wait) =
+            started.and_then(|s| (s + EDIT_AFTER).checked_duration_since(Instant::now()))
+        {
+            thread::sleep(wait);
+        }
+        match edit {
+            ConfigEdit::DropSemicolon => {
+                self.write("conf/app.conf", &config::broken_app_conf(location))
+            }
+            ConfigEdit::Rewrite(directives) => {
+                self.write("conf/app.conf", &config::app_conf(&directives))
+            }
+            ConfigEdit::RewriteAndReload(directives) => {
+                self.write("conf/app.conf", &config::app_conf(&directives))?;
+                self.reload()?;
+                self.wait_for(&self.error_log, RELOAD_FAILED)
+            }
         }
     }
 
@@ -296,9 +389,7 @@ impl Lab {
             return Ok(());
         }
         self.stopped = true;
-        // Any command line that starts nginx from this lab names `<dir>/` (in -p or -c).
-        let marker = format!("{}/", self.dir.display());
-        let nginx = stop_master(&self.pid_file, &marker);
+        let nginx = stop_master(&self.pid_file, &self.dir_marker());
         let php_fpm = self.php_fpm.as_mut().map_or(Ok(()), PhpFpm::stop);
         if php_fpm.is_ok() {
             self.php_fpm = None;
@@ -306,13 +397,17 @@ impl Lab {
         for responder in &mut self.responders {
             responder.stop();
         }
+        if let Some(dns) = self.dns.take() {
+            dns.stop();
+        }
         let result = nginx.and(php_fpm);
         let Some(temp) = self.temp.take() else {
             return result;
         };
         if result.is_err() {
             // Leave the files of a process we could not stop where it can still find them.
-            tracing::warn!(dir = %temp.keep().display(), "lab nginx or php-fpm still runs; dir kept");
+            let kept = temp.keep();
+            tracing::warn!(dir = %kept.display(), "lab nginx or php-fpm still runs; dir kept");
             return result;
         }
         temp.close()
@@ -326,6 +421,21 @@ impl Drop for Lab {
             tracing::warn!(error = %e, "lab teardown failed");
         }
     }
+}
+
+/// Rewrites nginx's hosts file with its after-start text in place: truncate and write the same
+/// inode, never rename, because nginx's namespace has this inode bind-mounted on `/etc/hosts`.
+fn rewrite_in_place(hosts: &NamespaceHosts) -> Result<(), LabError> {
+    let io = |e| LabError::io(format!("rewrite {}", hosts.path.display()), e);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&hosts.path)
+        .map_err(io)?;
+    file.write_all(hosts.after_start.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    tracing::info!(file = %hosts.path.display(), "lab hosts file rewritten: the app moved");
+    Ok(())
 }
 
 /// `nobody nogroup` (or `nobody nobody`): the worker user when running as root.

@@ -5,7 +5,11 @@
 //! threads of this process (plain HTTP or TLS) or by a real PHP-FPM child, and a daemonized
 //! nginx started with `-p <dir>/ -c <dir>/conf/nginx.conf`.
 //! [`Lab::start`] returns once nginx has logged the failure; [`Lab::stop`] (or `Drop`) stops
-//! nginx by its pid file and removes everything. Nothing outside the temp dir is changed.
+//! nginx by its pid file and removes everything. Nothing outside the temp dir is changed:
+//! `stale-dns` runs nginx in its own mount namespace with the lab's hosts file bind-mounted on
+//! `/etc/hosts` (the host's is never touched), and `dns-nxdomain` answers nginx's `resolver`
+//! from a [`dns::DnsResponder`] on loopback ([`Lab::dns`]). Scenarios that edit the config do
+//! so at least 2 s after nginx started; `failed-reload` then sends SIGHUP ([`Lab::reload`]).
 //!
 //! - The catalogue: [`ScenarioInfo`], [`Expectation`], [`scenarios`], [`find`].
 //! - [`Lab`] and [`LabOptions`]: setting up, querying and tearing down one scenario.
@@ -21,6 +25,7 @@
 
 mod client;
 mod config;
+pub mod dns;
 mod error;
 mod lab;
 mod nginx;

@@ -1,4 +1,5 @@
-//! Stopping an nginx master by the pid in its pid file, and asking /proc whether a pid still runs.
+//! Stopping (or reloading) an nginx master by the pid in its pid file, and asking /proc whether
+//! a pid still runs.
 //!
 //! Only a process whose command line names the lab dir is signalled, so a recycled
 //! pid is never hit. The master gets SIGTERM (fast shutdown, it stops its workers itself); if it
@@ -67,6 +68,27 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
         }
         thread::sleep(POLL);
     }
+}
+
+/// Sends SIGHUP (reload, like `nginx -s reload`) to the nginx master named in `pid_file`, if it
+/// runs and its command line contains `dir_marker`. Returns the master's pid.
+pub(crate) fn reload_master(pid_file: &Path, dir_marker: &str) -> Result<u32, LabError> {
+    let pid = read_pid_file(pid_file)
+        .filter(|pid| process_running(*pid))
+        .ok_or_else(|| {
+            LabError::NginxNotRunning(format!("no running master in {}", pid_file.display()))
+        })?;
+    let ours = command_line(pid).is_some_and(|cmd| cmd.contains(dir_marker));
+    let raw = i32::try_from(pid).ok().filter(|_| ours).ok_or_else(|| {
+        LabError::NginxNotRunning(format!(
+            "{} names pid {pid}, which is not this lab's nginx",
+            pid_file.display()
+        ))
+    })?;
+    tracing::debug!(pid, "reloading lab nginx (SIGHUP)");
+    kill(Pid::from_raw(raw), Signal::SIGHUP)
+        .map_err(|e| LabError::io(format!("send SIGHUP to nginx master {pid}"), e.into()))?;
+    Ok(pid)
 }
 
 /// Stops the nginx master named in `pid_file`, if it runs and its command line contains
@@ -181,6 +203,32 @@ mod tests {
         let file = dir.path().join("nginx.pid");
         fs::write(&file, format!("{}\n", std::process::id())).expect("write");
         assert!(stop_master(&file, "/no/such/lab/conf/nginx.conf").is_ok());
+        let err = reload_master(&file, "/no/such/lab/conf/nginx.conf");
+        assert!(matches!(err, Err(LabError::NginxNotRunning(_))), "{err:?}");
         assert!(process_running(std::process::id()));
+    }
+
+    #[test]
+    fn reload_needs_a_running_master_and_sends_sighup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let marker = format!("{}/", dir.path().display());
+        let file = dir.path().join("nginx.pid");
+        let err = reload_master(&file, &marker);
+        assert!(matches!(err, Err(LabError::NginxNotRunning(_))), "{err:?}");
+        let got = dir.path().join("got-hup");
+        let script = format!(
+            "trap 'touch {}; exit 0' HUP; i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done",
+            got.display()
+        );
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .arg(&marker)
+            .spawn()
+            .expect("spawn sh");
+        fs::write(&file, format!("{}\n", child.id())).expect("write");
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(reload_master(&file, &marker).ok(), Some(child.id()));
+        assert!(child.wait().expect("wait").success());
+        assert!(got.exists());
     }
 }

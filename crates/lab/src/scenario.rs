@@ -34,7 +34,8 @@ impl ScenarioInfo {
     /// (then the lab waits for the answer in the access log instead).
     pub fn log_marker(&self) -> Option<&'static str> {
         match self.name {
-            "refused" | "wrong-address" => Some("failed (111: "),
+            "refused" | "wrong-address" | "wrong-port" | "wrong-interface" | "not-reloaded"
+            | "failed-reload" | "group-one-dead" | "stale-dns" => Some("failed (111: "),
             "unix-socket-missing" => Some("failed (2: "),
             "unix-socket-permission" => Some("failed (13: "),
             "no-live-upstreams" => Some("no live upstreams"),
@@ -50,6 +51,8 @@ impl ScenarioInfo {
             "fastcgi-to-http" => Some("upstream sent unsupported FastCGI protocol version: 72"),
             "tls-verify" => Some("upstream SSL certificate verify error: (18:"),
             "read-timeout" => Some("upstream timed out (110: "),
+            "no-resolver" => Some("no resolver defined to resolve app.lab.fix502.test"),
+            "dns-nxdomain" => Some("missing.lab.fix502.test could not be resolved (3: "),
             _ => None,
         }
     }
@@ -60,7 +63,7 @@ impl ScenarioInfo {
     pub fn http_status(&self) -> Option<u16> {
         match self.name {
             "nginx-not-running" | "http-to-tls" => None,
-            "healthy" | "config-invalid" | "keepalive-race" => Some(200),
+            "healthy" | "config-invalid" | "keepalive-race" | "group-one-dead" => Some(200),
             "read-timeout" => Some(504),
             _ => Some(502),
         }
@@ -68,7 +71,10 @@ impl ScenarioInfo {
 
     /// Whether the scenario runs a real PHP-FPM pool (it needs a `php-fpm` binary).
     pub fn needs_php_fpm(&self) -> bool {
-        matches!(self.name, "proxy-to-fastcgi" | "php-fpm-killed")
+        matches!(
+            self.name,
+            "proxy-to-fastcgi" | "php-fpm-killed" | "wrong-port"
+        )
     }
 
     /// The exact size in bytes of the response head the scenario's app sends (status line,
@@ -86,7 +92,7 @@ const fn problem(cause: &'static str, also: &'static [&'static str]) -> Expectat
     }
 }
 
-static SCENARIOS: [ScenarioInfo; 21] = [
+static SCENARIOS: [ScenarioInfo; 29] = [
     ScenarioInfo {
         name: "healthy",
         summary: "nginx proxies to a working upstream on 127.0.0.1",
@@ -217,6 +223,57 @@ static SCENARIOS: [ScenarioInfo; 21] = [
         needs_root: false,
         expect: problem("upstream-keepalive-race", &[]),
     },
+    ScenarioInfo {
+        name: "wrong-port",
+        summary: "the PHP-FPM pool listens on 127.0.0.1:Q, but fastcgi_pass names port P",
+        needs_root: false,
+        expect: problem("upstream-wrong-address", &[]),
+    },
+    ScenarioInfo {
+        name: "wrong-interface",
+        summary: "the app listens on 127.0.0.2:PORT only; nginx connects to 127.0.0.1:PORT",
+        needs_root: false,
+        expect: problem("upstream-wrong-address", &[]),
+    },
+    ScenarioInfo {
+        name: "dns-nxdomain",
+        summary: "proxy_pass names a host that the configured resolver does not know",
+        needs_root: false,
+        expect: problem("upstream-dns", &[]),
+    },
+    ScenarioInfo {
+        name: "no-resolver",
+        summary: "proxy_pass with a variable names a host, but no resolver is configured",
+        needs_root: false,
+        expect: problem("upstream-dns", &[]),
+    },
+    ScenarioInfo {
+        name: "not-reloaded",
+        summary: "the config was fixed to the app's new port, but nginx was not reloaded",
+        needs_root: false,
+        expect: problem("config-not-reloaded", &["upstream-refused"]),
+    },
+    ScenarioInfo {
+        name: "failed-reload",
+        summary: "the fix has a typo, so the reload failed and nginx runs the old config",
+        needs_root: false,
+        expect: problem(
+            "config-invalid",
+            &["config-not-reloaded", "upstream-refused"],
+        ),
+    },
+    ScenarioInfo {
+        name: "group-one-dead",
+        summary: "one of two servers in an upstream group refuses; retries hide it (200)",
+        needs_root: false,
+        expect: problem("upstream-refused", &[]),
+    },
+    ScenarioInfo {
+        name: "stale-dns",
+        summary: "nginx resolved the app's name at start; the app moved to a new address",
+        needs_root: true,
+        expect: problem("upstream-stale-dns", &[]),
+    },
 ];
 
 /// Every lab scenario, in a stable order (healthy first).
@@ -251,6 +308,9 @@ mod tests {
         "upstream-timeout",
         "upstream-returned-502",
         "upstream-keepalive-race",
+        "upstream-dns",
+        "config-not-reloaded",
+        "upstream-stale-dns",
     ];
 
     #[test]
@@ -269,7 +329,7 @@ mod tests {
             .filter(|s| s.needs_php_fpm())
             .map(|s| s.name)
             .collect();
-        assert_eq!(php, ["proxy-to-fastcgi", "php-fpm-killed"]);
+        assert_eq!(php, ["proxy-to-fastcgi", "php-fpm-killed", "wrong-port"]);
         for s in scenarios() {
             let want = (s.name == "header-too-big").then_some(16 * 1024);
             assert_eq!(s.upstream_header_bytes(), want, "{}", s.name);
@@ -280,6 +340,27 @@ mod tests {
             );
             assert_eq!(logs, !silent, "{}", s.name);
         }
+    }
+
+    #[test]
+    fn only_retried_scenarios_answer_200_despite_a_problem() {
+        let hidden: Vec<_> = scenarios()
+            .iter()
+            .filter(|s| s.expect.top_cause.is_some() && s.http_status() == Some(200))
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            hidden,
+            ["config-invalid", "keepalive-race", "group-one-dead"]
+        );
+        let root: Vec<_> = scenarios()
+            .iter()
+            .filter(|s| s.needs_root)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(root, ["unix-socket-permission", "stale-dns"]);
+        let refused = find("group-one-dead").and_then(ScenarioInfo::log_marker);
+        assert_eq!(refused, Some("failed (111: "));
     }
 
     #[test]

@@ -5,14 +5,15 @@
 //! must stay closed is released again right away.
 
 use std::fs;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::LabError;
-use crate::config;
+use crate::config::{self, ERROR_LEVEL, NOTICE_LEVEL};
+use crate::dns::DnsResponder;
 use crate::phpfpm::{self, PhpFpm, PoolSpec};
 use crate::tls;
 use crate::upstream::{Behavior, Listener, Responder};
@@ -48,6 +49,42 @@ impl Default for Traffic {
     }
 }
 
+/// The upstream host name of the DNS scenarios (`no-resolver`, `stale-dns`).
+pub(crate) const APP_NAME: &str = "app.lab.fix502.test";
+/// The name `dns-nxdomain` proxies to, which its DNS responder does not know.
+pub(crate) const MISSING_NAME: &str = "missing.lab.fix502.test";
+/// The only address the `wrong-interface` app listens on.
+const OTHER_LOOPBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// The address `app.lab.fix502.test` has when `stale-dns` starts nginx.
+const OLD_APP_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+/// The address the `stale-dns` app moved to.
+const NEW_APP_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+/// The hosts file `stale-dns` bind-mounts on nginx's `/etc/hosts`, relative to the lab dir.
+pub(crate) const HOSTS_FILE: &str = "conf/hosts";
+
+/// A change to `conf/app.conf` made after nginx started and showed the failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConfigEdit {
+    /// The last directive loses its `;`: `nginx -t` fails; nobody reloads (`config-invalid`).
+    DropSemicolon,
+    /// `location /` gets these directives; nginx is not told (`not-reloaded`).
+    Rewrite(Vec<String>),
+    /// `location /` gets these directives, which `nginx -t` rejects, and nginx is sent SIGHUP:
+    /// the reload fails with an `[emerg]` line and the old workers keep running
+    /// (`failed-reload`).
+    RewriteAndReload(Vec<String>),
+}
+
+/// nginx's own `/etc/hosts` for `stale-dns`: a lab file bind-mounted in nginx's mount
+/// namespace, rewritten in place once nginx has resolved the name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamespaceHosts {
+    /// The file (already written with the start-time address).
+    pub path: PathBuf,
+    /// Its text after the app "moved".
+    pub after_start: String,
+}
+
 /// The scenario-specific part of a lab.
 #[derive(Debug)]
 pub(crate) struct Setup {
@@ -69,8 +106,14 @@ pub(crate) struct Setup {
     pub traffic: Traffic,
     /// Whether nginx is started (false only for `nginx-not-running`).
     pub start_nginx: bool,
-    /// Whether `conf/app.conf` is broken after nginx started (`config-invalid`).
-    pub break_config: bool,
+    /// How `conf/app.conf` is changed once nginx showed the failure, if at all.
+    pub edit: Option<ConfigEdit>,
+    /// The level of the main `error_log`.
+    pub error_log_level: &'static str,
+    /// nginx's own `/etc/hosts`, when it runs in a mount namespace of its own.
+    pub hosts: Option<NamespaceHosts>,
+    /// The DNS server the config's `resolver` names, if the scenario has one.
+    pub dns: Option<DnsResponder>,
 }
 
 impl Setup {
@@ -86,7 +129,10 @@ impl Setup {
             php_fpm: None,
             traffic: Traffic::default(),
             start_nginx: true,
-            break_config: false,
+            edit: None,
+            error_log_level: ERROR_LEVEL,
+            hosts: None,
+            dns: None,
         }
     }
 
@@ -112,7 +158,7 @@ pub(crate) fn build(name: &str, dir: LabDir<'_>) -> Result<Setup, LabError> {
     let setup = match name {
         "healthy" => app(listen, Behavior::Ok)?,
         "refused" => Setup::new(listen, format!("127.0.0.1:{}", free_port()?)),
-        "wrong-address" => wrong_address(listen)?,
+        "wrong-address" => listening_elsewhere(listen, Ipv6Addr::LOCALHOST.into())?,
         "unix-socket-missing" => Setup::new(listen, unix_upstream(dir.path)?),
         "unix-socket-permission" => unix_socket_permission(listen, dir.path)?,
         "no-live-upstreams" => no_live_upstreams(listen)?,
@@ -121,7 +167,7 @@ pub(crate) fn build(name: &str, dir: LabDir<'_>) -> Result<Setup, LabError> {
             ..app(listen, Behavior::Ok)?
         },
         "config-invalid" => Setup {
-            break_config: true,
+            edit: Some(ConfigEdit::DropSemicolon),
             ..app(listen, Behavior::Ok)?
         },
         "closed-early" => app(listen, Behavior::CloseEarly)?,
@@ -155,6 +201,24 @@ pub(crate) fn build(name: &str, dir: LabDir<'_>) -> Result<Setup, LabError> {
         "read-timeout" => read_timeout(listen)?,
         "upstream-502" => app(listen, Behavior::Status502)?,
         "keepalive-race" => keepalive_race(listen)?,
+        "wrong-port" => {
+            let (_, fpm) = php_fpm(dir, None)?;
+            let upstream = format!("127.0.0.1:{}", free_port()?);
+            fastcgi(listen, dir, upstream, Vec::new(), Some(fpm))
+        }
+        "wrong-interface" => listening_elsewhere(listen, OTHER_LOOPBACK.into())?,
+        "dns-nxdomain" => dns_nxdomain(listen)?,
+        "no-resolver" => {
+            let upstream = format!("{APP_NAME}:{}", free_port()?);
+            Setup {
+                location: config::proxy(&format!("http://{upstream}$request_uri")),
+                ..Setup::new(listen, upstream)
+            }
+        }
+        "not-reloaded" => not_reloaded(listen, false)?,
+        "failed-reload" => not_reloaded(listen, true)?,
+        "group-one-dead" => group_one_dead(listen)?,
+        "stale-dns" => stale_dns(listen, dir.path)?,
         other => return Err(LabError::UnknownScenario(other.to_owned())),
     };
     Ok(setup)
@@ -261,26 +325,107 @@ fn keepalive_race(listen: SocketAddr) -> Result<Setup, LabError> {
     })
 }
 
-/// The app listens on `[::1]:P`; nginx connects to `127.0.0.1:P`, where nothing listens.
-fn wrong_address(listen: SocketAddr) -> Result<Setup, LabError> {
+/// The app listens on `app_ip:P` (`[::1]`, or `127.0.0.2`); nginx connects to `127.0.0.1:P`,
+/// where nothing listens.
+fn listening_elsewhere(listen: SocketAddr, app_ip: IpAddr) -> Result<Setup, LabError> {
+    let (app, port) = listener_with_closed_twin(app_ip, Ipv4Addr::LOCALHOST.into())?;
+    let mut setup = Setup::new(listen, format!("127.0.0.1:{port}"));
+    setup
+        .responders
+        .push(spawn(Listener::Tcp(app), Behavior::Ok)?);
+    Ok(setup)
+}
+
+/// A listener on `ip` and a free port P such that nothing listens on `closed:P` either.
+fn listener_with_closed_twin(ip: IpAddr, closed: IpAddr) -> Result<(TcpListener, u16), LabError> {
     for _ in 0..PORT_ATTEMPTS {
-        let v6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).map_err(|e| {
-            LabError::Unsupported(format!("IPv6 loopback [::1] is not usable: {e}"))
+        let listener = TcpListener::bind((ip, 0)).map_err(|e| {
+            LabError::Unsupported(format!("loopback address {ip} is not usable: {e}"))
         })?;
-        let port = local_addr(&v6)?.port();
-        // The same port must be closed on 127.0.0.1; binding it proves that, dropping frees it.
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
-            continue;
+        let port = local_addr(&listener)?.port();
+        // The same port must be closed on `closed`; binding it proves that, dropping frees it.
+        if TcpListener::bind((closed, port)).is_ok() {
+            return Ok((listener, port));
         }
-        let mut setup = Setup::new(listen, format!("127.0.0.1:{port}"));
-        setup
-            .responders
-            .push(spawn(Listener::Tcp(v6), Behavior::Ok)?);
-        return Ok(setup);
     }
-    Err(LabError::Unsupported(
-        "found no port that is free on both 127.0.0.1 and [::1]".to_owned(),
-    ))
+    Err(LabError::Unsupported(format!(
+        "found no port that is free on both {ip} and {closed}"
+    )))
+}
+
+/// A DNS responder on 127.0.0.1 that knows `app.lab.fix502.test` but not the name nginx
+/// proxies to (per request, through `resolver`), so every lookup ends in NXDOMAIN.
+fn dns_nxdomain(listen: SocketAddr) -> Result<Setup, LabError> {
+    let dns = DnsResponder::start(Ipv4Addr::LOCALHOST.into())
+        .map_err(|e| LabError::io("start the lab DNS responder on 127.0.0.1", e))?;
+    dns.set(APP_NAME, &[Ipv4Addr::LOCALHOST.into()]);
+    let upstream = format!("{MISSING_NAME}:{}", free_port()?);
+    let mut location = config::proxy(&format!("http://{upstream}$request_uri"));
+    location.splice(
+        1..1,
+        [
+            format!("resolver {} valid=1s ipv6=off", dns.addr()),
+            "resolver_timeout 2s".to_owned(),
+        ],
+    );
+    Ok(Setup {
+        location,
+        dns: Some(dns),
+        ..Setup::new(listen, upstream)
+    })
+}
+
+/// The app runs on 127.0.0.1:Q but nginx proxies to 127.0.0.1:P, where nothing listens; once
+/// nginx logged the refusals, `conf/app.conf` is fixed to proxy to Q without a reload, or
+/// (`with_typo`) fixed with a typo (`proxy_read_timeout 30x`) and reloaded, which fails.
+fn not_reloaded(listen: SocketAddr, with_typo: bool) -> Result<Setup, LabError> {
+    let (addr, responder) = spawn_app(Behavior::Ok)?;
+    let mut setup = Setup::new(listen, format!("127.0.0.1:{}", free_port()?));
+    setup.responders.push(responder);
+    let target = format!("http://{addr}");
+    setup.edit = Some(if with_typo {
+        ConfigEdit::RewriteAndReload(config::proxy_with_read_timeout(&target, "30x"))
+    } else {
+        ConfigEdit::Rewrite(config::proxy(&target))
+    });
+    if with_typo {
+        setup.error_log_level = NOTICE_LEVEL;
+    }
+    Ok(setup)
+}
+
+/// `upstream backend` with a working app and a server where nothing listens: nginx retries
+/// the refused request on the working one, so clients get 200.
+fn group_one_dead(listen: SocketAddr) -> Result<Setup, LabError> {
+    let (addr, responder) = spawn_app(Behavior::Ok)?;
+    let dead = format!("127.0.0.1:{}", free_port()?);
+    Ok(Setup {
+        location: config::proxy("http://backend"),
+        group: vec![addr.to_string(), dead.clone()],
+        responders: vec![responder],
+        ..Setup::new(listen, dead)
+    })
+}
+
+/// nginx (in its own mount namespace) resolves `app.lab.fix502.test` to 127.0.0.2 from its
+/// own hosts file at start; the app listens on 127.0.0.3:P, where the name points once the lab
+/// rewrites the file.
+fn stale_dns(listen: SocketAddr, dir: &Path) -> Result<Setup, LabError> {
+    let (app, port) = listener_with_closed_twin(NEW_APP_IP.into(), OLD_APP_IP.into())?;
+    let path = dir.join(HOSTS_FILE);
+    fs::write(&path, config::hosts_file(APP_NAME, OLD_APP_IP.into()))
+        .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(0o644)))
+        .map_err(|e| LabError::io(format!("write {}", path.display()), e))?;
+    let mut setup = Setup::new(listen, format!("{OLD_APP_IP}:{port}"));
+    setup.location = config::proxy(&format!("http://{APP_NAME}:{port}"));
+    setup.hosts = Some(NamespaceHosts {
+        path,
+        after_start: config::hosts_file(APP_NAME, NEW_APP_IP.into()),
+    });
+    setup
+        .responders
+        .push(spawn(Listener::Tcp(app), Behavior::Ok)?);
+    Ok(setup)
 }
 
 /// A responder on `run/app.sock`, owned by the current user (root) with mode 0600.

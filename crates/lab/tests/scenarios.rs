@@ -52,7 +52,7 @@ fn start(name: &str) -> Option<Lab> {
             );
             None
         }
-        Err(LabError::Unsupported(why)) if name == "wrong-address" => {
+        Err(LabError::Unsupported(why)) if matches!(name, "wrong-address" | "stale-dns") => {
             eprintln!("skipping lab scenario {name}: {why}");
             None
         }
@@ -335,6 +335,14 @@ fn every_scenario_has_a_test_here() {
         "read-timeout",
         "upstream-502",
         "keepalive-race",
+        "wrong-port",
+        "wrong-interface",
+        "dns-nxdomain",
+        "no-resolver",
+        "not-reloaded",
+        "failed-reload",
+        "group-one-dead",
+        "stale-dns",
     ];
     let names: Vec<_> = scenarios().iter().map(|s| s.name).collect();
     assert_eq!(names, tested);
@@ -634,4 +642,317 @@ fn keepalive_race_is_retried_for_get_but_not_for_post() {
         "{log}"
     );
     stop_and_check(lab);
+}
+
+/// How many error-log lines contain `needle`.
+fn count_lines(lab: &Lab, needle: &str) -> usize {
+    let log = fs::read_to_string(lab.error_log()).expect("read error log");
+    log.lines().filter(|line| line.contains(needle)).count()
+}
+
+/// The port of an `IP:PORT` upstream.
+fn port_of(upstream: &str) -> u16 {
+    upstream
+        .rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {upstream}"))
+}
+
+/// Sends GETs (at most 5 s) until one gets `want`; returns whether one did.
+fn eventually_status(lab: &Lab, want: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if lab.request("/").ok() == Some(want) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn wrong_port_refuses_next_to_a_live_php_fpm_pool() {
+    let Some(lab) = start("wrong-port") else {
+        return;
+    };
+    let upstream = expected_upstream(&lab);
+    let line = check_marker_and_status(&lab, &format!("fastcgi://{upstream}\""));
+    assert!(
+        line.contains("connect() failed (111: ") && line.contains("while connecting to upstream"),
+        "{line}"
+    );
+    // The pool itself runs, on another port of the same address.
+    let conf = fs::read_to_string(lab.dir().join("conf/php-fpm.conf")).expect("php-fpm.conf");
+    let pool = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .expect("listen line")
+        .to_owned();
+    assert!(pool.starts_with("127.0.0.1:"), "{pool}");
+    assert_ne!(port_of(&pool), port_of(&upstream));
+    TcpStream::connect(&pool).expect("the pool listens");
+    assert!(lab.app_pid().is_some_and(process_running));
+    stop_and_check(lab);
+}
+
+#[test]
+fn wrong_interface_refuses_while_the_app_listens_on_127_0_0_2() {
+    let Some(lab) = start("wrong-interface") else {
+        return;
+    };
+    let upstream = expected_upstream(&lab);
+    assert!(upstream.starts_with("127.0.0.1:"), "{upstream}");
+    check_marker_and_status(&lab, &http_upstream(&lab));
+    let port = port_of(&upstream);
+    TcpStream::connect(("127.0.0.2", port)).expect("the app listens on 127.0.0.2");
+    let refused = TcpStream::connect(("127.0.0.1", port)).expect_err("127.0.0.1 is closed");
+    assert_eq!(refused.raw_os_error(), Some(111));
+    stop_and_check(lab);
+}
+
+#[test]
+fn no_resolver_fails_before_connecting() {
+    let Some(lab) = start("no-resolver") else {
+        return;
+    };
+    assert_config_ok(&lab);
+    let upstream = expected_upstream(&lab);
+    assert!(upstream.starts_with("app.lab.fix502.test:"), "{upstream}");
+    let line = log_line(&lab, lab.info().log_marker().expect("marker"));
+    assert!(
+        line.contains("[error]")
+            && line.contains(
+                "no resolver defined to resolve app.lab.fix502.test, client: 127.0.0.1, server: lab.fix502.test"
+            ),
+        "{line}"
+    );
+    // No connection was tried, so nginx names no upstream.
+    assert!(!line.contains("upstream:"), "{line}");
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    assert!(
+        app_conf.contains(&format!("proxy_pass \"http://{upstream}$request_uri\";")),
+        "{app_conf}"
+    );
+    assert!(!app_conf.contains("resolver"), "{app_conf}");
+    assert_eq!(lab.request("/").expect("request"), 502);
+    stop_and_check(lab);
+}
+
+#[test]
+fn dns_nxdomain_asks_the_configured_resolver() {
+    let Some(lab) = start("dns-nxdomain") else {
+        return;
+    };
+    assert_config_ok(&lab);
+    let upstream = expected_upstream(&lab);
+    assert!(
+        upstream.starts_with("missing.lab.fix502.test:"),
+        "{upstream}"
+    );
+    let line = log_line(&lab, lab.info().log_marker().expect("marker"));
+    assert!(
+        line.contains("[error]")
+            && line.contains(
+                "missing.lab.fix502.test could not be resolved (3: Host not found), client: 127.0.0.1, server: lab.fix502.test"
+            ),
+        "{line}"
+    );
+    assert!(!line.contains("upstream:"), "{line}");
+    let dns = lab.dns().expect("the lab's DNS responder");
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    assert!(
+        app_conf.contains(&format!(
+            "    resolver {} valid=1s ipv6=off;
+",
+            dns.addr()
+        )),
+        "{app_conf}"
+    );
+    assert!(dns.addr().ip().is_loopback());
+    let asked = dns.queries();
+    assert!(asked > 0);
+    assert_eq!(lab.request("/").expect("request"), 502);
+    // nginx caches the NXDOMAIN for at most `valid=1s`, then asks again.
+    thread::sleep(Duration::from_millis(1100));
+    assert_eq!(lab.request("/").expect("request"), 502);
+    assert!(dns.queries() > asked);
+    stop_and_check(lab);
+}
+
+/// What `not-reloaded` and `failed-reload` share: the refusals to the old port in the log,
+/// a config on disk that names the app's real port, and a request that still gets 502 (with
+/// one more refusal logged). Returns the app's address.
+fn check_old_config_still_runs(lab: &Lab) -> String {
+    let upstream = expected_upstream(lab);
+    let line = log_line(
+        lab,
+        "(111: Connection refused) while connecting to upstream",
+    );
+    assert!(
+        line.contains(&format!("upstream: \"http://{upstream}/\"")),
+        "{line}"
+    );
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    let app = app_conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("proxy_pass \"http://"))
+        .and_then(|rest| rest.strip_suffix("\";"))
+        .expect("proxy_pass line")
+        .to_owned();
+    assert_ne!(app, upstream, "{app_conf}");
+    TcpStream::connect(&app).expect("the app listens where the edited config points");
+    // The edit is newer than the running nginx.
+    let pid = lab.master_pid().expect("pid");
+    let edited = fs::metadata(lab.dir().join("conf/app.conf"))
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let started = fs::metadata(lab.pid_file())
+        .and_then(|m| m.modified())
+        .expect("pid file mtime");
+    assert!(
+        edited
+            .duration_since(started)
+            .is_ok_and(|d| d >= Duration::from_secs(1)),
+        "app.conf is not clearly newer than nginx {pid}"
+    );
+    let before = count_lines(lab, "(111: Connection refused)");
+    assert_eq!(lab.request("/").expect("request"), 502);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while count_lines(lab, "(111: Connection refused)") == before && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(count_lines(lab, "(111: Connection refused)") > before);
+    app
+}
+
+#[test]
+fn not_reloaded_still_refuses_until_reloaded() {
+    let Some(lab) = start("not-reloaded") else {
+        return;
+    };
+    assert_config_ok(&lab);
+    check_old_config_still_runs(&lab);
+    let log = fs::read_to_string(lab.error_log()).expect("read error log");
+    assert!(!log.contains("[emerg]"), "{log}");
+    // The fix works once nginx is told about it.
+    let pid = lab.master_pid().expect("pid");
+    lab.reload().expect("reload");
+    assert!(eventually_status(&lab, 200), "no 200 after the reload");
+    assert_eq!(lab.master_pid(), Some(pid));
+    stop_and_check(lab);
+}
+
+#[test]
+fn failed_reload_keeps_the_old_config() {
+    let Some(lab) = start("failed-reload") else {
+        return;
+    };
+    let pid = lab.master_pid().expect("pid");
+    let test = lab.test_config().expect("run nginx -t");
+    assert!(!test.ok, "nginx -t should fail");
+    let app_conf = lab.dir().join("conf/app.conf");
+    let emerg = format!(
+        "\"proxy_read_timeout\" directive invalid value in {}:4",
+        app_conf.display()
+    );
+    assert!(test.output.contains(&emerg), "{}", test.output);
+    let conf = fs::read_to_string(lab.config()).expect("nginx.conf");
+    assert!(conf.contains("/logs/error.log\" notice;"), "{conf}");
+    let hup = log_line(&lab, "signal 1 (SIGHUP) received");
+    assert!(
+        hup.contains("[notice]") && hup.contains("reconfiguring"),
+        "{hup}"
+    );
+    let failed = log_line(&lab, "[emerg]");
+    assert!(failed.contains(&emerg), "{failed}");
+    check_old_config_still_runs(&lab);
+    assert_eq!(lab.master_pid(), Some(pid));
+    assert!(process_running(pid));
+    stop_and_check(lab);
+}
+
+#[test]
+fn group_one_dead_is_hidden_by_retries() {
+    let Some(lab) = start("group-one-dead") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(line.contains("while connecting to upstream"), "{line}");
+    for _ in 0..4 {
+        assert_eq!(lab.request("/").expect("request"), 200);
+    }
+    let conf = fs::read_to_string(lab.config()).expect("nginx.conf");
+    let dead = format!("        server {};\n", expected_upstream(&lab));
+    assert!(conf.contains(&dead), "{conf}");
+    assert_eq!(
+        conf.matches("        server 127.0.0.1:").count(),
+        2,
+        "{conf}"
+    );
+    let access = fs::read_to_string(lab.access_log()).expect("read access log");
+    assert!(access.contains("\"GET / HTTP/1.1\" 200 "), "{access}");
+    assert!(!access.contains("\" 502 "), "{access}");
+    let log = fs::read_to_string(lab.error_log()).expect("read error log");
+    assert!(!log.contains("no live upstreams"), "{log}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn stale_dns_connects_to_the_old_address_in_its_own_namespace() {
+    let host_hosts = fs::read("/etc/hosts").expect("read /etc/hosts");
+    let Some(lab) = start("stale-dns") else {
+        return;
+    };
+    let upstream = expected_upstream(&lab);
+    assert!(upstream.starts_with("127.0.0.2:"), "{upstream}");
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(line.contains("while connecting to upstream"), "{line}");
+    let port = port_of(&upstream);
+    TcpStream::connect(("127.0.0.3", port)).expect("the app listens at its new address");
+
+    // nginx runs in its own mount namespace, whose /etc/hosts is the lab file, now rewritten.
+    let pid = lab.master_pid().expect("pid");
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/mnt")).expect("read ns link");
+    assert_ne!(ns(&pid.to_string()), ns("self"));
+    let hosts = lab.hosts_file().expect("hosts file");
+    assert!(hosts.starts_with(lab.dir()));
+    let now = fs::read_to_string(hosts).expect("read the lab hosts file");
+    assert!(now.contains("\n127.0.0.3 app.lab.fix502.test\n"), "{now}");
+    assert!(!now.contains("127.0.0.2"), "{now}");
+    let seen = fs::read_to_string(format!("/proc/{pid}/root/etc/hosts")).expect("nginx's view");
+    assert_eq!(seen, now);
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    assert!(
+        app_conf.contains(&format!(
+            "proxy_pass \"http://app.lab.fix502.test:{port}\";"
+        )),
+        "{app_conf}"
+    );
+    assert_eq!(fs::read("/etc/hosts").expect("read /etc/hosts"), host_hosts);
+    stop_and_check(lab);
+    assert_eq!(fs::read("/etc/hosts").expect("read /etc/hosts"), host_hosts);
+}
+
+#[test]
+fn keep_leaves_the_dir_with_its_logs() {
+    let opts = LabOptions {
+        keep: true,
+        ..LabOptions::default()
+    };
+    let lab = match Lab::start("refused", &opts) {
+        Ok(lab) => lab,
+        Err(LabError::NginxNotFound)
+            if std::env::var("FIX502_SKIP_NGINX").as_deref() == Ok("1") =>
+        {
+            return;
+        }
+        Err(e) => panic!("lab scenario refused did not start: {e}"),
+    };
+    let dir = lab.dir().to_path_buf();
+    let pid = lab.master_pid().expect("pid");
+    lab.stop().expect("stop the lab");
+    assert!(!process_running(pid));
+    let log = fs::read_to_string(dir.join("logs/error.log")).expect("the kept error log");
+    assert!(log.contains("(111: Connection refused)"), "{log}");
+    fs::remove_dir_all(&dir).expect("remove the kept dir");
 }

@@ -62,6 +62,10 @@ pub enum Signature {
     /// disabled`, 500-class local failures, unknown messages). The group keeps its message
     /// so the caller can tell them apart.
     OtherUpstream,
+    /// nginx's own resolver could not resolve the name of a variable pass target: `no
+    /// resolver defined to resolve NAME` or `NAME could not be resolved (3: Host not
+    /// found)` (catalog A1–A4). The group's peer is the name.
+    Resolve,
     /// `upstream prematurely closed connection` (catalog E1): the upstream closed before
     /// sending a complete header. In the body phase (catalog G1) the response is truncated
     /// instead; see [`Classified::truncates_response`].
@@ -131,6 +135,7 @@ impl Signature {
             Self::NoLiveUpstreams => "no-live-upstreams",
             Self::UpstreamTimedOut { .. } => "upstream-timed-out",
             Self::OtherUpstream => "other-upstream",
+            Self::Resolve => "resolve",
             Self::PrematureClose => "premature-close",
             Self::Reset => "reset",
             Self::KernelTimedOut => "kernel-timed-out",
@@ -185,6 +190,7 @@ impl Signature {
             | Self::ConnectTimedOut
             | Self::NoLiveUpstreams
             | Self::OtherUpstream
+            | Self::Resolve
             | Self::PrematureClose
             | Self::Reset
             | Self::KernelTimedOut
@@ -856,8 +862,14 @@ pub(crate) fn classify_ref<'a>(line: &ErrorLine<'a>) -> Option<ClassifiedRef<'a>
         return Some(make(Signature::OtherUpstream, peer, None));
     }
     if let Some(host) = setup_failure(message) {
+        let resolve = message.starts_with("no resolver defined to resolve ")
+            || message.contains(" could not be resolved");
         return Some(make(
-            Signature::OtherUpstream,
+            if resolve {
+                Signature::Resolve
+            } else {
+                Signature::OtherUpstream
+            },
             host.filter(|h| !h.is_empty()),
             None,
         ));

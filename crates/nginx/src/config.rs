@@ -254,6 +254,17 @@ impl Config {
         })
     }
 
+    /// A configuration of one file given as text (includes are not expanded); the first
+    /// syntax error is an `Err`. For tools and tests that already hold the text.
+    pub fn from_text(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        Ok(Self {
+            main: file.to_path_buf(),
+            files: vec![file.to_path_buf()],
+            directives: Self::parse_str(text, file)?,
+            errors: Vec::new(),
+        })
+    }
+
     /// Parses one file's text without expanding includes; the first syntax error is
     /// an `Err`.
     pub fn parse_str(text: &str, file: &Path) -> Result<Vec<Directive>, ConfigError> {

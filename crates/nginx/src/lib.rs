@@ -18,5 +18,7 @@ pub mod errorlog;
 pub mod lexer;
 mod lines;
 pub mod logscan;
+pub mod resolver;
+pub mod route;
 pub mod settings;
 pub mod view;

@@ -441,3 +441,81 @@ pub fn next_upstream_directive(module: PassModule) -> &'static str {
         PassModule::Memcached => "memcached_next_upstream",
     }
 }
+
+/// A directive that keeps nginx from reusing cached upstream connections at a pass target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeepaliveBlocker {
+    /// What to write instead, e.g. `proxy_http_version 1.1;`.
+    pub directive: &'static str,
+    /// The setting in effect that blocks reuse; `None` when it is nginx's default.
+    pub setting: Option<Setting>,
+}
+
+/// Why nginx would not reuse the connections an upstream group's `keepalive` caches, at a
+/// pass target with these settings: empty when it reuses them; `None` for modules that never
+/// do (`uwsgi_pass`, `scgi_pass`, ...).
+///
+/// `proxy_pass` needs HTTP/1.1 and no `Connection: close` (a `proxy_set_header Connection`
+/// that is empty or a variable); before nginx 1.29.7 the defaults are HTTP/1.0 and
+/// `Connection: close`. `fastcgi_pass` needs `fastcgi_keep_conn on`. A `version` of `None`
+/// means the newest nginx, as in [`default_of`].
+#[must_use]
+pub fn keepalive_blockers(
+    module: PassModule,
+    settings: &Settings,
+    version: Option<Version>,
+) -> Option<Vec<KeepaliveBlocker>> {
+    let modern = version.is_none_or(|v| v >= (1, 29, 7));
+    let mut out = Vec::new();
+    match module {
+        PassModule::Proxy => {
+            let http_version = settings.get("proxy_http_version");
+            let http11 = match http_version {
+                Some(v) => v.args.first().is_some_and(|a| a == "1.1"),
+                None => modern,
+            };
+            if !http11 {
+                out.push(KeepaliveBlocker {
+                    directive: "proxy_http_version 1.1;",
+                    setting: http_version.cloned(),
+                });
+            }
+            let connection: Vec<&Setting> = settings
+                .all("proxy_set_header")
+                .iter()
+                .filter(|h| {
+                    h.args
+                        .first()
+                        .is_some_and(|n| n.eq_ignore_ascii_case("connection"))
+                })
+                .collect();
+            let kept = if connection.is_empty() {
+                modern
+            } else {
+                connection.iter().any(|h| {
+                    h.args
+                        .get(1)
+                        .is_some_and(|v| v.is_empty() || v.starts_with('$'))
+                })
+            };
+            if !kept {
+                out.push(KeepaliveBlocker {
+                    directive: "proxy_set_header Connection \"\";",
+                    setting: connection.last().map(|s| (*s).clone()),
+                });
+            }
+        }
+        PassModule::FastCgi => {
+            let keep = settings.get("fastcgi_keep_conn");
+            let on = keep.is_some_and(|k| k.args.first().is_some_and(|a| a == "on"));
+            if !on {
+                out.push(KeepaliveBlocker {
+                    directive: "fastcgi_keep_conn on;",
+                    setting: keep.cloned(),
+                });
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}

@@ -315,6 +315,14 @@ pub struct Location {
     /// Indexes in [`ConfigView::targets`] of the pass directives in this location
     /// (including inside its `if` and `limit_except` blocks, not nested locations).
     pub targets: Vec<usize>,
+    /// The subset of [`Location::targets`] written inside an `if` or `limit_except` block:
+    /// they handle the request only when that block applies.
+    pub conditional_targets: Vec<usize>,
+    /// The directives in effect in this location (its own simple directives over those
+    /// inherited from `http`, `server` and enclosing locations; see [`crate::settings`]).
+    /// Directives nginx never inherits (`try_files`, `return`, `rewrite`, `internal`, ...)
+    /// are only this location's own.
+    pub settings: Settings,
 }
 
 /// A `server` block of the `http` context.
@@ -330,6 +338,9 @@ pub struct Server {
     pub locations: Vec<Location>,
     /// Indexes in [`ConfigView::targets`] of pass directives outside any location.
     pub targets: Vec<usize>,
+    /// The directives in effect at the server level (its own simple directives over those
+    /// of `http`), e.g. `merge_slashes`, or a server-level `return` / `rewrite`.
+    pub settings: Settings,
 }
 
 /// The context a log directive appears in.
@@ -573,6 +584,7 @@ impl Builder {
             span: d.span.clone(),
             locations: Vec::new(),
             targets: Vec::new(),
+            settings: settings.clone(),
         });
         let place = Place {
             server: Some(index),
@@ -634,12 +646,19 @@ impl Builder {
             span: d.span.clone(),
             locations: Vec::new(),
             targets: Vec::new(),
+            conditional_targets: Vec::new(),
+            settings: settings.clone(),
         };
         for c in children(d) {
             if c.name == "location" && c.block.is_some() {
                 location.locations.push(self.location(c, place, &settings));
             } else {
+                let before = location.targets.len();
                 self.inner(c, place, &settings, &mut location.targets);
+                if c.block.is_some() {
+                    let added = location.targets.get(before..).unwrap_or_default();
+                    location.conditional_targets.extend_from_slice(added);
+                }
             }
         }
         location
@@ -921,6 +940,30 @@ fn listen_addr(raw: &str) -> Option<ListenAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn location_settings_and_conditional_targets() {
+        let file = std::path::Path::new("/t/nginx.conf");
+        let text = "http { merge_slashes off; server { error_page 502 /x;
+            location / { try_files $uri @app; if ($a) { proxy_pass http://127.0.0.1:1; }
+                proxy_pass http://127.0.0.1:2; }
+            location @app { } } }";
+        let config = Config::from_text(text, file).expect("parse");
+        let view = ConfigView::new(&config);
+        let server = &view.servers[0];
+        assert_eq!(
+            server.settings.get("merge_slashes").map(|s| s.args.clone()),
+            Some(vec!["off".to_string()])
+        );
+        let root = &server.locations[0];
+        assert_eq!(root.targets, [0, 1]);
+        assert_eq!(root.conditional_targets, [0]);
+        assert!(root.settings.get("try_files").is_some());
+        assert!(root.settings.get("error_page").is_some());
+        // try_files is not inherited.
+        assert!(server.locations[1].settings.get("try_files").is_none());
+        assert!(server.locations[1].conditional_targets.is_empty());
+    }
 
     #[test]
     fn addr_forms() {

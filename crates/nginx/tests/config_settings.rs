@@ -8,8 +8,8 @@ use std::time::Duration;
 use fix502_nginx::config::Config;
 use fix502_nginx::dump::{DumpSource, DumpedFile};
 use fix502_nginx::settings::{
-    Settings, buffer_size_directive, default_of, directive_prefix, next_upstream_directive,
-    parse_size, parse_time, timeout_directive, upstream_default_of,
+    Settings, buffer_size_directive, default_of, directive_prefix, keepalive_blockers,
+    next_upstream_directive, parse_size, parse_time, timeout_directive, upstream_default_of,
 };
 use fix502_nginx::view::{ConfigView, PassModule, PassTarget};
 
@@ -540,4 +540,44 @@ fn deep_nesting_stays_cheap() {
         );
         assert_eq!(t.settings.iter().count(), 2); // the timeout and its own proxy_pass
     }
+}
+
+#[test]
+fn keepalive_reuse_needs_http11_and_no_connection_close_before_1_29_7() {
+    let view = view_of(&[(
+        "/etc/nginx/nginx.conf",
+        "http { upstream b { server 127.0.0.1:1; keepalive 8; }
+           server {
+             location /old { proxy_pass http://b; }
+             location /ok { proxy_pass http://b; proxy_http_version 1.1;
+                            proxy_set_header Connection \"\"; }
+             location /close { proxy_pass http://b; proxy_http_version 1.1;
+                               proxy_set_header Connection close; }
+             location /php { fastcgi_pass b; }
+             location /u { uwsgi_pass b; } } }",
+    )]);
+    let blockers = |i: usize, version| {
+        let t = &view.targets[i];
+        keepalive_blockers(t.module, &t.settings, version)
+            .map(|b| b.iter().map(|b| b.directive).collect::<Vec<_>>())
+    };
+    let old = Some((1, 22, 1));
+    assert_eq!(
+        blockers(0, old),
+        Some(vec![
+            "proxy_http_version 1.1;",
+            "proxy_set_header Connection \"\";"
+        ])
+    );
+    assert_eq!(blockers(0, Some((1, 29, 7))), Some(vec![]));
+    assert_eq!(blockers(1, old), Some(vec![]));
+    assert_eq!(
+        blockers(2, Some((1, 29, 7))),
+        Some(vec!["proxy_set_header Connection \"\";"])
+    );
+    assert_eq!(blockers(3, old), Some(vec!["fastcgi_keep_conn on;"]));
+    assert_eq!(blockers(4, old), None);
+    let close = &view.targets[2];
+    let b = keepalive_blockers(close.module, &close.settings, old).unwrap();
+    assert_eq!(b[0].setting.as_ref().map(|s| s.span.line), Some(7));
 }

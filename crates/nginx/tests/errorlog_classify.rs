@@ -236,7 +236,7 @@ fn errno_110_depends_on_the_message() {
     assert_eq!(cat("*1426 ").signature.http_status(), 502);
     assert_eq!(cat("*1446 ").signature, Signature::KernelTimedOut); // musl wording
     let dns = real("could not be resolved");
-    assert_eq!(dns.signature, Signature::OtherUpstream);
+    assert_eq!(dns.signature, Signature::Resolve);
 }
 
 #[test]
@@ -315,16 +315,20 @@ fn response_lines_keep_peer_and_phase() {
 }
 
 #[test]
-fn dns_and_url_failures_are_other_upstream_with_the_host() {
+fn dns_and_url_failures_name_the_host() {
     let cases = [
-        ("*1402 ", Some("backend.default.svc.cluster.local")),
-        ("*1431 ", Some("backend")),
-        ("*1432 ", Some("php_backend")),
-        ("[emerg]", Some("backend:8000")),
+        (
+            "*1402 ",
+            Signature::Resolve,
+            Some("backend.default.svc.cluster.local"),
+        ),
+        ("*1431 ", Signature::Resolve, Some("backend")),
+        ("*1432 ", Signature::OtherUpstream, Some("php_backend")),
+        ("[emerg]", Signature::OtherUpstream, Some("backend:8000")),
     ];
-    for (needle, peer) in cases {
+    for (needle, signature, peer) in cases {
         let c = cat(needle);
-        assert_eq!(c.signature, Signature::OtherUpstream, "{needle}");
+        assert_eq!(c.signature, signature, "{needle}");
         assert_eq!(c.peer.as_deref(), peer, "{needle}");
         assert_eq!(c.scheme, None);
         assert_eq!(c.phase, None);

@@ -572,7 +572,8 @@ fn scan_file_reads_the_real_fixture() {
         }),
         2
     );
-    assert_eq!(count(Signature::OtherUpstream), 4); // no resolver, 2 resolver sends, could not be resolved
+    assert_eq!(count(Signature::OtherUpstream), 2); // 2 resolver sends
+    assert_eq!(count(Signature::Resolve), 2); // no resolver, could not be resolved
     let backlog = s
         .groups
         .iter()

@@ -31,7 +31,6 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +52,6 @@ const MAX_CONFIG_FILES: usize = 64;
 const MAX_INCLUDE_DEPTH: usize = 8;
 /// Most directory entries read per directory while expanding an include glob.
 const MAX_DIR_ENTRIES: usize = 4096;
-/// Most `/dev/kmsg` records read by [`oom_kills`].
-const MAX_KMSG_RECORDS: usize = 200_000;
 /// Largest time zone file read.
 const MAX_TZIF_BYTES: u64 = 256 * 1024;
 
@@ -2430,47 +2427,17 @@ impl TzifCounts {
 /// `/dev/kmsg` cannot be opened (it needs root or `CAP_SYSLOG` when
 /// `kernel.dmesg_restrict = 1`, and may be absent in containers).
 pub fn oom_kills(since: Option<SystemTime>, max: usize) -> Result<Vec<LogEvent>, ProbeError> {
-    let mut kmsg = OpenOptions::new()
-        .read(true)
-        .custom_flags(OFlag::O_NONBLOCK.bits())
-        .open("/dev/kmsg")
-        .map_err(|source| ProbeError::Io {
-            what: "opening /dev/kmsg (needs root or CAP_SYSLOG when kernel.dmesg_restrict=1)"
-                .to_owned(),
-            source,
-        })?;
     let boot = boot_time();
-    let mut found: VecDeque<LogEvent> = VecDeque::new();
-    let mut buf = vec![0u8; 16 * 1024];
-    for _ in 0..MAX_KMSG_RECORDS {
-        let n = match kmsg.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-            // Records were overwritten while reading; the next read continues.
-            Err(err) if err.raw_os_error() == Some(Errno::EPIPE as i32) => continue,
-            Err(source) => {
-                return Err(ProbeError::Io {
-                    what: "reading /dev/kmsg".to_owned(),
-                    source,
-                });
+    crate::kmsg::read(
+        |record| {
+            let event = parse_kmsg_record(record, boot)?;
+            match (since, event.time, boot) {
+                (Some(since), Some(time), Some(_)) if time < since => None,
+                _ => Some(event),
             }
-        };
-        let record = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
-        let Some(event) = parse_kmsg_record(&record, boot) else {
-            continue;
-        };
-        if let (Some(since), Some(time), Some(_)) = (since, event.time, boot)
-            && time < since
-        {
-            continue;
-        }
-        found.push_back(event);
-        if found.len() > max {
-            found.pop_front();
-        }
-    }
-    Ok(found.into())
+        },
+        max,
+    )
 }
 
 /// When the machine booted: now minus `/proc/uptime`.
@@ -2484,12 +2451,10 @@ fn boot_time() -> Option<SystemTime> {
 /// An OOM event from one `/dev/kmsg` record (`PRI,SEQ,USEC,FLAGS;MESSAGE` plus
 /// continuation lines), or `None` for other messages.
 fn parse_kmsg_record(record: &str, boot: Option<SystemTime>) -> Option<LogEvent> {
-    let first = record.lines().next()?;
-    let (prefix, message) = first.split_once(';')?;
+    let (micros, message) = crate::kmsg::split(record)?;
     if !is_oom_message(message) {
         return None;
     }
-    let micros: Option<u64> = prefix.split(',').nth(2).and_then(|f| f.parse().ok());
     let time = boot
         .zip(micros)
         .and_then(|(boot, us)| boot.checked_add(Duration::from_micros(us)));

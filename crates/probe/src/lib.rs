@@ -10,10 +10,15 @@
 //!   [`may_connect`]).
 //! - [`listeners`](mod@listeners): who listens where: TCP (v4 and v6) and unix stream listeners from
 //!   `/proc/net/*` with their owning process, plus TIME_WAIT counts.
-//! - [`process`]: facts about one process (systemd unit, start time).
+//! - [`process`]: facts about one process (systemd unit, start time, whether it shares our
+//!   namespaces).
+//! - [`host`]: what the host's security and limits do to the worker: SELinux and AppArmor
+//!   state, AVC and AppArmor denials, open files against RLIMIT_NOFILE.
+//! - [`kmsg`]: the kernel log, read without blocking and within a bound.
 //! - [`kernel`]: the few sysctls a 502 diagnosis needs (local port range, IPv6 on `lo`).
-//! - [`dns`]: getaddrinfo (what nginx did at start) and direct queries to chosen
-//!   nameservers (what nginx's `resolver` does).
+//! - [`dns`]: getaddrinfo (what nginx did at start, also as seen inside another process's
+//!   mount namespace), direct queries to chosen nameservers, and queries exactly as nginx's
+//!   `resolver` sends them.
 //! - [`icmp`]: one ICMP echo, informational only.
 //!
 //! Errors ([`ProbeError`]) mean the probe itself could not run (for example `/proc` is
@@ -27,9 +32,11 @@ pub mod connect;
 pub mod dns;
 pub mod error;
 pub mod fastcgi;
+pub mod host;
 pub mod http;
 pub mod icmp;
 pub mod kernel;
+pub mod kmsg;
 pub mod listeners;
 pub mod process;
 pub mod scgi;

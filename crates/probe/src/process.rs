@@ -73,6 +73,14 @@ fn start_time_from(boot_secs: u64, ticks: u64, ticks_per_second: u64) -> Option<
         .checked_add(Duration::from_nanos(frac_nanos))
 }
 
+/// Whether process `pid` is in our namespace of that kind (`"mnt"`, `"net"`), comparing
+/// the `/proc/*/ns/*` link targets; `None` when either cannot be read.
+pub fn same_namespace(pid: u32, kind: &str) -> Option<bool> {
+    let theirs = fs::read_link(format!("/proc/{pid}/ns/{kind}")).ok()?;
+    let ours = fs::read_link(format!("/proc/self/ns/{kind}")).ok()?;
+    Some(theirs == ours)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,8 +51,8 @@ pub fn nginx_t_problem(stderr: &str) -> Option<(String, Option<Location>)> {
 
 fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
-        let command = match &facts.discovery.binary {
-            Some(b) => shell_line(b, &facts.nginx_args(&["-t"])),
+        let command = match facts.nginx_command(&["-t"]) {
+            Some((program, args)) => shell_line(&program, &args),
             None => "nginx -t".to_owned(),
         };
         let out = match facts.nginx_test().await {

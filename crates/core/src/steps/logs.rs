@@ -9,8 +9,9 @@ use fix502_nginx::logscan::Group;
 
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Severity, StepId};
+use crate::report::{Cause, Finding, Location, Severity, StepId};
 use crate::steps::human_duration;
+use crate::steps::route::logged_chain;
 
 /// The checks of this step.
 pub static CHECKS: [FnCheck; 2] = [
@@ -48,6 +49,7 @@ pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option
         }
         Signature::AddressNotAvailable => Cause::PortExhaustion,
         Signature::NoLiveUpstreams => Cause::NoLiveUpstreams,
+        Signature::Resolve => Cause::UpstreamDns,
         Signature::UpstreamTimedOut { .. } => Cause::UpstreamTimeout,
         Signature::PrematureClose => Cause::UpstreamClosedEarly,
         Signature::Reset | Signature::SendFailed { .. } | Signature::RecvFailed { .. } => {
@@ -86,6 +88,7 @@ fn describe(group: &Group) -> &'static str {
         Signature::NotPermitted => "operation-not-permitted errors",
         Signature::ConnectTimedOut => "kernel connect timeouts (a 502, not a 504)",
         Signature::NoLiveUpstreams => "\"no live upstreams\" errors",
+        Signature::Resolve => "name-resolution failures of nginx's resolver",
         Signature::UpstreamTimedOut { .. } if group.truncates_response() => {
             "upstream timeouts after the header was sent (truncated responses, not 502s)"
         }
@@ -164,7 +167,10 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     (Signature::FastCgiStderr, None) => Severity::Info,
                     _ => Severity::Warning,
                 };
-                let peer = group.peer.clone();
+                let peer = match (&group.signature, &group.peer) {
+                    (Signature::Resolve, Some(host)) => Some(named_upstream(facts, host)),
+                    _ => group.peer.clone(),
+                };
                 let to = peer
                     .as_deref()
                     .map(|p| format!(" to {p}"))
@@ -193,6 +199,19 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     };
                     f.location = endpoint.and_then(|e| e.uses.first().map(|u| u.at.clone()));
                 }
+                if let Some(request) = &group.request
+                    && let Some((route, chain)) =
+                        logged_chain(&facts.view, group.server.as_deref(), request, None)
+                {
+                    f.evidence
+                        .insert(0, format!("route of \"{request}\": {chain}"));
+                    if f.location.is_none() {
+                        f.location = route
+                            .target
+                            .and_then(|t| facts.view.targets.get(t))
+                            .map(|t| Location::from(&t.span));
+                    }
+                }
                 if matches!(group.signature, Signature::NotPermitted) {
                     f = f.fix("A local policy vetoed the connect: check systemd IPAddressDeny=/IPAddressAllow= and cgroup BPF (bpftool cgroup tree)");
                 }
@@ -201,6 +220,27 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
         }
         out
     })
+}
+
+/// A host name nginx's resolver failed on, as `host:port` when a pass directive of the
+/// config names it with a literal port (`proxy_pass http://app.internal:8080$request_uri`).
+fn named_upstream(facts: &Facts, host: &str) -> String {
+    use fix502_nginx::resolver::literal_host;
+    use fix502_nginx::view::TargetAddress;
+    facts
+        .view
+        .targets
+        .iter()
+        .find_map(|t| match &t.address {
+            TargetAddress::Variable(raw) => {
+                let default_port = if t.scheme.ends_with('s') { 443 } else { 80 };
+                literal_host(raw, default_port)
+                    .filter(|(h, _)| h.eq_ignore_ascii_case(host))
+                    .map(|(h, port)| format!("{h}:{port}"))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| host.to_owned())
 }
 
 /// How many logged failures in the window gave the client a 502 (error-log lines).

@@ -4,9 +4,13 @@
 pub mod answer;
 pub mod appserver;
 pub mod config;
+pub mod host;
 pub mod logs;
 pub mod network;
+pub mod reload;
 pub mod restart;
+pub mod risks;
+pub mod route;
 pub mod upstream;
 
 use std::time::Duration;

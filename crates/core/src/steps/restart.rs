@@ -167,7 +167,9 @@ fn reload_action(facts: &Facts, binary: &Path, d: &Diagnosis, why: &str) -> Acti
         .and_then(|m| listeners::systemd_unit_of(m.pid));
     let (program, args) = match unit {
         Some(u) if systemd_running() => (PathBuf::from("systemctl"), vec!["reload".to_owned(), u]),
-        _ => (binary.to_path_buf(), facts.nginx_args(&["-s", "reload"])),
+        _ => facts
+            .nginx_command(&["-s", "reload"])
+            .unwrap_or_else(|| (binary.to_path_buf(), facts.nginx_args(&["-s", "reload"]))),
     };
     Action {
         kind: ActionKind::ReloadNginx,
@@ -215,9 +217,9 @@ pub async fn apply(facts: &Facts, action: &Action) -> Finding {
     if matches!(
         action.kind,
         ActionKind::StartNginx | ActionKind::ReloadNginx
-    ) && let Some(binary) = &facts.discovery.binary
+    ) && let Some((program, args)) = facts.nginx_command(&["-t"])
     {
-        match run_command(binary, &facts.nginx_args(&["-t"]), Duration::from_secs(30)).await {
+        match run_command(&program, &args, Duration::from_secs(30)).await {
             Ok(o) if o.success => {}
             Ok(o) => {
                 return Finding::new(
@@ -348,7 +350,9 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
         {
             continue;
         }
-        let ok = probe_endpoint(&e.peer, facts.timeout(), None).await.ok();
+        let ok = probe_endpoint(&e.peer, facts.timeout(), None, facts.master_pid())
+            .await
+            .ok();
         if !ok {
             return Err(format!("the upstream {} still fails its probe", e.display));
         }

@@ -1,0 +1,115 @@
+//! Discovery without flags: with one nginx running, fix502 finds its config, prefix and logs
+//! from the master process alone. Each test re-runs itself in a PID namespace of its own
+//! (`unshare --pid --fork --mount-proc`), where the lab's nginx is the only master; that
+//! needs root.
+
+use std::process::Command;
+
+use super::harness::{bin, causes, lab, parse_report};
+
+/// Set in the copy of the test that runs inside the namespace.
+const INSIDE: &str = "FIX502_TEST_IN_PID_NAMESPACE";
+
+/// True when the caller should do the work here (we are inside the namespace); otherwise
+/// runs `test` inside one, asserts that it passed, and returns false.
+fn inside_own_pid_namespace(test: &str) -> bool {
+    if std::env::var_os(INSIDE).is_some() {
+        return true;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: a PID namespace needs root");
+        return false;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output()
+        .expect("run unshare (util-linux)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{test} inside its PID namespace failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// Runs fix502 with no flags but `--json` on scenario `name` and checks what it found.
+fn diagnose_without_flags(name: &str) {
+    let Some(lab) = lab(name) else { return };
+    let out = bin()
+        .args(["--non-interactive", "--json"])
+        .output()
+        .expect("run fix502");
+    let report = parse_report(&out);
+    let nginx = &report["nginx"];
+    assert_eq!(
+        nginx["config"].as_str(),
+        lab.config().to_str(),
+        "{name}: {nginx:#}"
+    );
+    assert_eq!(
+        nginx["discovered_via"]["config"], "master command line (-c)",
+        "{name}: {nginx:#}"
+    );
+    let prefix = nginx["prefix"].as_str().unwrap_or_default();
+    assert_eq!(
+        prefix.trim_end_matches('/'),
+        lab.prefix().to_str().unwrap().trim_end_matches('/'),
+        "{name}: {nginx:#}"
+    );
+    let logs: Vec<&str> = nginx["error_logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        logs.contains(&lab.error_log().to_str().unwrap()),
+        "{name}: {logs:?}"
+    );
+    let expect = &lab.info().expect;
+    assert_eq!(
+        out.status.code(),
+        Some(expect.exit_code),
+        "{name}: {report:#}"
+    );
+    assert_eq!(
+        causes(&report).first().map(String::as_str),
+        expect.top_cause,
+        "{name}: {report:#}"
+    );
+    if let (Some(upstream), Some(top)) = (lab.expected_upstream(), expect.top_cause)
+        && !matches!(top, "config-invalid" | "nginx-not-running")
+    {
+        assert_eq!(
+            report["diagnosis"][0]["upstream"],
+            upstream.as_str(),
+            "{name}: {report:#}"
+        );
+    }
+}
+
+#[test]
+fn finds_the_only_master_and_diagnoses_each_scenario() {
+    if !inside_own_pid_namespace("it::discovery::finds_the_only_master_and_diagnoses_each_scenario")
+    {
+        return;
+    }
+    for name in [
+        "refused",
+        "wrong-interface",
+        "wrong-port",
+        "dns-nxdomain",
+        "no-resolver",
+        "not-reloaded",
+        "failed-reload",
+        "group-one-dead",
+        "stale-dns",
+    ] {
+        diagnose_without_flags(name);
+    }
+}
