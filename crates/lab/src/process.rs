@@ -1,5 +1,5 @@
-//! Stopping (or reloading) an nginx master by the pid in its pid file, and asking /proc whether
-//! a pid still runs.
+//! Stopping (or reloading) an nginx master by the pid in its pid file, stopping a child process
+//! a test started, and asking /proc whether a pid still runs.
 //!
 //! Only a process whose command line names the lab dir is signalled, so a recycled
 //! pid is never hit. The master gets SIGTERM (fast shutdown, it stops its workers itself); if it
@@ -22,6 +22,24 @@ const TERM_WAIT: Duration = Duration::from_secs(5);
 const KILL_WAIT: Duration = Duration::from_secs(2);
 /// Poll interval while waiting for a process to exit.
 const POLL: Duration = Duration::from_millis(20);
+
+/// Stops a child this process started, by its pid: `signal` (SIGTERM or SIGQUIT, so an
+/// nginx or php-fpm master stops its workers too), then SIGKILL if it has not exited within
+/// `grace`. Always reaps it. For tests that run a real nginx, php-fpm or helper process.
+pub fn stop_child(child: &mut std::process::Child, signal: Signal, grace: Duration) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = kill(Pid::from_raw(pid), signal);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        thread::sleep(POLL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 /// Whether `pid` names a live process (Linux `/proc`). Zombies and dead processes count as not
 /// running: a daemonized nginx master is reaped by init, which may take a moment.

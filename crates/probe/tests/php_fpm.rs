@@ -22,8 +22,7 @@ use std::time::{Duration, Instant};
 
 use fix502_probe::fastcgi::{self, FcgiLimits, FcgiOutcome, FcgiRequest};
 use fix502_probe::stream::Endpoint;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::{Group, Pid};
+use nix::unistd::Group;
 
 /// The php-fpm binary: /usr/sbin/php-fpm* (e.g. php-fpm8.2).
 fn php_fpm_binary() -> PathBuf {
@@ -148,17 +147,11 @@ impl Fpm {
 
 impl Drop for Fpm {
     fn drop(&mut self) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        fix502_lab::stop_child(
+            &mut self.child,
+            nix::sys::signal::Signal::SIGTERM,
+            Duration::from_secs(3),
+        );
     }
 }
 

@@ -1756,19 +1756,11 @@ mod tests {
 
     impl Drop for NginxGuard {
         fn drop(&mut self) {
-            use nix::sys::signal::{Signal, kill};
-            use nix::unistd::Pid;
-            if let Ok(pid) = i32::try_from(self.child.id()) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGQUIT);
-            }
-            for _ in 0..50 {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            fix502_lab::stop_child(
+                &mut self.child,
+                nix::sys::signal::Signal::SIGQUIT,
+                Duration::from_secs(5),
+            );
         }
     }
 

@@ -1365,21 +1365,12 @@ mod tests {
         }
         let all = fix502_probe::listeners::listeners();
         // SIGTERM: the php-fpm master stops its workers too (SIGKILL would orphan them,
-        // still listening); SIGKILL only if it does not exit within 5 s.
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let mut exited = false;
-        for _ in 0..100 {
-            if child.try_wait().ok().flatten().is_some() {
-                exited = true;
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        if !exited {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // still listening).
+        fix502_lab::stop_child(
+            &mut child,
+            nix::sys::signal::Signal::SIGTERM,
+            std::time::Duration::from_secs(5),
+        );
         assert!(up, "php-fpm did not listen on 127.0.0.1:{pool_port}");
         let all = all.unwrap();
         let e = endpoint(Peer::inet("127.0.0.1", wanted), None);
