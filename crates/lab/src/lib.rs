@@ -39,5 +39,5 @@ mod upstream;
 pub use error::LabError;
 pub use lab::{Lab, LabOptions};
 pub use nginx::ConfigTest;
-pub use process::{process_running, stop_child};
+pub use process::{ChildGuard, process_running, stop_child};
 pub use scenario::{Expectation, ScenarioInfo, find, scenarios};

@@ -20,6 +20,8 @@ use crate::LabError;
 const TERM_WAIT: Duration = Duration::from_secs(5);
 /// How long to wait for the kernel after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(2);
+/// How long a [`ChildGuard`]'s child gets to exit after SIGQUIT.
+const GUARD_WAIT: Duration = Duration::from_secs(5);
 /// Poll interval while waiting for a process to exit.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -39,6 +41,20 @@ pub fn stop_child(child: &mut std::process::Child, signal: Signal, grace: Durati
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A child process a test started, stopped on drop with [`stop_child`]: SIGQUIT (a graceful
+/// stop for nginx and php-fpm masters), up to 5 s, then SIGKILL.
+#[derive(Debug)]
+pub struct ChildGuard {
+    /// The child.
+    pub child: std::process::Child,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Signal::SIGQUIT, GUARD_WAIT);
+    }
 }
 
 /// Whether `pid` names a live process (Linux `/proc`). Zombies and dead processes count as not

@@ -3481,20 +3481,7 @@ pm = dynamic
         assert!(me.settings.is_empty() && me.log.is_none() && me.idle_timeout.is_none());
     }
 
-    /// A process started for a test, stopped on drop (SIGQUIT, then SIGKILL).
-    struct ChildGuard {
-        child: std::process::Child,
-    }
-
-    impl Drop for ChildGuard {
-        fn drop(&mut self) {
-            fix502_lab::stop_child(
-                &mut self.child,
-                nix::sys::signal::Signal::SIGQUIT,
-                Duration::from_secs(5),
-            );
-        }
-    }
+    use fix502_lab::ChildGuard;
 
     #[test]
     fn identify_gunicorn_from_environment_and_config_file() {

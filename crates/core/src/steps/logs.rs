@@ -203,8 +203,21 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     && let Some((route, chain)) =
                         logged_chain(&facts.view, group.server.as_deref(), request, None)
                 {
+                    let target = route.target.and_then(|t| facts.view.targets.get(t));
+                    let elsewhere = match (target, &group.peer) {
+                        (Some(t), Some(peer)) => disk_config_elsewhere(facts, t, peer),
+                        _ => false,
+                    };
+                    let note = if elsewhere {
+                        format!(
+                            " (the config on disk; nginx connected to {}, which it does not name: was it changed since nginx loaded it?)",
+                            group.peer.as_deref().unwrap_or_default()
+                        )
+                    } else {
+                        String::new()
+                    };
                     f.evidence
-                        .insert(0, format!("route of \"{request}\": {chain}"));
+                        .insert(0, format!("route of \"{request}\": {chain}{note}"));
                     if f.location.is_none() {
                         f.location = route
                             .target
@@ -220,6 +233,21 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
         }
         out
     })
+}
+
+/// Whether the pass directive the config on disk routes a logged request to cannot have
+/// connected to the logged `peer`: it names fixed IP addresses, none of them that one.
+fn disk_config_elsewhere(
+    facts: &Facts,
+    target: &fix502_nginx::view::PassTarget,
+    peer: &str,
+) -> bool {
+    let peers = facts.view.peers_of(target);
+    !peers.is_empty()
+        && peers
+            .iter()
+            .all(|(p, _)| p.is_ip_literal() || matches!(p, fix502_nginx::view::Peer::Unix(_)))
+        && !peers.iter().any(|(p, _)| p.to_string() == peer)
 }
 
 /// A host name nginx's resolver failed on, as `host:port` when a pass directive of the

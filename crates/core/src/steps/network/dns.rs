@@ -1,17 +1,17 @@
-//! Step 4, the network: name resolution as nginx does it, ping non-loopback hosts when
-//! permitted (informational only), and what makes local connects fail (IPv6 off on `lo`
-//! for `[::1]` upstreams, TIME_WAIT piling up against the port range).
-//!
-//! Name resolution (`network.dns`) covers three things:
+//! The `network.dns` check: name resolution as nginx does it. It covers three things:
 //!
 //! - Host names in static pass targets and `upstream` servers, resolved with getaddrinfo
 //!   as nginx's master did at start or reload, inside its mount namespace
 //!   ([`dns::resolve_as`]).
 //! - Stale DNS: nginx keeps the addresses of those names until a reload, so when the error
-//!   log shows it connecting to an address the name no longer has, the name moved.
+//!   log shows it connecting to an address the name no longer has, the name moved (the
+//!   evidence and its finding are in `stale.rs`; this file asks for them).
 //! - Pass targets with variables, which nginx resolves per request with its own `resolver`
 //!   (no `/etc/hosts`, no search domains): no resolver in effect, or a resolver that does
 //!   not answer the name ([`dns::query_resolver`], asked exactly as nginx asks).
+//!
+//! What belongs here: the check's entry point, the static names, the variable pass
+//! targets and their resolver queries, the wording of their findings, and their tests.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -21,34 +21,18 @@ use std::time::Duration;
 
 use fix502_nginx::resolver::{ResolverSpec, literal_host, resolver_of};
 use fix502_nginx::view::{PassTarget, Peer, TargetAddress};
-use fix502_probe::dns::{DnsAnswer, DnsFailure, ResolverQuery};
-use fix502_probe::icmp::PingOutcome;
-use fix502_probe::{dns, icmp, listeners};
-use jiff::civil::DateTime;
+use fix502_probe::dns::{self, DnsAnswer, DnsFailure, ResolverQuery};
 
-use crate::check::{FindingsFuture, FnCheck};
+use super::stale::{
+    LoggedPeer, dynamic_ports, is_stale, logged_peers, stale_finding, workers_started,
+};
+use super::{DEFAULT_PORT, DNS, join, variable_pass_targets};
+use crate::check::FindingsFuture;
 use crate::facts::{Facts, LogRead, join_all};
-use crate::report::{Cause, Finding, Location, Severity, StepId};
-
-/// Check id: name resolution of host-name upstreams.
-pub const DNS: &str = "network.dns";
-/// Check id: ICMP echo to non-loopback upstream hosts.
-pub const ICMP: &str = "network.icmp";
-/// Check id: local address and port availability.
-pub const LOCAL_PORTS: &str = "network.local-ports";
-
-/// The checks of this step.
-pub static CHECKS: [FnCheck; 3] = [
-    FnCheck::new(DNS, StepId::Network, dns_check),
-    FnCheck::new(ICMP, StepId::Network, icmp_check),
-    FnCheck::new(LOCAL_PORTS, StepId::Network, local_ports),
-];
+use crate::report::{Cause, Finding, Location, Severity};
 
 /// At most this many other places are listed in one finding.
 const MAX_LISTED: usize = 8;
-/// The port assumed for a variable pass argument without one and without an `http(s)://`
-/// scheme (nginx's other modules have no default port; it then logs `no port in upstream`).
-const DEFAULT_PORT: u16 = 80;
 
 fn host_names(facts: &Facts) -> Vec<(String, u16, String)> {
     let mut v: Vec<(String, u16, String)> = Vec::new();
@@ -63,7 +47,7 @@ fn host_names(facts: &Facts) -> Vec<(String, u16, String)> {
     v
 }
 
-fn dns_check(facts: &Facts) -> FindingsFuture<'_> {
+pub(super) fn dns_check(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = static_names(facts).await;
         out.extend(variable_targets(facts).await);
@@ -206,136 +190,8 @@ async fn static_names(facts: &Facts) -> Vec<Finding> {
     out
 }
 
-/// An address nginx connected to, from the error log's groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LoggedPeer {
-    /// The address (the group's peer).
-    addr: SocketAddr,
-    /// Error-log lines in the window that name it.
-    lines: u64,
-    /// The latest time such a line was written.
-    last_seen: DateTime,
-    /// One such line.
-    sample: Option<String>,
-}
-
-/// Every IP:port that error-log groups name as their peer, with their line counts
-/// (groups of the same address added up). Host names and unix sockets are left out.
-fn logged_peers(logs: &[LogRead]) -> Vec<LoggedPeer> {
-    let mut out: Vec<LoggedPeer> = Vec::new();
-    for read in logs {
-        let Ok(summary) = &read.summary else {
-            continue;
-        };
-        for group in &summary.groups {
-            let Some(addr) = group
-                .peer
-                .as_deref()
-                .filter(|_| !group.unix)
-                .and_then(|p| p.parse::<SocketAddr>().ok())
-            else {
-                continue;
-            };
-            match out.iter_mut().find(|p| p.addr == addr) {
-                Some(known) => {
-                    known.lines = known.lines.saturating_add(group.count);
-                    known.last_seen = known.last_seen.max(group.last_seen);
-                }
-                None => out.push(LoggedPeer {
-                    addr,
-                    lines: group.count,
-                    last_seen: group.last_seen,
-                    sample: group.samples.last().cloned(),
-                }),
-            }
-        }
-    }
-    out
-}
-
-/// Whether nginx connecting to `logged` for a name with port `port` that now resolves to
-/// `now` means the name moved: same port, an address the name no longer has.
-fn is_stale(logged: SocketAddr, port: u16, now: &[IpAddr]) -> bool {
-    let ip = logged.ip().to_canonical();
-    logged.port() == port && !now.is_empty() && !now.iter().any(|a| a.to_canonical() == ip)
-}
-
-/// When the newest worker started (local time, as the error log writes it): lines from
-/// before were written by workers that may have resolved the names differently.
-fn workers_started(facts: &Facts) -> Option<DateTime> {
-    let master = facts.discovery.master.as_ref()?;
-    let newest = master
-        .workers
-        .iter()
-        .map(|w| w.start_time)
-        .max()
-        .unwrap_or(master.start_time);
-    let seconds = i64::try_from(newest).ok()?;
-    let zoned = jiff::Timestamp::from_second(seconds)
-        .ok()?
-        .to_zoned_datetime(jiff::tz::TimeZone::system());
-    Some(zoned.datetime())
-}
-
-/// The ports variable pass targets may connect to, where their address is resolved per
-/// request; `None` when one of them has a variable host and a resolver (it may connect
-/// anywhere, so no logged address can be attributed to a static name).
-fn dynamic_ports(facts: &Facts) -> Option<Vec<u16>> {
-    let mut ports = Vec::new();
-    for target in variable_pass_targets(facts) {
-        match literal_host(&target.raw, DEFAULT_PORT) {
-            Some((_, port)) => ports.push(port),
-            None if target.settings.get("resolver").is_some() => return None,
-            None => {}
-        }
-    }
-    Some(ports)
-}
-
-fn stale_finding(
-    host: &str,
-    port: u16,
-    now: &DnsAnswer,
-    peer: &LoggedPeer,
-    at: Option<Location>,
-    reload: &str,
-) -> Finding {
-    let now_text = join(&now.addrs);
-    let mut f = Finding::new(
-        DNS,
-        Severity::Error,
-        format!(
-            "nginx connects to {} for {host}:{port}, which now resolves to {now_text}: it resolved the name at start/reload",
-            peer.addr
-        ),
-    )
-    .cause(Cause::UpstreamStaleDns)
-    .upstream(peer.addr.to_string())
-    .at(at)
-    .evidence(format!(
-        "{host} resolves to {now_text} now, as nginx's master would resolve it"
-    ))
-    .evidence(format!(
-        "{} error-log lines in the window name {} (the latest at {})",
-        peer.lines, peer.addr, peer.last_seen
-    ));
-    if let Some(sample) = &peer.sample {
-        f = f.evidence(sample.clone());
-    }
-    f.fix(format!("Reload nginx to re-resolve: {reload}"))
-        .fix("For addresses that change, use `resolver` with a variable in proxy_pass, or `server ... resolve` (nginx ≥ 1.27.3)")
-}
-
 // ---------------------------------------------------------------------------------------
 // Pass targets with variables: nginx's own resolver, per request.
-
-fn variable_pass_targets(facts: &Facts) -> impl Iterator<Item = &PassTarget> {
-    facts
-        .view
-        .targets
-        .iter()
-        .filter(|t| matches!(t.address, TargetAddress::Variable(_)))
-}
 
 /// What nginx does with the host of a variable pass target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -827,187 +683,18 @@ fn resolver_fixes(
     fixes
 }
 
-/// Addresses, comma-separated.
-fn join(addrs: &[IpAddr]) -> String {
-    addrs
-        .iter()
-        .map(IpAddr::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A duration in whole milliseconds, e.g. `3 ms`.
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
-fn icmp_check(facts: &Facts) -> FindingsFuture<'_> {
-    Box::pin(async move {
-        let mut hosts: Vec<IpAddr> = Vec::new();
-        for e in &facts.endpoints {
-            if let Peer::Inet { host, .. } = &e.peer
-                && let Ok(ip) = host.parse::<IpAddr>()
-                && !ip.is_loopback()
-                && !hosts.contains(&ip)
-            {
-                hosts.push(ip);
-            }
-        }
-        if hosts.is_empty() {
-            return vec![Finding::new(
-                ICMP,
-                Severity::Info,
-                "every upstream is on this host: ping has nothing to add",
-            )];
-        }
-        let timeout = facts.timeout();
-        let results = join_all(hosts.iter().map(|ip| icmp::ping(*ip, timeout))).await;
-        hosts
-            .iter()
-            .zip(results)
-            .map(|(ip, r)| match r {
-                PingOutcome::Reply { rtt } => Finding::new(ICMP, Severity::Info, format!("{ip} answers ping in {:.1} ms", rtt.as_secs_f64() * 1000.0)),
-                PingOutcome::Timeout => Finding::new(ICMP, Severity::Info, format!("{ip} does not answer ping within {timeout:?} (many networks drop ICMP; TCP connect is what counts)")),
-                PingOutcome::NotPermitted { hint } => Finding::new(ICMP, Severity::Info, format!("ping to {ip} skipped: {hint}")),
-                PingOutcome::Error(e) => Finding::new(ICMP, Severity::Info, format!("ping to {ip} skipped: {e}")),
-            })
-            .collect()
-    })
-}
-
-fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
-    Box::pin(async move {
-        let mut out = Vec::new();
-        let v6_loopback = facts
-            .endpoints
-            .iter()
-            .filter(|e| matches!(&e.peer, Peer::Inet { host, .. } if host == "::1"))
-            .collect::<Vec<_>>();
-        if !v6_loopback.is_empty() && listeners::ipv6_disabled_on_lo() == Some(true) {
-            for e in v6_loopback {
-                out.push(
-                    Finding::new(LOCAL_PORTS, Severity::Error, format!("nginx connects to {} but IPv6 is disabled on lo (EADDRNOTAVAIL)", e.display))
-                        .cause(Cause::UpstreamWrongAddress)
-                        .upstream(e.display.clone())
-                        .at(e.location())
-                        .evidence("/proc/sys/net/ipv6/conf/lo/disable_ipv6 = 1")
-                        .fix("Use 127.0.0.1 in the upstream, or enable IPv6 on lo: sysctl -w net.ipv6.conf.lo.disable_ipv6=0"),
-                );
-            }
-        }
-        let Some((low, high)) = listeners::local_port_range() else {
-            return out;
-        };
-        let range = usize::from(high.saturating_sub(low)) + 1;
-        for e in &facts.endpoints {
-            let Peer::Inet { host, port } = &e.peer else {
-                continue;
-            };
-            let Ok(ip) = host.parse::<IpAddr>() else {
-                continue;
-            };
-            let dst = SocketAddr::new(ip, *port);
-            match listeners::time_wait_count(dst) {
-                Ok(n) if n * 2 >= range => out.push(
-                    Finding::new(LOCAL_PORTS, Severity::Error, format!("{n} connections to {dst} wait in TIME_WAIT; only {range} local ports ({low}-{high})"))
-                        .cause(Cause::PortExhaustion)
-                        .upstream(e.display.clone())
-                        .at(e.location())
-                        .fix("Keep upstream connections alive: `keepalive 32;` in the upstream block with `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";`")
-                        .fix("Widen the range: sysctl -w net.ipv4.ip_local_port_range=\"1024 65000\""),
-                ),
-                Ok(_) => {}
-                Err(err) => {
-                    out.push(Finding::new(LOCAL_PORTS, Severity::Info, format!("cannot count TIME_WAIT sockets to {dst}: {err}")));
-                    break;
-                }
-            }
-        }
-        if out.is_empty() {
-            out.push(Finding::new(
-                LOCAL_PORTS,
-                Severity::Info,
-                format!(
-                    "local ports: no TIME_WAIT pile-up against the {range} ports of {low}-{high}"
-                ),
-            ));
-        }
-        out
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::fixtures::*;
     use super::*;
-    use fix502_nginx::logscan::{self, ScanOptions};
     use std::net::UdpSocket;
     use std::path::Path;
     use std::sync::Arc;
-
-    fn addr(text: &str) -> SocketAddr {
-        text.parse().unwrap()
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
-    /// An error-log line at `time` (nginx's local-time format).
-    fn connect_failed(time: &str, peer: &str) -> String {
-        format!(
-            "{time} [error] 7#7: *12 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://{peer}/\", host: \"localhost\"\n"
-        )
-    }
-
-    fn now_text() -> String {
-        jiff::ZonedDateTime::now()
-            .datetime()
-            .strftime("%Y/%m/%d %H:%M:%S")
-            .to_string()
-    }
-
-    fn log_reads(text: &str) -> Vec<LogRead> {
-        let summary = logscan::scan(std::io::Cursor::new(text), &ScanOptions::default()).unwrap();
-        vec![LogRead {
-            path: PathBuf::from("/var/log/nginx/error.log"),
-            summary: Ok(summary),
-        }]
-    }
-
-    #[test]
-    fn logged_peers_add_up_per_address() {
-        let text = [
-            connect_failed("2025/03/14 09:33:40", "127.0.0.2:8080"),
-            connect_failed("2025/03/14 09:33:41", "127.0.0.2:8080"),
-            connect_failed("2025/03/14 09:33:42", "[::2]:8080"),
-            "2025/03/14 09:33:43 [error] 7#7: *13 no resolver defined to resolve app.internal, client: 127.0.0.1, server: _, request: \"GET / HTTP/1.1\", host: \"x\"\n".to_owned(),
-        ]
-        .concat();
-        let peers = logged_peers(&log_reads(&text));
-        assert_eq!(peers.len(), 2, "{peers:?}");
-        assert_eq!(peers[0].addr, addr("127.0.0.2:8080"));
-        assert_eq!(peers[0].lines, 2);
-        assert_eq!(peers[0].last_seen.to_string(), "2025-03-14T09:33:41");
-        assert!(
-            peers[0]
-                .sample
-                .as_deref()
-                .unwrap()
-                .contains("127.0.0.2:8080")
-        );
-        assert_eq!(peers[1].addr, addr("[::2]:8080"));
-    }
-
-    #[test]
-    fn stale_means_same_port_and_an_address_the_name_lost() {
-        let now = [ip("127.0.0.3")];
-        assert!(is_stale(addr("127.0.0.2:8080"), 8080, &now));
-        assert!(!is_stale(addr("127.0.0.3:8080"), 8080, &now));
-        assert!(!is_stale(addr("127.0.0.2:9000"), 8080, &now));
-        assert!(!is_stale(addr("127.0.0.2:8080"), 8080, &[]));
-        // IPv4-mapped forms are the same address.
-        assert!(!is_stale(addr("[::ffff:127.0.0.3]:8080"), 8080, &now));
-    }
 
     #[test]
     fn resolver_suggestions() {
@@ -1238,91 +925,6 @@ mod tests {
             }
         });
         local
-    }
-
-    fn facts_for(dir: &Path, conf: &str, log: &str) -> Facts {
-        let config = dir.join("nginx.conf");
-        std::fs::write(&config, conf).unwrap();
-        let error_log = dir.join("error.log");
-        std::fs::write(&error_log, log).unwrap();
-        let discovery = crate::discovery::Discovery {
-            binary: None,
-            build: Default::default(),
-            config,
-            prefix: Some(dir.to_path_buf()),
-            master: None,
-            other_masters: Vec::new(),
-            via: Default::default(),
-            notes: Vec::new(),
-        };
-        let options = crate::options::Options {
-            error_logs: vec![error_log],
-            ..crate::options::Options::default()
-        };
-        Facts::new(options, discovery)
-    }
-
-    #[tokio::test]
-    async fn stale_address_from_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        // localhost resolves to loopback 127.0.0.1 (and maybe ::1), never 127.0.0.2.
-        let facts = facts_for(
-            dir.path(),
-            "events {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://localhost:18080; } } }\n",
-            &[
-                connect_failed(&now_text(), "127.0.0.2:18080"),
-                connect_failed(&now_text(), "127.0.0.2:18080"),
-                // Another port: not this name's.
-                connect_failed(&now_text(), "127.0.0.5:9000"),
-            ]
-            .concat(),
-        );
-        let findings = dns_check(&facts).await;
-        let stale: Vec<&Finding> = findings
-            .iter()
-            .filter(|f| f.cause == Some(Cause::UpstreamStaleDns))
-            .collect();
-        assert_eq!(stale.len(), 1, "{findings:#?}");
-        let f = stale[0];
-        assert_eq!(f.severity, Severity::Error);
-        assert_eq!(f.upstream.as_deref(), Some("127.0.0.2:18080"));
-        assert!(
-            f.message.starts_with("nginx connects to 127.0.0.2:18080 for localhost:18080, which now resolves to 127.0.0.1"),
-            "{}",
-            f.message
-        );
-        assert!(
-            f.message
-                .ends_with(": it resolved the name at start/reload")
-        );
-        assert!(
-            f.evidence
-                .iter()
-                .any(|e| e.starts_with("2 error-log lines in the window name 127.0.0.2:18080"))
-        );
-        assert!(
-            f.fix[0].starts_with("Reload nginx to re-resolve: ") && f.fix[0].ends_with("-s reload"),
-            "{:?}",
-            f.fix
-        );
-        assert_eq!(f.location.as_ref().unwrap().line, 2);
-    }
-
-    #[tokio::test]
-    async fn an_ip_endpoint_or_a_shared_port_is_never_stale() {
-        let dir = tempfile::tempdir().unwrap();
-        let facts = facts_for(
-            dir.path(),
-            "events {}\nhttp { server { listen 127.0.0.1:1;\n location / { proxy_pass http://localhost:18080; }\n location /b/ { proxy_pass http://127.0.0.2:18080; } } }\n",
-            &connect_failed(&now_text(), "127.0.0.2:18080"),
-        );
-        let findings = dns_check(&facts).await;
-        assert!(
-            findings
-                .iter()
-                .all(|f| f.cause != Some(Cause::UpstreamStaleDns)),
-            "{findings:#?}"
-        );
     }
 
     #[tokio::test]

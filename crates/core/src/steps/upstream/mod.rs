@@ -1,0 +1,598 @@
+//! Step 2, the upstreams: probe every address the config connects to, concurrently and each
+//! bounded by `--timeout`. TCP connect; unix socket stat, connect, and whether the worker user
+//! may open it; and for an address that refuses, is unreachable or missing, the listeners the
+//! user most likely meant ([`candidates()`]).
+//!
+//! This module holds the step's checks and what only they need (how an endpoint failed,
+//! whether it is local, the config change that points it elsewhere). The ranking of the
+//! listeners a failed endpoint may have meant lives in `candidates.rs` and is re-exported
+//! here.
+
+mod candidates;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use fix502_nginx::view::{PassModule, Peer};
+use fix502_probe::connect::ConnectOutcome;
+use fix502_probe::listeners::Listener;
+use fix502_probe::process::systemd_unit_of;
+use fix502_probe::unixsock::{Access, FileKind, PathEntry, mode_string};
+
+use crate::check::{FindingsFuture, FnCheck};
+use crate::facts::{Endpoint, Facts, ProbeResult, short};
+use crate::report::{Cause, Finding, Location, Severity, StepId};
+
+pub use candidates::{Candidate, Reason, candidates, connect_address, name_words, with_address};
+
+/// Check id: the list of upstream targets.
+pub const TARGETS: &str = "upstream.targets";
+/// Check id: TCP connect to every TCP upstream.
+pub const TCP_CONNECT: &str = "upstream.tcp-connect";
+/// Check id: unix socket inspection and connect.
+pub const UNIX_SOCKET: &str = "upstream.unix-socket";
+/// Check id: the listeners a refused, unreachable or missing upstream was most likely meant to be.
+pub const LISTENERS: &str = "upstream.listeners";
+
+/// The checks of this step.
+pub static CHECKS: [FnCheck; 4] = [
+    FnCheck::new(TARGETS, StepId::Upstream, targets),
+    FnCheck::new(TCP_CONNECT, StepId::Upstream, tcp_connect),
+    FnCheck::new(UNIX_SOCKET, StepId::Upstream, unix_socket),
+    FnCheck::new(LISTENERS, StepId::Upstream, listeners),
+];
+
+fn targets(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        let mut out = Vec::new();
+        if facts.endpoints.is_empty() && facts.variable_targets.is_empty() {
+            out.push(Finding::new(TARGETS, Severity::Info, "the config has no proxy_pass / fastcgi_pass / uwsgi_pass / scgi_pass / grpc_pass targets"));
+        } else if !facts.endpoints.is_empty() {
+            let list: Vec<_> = facts.endpoints.iter().map(|e| e.display.as_str()).collect();
+            out.push(Finding::new(
+                TARGETS,
+                Severity::Info,
+                format!("{} upstream address(es): {}", list.len(), list.join(", ")),
+            ));
+        }
+        for (directive, at) in &facts.variable_targets {
+            out.push(
+                Finding::new(TARGETS, Severity::Info, format!("`{directive}` uses a variable: nginx resolves it per request, so it is not probed here"))
+                    .at(Some(at.clone())),
+            );
+        }
+        out
+    })
+}
+
+/// The cause a failed connect points to.
+pub fn cause_of_outcome(outcome: &ConnectOutcome, unix: bool, target: &str) -> Option<Cause> {
+    Some(match outcome {
+        ConnectOutcome::Refused => Cause::UpstreamRefused,
+        ConnectOutcome::NotFound => Cause::UnixSocketMissing,
+        ConnectOutcome::PermissionDenied if unix => Cause::UnixSocketPermission,
+        ConnectOutcome::PermissionDenied => Cause::SelinuxDenied,
+        ConnectOutcome::WouldBlock => Cause::UpstreamBacklogFull,
+        ConnectOutcome::NetUnreachable | ConnectOutcome::HostUnreachable => {
+            Cause::UpstreamUnreachable
+        }
+        ConnectOutcome::TimedOut => Cause::UpstreamTimeout,
+        ConnectOutcome::AddressNotAvailable if target.starts_with('[') => {
+            Cause::UpstreamWrongAddress
+        }
+        ConnectOutcome::AddressNotAvailable => Cause::PortExhaustion,
+        _ => return None,
+    })
+}
+
+fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        let mut out = Vec::new();
+        for (endpoint, probe) in facts.endpoints.iter().zip(facts.probes().await) {
+            let ProbeResult::Tcp {
+                attempts,
+                resolve_error,
+            } = probe
+            else {
+                continue;
+            };
+            if let Some(err) = resolve_error {
+                out.push(
+                    Finding::new(
+                        TCP_CONNECT,
+                        Severity::Error,
+                        format!("{} cannot be resolved: {err}", endpoint.display),
+                    )
+                    .cause(Cause::UpstreamDns)
+                    .upstream(endpoint.display.clone())
+                    .at(endpoint.location()),
+                );
+                continue;
+            }
+            for a in attempts {
+                let ms = a.elapsed.as_secs_f64() * 1000.0;
+                if a.outcome.is_connected() {
+                    out.push(
+                        Finding::new(
+                            TCP_CONNECT,
+                            Severity::Info,
+                            format!("{} accepts connections ({ms:.1} ms)", a.target),
+                        )
+                        .upstream(a.target.clone())
+                        .at(endpoint.location()),
+                    );
+                    continue;
+                }
+                let cause = cause_of_outcome(&a.outcome, false, &a.target);
+                let severity = if cause == Some(Cause::UpstreamTimeout) {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                };
+                let mut f = Finding::new(
+                    TCP_CONNECT,
+                    severity,
+                    format!("{}: {}, {}", a.target, a.outcome, endpoint.role()),
+                )
+                .upstream(a.target.clone())
+                .at(endpoint.location())
+                .evidence(format!(
+                    "connect({}) → {} after {ms:.1} ms",
+                    a.target, a.outcome
+                ));
+                f.cause = cause;
+                if a.outcome == ConnectOutcome::TimedOut {
+                    f = f.evidence(format!("no answer within --timeout {:?}; nginx waits proxy_connect_timeout (60s by default) and then answers 504", facts.timeout()));
+                }
+                out.push(f);
+            }
+        }
+        out
+    })
+}
+
+fn entry_line(e: &PathEntry) -> String {
+    format!(
+        "{} {}:{} {}",
+        mode_string(&e.kind, e.mode),
+        e.owner.clone().unwrap_or_else(|| e.uid.to_string()),
+        e.group.clone().unwrap_or_else(|| e.gid.to_string()),
+        e.path.display()
+    )
+}
+
+fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        let mut out = Vec::new();
+        let worker = facts
+            .worker_user
+            .as_ref()
+            .map(|(u, _)| u.clone())
+            .unwrap_or_else(|| "the worker user".to_owned());
+        for (endpoint, probe) in facts.endpoints.iter().zip(facts.probes().await) {
+            let ProbeResult::Unix {
+                info,
+                connect,
+                access,
+            } = probe
+            else {
+                continue;
+            };
+            let target = endpoint.display.clone();
+            let base = |sev, msg: String| {
+                Finding::new(UNIX_SOCKET, sev, msg)
+                    .upstream(target.clone())
+                    .at(endpoint.location())
+            };
+            match info.socket.kind {
+                FileKind::Missing => {
+                    let mut f = base(
+                        Severity::Error,
+                        format!(
+                            "{} does not exist ({})",
+                            info.socket.path.display(),
+                            endpoint.role()
+                        ),
+                    )
+                    .cause(Cause::UnixSocketMissing);
+                    if let Some(parent) = info.parents.last()
+                        && parent.kind == FileKind::Missing
+                    {
+                        f = f.evidence(format!(
+                            "its directory {} does not exist either",
+                            parent.path.display()
+                        ));
+                    }
+                    out.push(f);
+                    continue;
+                }
+                FileKind::Socket => {}
+                _ => {
+                    out.push(
+                        base(Severity::Error, format!("{} exists but is not a socket: nginx gets connection refused (111)", info.socket.path.display()))
+                            .cause(Cause::UpstreamRefused)
+                            .evidence(entry_line(&info.socket)),
+                    );
+                    continue;
+                }
+            }
+            match access {
+                Some(Access::Denied { path, reason }) => {
+                    let mut f = base(
+                        Severity::Error,
+                        format!(
+                            "{worker} may not connect to {}: {reason}",
+                            info.socket.path.display()
+                        ),
+                    )
+                    .cause(Cause::UnixSocketPermission)
+                    .evidence(entry_line(&info.socket));
+                    for p in &info.parents {
+                        if &p.path == path {
+                            f = f.evidence(entry_line(p));
+                        }
+                    }
+                    out.push(f);
+                    continue;
+                }
+                Some(Access::Unknown { reason }) => out.push(base(
+                    Severity::Info,
+                    format!("cannot tell whether {worker} may connect: {reason}"),
+                )),
+                _ => {}
+            }
+            if connect.outcome.is_connected() {
+                out.push(base(
+                    Severity::Info,
+                    format!(
+                        "{} accepts connections ({})",
+                        target,
+                        entry_line(&info.socket)
+                    ),
+                ));
+            } else {
+                let mut f = base(
+                    Severity::Error,
+                    format!("{}: {}, {}", target, connect.outcome, endpoint.role()),
+                )
+                .evidence(entry_line(&info.socket));
+                f.cause = cause_of_outcome(&connect.outcome, true, &target);
+                if connect.outcome == ConnectOutcome::Refused {
+                    f = f.evidence("the socket file exists but nothing listens on it: a stale socket left by a crashed or stopped service");
+                }
+                out.push(f);
+            }
+        }
+        out
+    })
+}
+
+/// `python3 (pid 412): python3 -m http.server --bind ::1 8000`.
+pub fn owner_of(l: &Listener) -> String {
+    match (l.pid, &l.process) {
+        (Some(pid), Some(name)) => match &l.cmdline {
+            Some(cmd) if !cmd.is_empty() => format!("{name} (pid {pid}: {cmd})"),
+            _ => format!("{name} (pid {pid})"),
+        },
+        (Some(pid), None) => format!("pid {pid}"),
+        _ => "an unknown process (run as root to see it)".to_owned(),
+    }
+}
+
+/// Candidates shown as evidence per endpoint.
+const MAX_CANDIDATES_SHOWN: usize = 5;
+
+/// Whether `ip` is an address of this host: loopback, or one a socket can bind to.
+fn is_local_ip(ip: IpAddr) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.to_canonical().is_loopback()
+        || std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// How an endpoint failed: the address that failed and a verb phrase (`refuses`).
+fn failure_of(endpoint: &Endpoint, probe: &ProbeResult) -> Option<(String, &'static str)> {
+    match probe {
+        ProbeResult::Tcp { attempts, .. } => attempts.iter().find_map(|a| {
+            let verb = match a.outcome {
+                ConnectOutcome::Refused => "refuses",
+                ConnectOutcome::AddressNotAvailable => "cannot be connected to from here (99)",
+                ConnectOutcome::NetUnreachable | ConnectOutcome::HostUnreachable => {
+                    "is unreachable"
+                }
+                _ => return None,
+            };
+            Some((a.target.clone(), verb))
+        }),
+        ProbeResult::Unix { info, connect, .. } => {
+            let verb = if info.socket.kind == FileKind::Missing {
+                "does not exist"
+            } else if connect.outcome == ConnectOutcome::Refused {
+                "refuses (a stale socket file)"
+            } else {
+                return None;
+            };
+            Some((endpoint.display.clone(), verb))
+        }
+    }
+}
+
+/// Whether an endpoint's address is on this host (its failed targets for a host name).
+fn endpoint_is_local(endpoint: &Endpoint, probe: &ProbeResult) -> bool {
+    match (&endpoint.peer, probe) {
+        (Peer::Unix(_), _) => true,
+        (peer, _) if peer.is_loopback() => true,
+        (peer, _) if peer.ip().is_some() => peer.ip().is_some_and(is_local_ip),
+        (_, ProbeResult::Tcp { attempts, .. }) => attempts
+            .iter()
+            .filter_map(|a| a.target.parse::<SocketAddr>().ok())
+            .any(|a| is_local_ip(a.ip())),
+        _ => false,
+    }
+}
+
+/// The exact config change that points `endpoint` at `address`, with where to make it.
+fn point_at(facts: &Facts, endpoint: &Endpoint, address: &str) -> Option<String> {
+    let first = endpoint.uses.first()?;
+    if let (Some(server_at), Some(group)) = (&first.server_at, &endpoint.group) {
+        let server = facts.view.group(group).and_then(|g| {
+            g.servers
+                .iter()
+                .find(|s| Location::from(&s.span) == *server_at)
+        });
+        let written = server.map_or_else(|| endpoint.display.clone(), |s| s.raw.clone());
+        let parameters = server.is_some_and(|s| {
+            s.weight != 1
+                || s.max_fails != 1
+                || s.fail_timeout != "10s"
+                || s.backup
+                || s.down
+                || s.resolve
+        });
+        let keep = if parameters {
+            ", keeping its other parameters"
+        } else {
+            ""
+        };
+        return Some(format!(
+            "Point nginx at it: `server {address};` instead of `server {written};` in upstream {group}{keep} ({})",
+            short(server_at)
+        ));
+    }
+    let target = facts.view.targets.get(first.target)?;
+    Some(format!(
+        "Point nginx at it: `{} {};` ({})",
+        target.module.directive(),
+        with_address(&target.raw, address),
+        short(&first.at)
+    ))
+}
+
+fn listeners(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        let probes = facts.probes().await;
+        let failed: Vec<_> = facts
+            .endpoints
+            .iter()
+            .zip(probes)
+            .filter_map(|(e, p)| failure_of(e, p).map(|f| (e, p, f)))
+            .collect();
+        if failed.is_empty() {
+            return Vec::new();
+        }
+        let all = match facts.listeners().await {
+            Ok(all) => all,
+            Err(e) => {
+                return vec![Finding::new(
+                    LISTENERS,
+                    Severity::Warning,
+                    format!("cannot list listening sockets: {e}"),
+                )];
+            }
+        };
+        let nginx_pids = facts.nginx_pids();
+        let mut unit_by_pid: HashMap<u32, Option<String>> = HashMap::new();
+        for pid in all.iter().filter_map(|l| l.pid) {
+            unit_by_pid
+                .entry(pid)
+                .or_insert_with(|| systemd_unit_of(pid));
+        }
+        let units = |pid: u32| unit_by_pid.get(&pid).cloned().flatten();
+        let mut out = Vec::new();
+        for (endpoint, probe, (target, verb)) in failed {
+            let module = endpoint
+                .uses
+                .first()
+                .and_then(|u| facts.view.targets.get(u.target))
+                .map_or(PassModule::Proxy, |t| t.module);
+            let local = endpoint_is_local(endpoint, probe);
+            let found = candidates(endpoint, module, local, &all, &nginx_pids, &units);
+            let failing = if target == endpoint.display {
+                target.clone()
+            } else {
+                format!("{} ({target})", endpoint.display)
+            };
+            let Some(best) = found.first() else {
+                let what = match &endpoint.peer {
+                    Peer::Inet { port, .. } => format!(
+                        "nothing else listens on port {port}, and no listener looks like the app {} expects",
+                        module.directive()
+                    ),
+                    Peer::Unix(p) => format!(
+                        "no listening socket in {}, and no listener looks like the app {} expects",
+                        p.parent()
+                            .map(|d| d.display().to_string())
+                            .unwrap_or_default(),
+                        module.directive()
+                    ),
+                };
+                out.push(
+                    Finding::new(
+                        LISTENERS,
+                        Severity::Info,
+                        format!("{failing} {verb}: {what}"),
+                    )
+                    .upstream(target),
+                );
+                continue;
+            };
+            let address = connect_address(&best.listener, &endpoint.peer);
+            // A nearby port alone is a hint, not evidence: a warning without a cause, so it
+            // never turns a refusal into a wrong address.
+            let mut f = if best.is_weak() {
+                Finding::new(
+                    LISTENERS,
+                    Severity::Warning,
+                    format!(
+                        "{failing} {verb}; on a nearby port, {} listens on {address}",
+                        best.owner()
+                    ),
+                )
+            } else {
+                Finding::new(
+                    LISTENERS,
+                    Severity::Error,
+                    format!(
+                        "{failing} {verb}, but {} listens on {address}",
+                        best.owner()
+                    ),
+                )
+                .cause(Cause::UpstreamWrongAddress)
+            }
+            .upstream(target)
+            .at(endpoint.location());
+            for c in found.iter().take(MAX_CANDIDATES_SHOWN) {
+                let why: Vec<String> = c
+                    .reasons
+                    .iter()
+                    .map(|r| r.describe(&endpoint.peer, &c.listener, module))
+                    .collect();
+                let unit = c
+                    .unit
+                    .as_ref()
+                    .map(|u| format!(", unit {u}"))
+                    .unwrap_or_default();
+                f = f.evidence(format!(
+                    "{}: {}{unit}: {}",
+                    c.listener.addr,
+                    owner_of(&c.listener),
+                    why.join("; ")
+                ));
+            }
+            if found.len() > MAX_CANDIDATES_SHOWN {
+                f = f.evidence(format!(
+                    "... and {} more candidate(s)",
+                    found.len() - MAX_CANDIDATES_SHOWN
+                ));
+            }
+            if let Some(fix) = point_at(facts, endpoint, &address) {
+                f = f.fix(fix);
+            }
+            out.push(f.fix(format!(
+                "or make the app listen on {} again",
+                endpoint.display
+            )));
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses() {
+        assert!(is_local_ip("127.0.0.1".parse().unwrap()));
+        assert!(is_local_ip("::1".parse().unwrap()));
+        assert!(is_local_ip("127.0.0.2".parse().unwrap()));
+        // TEST-NET-1 is never assigned to a host.
+        assert!(!is_local_ip("192.0.2.1".parse().unwrap()));
+    }
+
+    /// The whole check on a parsed config: the finding, its evidence and the exact fixes
+    /// for an upstream `server` line and a direct `proxy_pass`.
+    #[tokio::test]
+    async fn check_names_the_change() {
+        let a = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        let (pa, pb) = (
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        );
+        for p in [pa, pb] {
+            if std::net::TcpStream::connect(("127.0.0.1", p)).is_ok() {
+                return; // someone else listens there: nothing to learn
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "events {{}}\nhttp {{\n  upstream app_pool {{ server 127.0.0.1:{pa} max_fails=2; }}\n  server {{\n    listen 127.0.0.1:1;\n    location / {{ proxy_pass http://app_pool; }}\n    location /x/ {{ proxy_pass http://127.0.0.1:{pb}/x/; }}\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let discovery = crate::discovery::Discovery {
+            binary: None,
+            build: Default::default(),
+            config: conf.clone(),
+            prefix: Some(dir.path().to_path_buf()),
+            master: None,
+            other_masters: Vec::new(),
+            via: Default::default(),
+            notes: Vec::new(),
+        };
+        let facts = Facts::new(crate::options::Options::default(), discovery);
+        let findings = listeners(&facts).await;
+        assert_eq!(findings.len(), 2, "{findings:#?}");
+        let group = &findings[0];
+        assert_eq!(group.severity, Severity::Error);
+        assert_eq!(group.cause, Some(Cause::UpstreamWrongAddress));
+        assert_eq!(group.upstream, Some(format!("127.0.0.1:{pa}")));
+        assert!(
+            group
+                .message
+                .starts_with(&format!("127.0.0.1:{pa} refuses, but ")),
+            "{}",
+            group.message
+        );
+        assert!(
+            group
+                .message
+                .ends_with(&format!(" listens on 127.0.0.2:{pa}"))
+        );
+        assert!(
+            group.evidence[0].starts_with(&format!("127.0.0.2:{pa}: "))
+                && group.evidence[0].ends_with(&format!("same port {pa}, other address")),
+            "{:?}",
+            group.evidence
+        );
+        let file = short(&Location {
+            file: conf.clone(),
+            line: 3,
+        });
+        assert_eq!(
+            group.fix,
+            vec![
+                format!(
+                    "Point nginx at it: `server 127.0.0.2:{pa};` instead of `server 127.0.0.1:{pa};` in upstream app_pool, keeping its other parameters ({file})"
+                ),
+                format!("or make the app listen on 127.0.0.1:{pa} again"),
+            ]
+        );
+        let direct = &findings[1];
+        let file = short(&Location {
+            file: conf.clone(),
+            line: 7,
+        });
+        assert_eq!(
+            direct.fix.first(),
+            Some(&format!(
+                "Point nginx at it: `proxy_pass http://127.0.0.2:{pb}/x/;` ({file})"
+            ))
+        );
+        drop((a, b));
+    }
+}
