@@ -99,6 +99,41 @@ pub fn step_block(
     Ok(())
 }
 
+/// Writes the per-minute sparklines of the window, one row per series, and the first minute
+/// things went wrong.
+pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::timeline::Timeline) -> io::Result<()> {
+    let unit = if t.bucket_minutes == 1 {
+        "per minute".to_owned()
+    } else {
+        format!("per {} minutes", t.bucket_minutes)
+    };
+    writeln!(
+        out,
+        "\n{} {}",
+        style(format!(
+            "Timeline ({unit}, from {})",
+            t.start.replace('T', " ")
+        ))
+        .bold(),
+        t.first_bad
+            .as_ref()
+            .map(|f| format!("first trouble at {}", f.replace('T', " ")))
+            .unwrap_or_default()
+    )?;
+    let width = t.series.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in &t.series {
+        let total: u64 = s.counts.iter().sum();
+        writeln!(
+            out,
+            "  {:<width$} |{}| {total} ({})",
+            s.name,
+            fix502_core::timeline::sparkline(&s.counts),
+            s.source
+        )?;
+    }
+    Ok(())
+}
+
 /// Writes the ranked causes.
 pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis]) -> io::Result<()> {
     if diagnosis.is_empty() {
@@ -169,6 +204,9 @@ pub fn human(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<
     header(out, report)?;
     for step in &report.steps {
         step_block(out, &g, step, verbose)?;
+    }
+    if let Some(t) = &report.timeline {
+        timeline_block(out, t)?;
     }
     diagnosis_block(out, &g, &report.diagnosis)?;
     writeln!(out, "\n{}", style(verdict(report)).bold())

@@ -147,6 +147,11 @@ pub async fn run(
         let report = engine.run_step(step).await.clone();
         pb.finish_and_clear();
         render::step_block(out, &g, &report, false)?;
+        if step == StepId::Logs
+            && let Some(t) = engine.timeline()
+        {
+            render::timeline_block(out, t)?;
+        }
         out.flush()?;
         let Some(next) = pending.first().copied() else {
             break;

@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod discovery;
 mod harness;
+mod logs;
 mod names;
 mod responses;
 mod routing;

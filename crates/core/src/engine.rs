@@ -11,6 +11,7 @@ use crate::facts::Facts;
 use crate::options::Options;
 use crate::report::{Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport};
 use crate::steps::restart::{self, Action};
+use crate::timeline::Timeline;
 
 /// One diagnosis run.
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub struct Engine {
     facts: Facts,
     steps: Vec<StepReport>,
     diagnosis: Vec<Diagnosis>,
+    timeline: Option<Timeline>,
 }
 
 impl Engine {
@@ -29,6 +31,7 @@ impl Engine {
             facts,
             steps: Vec::new(),
             diagnosis: Vec::new(),
+            timeline: None,
         })
     }
 
@@ -44,6 +47,9 @@ impl Engine {
         self.steps.push(report);
         self.steps.sort_by_key(|s| s.step);
         self.diagnosis = diagnose(&self.steps, &self.facts).await;
+        if step == StepId::Logs {
+            self.timeline = crate::timeline::of(&self.facts).await;
+        }
         self.steps
             .iter()
             .find(|s| s.step == step)
@@ -53,6 +59,11 @@ impl Engine {
     /// The step reports so far.
     pub fn steps(&self) -> &[StepReport] {
         &self.steps
+    }
+
+    /// The per-minute shape of the problem over the window (after the logs step).
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_ref()
     }
 
     /// The ranked causes from the steps run so far.
@@ -105,6 +116,7 @@ impl Engine {
             nginx: self.facts.nginx_info(),
             steps,
             diagnosis: self.diagnosis.clone(),
+            timeline: self.timeline.clone(),
         }
     }
 

@@ -129,6 +129,9 @@ impl ProbeResult {
     }
 }
 
+/// The [`LogRead::path`] of the lines read from the systemd journal.
+pub const JOURNAL_SOURCE: &str = "the systemd journal (_COMM=nginx)";
+
 /// The error-log summary of one file, or why it could not be read.
 #[derive(Debug, Clone)]
 pub struct LogRead {
@@ -168,6 +171,7 @@ pub struct Facts {
     /// [`Facts::endpoints`] and [`Facts::variable_targets`] hold only that directive's.
     pub route: Option<Result<Route, String>>,
     logs: OnceCell<Vec<LogRead>>,
+    access: OnceCell<Vec<crate::steps::access::AccessRead>>,
     probes: OnceCell<Vec<ProbeResult>>,
     listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
     exchanges: OnceCell<Vec<Option<Exchange>>>,
@@ -282,6 +286,7 @@ impl Facts {
             variable_targets,
             route,
             logs: OnceCell::new(),
+            access: OnceCell::new(),
             probes: OnceCell::new(),
             listeners: OnceCell::new(),
             exchanges: OnceCell::new(),
@@ -357,6 +362,15 @@ impl Facts {
             .map(|z| z.datetime())
     }
 
+    /// Whether nginx's error log goes to stderr or syslog and this host's systemd journal
+    /// can be read for it.
+    pub fn reads_journal(&self) -> bool {
+        self.error_log_elsewhere
+            .iter()
+            .any(|d| d == "stderr" || d.starts_with("syslog:"))
+            && crate::journal::available()
+    }
+
     /// The error-log summaries (read once).
     pub async fn logs(&self) -> &[LogRead] {
         self.logs
@@ -367,18 +381,49 @@ impl Facts {
                     ..ScanOptions::default()
                 };
                 let paths = self.error_logs.clone();
+                let journal = self.reads_journal();
                 let reads = tokio::task::spawn_blocking(move || {
-                    paths
+                    let mut reads: Vec<LogRead> = paths
                         .into_iter()
                         .map(|path| {
                             let summary =
                                 logscan::scan_file(&path, &opts).map_err(|e| e.to_string());
                             LogRead { path, summary }
                         })
-                        .collect::<Vec<_>>()
+                        .collect();
+                    if journal {
+                        reads.push(LogRead {
+                            path: PathBuf::from(JOURNAL_SOURCE),
+                            summary: crate::journal::scan(&opts),
+                        });
+                    }
+                    reads
                 })
                 .await;
                 reads.unwrap_or_default()
+            })
+            .await
+    }
+
+    /// Every access log read in its `log_format`, across its history (read once).
+    pub async fn access_reads(&self) -> &[crate::steps::access::AccessRead] {
+        self.access
+            .get_or_init(|| async {
+                let opts = fix502_nginx::accesslog::AccessOptions {
+                    since: self.window_start(),
+                    ..fix502_nginx::accesslog::AccessOptions::default()
+                };
+                let paths = self.access_logs.clone();
+                let named = crate::steps::access::named_logs(self);
+                let formats = match &self.config {
+                    Some(c) => fix502_nginx::logformat::LogFormat::all(c),
+                    None => vec![fix502_nginx::logformat::LogFormat::combined()],
+                };
+                tokio::task::spawn_blocking(move || {
+                    crate::steps::access::read_all(&paths, &named, &formats, &opts)
+                })
+                .await
+                .unwrap_or_default()
             })
             .await
     }

@@ -22,6 +22,8 @@ pub mod discovery;
 pub mod engine;
 pub mod exchange;
 pub mod facts;
+pub mod journal;
 pub mod options;
 pub mod report;
 pub mod steps;
+pub mod timeline;

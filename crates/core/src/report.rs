@@ -475,6 +475,10 @@ pub struct Report {
     pub steps: Vec<StepReport>,
     /// Ranked causes, most likely first; empty when nothing is wrong.
     pub diagnosis: Vec<Diagnosis>,
+    /// Per-minute counts of 502/504 (access log) and of the upstream errors by cause (error
+    /// log) over the window; absent when the logs were not read or show nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::Timeline>,
 }
 
 /// The exit status of CONTRACT.md.

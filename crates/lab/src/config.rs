@@ -24,7 +24,13 @@ pub(crate) struct ConfigSpec {
     pub group_extra: Vec<String>,
     /// The level of the main `error_log` ([`ERROR_LEVEL`] or [`NOTICE_LEVEL`]).
     pub error_log_level: &'static str,
+    /// Log with [`UPSTREAM_LOG_FORMAT`] instead of nginx's built-in `combined`.
+    pub upstream_log: bool,
 }
+
+/// An access-log format that records every upstream attempt, as operators add it to see who
+/// made a 502 (`combined` plus the `$upstream_*` variables).
+pub(crate) const UPSTREAM_LOG_FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" ua=\"$upstream_addr\" us=\"$upstream_status\" uht=\"$upstream_header_time\" urt=\"$upstream_response_time\" ucs=\"$upstream_cache_status\"";
 
 /// The usual lab error-log level: only the failures.
 pub(crate) const ERROR_LEVEL: &str = "error";
@@ -60,13 +66,20 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
          events {{\n    worker_connections 64;\n}}\n\
          \n\
          http {{\n\
-         \x20   access_log \"{dir}/logs/access.log\";\n\
+         {access}\
+         \x20   access_log \"{dir}/logs/access.log\"{format};\n\
          \x20   client_body_temp_path \"{dir}/tmp/client_body\";\n\
          \x20   proxy_temp_path \"{dir}/tmp/proxy\";\n\
          \x20   fastcgi_temp_path \"{dir}/tmp/fastcgi\";\n\
          \x20   uwsgi_temp_path \"{dir}/tmp/uwsgi\";\n\
          \x20   scgi_temp_path \"{dir}/tmp/scgi\";\n\n",
-        level = spec.error_log_level
+        level = spec.error_log_level,
+        access = if spec.upstream_log {
+            format!("    log_format upstreamlog '{UPSTREAM_LOG_FORMAT}';\n")
+        } else {
+            String::new()
+        },
+        format = if spec.upstream_log { " upstreamlog" } else { "" },
     ));
     if !spec.group.is_empty() {
         out.push_str("    upstream backend {\n");
@@ -184,9 +197,12 @@ mod tests {
             group: vec!["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()],
             group_extra: vec!["keepalive 8".to_owned()],
             error_log_level: NOTICE_LEVEL,
+            upstream_log: true,
         };
         let conf = main_conf("/tmp/lab", &spec);
         assert!(conf.contains("error_log \"/tmp/lab/logs/error.log\" notice;\n"));
+        assert!(conf.contains("    log_format upstreamlog '$remote_addr - "));
+        assert!(conf.contains("    access_log \"/tmp/lab/logs/access.log\" upstreamlog;\n"));
         assert!(conf.contains("user nobody nogroup;\n"));
         assert!(conf.contains("pid \"/tmp/lab/nginx.pid\";"));
         assert!(conf.contains("        server 127.0.0.1:2;\n        keepalive 8;\n    }\n"));

@@ -143,6 +143,7 @@ impl Lab {
             start_nginx,
             edit,
             error_log_level,
+            upstream_log,
             hosts,
             dns,
             ..
@@ -157,6 +158,7 @@ impl Lab {
             group,
             group_extra,
             error_log_level,
+            upstream_log,
         };
         lab.write("conf/nginx.conf", &config::main_conf(&dir_text, &spec))?;
         lab.write("conf/app.conf", &config::app_conf(&location))?;

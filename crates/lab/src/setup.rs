@@ -110,6 +110,8 @@ pub(crate) struct Setup {
     pub edit: Option<ConfigEdit>,
     /// The level of the main `error_log`.
     pub error_log_level: &'static str,
+    /// Whether the access log uses the upstream-timing format (`config::UPSTREAM_LOG_FORMAT`).
+    pub upstream_log: bool,
     /// nginx's own `/etc/hosts`, when it runs in a mount namespace of its own.
     pub hosts: Option<NamespaceHosts>,
     /// The DNS server the config's `resolver` names, if the scenario has one.
@@ -131,6 +133,7 @@ impl Setup {
             start_nginx: true,
             edit: None,
             error_log_level: ERROR_LEVEL,
+            upstream_log: false,
             hosts: None,
             dns: None,
         }
@@ -199,7 +202,10 @@ pub(crate) fn build(name: &str, dir: LabDir<'_>) -> Result<Setup, LabError> {
             }
         }
         "read-timeout" => read_timeout(listen)?,
-        "upstream-502" => app(listen, Behavior::Status502)?,
+        "upstream-502" => Setup {
+            upstream_log: true,
+            ..app(listen, Behavior::Status502)?
+        },
         "keepalive-race" => keepalive_race(listen)?,
         "wrong-port" => {
             let (_, fpm) = php_fpm(dir, None)?;

@@ -1,36 +1,38 @@
-//! Reading an access log: counting the 5xx (and `009`) responses nginx logged in a window.
+//! Reading an access log: what nginx logged about the requests in a window.
 //!
 //! A 502 that nginx relayed from the upstream, or produced with `return 502;`, leaves no line
-//! in the error log; the access log is the only trace of these "silent" 502s. This module
-//! knows the stock line shapes only: `combined`
-//! (`$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
-//! "$http_referer" "$http_user_agent"`), nginx.org's `main` (`combined` followed by
-//! ` "$http_x_forwarded_for"`), and any custom format that keeps
-//! `[$time_local] "$request" $status` in that order. JSON or `$time_iso8601` formats are not
-//! recognised; their lines are counted as unparsed.
+//! in the error log; the access log is the only trace of these "silent" 502s. Two readers:
 //!
-//! [`parse_line`] parses one line; [`scan`] reads a log with a bounded line buffer and counts
-//! the interesting statuses at or after [`AccessOptions::since`]; [`scan_file`] reads the
-//! tail of a file. Bad input is counted, never fatal: garbage, binary bytes, overlong lines,
-//! invalid UTF-8, CRLF endings, a missing final newline.
+//! - With the `log_format` the config defines for the log ([`LogFormat`], see
+//!   [`crate::logformat`]): [`scan_with`] / [`scan_file_with`] / [`AccessScanner`] give an
+//!   [`AccessReport`]: 502/504 by upstream address, by path and per minute, the share of
+//!   requests that failed (with a volume guard), the silent 502s (sent by the upstream
+//!   itself, served from the cache, made by nginx, without upstream), the retries and
+//!   internal redirects that turned upstream errors into successes, the lines that do not
+//!   match the format, and what the format lacks ([`missing_variables`],
+//!   [`suggest_format`]). [`attempts`] splits the `$upstream_*` lists of one line.
+//! - Without a format, the stock line shapes only: [`parse_line`], [`scan`] and
+//!   [`scan_file`] count the 5xx and `009` statuses of lines holding
+//!   `[$time_local] "$request" $status` (`combined`, nginx.org's `main`, and custom formats
+//!   that keep these three in this order).
+//!
+//! Both read with a bounded line buffer and count bad input instead of failing: garbage,
+//! binary bytes, overlong lines, invalid UTF-8, CRLF endings, a missing final newline.
+//! [`scan_file`] and [`scan_file_with`] read the tail of one file and refuse gzip; for
+//! rotated and compressed history, feed [`crate::history::HistoryReader`] to
+//! [`AccessScanner::feed`].
 //!
 //! `009` is what nginx logs when it relayed an upstream's response that had no HTTP status
 //! line (`upstream sent no valid HTTP/1.0 header`): the client got raw bytes, no headers.
 
 use crate::lines::{LineRead, SAMPLE_CAP, add_sample, cap_str, read_line_capped};
-use std::collections::BTreeMap;
+use crate::logformat::{Escape, Fields, LogFormat, TIME_LOCAL_LEN, parse_time_local};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use jiff::civil::DateTime;
-
-/// Length of `$time_local`: `24/Nov/2026:10:00:01 +0000`.
-const TIME_LOCAL_LEN: usize = 26;
-/// Month abbreviations as nginx writes them (always English).
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
 
 /// How [`scan`] and [`scan_file`] read an access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,14 @@ pub struct AccessOptions {
     pub max_bytes: u64,
     /// Raw lines and distinct requests kept per status. Default 3.
     pub max_samples: usize,
+    /// [`scan_with`]: fewer requests than this in the window is too few to call an error
+    /// rate. Default 20.
+    pub min_requests: u64,
+    /// [`scan_with`]: fewer 502/504 responses than this is too few to call an error rate.
+    /// Default 3.
+    pub min_errors: u64,
+    /// [`scan_with`]: how many paths [`AccessReport::by_url`] keeps. Default 10.
+    pub top_urls: usize,
 }
 
 impl Default for AccessOptions {
@@ -55,6 +65,9 @@ impl Default for AccessOptions {
             max_line_bytes: 16 * 1024,
             max_bytes: 64 * 1024 * 1024,
             max_samples: 3,
+            min_requests: 20,
+            min_errors: 3,
+            top_urls: 10,
         }
     }
 }
@@ -241,48 +254,6 @@ fn leading_number(b: &[u8]) -> Option<u64> {
     std::str::from_utf8(b.get(..len)?).ok()?.parse().ok()
 }
 
-/// Parses `$time_local` (`24/Nov/2026:10:00:01 +0000`, exactly 26 bytes) into the local
-/// time as written. The offset must be well-formed but is not applied.
-fn parse_time_local(b: &[u8]) -> Option<DateTime> {
-    if b.len() != TIME_LOCAL_LEN {
-        return None;
-    }
-    let seps = [
-        (2, b'/'),
-        (6, b'/'),
-        (11, b':'),
-        (14, b':'),
-        (17, b':'),
-        (20, b' '),
-    ];
-    if seps.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
-        return None;
-    }
-    let num = |from: usize, to: usize| -> Option<i32> {
-        let mut n: i32 = 0;
-        for &c in b.get(from..to)? {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + i32::from(c - b'0');
-        }
-        Some(n)
-    };
-    if !matches!(b.get(21), Some(b'+' | b'-')) {
-        return None;
-    }
-    num(22, 26)?;
-    let month_name = b.get(3..6)?;
-    let month = MONTHS.iter().position(|m| m.as_slice() == month_name)?;
-    let month = i8::try_from(month + 1).ok()?;
-    let day = i8::try_from(num(0, 2)?).ok()?;
-    let year = i16::try_from(num(7, 11)?).ok()?;
-    let hour = i8::try_from(num(12, 14)?).ok()?;
-    let minute = i8::try_from(num(15, 17)?).ok()?;
-    let second = i8::try_from(num(18, 20)?).ok()?;
-    DateTime::new(year, month, day, hour, minute, second, 0).ok()
-}
-
 /// Scans the tail of the access log at `path`: at most [`AccessOptions::max_bytes`] from
 /// its end (the partial line there is dropped). Only the bytes present when the file was
 /// opened are read, so a log that keeps growing cannot keep the scan going. See [`scan`].
@@ -291,6 +262,17 @@ fn parse_time_local(b: &[u8]) -> Option<DateTime> {
 ///
 /// [`AccessLogError`] when the file cannot be opened or read, or is gzip-compressed.
 pub fn scan_file(path: &Path, opts: &AccessOptions) -> Result<AccessSummary, AccessLogError> {
+    let reader = open_tail(path, opts)?;
+    scan(reader, opts).map_err(|error| AccessLogError::Read {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// Opens the tail of `path` for reading: at most [`AccessOptions::max_bytes`] from its end,
+/// starting after the first line ending in it (unless the tail is the whole file). Only
+/// the bytes present now are read.
+fn open_tail(path: &Path, opts: &AccessOptions) -> Result<impl BufRead + use<>, AccessLogError> {
     let read_err = |error| AccessLogError::Read {
         path: path.to_owned(),
         error,
@@ -324,7 +306,7 @@ pub fn scan_file(path: &Path, opts: &AccessOptions) -> Result<AccessSummary, Acc
         read_line_capped(&mut reader, &mut discard, 0).map_err(read_err)?;
         tracing::debug!(path = %path.display(), len, "access log: reading only its tail");
     }
-    scan(reader, opts).map_err(read_err)
+    Ok(reader)
 }
 
 /// Scans an access log: counts its lines and the 5xx and `009` statuses in the window.
@@ -359,7 +341,13 @@ pub fn scan<R: BufRead>(mut reader: R, opts: &AccessOptions) -> io::Result<Acces
                 summary.lines_in_window += 1;
                 if tracked(line.status) {
                     summary.total_in_window += 1;
-                    add(&mut statuses, &line, &text, opts.max_samples);
+                    add(
+                        &mut statuses,
+                        (line.status, line.time),
+                        line.request,
+                        &text,
+                        opts.max_samples,
+                    );
                 }
             }
         }
@@ -368,27 +356,746 @@ pub fn scan<R: BufRead>(mut reader: R, opts: &AccessOptions) -> io::Result<Acces
     Ok(summary)
 }
 
-/// Folds a tracked line into its status's count.
+/// Folds a tracked line (its status and time) into its status's count.
 fn add(
     statuses: &mut BTreeMap<u16, StatusCount>,
-    line: &AccessLine<'_>,
+    (status, time): (u16, DateTime),
+    request: &str,
     raw: &str,
     max_samples: usize,
 ) {
-    let entry = statuses.entry(line.status).or_insert_with(|| StatusCount {
-        status: line.status,
+    let entry = statuses.entry(status).or_insert_with(|| StatusCount {
+        status,
         count: 0,
-        first_seen: line.time,
-        last_seen: line.time,
+        first_seen: time,
+        last_seen: time,
         samples: Vec::new(),
         requests: Vec::new(),
     });
     entry.count += 1;
-    entry.first_seen = entry.first_seen.min(line.time);
-    entry.last_seen = entry.last_seen.max(line.time);
+    entry.first_seen = entry.first_seen.min(time);
+    entry.last_seen = entry.last_seen.max(time);
     add_sample(&mut entry.samples, raw, max_samples, entry.count);
-    let request = cap_str(line.request, SAMPLE_CAP);
+    let request = cap_str(request, SAMPLE_CAP);
     if entry.requests.len() < max_samples && !entry.requests.iter().any(|r| r == request) {
         entry.requests.push(request.to_owned());
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading a log with the `log_format` it was written with.
+
+/// The most upstream addresses [`AccessReport::by_upstream`] tracks; more are merged.
+const MAX_UPSTREAMS: usize = 1000;
+/// The most distinct paths tracked before the rest are merged.
+const MAX_URLS: usize = 10_000;
+/// The most minutes [`AccessReport::per_minute`] keeps (a week); older ones are dropped.
+const MAX_MINUTES: usize = 7 * 24 * 60;
+/// The most attempts read from one line's `$upstream_*` lists.
+const MAX_ATTEMPTS: usize = 64;
+/// The longest path kept per URL.
+const MAX_PATH: usize = 512;
+/// The key under which addresses beyond [`MAX_UPSTREAMS`] are counted.
+pub const OTHER_UPSTREAMS: &str = "(other upstreams)";
+/// The key under which paths beyond the tracking limit are counted.
+pub const OTHER_PATHS: &str = "(other paths)";
+/// The key for 502/504 responses with no upstream attempt (`return 502;`, a failed
+/// resolve, a cached response).
+pub const NO_UPSTREAM: &str = "-";
+
+/// Lines of one kind: a count, their time range and a few samples.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LineGroup {
+    /// Number of lines.
+    pub count: u64,
+    /// Earliest time of such a line (`None` when the format has no time).
+    pub first_seen: Option<DateTime>,
+    /// Latest time of such a line.
+    pub last_seen: Option<DateTime>,
+    /// Raw lines: the first `max_samples - 1` and the latest, each cut at 4096 bytes.
+    pub samples: Vec<String>,
+}
+
+impl LineGroup {
+    fn add(&mut self, time: Option<DateTime>, raw: &str, max_samples: usize) {
+        self.count += 1;
+        if let Some(t) = time {
+            self.first_seen = Some(self.first_seen.map_or(t, |f| f.min(t)));
+            self.last_seen = Some(self.last_seen.map_or(t, |l| l.max(t)));
+        }
+        add_sample(&mut self.samples, raw, max_samples, self.count);
+    }
+}
+
+/// Failures by upstream address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamErrors {
+    /// The address as nginx logs it in `$upstream_addr` (`127.0.0.1:8000`,
+    /// `unix:/run/app.sock`, an upstream group's name for "no live upstreams"),
+    /// [`NO_UPSTREAM`] or [`OTHER_UPSTREAMS`].
+    pub upstream: String,
+    /// Client-visible 502s whose last attempt went to this address.
+    pub status_502: u64,
+    /// Client-visible 504s whose last attempt went to this address.
+    pub status_504: u64,
+    /// Attempts (entries of `$upstream_addr`) to this address in the window.
+    pub attempts: u64,
+    /// Of those, attempts whose `$upstream_status` is 502, 504 or `-`, including attempts
+    /// that a retry or an `error_page` hid from the client.
+    pub failed_attempts: u64,
+}
+
+/// 502/504 responses by path (the URI of `$request` without its query).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UrlErrors {
+    /// The path (escaping undone, invalid UTF-8 replaced, cut at 512 bytes), or
+    /// [`OTHER_PATHS`].
+    pub path: String,
+    /// Responses with status 502.
+    pub status_502: u64,
+    /// Responses with status 504.
+    pub status_504: u64,
+}
+
+/// Requests and errors in one minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// The minute (seconds zero), local time as written.
+    pub minute: DateTime,
+    /// Lines in that minute.
+    pub requests: u64,
+    /// Of those, status 502.
+    pub status_502: u64,
+    /// Of those, status 504.
+    pub status_504: u64,
+}
+
+/// How to make the access log say what the diagnosis needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatSuggestion {
+    /// The variables the current format lacks, as `$name`.
+    pub missing: Vec<&'static str>,
+    /// The format to switch to.
+    pub name: String,
+    /// The `log_format` directive to add to `http {}`; `None` when a format of the config
+    /// already has everything and is only to be switched to.
+    pub log_format: Option<String>,
+    /// The `access_log` directive to use instead of the current one.
+    pub access_log: String,
+}
+
+/// What [`scan_with`] found in an access log read with its `log_format`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessReport {
+    /// The name of the format the log was read with.
+    pub format: String,
+    /// The same counts [`scan`] gives (5xx and `009` by status, with samples), for lines
+    /// that match the format; `lines_unparsed` counts unmatched and oversized lines. Here
+    /// the `requests` of each status hold `$request` with escaping undone, and when the
+    /// format has no time `first_seen`/`last_seen` are `0000-01-01T00:00:00`.
+    pub summary: AccessSummary,
+    /// Whether the format has `$time_local`, `$time_iso8601` or `$msec`. Without one, every
+    /// matching line counts as inside the window and there is no timeline.
+    pub has_time: bool,
+    /// Lines that do not match the format.
+    pub unmatched: u64,
+    /// Lines longer than [`AccessOptions::max_line_bytes`].
+    pub oversized: u64,
+    /// A few unmatched lines (the first ones and the latest), cut at 4096 bytes.
+    pub unmatched_samples: Vec<String>,
+    /// Matching lines in the window (requests).
+    pub requests: u64,
+    /// Of those, status 502.
+    pub status_502: u64,
+    /// Of those, status 504.
+    pub status_504: u64,
+    /// Whether there are enough requests and errors to call a rate
+    /// ([`AccessOptions::min_requests`], [`AccessOptions::min_errors`]).
+    pub enough_volume: bool,
+    /// By upstream address (needs `$upstream_addr`; empty without it), most 502/504 first,
+    /// then most failed attempts.
+    pub by_upstream: Vec<UpstreamErrors>,
+    /// The paths with most 502/504 responses, at most [`AccessOptions::top_urls`].
+    pub by_url: Vec<UrlErrors>,
+    /// Requests and errors per minute, oldest first (only minutes with requests; at most a
+    /// week, the latest kept).
+    pub per_minute: Vec<MinuteCount>,
+    /// 502s the upstream sent itself: the last `$upstream_status` is 502 and
+    /// `$upstream_header_time` is a number. nginx relayed them; no error-log line.
+    pub upstream_502: LineGroup,
+    /// 502s served from the cache: `$upstream_cache_status` HIT, STALE or UPDATING.
+    pub cached_502: LineGroup,
+    /// 502s nginx made after its last attempt failed (no response header from the
+    /// upstream): these have error-log lines.
+    pub nginx_502: LineGroup,
+    /// 502s with no upstream attempt logged (`$upstream_status` is `-`): `return 502;`,
+    /// a failed resolve, an `error_page` chain without upstream.
+    pub no_upstream_502: LineGroup,
+    /// 502s the format cannot classify (it lacks `$upstream_status` or
+    /// `$upstream_header_time`).
+    pub unknown_502: LineGroup,
+    /// Final 2xx/3xx responses after an attempt that failed with 502, 504 or `-` and a
+    /// retry to the next server (`502, 200`): error-log lines without a client-visible 502.
+    pub retried_ok: LineGroup,
+    /// Final 2xx/3xx responses after a failed attempt and an internal redirect
+    /// (`502 : 200`, `error_page 502 = @fallback`).
+    pub redirected_ok: LineGroup,
+    /// Failed attempts inside [`AccessReport::retried_ok`] and
+    /// [`AccessReport::redirected_ok`] lines.
+    pub hidden_failures: u64,
+    /// What the format lacks for this analysis, as `$name` (see [`missing_variables`]).
+    pub missing: Vec<&'static str>,
+}
+
+impl AccessReport {
+    /// 502 and 504 responses in the window.
+    #[must_use]
+    pub fn errors(&self) -> u64 {
+        self.status_502 + self.status_504
+    }
+
+    /// The share of requests (0.0 to 1.0) that got 502 or 504, or `None` when there are too
+    /// few requests or errors to call a rate.
+    #[must_use]
+    pub fn share(&self) -> Option<f64> {
+        let share = self.errors() as f64 / self.requests.max(1) as f64;
+        self.enough_volume.then_some(share)
+    }
+
+    /// One line about the error rate, e.g. `12 of 340 requests (3.5%) got 502 or 504`, or
+    /// `too few requests to call a rate (5 requests, 1 with 502 or 504)`.
+    #[must_use]
+    pub fn rate_text(&self) -> String {
+        match self.share() {
+            Some(share) => format!(
+                "{} of {} requests ({:.1}%) got 502 or 504",
+                self.errors(),
+                self.requests,
+                share * 100.0
+            ),
+            None => format!(
+                "too few requests to call a rate ({} requests, {} with 502 or 504)",
+                self.requests,
+                self.errors()
+            ),
+        }
+    }
+}
+
+/// One upstream attempt of a request, from the `$upstream_*` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt<'a> {
+    /// Its entry of `$upstream_addr` (`None` when not logged or empty).
+    pub addr: Option<&'a str>,
+    /// Its entry of `$upstream_status` (`None` for `-`, or when not logged).
+    pub status: Option<u16>,
+    /// Its entry of `$upstream_connect_time` (`None` for `-` or not logged).
+    pub connect_time: Option<&'a str>,
+    /// Its entry of `$upstream_header_time` (`None` for `-` or not logged): a number means
+    /// the upstream sent a response header.
+    pub header_time: Option<&'a str>,
+    /// Its entry of `$upstream_response_time` (`None` for `-` or not logged).
+    pub response_time: Option<&'a str>,
+    /// Whether an internal redirect (` : `) came before it, rather than a retry (`, `).
+    pub after_redirect: bool,
+}
+
+/// Splits an `$upstream_*` list into entries, each with whether ` : ` preceded it.
+fn split_list(v: &str) -> Vec<(bool, &str)> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    let mut redirect = false;
+    // Each iteration takes one entry; at most MAX_ATTEMPTS.
+    while out.len() < MAX_ATTEMPTS {
+        let comma = rest.find(", ");
+        let colon = rest.find(" : ");
+        let (end, next_redirect, sep) = match (comma, colon) {
+            (Some(c), Some(k)) if k < c => (k, true, 3),
+            (Some(c), _) => (c, false, 2),
+            (None, Some(k)) => (k, true, 3),
+            (None, None) => {
+                out.push((redirect, rest));
+                break;
+            }
+        };
+        out.push((redirect, rest.get(..end).unwrap_or_default()));
+        rest = rest.get(end + sep..).unwrap_or_default();
+        redirect = next_redirect;
+    }
+    out
+}
+
+/// The upstream attempts of one line, aligned by position across `$upstream_status`,
+/// `$upstream_addr` and the times (nginx writes them from the same list). Empty when the
+/// format has none of them or nginx made no attempt.
+#[must_use]
+pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
+    let list = |var: &str| -> Vec<(bool, &'a str)> {
+        fields
+            .value(var)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(split_list)
+            .unwrap_or_default()
+    };
+    let status = list("upstream_status");
+    let addr = list("upstream_addr");
+    let connect = list("upstream_connect_time");
+    let header = list("upstream_header_time");
+    let response = list("upstream_response_time");
+    let master: &[(bool, &str)] = [&status, &addr, &header, &response, &connect]
+        .into_iter()
+        .find(|l| !l.is_empty())
+        .map_or(&[], Vec::as_slice);
+    let entry = |l: &[(bool, &'a str)], i: usize| {
+        l.get(i)
+            .map(|&(_, v)| v)
+            .filter(|v| !v.is_empty() && *v != "-")
+    };
+    master
+        .iter()
+        .enumerate()
+        .map(|(i, &(after_redirect, _))| Attempt {
+            addr: entry(&addr, i),
+            status: entry(&status, i).and_then(|s| s.parse().ok()),
+            connect_time: entry(&connect, i),
+            header_time: entry(&header, i),
+            response_time: entry(&response, i),
+            after_redirect,
+        })
+        .collect()
+}
+
+/// What the analysis reads, as `$name`, each with the variables that can stand for it.
+const NEEDED: [(&str, &[&str]); 9] = [
+    ("$status", &["status"]),
+    ("$time_local", &["time_local", "time_iso8601", "msec"]),
+    ("$request", &["request", "request_uri", "uri"]),
+    ("$upstream_addr", &["upstream_addr"]),
+    ("$upstream_status", &["upstream_status"]),
+    ("$upstream_connect_time", &["upstream_connect_time"]),
+    ("$upstream_header_time", &["upstream_header_time"]),
+    ("$upstream_response_time", &["upstream_response_time"]),
+    ("$upstream_cache_status", &["upstream_cache_status"]),
+];
+
+/// The variables the analysis needs that `format` does not write, as `$name` (a time is
+/// any of `$time_local`, `$time_iso8601`, `$msec`; a URL any of `$request`,
+/// `$request_uri`, `$uri`).
+#[must_use]
+pub fn missing_variables(format: &LogFormat) -> Vec<&'static str> {
+    NEEDED
+        .iter()
+        .filter(|(_, any)| !any.iter().any(|v| format.has(v)))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// The suggested format with the default escaping: `combined` plus the upstream variables.
+const SUGGESTED_TEXT: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" ua=\"$upstream_addr\" us=\"$upstream_status\" uct=\"$upstream_connect_time\" uht=\"$upstream_header_time\" urt=\"$upstream_response_time\" ucs=\"$upstream_cache_status\"";
+/// The suggested format for logs read as JSON.
+const SUGGESTED_JSON: &str = "{\"time\":\"$time_iso8601\",\"remote_addr\":\"$remote_addr\",\"request\":\"$request\",\"status\":\"$status\",\"body_bytes_sent\":\"$body_bytes_sent\",\"http_referer\":\"$http_referer\",\"http_user_agent\":\"$http_user_agent\",\"upstream_addr\":\"$upstream_addr\",\"upstream_status\":\"$upstream_status\",\"upstream_connect_time\":\"$upstream_connect_time\",\"upstream_header_time\":\"$upstream_header_time\",\"upstream_response_time\":\"$upstream_response_time\",\"upstream_cache_status\":\"$upstream_cache_status\"}";
+
+/// `s` as one nginx config argument: bare when safe, else single-quoted.
+fn config_arg(s: &str) -> String {
+    let safe = !s.is_empty()
+        && !s.bytes().any(|c| {
+            c.is_ascii_whitespace() || matches!(c, b';' | b'{' | b'}' | b'\'' | b'"' | b'\\' | b'#')
+        });
+    if safe {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if matches!(c, '\'' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// What to change so that the access log at `log_path`, written with `format`, says what
+/// the diagnosis needs; `None` when `format` lacks nothing. `existing` are the config's
+/// formats ([`LogFormat::all`]): one that already has everything is suggested as it is,
+/// otherwise a new `upstreamlog` (JSON when `format` is `escape=json`) under a free name.
+#[must_use]
+pub fn suggest_format(
+    format: &LogFormat,
+    log_path: &str,
+    existing: &[LogFormat],
+) -> Option<FormatSuggestion> {
+    let missing = missing_variables(format);
+    if missing.is_empty() {
+        return None;
+    }
+    let access_log = |name: &str| format!("access_log {} {name};", config_arg(log_path));
+    if let Some(good) = existing.iter().find(|f| missing_variables(f).is_empty()) {
+        return Some(FormatSuggestion {
+            missing,
+            name: good.name.clone(),
+            log_format: None,
+            access_log: access_log(&good.name),
+        });
+    }
+    let name = (1..=100)
+        .map(|n| {
+            if n == 1 {
+                "upstreamlog".to_owned()
+            } else {
+                format!("upstreamlog{n}")
+            }
+        })
+        .find(|n| !existing.iter().any(|f| f.name == *n))
+        .unwrap_or_else(|| "fix502_upstreamlog".to_owned());
+    let log_format = if format.escape == Escape::Json {
+        format!("log_format {name} escape=json '{SUGGESTED_JSON}';")
+    } else {
+        format!("log_format {name} '{SUGGESTED_TEXT}';")
+    };
+    Some(FormatSuggestion {
+        missing,
+        access_log: access_log(&name),
+        name,
+        log_format: Some(log_format),
+    })
+}
+
+/// The path of a request: the URI of `$request` (`GET /a?b HTTP/1.1`), else `$request_uri`,
+/// else `$uri`, without its query, cut at [`MAX_PATH`] bytes.
+fn request_path(fields: &Fields<'_>) -> Option<String> {
+    let uri: &[u8] = if let Some(request) = fields.value("request") {
+        let after_method = memchr::memchr(b' ', request)
+            .and_then(|i| request.get(i + 1..))
+            .unwrap_or(request);
+        match memchr::memrchr(b' ', after_method) {
+            Some(i) => after_method.get(..i).unwrap_or(after_method),
+            None => after_method,
+        }
+    } else {
+        fields
+            .value("request_uri")
+            .or_else(|| fields.value("uri"))?
+    };
+    let path = memchr::memchr(b'?', uri).map_or(uri, |i| uri.get(..i).unwrap_or(uri));
+    let text = String::from_utf8_lossy(path);
+    Some(cap_str(&text, MAX_PATH).to_owned())
+}
+
+/// Whether an attempt failed (502, 504, or no status).
+fn failed(a: &Attempt<'_>) -> bool {
+    matches!(a.status, None | Some(502 | 504))
+}
+
+/// Reads access-log lines with one format and accumulates an [`AccessReport`]. Feed it
+/// several readers (rotated files, oldest first) and take the report with
+/// [`AccessScanner::finish`]; [`scan_with`] does this for one reader.
+#[derive(Debug)]
+pub struct AccessScanner<'f> {
+    format: &'f LogFormat,
+    opts: AccessOptions,
+    tz: jiff::tz::TimeZone,
+    report: AccessReport,
+    statuses: BTreeMap<u16, StatusCount>,
+    upstreams: Keyed<UpstreamErrors>,
+    urls: Keyed<UrlErrors>,
+    minutes: BTreeMap<DateTime, MinuteCount>,
+    buf: Vec<u8>,
+}
+
+impl<'f> AccessScanner<'f> {
+    /// A scanner for lines written with `format`. `$msec` times are converted with the
+    /// system time zone.
+    #[must_use]
+    pub fn new(format: &'f LogFormat, opts: &AccessOptions) -> Self {
+        let report = AccessReport {
+            format: format.name.clone(),
+            has_time: ["time_local", "time_iso8601", "msec"]
+                .iter()
+                .any(|v| format.has(v)),
+            missing: missing_variables(format),
+            ..AccessReport::default()
+        };
+        Self {
+            format,
+            opts: opts.clone(),
+            tz: jiff::tz::TimeZone::system(),
+            report,
+            statuses: BTreeMap::new(),
+            upstreams: Keyed::default(),
+            urls: Keyed::default(),
+            minutes: BTreeMap::new(),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Reads every line of `reader` (lines longer than [`AccessOptions::max_line_bytes`]
+    /// are skipped and counted).
+    ///
+    /// # Errors
+    ///
+    /// Only I/O errors of `reader`.
+    pub fn feed<R: BufRead>(&mut self, mut reader: R) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        // One iteration per line; ends at end of input.
+        let result = loop {
+            match read_line_capped(&mut reader, &mut buf, self.opts.max_line_bytes) {
+                Err(e) => break Err(e),
+                Ok(LineRead::Eof) => break Ok(()),
+                Ok(LineRead::Oversized) => {
+                    self.report.summary.lines_read += 1;
+                    self.report.oversized += 1;
+                }
+                Ok(LineRead::Line) => self.line(&buf),
+            }
+        };
+        self.buf = buf;
+        result
+    }
+
+    /// Reads one line (without its line ending).
+    pub fn line(&mut self, line: &[u8]) {
+        let format = self.format;
+        self.report.summary.lines_read += 1;
+        let Some(fields) = format.parse_line(line) else {
+            self.report.unmatched += 1;
+            let raw = String::from_utf8_lossy(line);
+            add_sample(
+                &mut self.report.unmatched_samples,
+                &raw,
+                self.opts.max_samples,
+                self.report.unmatched,
+            );
+            return;
+        };
+        let time = fields.time(&self.tz);
+        if let (Some(since), Some(t)) = (self.opts.since, time)
+            && t < since
+        {
+            return;
+        }
+        self.in_window(&fields, time, line);
+    }
+
+    /// Counts a matching line inside the window.
+    fn in_window(&mut self, fields: &Fields<'_>, time: Option<DateTime>, line: &[u8]) {
+        let max = self.opts.max_samples;
+        let r = &mut self.report;
+        r.summary.lines_in_window += 1;
+        r.requests += 1;
+        let status = fields.status().unwrap_or(0);
+        let (is502, is504) = (status == 502, status == 504);
+        r.status_502 += u64::from(is502);
+        r.status_504 += u64::from(is504);
+        if let Some(t) = time {
+            let minute = t.date().at(t.hour(), t.minute(), 0, 0);
+            let m = self.minutes.entry(minute).or_insert(MinuteCount {
+                minute,
+                requests: 0,
+                status_502: 0,
+                status_504: 0,
+            });
+            m.requests += 1;
+            m.status_502 += u64::from(is502);
+            m.status_504 += u64::from(is504);
+            if self.minutes.len() > MAX_MINUTES {
+                self.minutes.pop_first();
+            }
+        }
+        // The line as text, made only for the lines kept as samples.
+        let raw = || String::from_utf8_lossy(line);
+        if tracked(status) {
+            r.summary.total_in_window += 1;
+            let request = fields.text("request").unwrap_or_default();
+            add(
+                &mut self.statuses,
+                (status, time.unwrap_or_default()),
+                &request,
+                &raw(),
+                max,
+            );
+        }
+        let attempts = attempts(fields);
+        let logs_addr = self.format.has("upstream_addr");
+        let logs_status = self.format.has("upstream_status");
+        let new_upstream = |k: &str| UpstreamErrors {
+            upstream: k.to_owned(),
+            ..UpstreamErrors::default()
+        };
+        if logs_addr {
+            for a in &attempts {
+                let addr = a.addr.unwrap_or(NO_UPSTREAM);
+                if let Some(e) =
+                    self.upstreams
+                        .entry(addr, MAX_UPSTREAMS, OTHER_UPSTREAMS, new_upstream)
+                {
+                    e.attempts += 1;
+                    e.failed_attempts += u64::from(logs_status && failed(a));
+                }
+            }
+        }
+        if is502 || is504 {
+            if logs_addr {
+                let last = attempts.last().and_then(|a| a.addr).unwrap_or(NO_UPSTREAM);
+                if let Some(e) =
+                    self.upstreams
+                        .entry(last, MAX_UPSTREAMS, OTHER_UPSTREAMS, new_upstream)
+                {
+                    e.status_502 += u64::from(is502);
+                    e.status_504 += u64::from(is504);
+                }
+            }
+            if let Some(path) = request_path(fields) {
+                let new_url = |k: &str| UrlErrors {
+                    path: k.to_owned(),
+                    ..UrlErrors::default()
+                };
+                if let Some(e) = self.urls.entry(&path, MAX_URLS, OTHER_PATHS, new_url) {
+                    e.status_502 += u64::from(is502);
+                    e.status_504 += u64::from(is504);
+                }
+            }
+        }
+        let r = &mut self.report;
+        if is502 {
+            let cached = fields
+                .value("upstream_cache_status")
+                .is_some_and(|c| matches!(c, b"HIT" | b"STALE" | b"UPDATING"));
+            let group = if cached {
+                &mut r.cached_502
+            } else if !logs_status {
+                &mut r.unknown_502
+            } else {
+                match attempts.last() {
+                    None => &mut r.no_upstream_502,
+                    Some(last) if last.status == Some(502) => {
+                        if !self.format.has("upstream_header_time") {
+                            &mut r.unknown_502
+                        } else if last.header_time.is_some() {
+                            &mut r.upstream_502
+                        } else {
+                            &mut r.nginx_502
+                        }
+                    }
+                    Some(_) => &mut r.nginx_502,
+                }
+            };
+            group.add(time, &raw(), max);
+        } else if (200..400).contains(&status) && logs_status && attempts.len() > 1 {
+            let before_last = attempts.len() - 1;
+            let hidden: Vec<usize> = (0..before_last)
+                .filter(|&i| attempts.get(i).is_some_and(failed))
+                .collect();
+            if !hidden.is_empty() {
+                r.hidden_failures += hidden.len() as u64;
+                let redirected = hidden
+                    .iter()
+                    .any(|&i| attempts.get(i + 1).is_some_and(|a| a.after_redirect));
+                let group = if redirected {
+                    &mut r.redirected_ok
+                } else {
+                    &mut r.retried_ok
+                };
+                group.add(time, &raw(), max);
+            }
+        }
+    }
+
+    /// The report of everything fed so far.
+    #[must_use]
+    pub fn finish(self) -> AccessReport {
+        let mut r = self.report;
+        r.summary.lines_unparsed = r.unmatched + r.oversized;
+        r.summary.statuses = self.statuses.into_values().collect();
+        r.enough_volume =
+            r.requests >= self.opts.min_requests && r.errors() >= self.opts.min_errors;
+        let mut upstreams = self.upstreams.items;
+        upstreams.sort_by(|a, b| {
+            (b.status_502 + b.status_504)
+                .cmp(&(a.status_502 + a.status_504))
+                .then(b.failed_attempts.cmp(&a.failed_attempts))
+                .then_with(|| a.upstream.cmp(&b.upstream))
+        });
+        r.by_upstream = upstreams;
+        let mut urls = self.urls.items;
+        urls.sort_by(|a, b| {
+            (b.status_502 + b.status_504)
+                .cmp(&(a.status_502 + a.status_504))
+                .then_with(|| a.path.cmp(&b.path))
+        });
+        urls.truncate(self.opts.top_urls);
+        r.by_url = urls;
+        r.per_minute = self.minutes.into_values().collect();
+        r
+    }
+}
+
+/// Counters by key (an upstream address, a path), at most `cap` keys: later keys share
+/// the `overflow` entry.
+#[derive(Debug, Default)]
+struct Keyed<T> {
+    index: HashMap<String, usize>,
+    items: Vec<T>,
+}
+
+impl<T> Keyed<T> {
+    /// The entry of `key`, made with `make` when new.
+    fn entry(
+        &mut self,
+        key: &str,
+        cap: usize,
+        overflow: &str,
+        make: impl Fn(&str) -> T,
+    ) -> Option<&mut T> {
+        let key = if self.index.len() < cap || self.index.contains_key(key) {
+            key
+        } else {
+            overflow
+        };
+        let i = match self.index.get(key) {
+            Some(&i) => i,
+            None => {
+                self.items.push(make(key));
+                self.index.insert(key.to_owned(), self.items.len() - 1);
+                self.items.len() - 1
+            }
+        };
+        self.items.get_mut(i)
+    }
+}
+
+/// Reads an access log written with `format` and reports 502/504 by upstream, URL and
+/// minute, the silent 502s, retries that hid upstream errors, unmatched lines and what the
+/// format lacks. Lines before [`AccessOptions::since`] are skipped (when the format has a
+/// time).
+///
+/// # Errors
+///
+/// Only I/O errors of `reader`; malformed input is counted in the report instead.
+pub fn scan_with<R: BufRead>(
+    reader: R,
+    format: &LogFormat,
+    opts: &AccessOptions,
+) -> io::Result<AccessReport> {
+    let mut scanner = AccessScanner::new(format, opts);
+    scanner.feed(reader)?;
+    Ok(scanner.finish())
+}
+
+/// [`scan_with`] on the tail of the file at `path` (as [`scan_file`] reads it).
+///
+/// # Errors
+///
+/// [`AccessLogError`] when the file cannot be opened or read, or is gzip-compressed.
+pub fn scan_file_with(
+    path: &Path,
+    format: &LogFormat,
+    opts: &AccessOptions,
+) -> Result<AccessReport, AccessLogError> {
+    let reader = open_tail(path, opts)?;
+    scan_with(reader, format, opts).map_err(|error| AccessLogError::Read {
+        path: path.to_owned(),
+        error,
+    })
 }

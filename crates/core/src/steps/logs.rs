@@ -16,7 +16,7 @@ use crate::steps::route::logged_chain;
 /// The checks of this step.
 pub static CHECKS: [FnCheck; 2] = [
     FnCheck::new(ERROR_LOG, StepId::Logs, error_log),
-    FnCheck::new(ACCESS_LOG, StepId::Logs, access_log),
+    FnCheck::new(ACCESS_LOG, StepId::Logs, crate::steps::access::access_log),
 ];
 
 /// Check id: the error-log scan.
@@ -118,10 +118,11 @@ fn describe(group: &Group) -> &'static str {
 fn error_log(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
+        let journal = facts.reads_journal();
         for dest in &facts.error_log_elsewhere {
-            out.push(Finding::new(ERROR_LOG, Severity::Info, format!("error_log {dest}: not a file, fix502 cannot read it here (try journalctl -u nginx or docker logs)")));
+            out.push(elsewhere_finding(facts, dest, journal));
         }
-        if facts.error_logs.is_empty() {
+        if facts.error_logs.is_empty() && !journal {
             out.push(Finding::could_not_check(
                 ERROR_LOG,
                 "no error log file to read (pass --error-log)",
@@ -250,6 +251,44 @@ fn disk_config_elsewhere(
         && !peers.iter().any(|(p, _)| p.to_string() == peer)
 }
 
+/// Where an `error_log` that is not a file goes, and how its lines are read (the journal)
+/// or can be got by hand.
+fn elsewhere_finding(facts: &Facts, dest: &str, journal: bool) -> Finding {
+    let since = facts.window_start();
+    let journal_cmd = crate::journal::command_line(since);
+    let to_journal = dest == "stderr" || dest.starts_with("syslog:");
+    if to_journal && journal {
+        return Finding::new(
+            ERROR_LOG,
+            Severity::Info,
+            format!("error_log {dest}: read from the systemd journal ({journal_cmd})"),
+        );
+    }
+    let in_docker = facts.master_pid().is_some_and(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|c| c.contains("docker") || c.contains("containerd"))
+    });
+    let window = human_duration(facts.options.since);
+    let how = match dest {
+        "stderr" if in_docker => {
+            format!("nginx runs in a container: docker logs --since {window} CONTAINER 2>&1")
+        }
+        "stderr" => format!(
+            "this host has no systemd journal to read; nginx's stderr goes wherever its service manager sends it (under systemd: {journal_cmd}; under Docker: docker logs --since {window} CONTAINER 2>&1)"
+        ),
+        d if d.starts_with("syslog:") => format!(
+            "this host has no systemd journal to read; see the syslog server named in `error_log {d}` (rsyslog: /var/log/syslog or /var/log/messages, grep nginx)"
+        ),
+        _ => "not a file (memory buffer or off)".to_owned(),
+    };
+    Finding::new(
+        ERROR_LOG,
+        Severity::Warning,
+        format!("error_log {dest}: fix502 cannot read it here: {how}"),
+    )
+    .fix("Pass a copy of those lines with --error-log FILE, or log to a file too: error_log /var/log/nginx/error.log error;")
+}
+
 /// A host name nginx's resolver failed on, as `host:port` when a pass directive of the
 /// config names it with a literal port (`proxy_pass http://app.internal:8080$request_uri`).
 fn named_upstream(facts: &Facts, host: &str) -> String {
@@ -272,7 +311,7 @@ fn named_upstream(facts: &Facts, host: &str) -> String {
 }
 
 /// How many logged failures in the window gave the client a 502 (error-log lines).
-async fn logged_502s(facts: &Facts) -> u64 {
+pub(crate) async fn logged_502s(facts: &Facts) -> u64 {
     facts
         .logs()
         .await
@@ -282,88 +321,4 @@ async fn logged_502s(facts: &Facts) -> u64 {
         .filter(|g| g.http_status() == 502)
         .map(|g| g.count)
         .sum()
-}
-
-fn access_log(facts: &Facts) -> FindingsFuture<'_> {
-    Box::pin(async move {
-        use fix502_nginx::accesslog::{self, AccessOptions};
-        if facts.access_logs.is_empty() {
-            return Vec::new();
-        }
-        let opts = AccessOptions {
-            since: facts.window_start(),
-            ..AccessOptions::default()
-        };
-        let paths = facts.access_logs.clone();
-        let reads = tokio::task::spawn_blocking(move || {
-            paths
-                .into_iter()
-                .map(|p| {
-                    let r = accesslog::scan_file(&p, &opts);
-                    (p, r)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        let window = human_duration(facts.options.since);
-        let logged = logged_502s(facts).await;
-        // One upstream: silent 502s can only come from it.
-        let only_upstream = match facts.endpoints.as_slice() {
-            [one] => Some(one.display.clone()),
-            _ => None,
-        };
-        let mut out = Vec::new();
-        for (path, read) in reads {
-            let path_text = path.display();
-            let summary = match read {
-                Ok(s) => s,
-                Err(e) => {
-                    out.push(Finding::could_not_check(
-                        ACCESS_LOG,
-                        format!("cannot read {path_text}: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let bad: Vec<String> = summary
-                .statuses
-                .iter()
-                .map(|c| format!("{} × {:03}", c.count, c.status))
-                .collect();
-            out.push(Finding::new(
-                ACCESS_LOG,
-                Severity::Info,
-                format!(
-                    "{path_text}: {} requests in the last {window}{}",
-                    summary.lines_in_window,
-                    if bad.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", {}", bad.join(", "))
-                    }
-                ),
-            ));
-            let Some(c502) = summary.statuses.iter().find(|c| c.status == 502) else {
-                continue;
-            };
-            if c502.count <= logged {
-                continue;
-            }
-            let silent = c502.count - logged;
-            let mut f = Finding::new(
-                ACCESS_LOG,
-                Severity::Warning,
-                format!(
-                    "{silent} of {} responses with status 502 in {path_text} in the last {window} left no error-log line: the upstream answered 502 itself and nginx only relayed it (or a cached 502 was served)",
-                    c502.count
-                ),
-            )
-            .cause(Cause::UpstreamReturned502);
-            f.upstream = only_upstream.clone();
-            f.evidence = c502.samples.clone();
-            out.push(f);
-        }
-        out
-    })
 }

@@ -1,6 +1,7 @@
 //! The five steps. Each file holds the checks of one step; this module holds what they
 //! share: the step's "what next" hint and small helpers for wording.
 
+pub mod access;
 pub mod answer;
 pub mod appserver;
 pub mod config;

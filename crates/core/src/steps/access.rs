@@ -1,0 +1,271 @@
+//! Step 1's access-log check: each access log read with the `log_format` the config gives
+//! it, across its rotated history when the format has a time. It reports what clients really
+//! got (502/504 per upstream and URL, the share of all requests, with a volume guard), the
+//! 502s that left no error-log line (the upstream answered 502 itself, a cached 502), the
+//! upstream errors retries hid, and what the format lacks for a sharper answer.
+
+use std::path::{Path, PathBuf};
+
+use fix502_nginx::accesslog::{
+    self, AccessOptions, AccessReport, AccessScanner, FormatSuggestion, LineGroup,
+};
+use fix502_nginx::history::{self, HistoryReader};
+use fix502_nginx::logformat::LogFormat;
+
+use crate::check::FindingsFuture;
+use crate::discovery::under_prefix;
+use crate::facts::Facts;
+use crate::report::{Cause, Finding, Severity};
+use crate::steps::human_duration;
+use crate::steps::logs::ACCESS_LOG;
+
+/// Upstreams and URLs listed at most in a finding's evidence.
+const TOP: usize = 3;
+
+/// One access log as read.
+#[derive(Debug, Clone)]
+pub struct AccessRead {
+    /// The file (the live one; rotations are read with it).
+    pub path: PathBuf,
+    /// The name of the `log_format` it was read with.
+    pub format: String,
+    /// What it says, or why it could not be read.
+    pub report: Result<AccessReport, String>,
+    /// Parts of its history that were skipped or damaged (a cut-short `.gz`), one line each.
+    pub notes: Vec<String>,
+    /// What to change so the log says more, when its format lacks variables.
+    pub suggestion: Option<FormatSuggestion>,
+}
+
+/// Reads every access log of the run in its format (blocking: call from `spawn_blocking`).
+pub fn read_all(
+    paths: &[PathBuf],
+    named: &[(PathBuf, Option<String>)],
+    formats: &[LogFormat],
+    opts: &AccessOptions,
+) -> Vec<AccessRead> {
+    paths
+        .iter()
+        .map(|path| {
+            let name = named
+                .iter()
+                .find(|(p, _)| p == path)
+                .and_then(|(_, n)| n.as_deref());
+            let format = LogFormat::find(formats, name)
+                .cloned()
+                .unwrap_or_else(LogFormat::combined);
+            let (report, notes) = match read_one(path, &format, opts) {
+                Ok((r, n)) => (Ok(r), n),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            let suggestion =
+                accesslog::suggest_format(&format, &path.display().to_string(), formats);
+            AccessRead {
+                path: path.clone(),
+                format: format.name.clone(),
+                report,
+                notes,
+                suggestion,
+            }
+        })
+        .collect()
+}
+
+/// One log: across its history from the window start when the format has a time, else the
+/// tail of the live file.
+fn read_one(
+    path: &Path,
+    format: &LogFormat,
+    opts: &AccessOptions,
+) -> Result<(AccessReport, Vec<String>), String> {
+    let Some(stamp) = format.stamp() else {
+        return accesslog::scan_file_with(path, format, opts)
+            .map(|r| (r, Vec::new()))
+            .map_err(|e| e.to_string());
+    };
+    let parts = history::history(path, opts.since, stamp)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut reader = HistoryReader::new(parts, opts.since, stamp);
+    let mut scanner = AccessScanner::new(format, opts);
+    scanner
+        .feed(&mut reader)
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let notes = reader.issues().iter().map(ToString::to_string).collect();
+    Ok((scanner.finish(), notes))
+}
+
+/// The `(path, format name)` of every `access_log` of the config, paths as nginx opens them.
+pub fn named_logs(facts: &Facts) -> Vec<(PathBuf, Option<String>)> {
+    facts
+        .view
+        .access_logs
+        .iter()
+        .map(|l| {
+            (
+                under_prefix(Path::new(&l.path), facts.discovery.prefix.as_deref()),
+                l.level_or_format.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The check.
+pub fn access_log(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(async move {
+        if facts.access_logs.is_empty() {
+            return Vec::new();
+        }
+        let window = human_duration(facts.options.since);
+        let logged = crate::steps::logs::logged_502s(facts).await;
+        let mut out = Vec::new();
+        for read in facts.access_reads().await {
+            out.extend(findings_of(facts, read, &window, logged));
+        }
+        out
+    })
+}
+
+fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> Vec<Finding> {
+    let path = read.path.display();
+    let report = match &read.report {
+        Ok(r) => r,
+        Err(e) => return vec![Finding::could_not_check(ACCESS_LOG, e.clone())],
+    };
+    let mut out = Vec::new();
+    let mut info = Finding::new(
+        ACCESS_LOG,
+        Severity::Info,
+        format!(
+            "{path} (log_format {}): {} in the last {window}",
+            read.format,
+            report.rate_text()
+        ),
+    );
+    for u in report
+        .by_upstream
+        .iter()
+        .filter(|u| u.status_502 + u.status_504 + u.failed_attempts > 0)
+        .take(TOP)
+    {
+        info = info.evidence(format!(
+            "upstream {}: {} × 502, {} × 504, {} of {} attempts failed",
+            u.upstream, u.status_502, u.status_504, u.failed_attempts, u.attempts
+        ));
+    }
+    for u in report.by_url.iter().take(TOP) {
+        info = info.evidence(format!(
+            "{}: {} × 502, {} × 504",
+            u.path, u.status_502, u.status_504
+        ));
+    }
+    out.push(info);
+
+    let only_upstream = match facts.endpoints.as_slice() {
+        [one] => Some(one.display.clone()),
+        _ => None,
+    };
+    let upstream_of = |group: &LineGroup| {
+        // The address of the last attempt, from the samples' `$upstream_addr` when the
+        // report has a single upstream with 502s; else the config's only upstream.
+        let with_502: Vec<_> = report
+            .by_upstream
+            .iter()
+            .filter(|u| u.status_502 > 0 && u.upstream != accesslog::NO_UPSTREAM)
+            .collect();
+        match with_502.as_slice() {
+            [one] if group.count > 0 => Some(one.upstream.clone()),
+            _ => only_upstream.clone(),
+        }
+    };
+    for (group, what) in [
+        (
+            &report.upstream_502,
+            "came from the upstream itself (its own status was 502, with a response header): nginx only relayed them",
+        ),
+        (
+            &report.cached_502,
+            "were served from nginx's cache: a cached 502 is replayed until it expires",
+        ),
+    ] {
+        if group.count == 0 {
+            continue;
+        }
+        let mut f = Finding::new(
+            ACCESS_LOG,
+            Severity::Warning,
+            format!(
+                "{} of the 502s in {path} in the last {window} {what}",
+                group.count
+            ),
+        )
+        .cause(Cause::UpstreamReturned502);
+        f.upstream = upstream_of(group);
+        f.evidence = group.samples.clone();
+        out.push(f);
+    }
+    // A format that cannot tell: compare with the error log, as before.
+    if report.unknown_502.count > logged && report.upstream_502.count == 0 {
+        let silent = report.unknown_502.count - logged;
+        let mut f = Finding::new(
+            ACCESS_LOG,
+            Severity::Warning,
+            format!(
+                "{silent} of {} responses with status 502 in {path} in the last {window} left no error-log line: the upstream answered 502 itself and nginx only relayed it (or a cached 502 was served)",
+                report.unknown_502.count
+            ),
+        )
+        .cause(Cause::UpstreamReturned502);
+        f.upstream = only_upstream.clone();
+        f.evidence = report.unknown_502.samples.clone();
+        out.push(f);
+    }
+    let hidden = report.retried_ok.count + report.redirected_ok.count;
+    if hidden > 0 {
+        let mut f = Finding::new(
+            ACCESS_LOG,
+            Severity::Info,
+            format!(
+                "{hidden} request(s) in {path} got a good answer after {} failed upstream attempt(s): retries ({}) and error_page redirects ({}) hid those errors from clients",
+                report.hidden_failures, report.retried_ok.count, report.redirected_ok.count
+            ),
+        );
+        f.evidence = report.retried_ok.samples.clone();
+        out.push(f);
+    }
+    if report.unmatched > 0 {
+        let mut f = Finding::new(
+            ACCESS_LOG,
+            Severity::Warning,
+            format!(
+                "{} line(s) of {path} do not match log_format {}: they were skipped",
+                report.unmatched, read.format
+            ),
+        );
+        f.evidence = report.unmatched_samples.clone();
+        out.push(f);
+    }
+    for note in &read.notes {
+        out.push(Finding::new(
+            ACCESS_LOG,
+            Severity::Info,
+            format!("skipped part of the history: {note}"),
+        ));
+    }
+    if let Some(s) = &read.suggestion {
+        let mut f = Finding::new(
+            ACCESS_LOG,
+            Severity::Info,
+            format!(
+                "log_format {} lacks {}: with them fix502 can tell who made each 502",
+                read.format,
+                s.missing.join(", ")
+            ),
+        );
+        if let Some(line) = &s.log_format {
+            f = f.fix(format!("In http {{}}: {line}"));
+        }
+        f = f.fix(format!("Then log with it: {}", s.access_log));
+        out.push(f);
+    }
+    out
+}

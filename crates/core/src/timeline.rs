@@ -1,0 +1,197 @@
+//! The shape of the problem over time: per-minute counts of 502s and 504s (access log) and
+//! of the main error causes (error log) over the `--since` window, the first minute things
+//! went wrong, and the sparkline that shows them in the human report and the wizard.
+//!
+//! Only the series and their drawing live here; the counts come from the log scanners.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::DateTime;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Most minutes in a series: windows longer than this are drawn in coarser buckets.
+pub const MAX_BUCKETS: usize = 240;
+
+/// The per-minute (or coarser) counts over the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Timeline {
+    /// The start of the first bucket, local time as nginx logs it (`2026-11-24T14:02`).
+    pub start: String,
+    /// Minutes per bucket (1 unless the window is longer than 240 minutes).
+    pub bucket_minutes: u32,
+    /// One series per kind, all of the same length.
+    pub series: Vec<Series>,
+    /// The start of the first bucket with a count in any series, if any.
+    pub first_bad: Option<String>,
+}
+
+/// One row of counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Series {
+    /// `502`, `504`, or a cause id (`upstream-refused`, ...).
+    pub name: String,
+    /// Where the counts come from: `access-log` or `error-log`.
+    pub source: String,
+    /// The count of each bucket, oldest first.
+    pub counts: Vec<u64>,
+}
+
+/// What goes into a timeline: a name, a source, and event times with their counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// The series name.
+    pub name: String,
+    /// The series source.
+    pub source: String,
+    /// Minute (seconds zero) → count.
+    pub per_minute: BTreeMap<DateTime, u64>,
+}
+
+/// Buckets `events` over `[start, end]`; `None` when no series has a count in the window.
+pub fn build(start: DateTime, end: DateTime, events: &[Events]) -> Option<Timeline> {
+    let start = minute_of(start);
+    let end = minute_of(end);
+    let minutes = usize::try_from(end.duration_since(start).as_secs() / 60).ok()? + 1;
+    let bucket = minutes.div_ceil(MAX_BUCKETS).max(1);
+    let buckets = minutes.div_ceil(bucket);
+    let mut series = Vec::new();
+    for e in events {
+        let mut counts = vec![0u64; buckets];
+        for (minute, n) in e.per_minute.range(start..=end) {
+            let offset = usize::try_from(minute.duration_since(start).as_secs() / 60).unwrap_or(0);
+            if let Some(slot) = counts.get_mut(offset / bucket) {
+                *slot += n;
+            }
+        }
+        if counts.iter().any(|n| *n > 0) {
+            series.push(Series {
+                name: e.name.clone(),
+                source: e.source.clone(),
+                counts,
+            });
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let first = (0..buckets).find(|i| series.iter().any(|s| s.counts.get(*i) > Some(&0)));
+    let at = |i: usize| {
+        let minutes = i64::try_from(i * bucket).unwrap_or(0);
+        start
+            .checked_add(jiff::Span::new().minutes(minutes))
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    Some(Timeline {
+        start: at(0),
+        bucket_minutes: u32::try_from(bucket).unwrap_or(u32::MAX),
+        series,
+        first_bad: first.map(at),
+    })
+}
+
+/// The timeline of this run's window: 502 and 504 per minute from the access logs.
+pub async fn of(facts: &crate::facts::Facts) -> Option<Timeline> {
+    let start = facts.window_start()?;
+    let end = jiff::ZonedDateTime::now().datetime();
+    let mut events: Vec<Events> = Vec::new();
+    let mut add = |name: String, source: &str, minute: DateTime, n: u64| match events
+        .iter_mut()
+        .find(|e| e.name == name && e.source == source)
+    {
+        Some(e) => *e.per_minute.entry(minute).or_default() += n,
+        None => events.push(Events {
+            name,
+            source: source.to_owned(),
+            per_minute: BTreeMap::from([(minute, n)]),
+        }),
+    };
+    for read in facts.access_reads().await {
+        let Ok(report) = &read.report else { continue };
+        for m in &report.per_minute {
+            add("502".to_owned(), "access-log", m.minute, m.status_502);
+            add("504".to_owned(), "access-log", m.minute, m.status_504);
+        }
+    }
+    build(start, end, &events)
+}
+
+/// The minute a time falls in (seconds and below dropped).
+pub fn minute_of(t: DateTime) -> DateTime {
+    t.with().second(0).subsec_nanosecond(0).build().unwrap_or(t)
+}
+
+/// One character per bucket, from a blank for zero to `█` for the series' maximum.
+pub fn sparkline(counts: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = counts.iter().copied().max().unwrap_or(0);
+    counts
+        .iter()
+        .map(|&n| {
+            if n == 0 || max == 0 {
+                ' '
+            } else {
+                let level = (n * 7).div_ceil(max);
+                BARS.get(usize::try_from(level).unwrap_or(7))
+                    .copied()
+                    .unwrap_or('█')
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn events(name: &str, at: &[(DateTime, u64)]) -> Events {
+        Events {
+            name: name.to_owned(),
+            source: "error-log".to_owned(),
+            per_minute: at.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn per_minute_series_and_the_first_bad_minute() {
+        let start = date(2026, 11, 24).at(14, 0, 30, 0);
+        let end = date(2026, 11, 24).at(14, 9, 10, 0);
+        let refused = events(
+            "upstream-refused",
+            &[
+                (date(2026, 11, 24).at(14, 3, 0, 0), 2),
+                (date(2026, 11, 24).at(14, 4, 0, 0), 5),
+                (date(2026, 11, 24).at(13, 0, 0, 0), 99), // before the window
+            ],
+        );
+        let quiet = events("upstream-timeout", &[]);
+        let t = build(start, end, &[refused, quiet]).unwrap();
+        assert_eq!(t.start, "2026-11-24T14:00");
+        assert_eq!(t.bucket_minutes, 1);
+        assert_eq!(t.series.len(), 1, "empty series are left out");
+        assert_eq!(t.series[0].counts, vec![0, 0, 0, 2, 5, 0, 0, 0, 0, 0]);
+        assert_eq!(t.first_bad.as_deref(), Some("2026-11-24T14:03"));
+        assert_eq!(sparkline(&t.series[0].counts), "   ▃█     ");
+        assert!(build(start, end, &[events("x", &[])]).is_none());
+    }
+
+    #[test]
+    fn long_windows_use_coarser_buckets() {
+        let start = date(2026, 11, 24).at(0, 0, 0, 0);
+        let end = date(2026, 11, 24).at(23, 59, 0, 0);
+        let e = events("502", &[(date(2026, 11, 24).at(23, 59, 0, 0), 1)]);
+        let t = build(start, end, &[e]).unwrap();
+        assert_eq!(t.bucket_minutes, 6);
+        assert_eq!(t.series[0].counts.len(), 240);
+        assert_eq!(t.series[0].counts[239], 1);
+    }
+
+    #[test]
+    fn sparkline_scales_to_the_maximum() {
+        assert_eq!(sparkline(&[0, 1, 7, 14]), " ▁▄█");
+        assert_eq!(sparkline(&[]), "");
+        assert_eq!(sparkline(&[0, 0]), "  ");
+    }
+}

@@ -1,0 +1,121 @@
+//! The logs step at scale and away from files: where an error log that is not a file goes,
+//! the window, the rotated history, the access log's own format.
+
+use super::harness::{bin, findings, parse_report, write};
+
+#[test]
+fn an_error_log_on_stderr_is_read_from_the_journal_or_said_where_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nginx.conf");
+    write(
+        &config,
+        "error_log stderr;\nevents {}\nhttp {\n    server {\n        listen 127.0.0.1:18099;\n        location / { proxy_pass http://127.0.0.1:1; }\n    }\n}\n",
+    );
+    let out = bin()
+        .args(["--non-interactive", "--json", "--step", "logs", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let report = parse_report(&out);
+    let f = findings(&report, "logs")
+        .iter()
+        .find(|f| {
+            f["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("error_log stderr: "))
+        })
+        .unwrap_or_else(|| panic!("no finding about error_log stderr: {report:#}"))
+        .clone();
+    let message = f["message"].as_str().unwrap();
+    if fix502_core::journal::available() {
+        assert!(
+            message.contains("read from the systemd journal"),
+            "{message}"
+        );
+    } else {
+        assert_eq!(f["severity"], "warning", "{f:#}");
+        assert!(
+            message.contains("journalctl -o cat _COMM=nginx --since '"),
+            "{message}"
+        );
+        assert!(message.contains("docker logs"), "{message}");
+    }
+}
+
+#[test]
+fn a_custom_log_format_tells_who_made_the_502s_and_draws_the_timeline() {
+    // The lab's upstream-502 scenario logs with an upstream-timing log_format.
+    let Some(lab) = super::harness::lab("upstream-502") else {
+        return;
+    };
+    let (_, report) = super::harness::run_json(&lab, &[]);
+    let upstream = lab.expected_upstream().unwrap();
+    let access = findings(&report, "logs")
+        .iter()
+        .find(|f| f["check"] == "logs.access-log" && f["cause"] == "upstream-returned-502")
+        .unwrap_or_else(|| panic!("no upstream-returned-502 from the access log: {report:#}"))
+        .clone();
+    assert_eq!(access["upstream"], upstream.as_str(), "{access:#}");
+    assert!(
+        access["message"].as_str().unwrap().contains("came from the upstream itself"),
+        "{access:#}"
+    );
+    let info = findings(&report, "logs")
+        .iter()
+        .find(|f| f["check"] == "logs.access-log" && f["severity"] == "info")
+        .unwrap()
+        .clone();
+    assert!(
+        info["message"].as_str().unwrap().contains("(log_format upstreamlog)"),
+        "{info:#}"
+    );
+    // The timeline: a 502 series from the access log, with its first bad minute.
+    let t = &report["timeline"];
+    let series = t["series"].as_array().expect("timeline series");
+    let s502 = series.iter().find(|s| s["name"] == "502").expect("502 series");
+    assert_eq!(s502["source"], "access-log");
+    let total: u64 = s502["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap())
+        .sum();
+    assert!(total >= 1, "{t:#}");
+    assert!(t["first_bad"].as_str().is_some(), "{t:#}");
+}
+
+#[test]
+fn a_rotated_and_gzipped_access_log_history_is_read_in_the_window() {
+    use std::io::Write as _;
+    let Some(lab) = super::harness::lab("healthy") else {
+        return;
+    };
+    // 502s in the rotated files, inside the window; none in the live log.
+    let now = jiff::ZonedDateTime::now();
+    let stamp = |ago_secs: u64| {
+        let ago = jiff::SignedDuration::from_secs(i64::try_from(ago_secs).unwrap());
+        now.checked_sub(ago)
+            .unwrap()
+            .strftime("%d/%b/%Y:%H:%M:%S %z")
+            .to_string()
+    };
+    let line = |ago: u64, status: u16| {
+        format!("127.0.0.1 - - [{}] \"GET /old HTTP/1.1\" {status} 0 \"-\" \"-\"\n", stamp(ago))
+    };
+    let log = lab.access_log().to_path_buf();
+    let one = format!("{}{}", line(600, 502), line(590, 200));
+    std::fs::write(format!("{}.1", log.display()), one).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("{}{}", line(7200 * 12, 502), line(1200, 502)).as_bytes())
+        .unwrap();
+    std::fs::write(format!("{}.2.gz", log.display()), gz.finish().unwrap()).unwrap();
+    let (_, report) = super::harness::run_json(&lab, &[]);
+    let info = findings(&report, "logs")
+        .iter()
+        .find(|f| f["check"] == "logs.access-log" && f["severity"] == "info")
+        .unwrap()
+        .clone();
+    // Two 502s in the hour (one in .1, one in .2.gz); the 12-hour-old one is outside.
+    let message = info["message"].as_str().unwrap();
+    assert!(message.contains("2 with 502 or 504"), "{message}");
+}
