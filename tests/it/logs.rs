@@ -57,7 +57,10 @@ fn a_custom_log_format_tells_who_made_the_502s_and_draws_the_timeline() {
         .clone();
     assert_eq!(access["upstream"], upstream.as_str(), "{access:#}");
     assert!(
-        access["message"].as_str().unwrap().contains("came from the upstream itself"),
+        access["message"]
+            .as_str()
+            .unwrap()
+            .contains("came from the upstream itself"),
         "{access:#}"
     );
     let info = findings(&report, "logs")
@@ -66,13 +69,19 @@ fn a_custom_log_format_tells_who_made_the_502s_and_draws_the_timeline() {
         .unwrap()
         .clone();
     assert!(
-        info["message"].as_str().unwrap().contains("(log_format upstreamlog)"),
+        info["message"]
+            .as_str()
+            .unwrap()
+            .contains("(log_format upstreamlog)"),
         "{info:#}"
     );
     // The timeline: a 502 series from the access log, with its first bad minute.
     let t = &report["timeline"];
     let series = t["series"].as_array().expect("timeline series");
-    let s502 = series.iter().find(|s| s["name"] == "502").expect("502 series");
+    let s502 = series
+        .iter()
+        .find(|s| s["name"] == "502")
+        .expect("502 series");
     assert_eq!(s502["source"], "access-log");
     let total: u64 = s502["counts"]
         .as_array()
@@ -100,7 +109,10 @@ fn a_rotated_and_gzipped_access_log_history_is_read_in_the_window() {
             .to_string()
     };
     let line = |ago: u64, status: u16| {
-        format!("127.0.0.1 - - [{}] \"GET /old HTTP/1.1\" {status} 0 \"-\" \"-\"\n", stamp(ago))
+        format!(
+            "127.0.0.1 - - [{}] \"GET /old HTTP/1.1\" {status} 0 \"-\" \"-\"\n",
+            stamp(ago)
+        )
     };
     let log = lab.access_log().to_path_buf();
     let one = format!("{}{}", line(600, 502), line(590, 200));
@@ -118,4 +130,60 @@ fn a_rotated_and_gzipped_access_log_history_is_read_in_the_window() {
     // Two 502s in the hour (one in .1, one in .2.gz); the 12-hour-old one is outside.
     let message = info["message"].as_str().unwrap();
     assert!(message.contains("2 with 502 or 504"), "{message}");
+}
+
+#[test]
+fn a_rotated_and_gzipped_error_log_history_is_read_in_the_window() {
+    use std::io::Write as _;
+    let Some(lab) = super::harness::lab("healthy") else {
+        return;
+    };
+    let now = jiff::ZonedDateTime::now();
+    let line = |ago_secs: i64| {
+        let t = now
+            .checked_sub(jiff::SignedDuration::from_secs(ago_secs))
+            .unwrap()
+            .strftime("%Y/%m/%d %H:%M:%S")
+            .to_string();
+        format!(
+            "{t} [error] 7#7: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: lab.fix502.test, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:9/\", host: \"lab\"\n"
+        )
+    };
+    let log = lab.error_log().display().to_string();
+    std::fs::write(format!("{log}.1"), line(600)).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("{}{}", line(12 * 3600), line(1200)).as_bytes())
+        .unwrap();
+    std::fs::write(format!("{log}.2.gz"), gz.finish().unwrap()).unwrap();
+    // An older rotation, cut short: noted, the rest still read.
+    std::fs::write(format!("{log}.3.gz"), [0x1f, 0x8b, 8, 0, 0, 0]).unwrap();
+
+    let (out, report) = super::harness::run_json(&lab, &[]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let refused = findings(&report, "logs")
+        .iter()
+        .find(|f| f["cause"] == "upstream-refused")
+        .unwrap_or_else(|| panic!("no refused errors from the history: {report:#}"))
+        .clone();
+    // One in .1 and one in .2.gz are in the hour; the 12-hour-old one is not.
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 connection-refused errors to 127.0.0.1:9"),
+        "{refused:#}"
+    );
+    assert!(
+        findings(&report, "logs").iter().any(|f| f["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("skipped part of the history:") && m.contains(".3.gz"))),
+        "the cut-short .3.gz is noted: {report:#}"
+    );
+    let series = report["timeline"]["series"].as_array().expect("timeline");
+    assert!(
+        series
+            .iter()
+            .any(|s| s["name"] == "upstream-refused" && s["source"] == "error-log"),
+        "{series:#?}"
+    );
 }

@@ -139,6 +139,8 @@ pub struct LogRead {
     pub path: PathBuf,
     /// The summary, or the one-line reason it could not be read.
     pub summary: Result<LogSummary, String>,
+    /// Parts of its rotated history that were skipped or damaged, one line each.
+    pub notes: Vec<String>,
 }
 
 /// Everything the checks share.
@@ -385,16 +387,24 @@ impl Facts {
                 let reads = tokio::task::spawn_blocking(move || {
                     let mut reads: Vec<LogRead> = paths
                         .into_iter()
-                        .map(|path| {
-                            let summary =
-                                logscan::scan_file(&path, &opts).map_err(|e| e.to_string());
-                            LogRead { path, summary }
+                        .map(|path| match logscan::scan_history(&path, &opts) {
+                            Ok((summary, notes)) => LogRead {
+                                path,
+                                summary: Ok(summary),
+                                notes,
+                            },
+                            Err(e) => LogRead {
+                                path,
+                                summary: Err(e.to_string()),
+                                notes: Vec::new(),
+                            },
                         })
                         .collect();
                     if journal {
                         reads.push(LogRead {
                             path: PathBuf::from(JOURNAL_SOURCE),
                             summary: crate::journal::scan(&opts),
+                            notes: Vec::new(),
                         });
                     }
                     reads

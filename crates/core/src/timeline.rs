@@ -91,7 +91,8 @@ pub fn build(start: DateTime, end: DateTime, events: &[Events]) -> Option<Timeli
     })
 }
 
-/// The timeline of this run's window: 502 and 504 per minute from the access logs.
+/// The timeline of this run's window: 502 and 504 per minute from the access logs, and each
+/// cause of the error-log groups per minute.
 pub async fn of(facts: &crate::facts::Facts) -> Option<Timeline> {
     let start = facts.window_start()?;
     let end = jiff::ZonedDateTime::now().datetime();
@@ -114,6 +115,17 @@ pub async fn of(facts: &crate::facts::Facts) -> Option<Timeline> {
             add("504".to_owned(), "access-log", m.minute, m.status_504);
         }
     }
+    for read in facts.logs().await {
+        let Ok(summary) = &read.summary else { continue };
+        for g in &summary.groups {
+            let Some(cause) = crate::steps::logs::cause_of_group(g) else {
+                continue;
+            };
+            for (minute, n) in &g.per_minute {
+                add(cause.id().to_owned(), "error-log", *minute, *n);
+            }
+        }
+    }
     build(start, end, &events)
 }
 
@@ -132,7 +144,8 @@ pub fn sparkline(counts: &[u64]) -> String {
             if n == 0 || max == 0 {
                 ' '
             } else {
-                let level = (n * 7).div_ceil(max);
+                // Eight equal steps of the maximum: up to max/8 is the lowest bar.
+                let level = ((n * 8 - 1) / max).min(7);
                 BARS.get(usize::try_from(level).unwrap_or(7))
                     .copied()
                     .unwrap_or('█')
@@ -173,7 +186,7 @@ mod tests {
         assert_eq!(t.series.len(), 1, "empty series are left out");
         assert_eq!(t.series[0].counts, vec![0, 0, 0, 2, 5, 0, 0, 0, 0, 0]);
         assert_eq!(t.first_bad.as_deref(), Some("2026-11-24T14:03"));
-        assert_eq!(sparkline(&t.series[0].counts), "   ▃█     ");
+        assert_eq!(sparkline(&t.series[0].counts), "   ▄█     ");
         assert!(build(start, end, &[events("x", &[])]).is_none());
     }
 

@@ -79,7 +79,11 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
         } else {
             String::new()
         },
-        format = if spec.upstream_log { " upstreamlog" } else { "" },
+        format = if spec.upstream_log {
+            " upstreamlog"
+        } else {
+            ""
+        },
     ));
     if !spec.group.is_empty() {
         out.push_str("    upstream backend {\n");

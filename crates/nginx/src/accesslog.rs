@@ -395,7 +395,7 @@ const MAX_MINUTES: usize = 7 * 24 * 60;
 const MAX_ATTEMPTS: usize = 64;
 /// The longest path kept per URL.
 const MAX_PATH: usize = 512;
-/// The key under which addresses beyond [`MAX_UPSTREAMS`] are counted.
+/// The key under which addresses beyond the tracking limit (1000) are counted.
 pub const OTHER_UPSTREAMS: &str = "(other upstreams)";
 /// The key under which paths beyond the tracking limit are counted.
 pub const OTHER_PATHS: &str = "(other paths)";

@@ -160,6 +160,13 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                 ));
             }
             out.push(info);
+            for note in &read.notes {
+                out.push(Finding::new(
+                    ERROR_LOG,
+                    Severity::Info,
+                    format!("skipped part of the history: {note}"),
+                ));
+            }
             for group in &summary.groups {
                 let cause = cause_of_group(group);
                 let severity = match (&group.signature, cause) {

@@ -150,6 +150,7 @@ mod fixtures {
         vec![LogRead {
             path: PathBuf::from("/var/log/nginx/error.log"),
             summary: Ok(summary),
+            notes: Vec::new(),
         }]
     }
 

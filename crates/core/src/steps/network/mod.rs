@@ -190,6 +190,7 @@ mod fixtures {
         vec![LogRead {
             path: PathBuf::from("/var/log/nginx/error.log"),
             summary: Ok(summary),
+            notes: Vec::new(),
         }]
     }
 
