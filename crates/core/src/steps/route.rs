@@ -195,19 +195,29 @@ fn effective_finding(facts: &Facts, target: &PassTarget) -> Finding {
         Some(loc) => format!("location {loc}"),
         None => "the server block".to_owned(),
     };
+    let lines = effective_lines(&facts.view, target, facts.nginx_version(), page_size());
+    let set: Vec<&str> = lines
+        .iter()
+        .filter(|l| !l.ends_with("(default)") && !l.starts_with("no keepalive"))
+        .map(String::as_str)
+        .collect();
+    let written = if set.is_empty() {
+        "all nginx's defaults".to_owned()
+    } else {
+        format!("set in the config: {}; the rest default", set.join(", "))
+    };
     let mut f = Finding::new(
         EFFECTIVE,
         Severity::Info,
         format!(
-            "in effect at {place} ({} {}):",
+            "{} directives in effect at {place} ({} {}), {written}",
+            lines.len(),
             target.module.directive(),
             target.raw
         ),
     )
     .at(Some(Location::from(&target.span)));
-    for line in effective_lines(&facts.view, target, facts.nginx_version(), page_size()) {
-        f = f.evidence(line);
-    }
+    f.evidence = lines;
     f
 }
 
