@@ -187,3 +187,53 @@ fn a_rotated_and_gzipped_error_log_history_is_read_in_the_window() {
         "{series:#?}"
     );
 }
+
+#[test]
+fn bad_lines_are_counted_and_shown_never_a_crash() {
+    let Some(lab) = super::harness::lab("healthy") else {
+        return;
+    };
+    let now = jiff::ZonedDateTime::now()
+        .strftime("%Y/%m/%d %H:%M:%S")
+        .to_string();
+    let mut bytes = b"garbage without a timestamp\n".to_vec();
+    bytes.extend(b"\xff\xfe not UTF-8 \xc3\x28\n");
+    bytes.extend(std::iter::repeat_n(b'x', 10 * 1024 * 1024));
+    bytes.push(b'\n');
+    bytes.extend(format!("{now} [error] 7#7: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: s, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:9/\", host: \"s\"\n").as_bytes());
+    std::fs::write(lab.error_log(), bytes).unwrap();
+    let (out, report) = super::harness::run_json(&lab, &["--step", "logs"]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let logs = findings(&report, "logs");
+    assert!(
+        logs.iter().any(|f| f["cause"] == "upstream-refused"),
+        "{logs:#?}"
+    );
+    let info = logs
+        .iter()
+        .find(|f| {
+            f["evidence"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|l| l.as_str().is_some_and(|l| l.contains("oversized")))
+            })
+        })
+        .unwrap_or_else(|| panic!("no count of bad lines: {logs:#?}"));
+    let evidence: Vec<&str> = info["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        evidence
+            .iter()
+            .any(|l| l.starts_with("2 lines not in nginx's error-log format, 1 oversized")),
+        "{evidence:#?}"
+    );
+    assert!(
+        evidence
+            .iter()
+            .any(|l| l.starts_with("not an error-log line: garbage")),
+        "{evidence:#?}"
+    );
+}

@@ -163,6 +163,9 @@ pub struct LogSummary {
     pub lines_in_window: u64,
     /// Lines that are not nginx error-log lines (no timestamp, garbage, empty).
     pub lines_unparsed: u64,
+    /// A few of those lines, as evidence: the first ones and the latest (see
+    /// [`ScanOptions::max_samples`]), each cut at 4096 bytes, invalid UTF-8 replaced.
+    pub unparsed_samples: Vec<String>,
     /// Lines longer than [`ScanOptions::max_line_bytes`], skipped.
     pub lines_oversized: u64,
     /// Upstream lines in the window that were not grouped because too many groups existed.
@@ -699,6 +702,12 @@ impl<'o> Scanner<'o> {
         }
         let Some(time) = self.stamps.line_time(line) else {
             self.summary.lines_unparsed += 1;
+            add_sample(
+                &mut self.summary.unparsed_samples,
+                &String::from_utf8_lossy(line),
+                self.opts.max_samples,
+                self.summary.lines_unparsed,
+            );
             return;
         };
         if self.opts.since.is_some_and(|since| time < since) {
@@ -719,6 +728,21 @@ impl<'o> Scanner<'o> {
         let l = later.summary;
         s.lines_read += l.lines_read;
         s.lines_in_window += l.lines_in_window;
+        // Replay the later samples at their line numbers, as `Groups::merge` does.
+        let last = l.unparsed_samples.len();
+        for (i, sample) in l.unparsed_samples.iter().enumerate() {
+            let number = if i + 1 == last {
+                l.lines_unparsed
+            } else {
+                i as u64 + 1
+            };
+            add_sample(
+                &mut s.unparsed_samples,
+                sample,
+                self.opts.max_samples,
+                s.lines_unparsed + number,
+            );
+        }
         s.lines_unparsed += l.lines_unparsed;
         s.lines_oversized += l.lines_oversized;
         s.lines_ungrouped += l.lines_ungrouped;
@@ -753,6 +777,12 @@ fn count_in_window(summary: &mut LogSummary, time: DateTime) {
 fn scan_line(text: &str, opts: &ScanOptions, summary: &mut LogSummary, groups: &mut Groups) {
     let Some(line) = parse_line(text) else {
         summary.lines_unparsed += 1;
+        add_sample(
+            &mut summary.unparsed_samples,
+            text,
+            opts.max_samples,
+            summary.lines_unparsed,
+        );
         return;
     };
     if opts.since.is_some_and(|since| line.time < since) {

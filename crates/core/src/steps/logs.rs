@@ -158,6 +158,9 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     "{} lines not in nginx's error-log format, {} oversized lines skipped",
                     summary.lines_unparsed, summary.lines_oversized
                 ));
+                for sample in &summary.unparsed_samples {
+                    info = info.evidence(format!("not an error-log line: {sample}"));
+                }
             }
             out.push(info);
             for note in &read.notes {
