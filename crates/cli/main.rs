@@ -47,6 +47,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(io::stderr)
         .init();
+    // Probing a thousand upstreams at once needs as many sockets.
+    if let Some((old, new)) = fix502_probe::host::raise_open_files_limit() {
+        tracing::debug!(old, new, "raised the open-file limit");
+    }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -346,9 +346,12 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
                 None => "TLS ClientHello without SNI (proxy_ssl_server_name off)".to_owned(),
             };
             let probe = tls::probe_tls(peer, &options).await;
+            // A silent peer is not waiting for a name: retrying with SNI would only wait again.
             let with_sni = if options.sni.is_none()
-                && !matches!(probe.outcome, tls::TlsOutcome::Established)
-            {
+                && !matches!(
+                    probe.outcome,
+                    tls::TlsOutcome::Established | tls::TlsOutcome::TimedOut
+                ) {
                 let retry = TlsOptions {
                     sni: Some(host_name(target)),
                     ..options.clone()

@@ -175,6 +175,9 @@ pub struct Facts {
     logs: OnceCell<Vec<LogRead>>,
     access: OnceCell<Vec<crate::steps::access::AccessRead>>,
     probes: OnceCell<Vec<ProbeResult>>,
+    /// One cell per endpoint, so an endpoint's exchange starts as soon as its own connect
+    /// is done, not when the slowest endpoint's is.
+    probe_cells: Vec<OnceCell<ProbeResult>>,
     listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
     exchanges: OnceCell<Vec<Option<Exchange>>>,
     nginx_test: OnceCell<Result<CommandOutput, String>>,
@@ -274,6 +277,7 @@ impl Facts {
             let at = view.targets.get(*target).map(|t| Location::from(&t.span));
             variable_targets.retain(|(_, loc)| Some(loc) == at.as_ref());
         }
+        let probe_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         Self {
             options,
             discovery,
@@ -290,6 +294,7 @@ impl Facts {
             logs: OnceCell::new(),
             access: OnceCell::new(),
             probes: OnceCell::new(),
+            probe_cells,
             listeners: OnceCell::new(),
             exchanges: OnceCell::new(),
             nginx_test: OnceCell::new(),
@@ -380,6 +385,7 @@ impl Facts {
                 let since = self.window_start();
                 let opts = ScanOptions {
                     since,
+                    bucket_minutes: crate::timeline::bucket_for(self.options.since),
                     ..ScanOptions::default()
                 };
                 let paths = self.error_logs.clone();
@@ -442,14 +448,33 @@ impl Facts {
     pub async fn probes(&self) -> &[ProbeResult] {
         self.probes
             .get_or_init(|| async {
-                let timeout = self.timeout();
-                let identity = self.worker_identity();
-                let tasks = self.endpoints.iter().map(|e| {
-                    probe_endpoint(&e.peer, timeout, identity.as_ref(), self.master_pid())
-                });
-                join_all(tasks).await
+                join_all((0..self.endpoints.len()).map(|i| self.probe_at(i)))
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect()
             })
             .await
+    }
+
+    /// The live probe of endpoint `i` (probed once).
+    async fn probe_at(&self, i: usize) -> Option<&ProbeResult> {
+        let endpoint = self.endpoints.get(i)?;
+        let cell = self.probe_cells.get(i)?;
+        Some(
+            cell.get_or_init(|| async {
+                let identity = self.worker_identity();
+                probe_endpoint(
+                    &endpoint.peer,
+                    self.timeout(),
+                    identity.as_ref(),
+                    self.master_pid(),
+                )
+                .await
+            })
+            .await,
+        )
     }
 
     /// The probe result of the endpoint written as `display` (or resolving to it), if it is one of ours.
@@ -494,12 +519,11 @@ impl Facts {
     pub async fn exchanges(&self) -> &[Option<Exchange>] {
         self.exchanges
             .get_or_init(|| async {
-                let probes = self.probes().await;
                 let logged = self.logged_requests().await;
                 let version = self.nginx_version();
                 let page_size = procfs::page_size();
                 let conf_dir = self.discovery.config.parent().map(Path::to_path_buf);
-                let tasks = self.endpoints.iter().zip(probes).map(|(endpoint, probe)| {
+                let tasks = self.endpoints.iter().enumerate().map(|(i, endpoint)| {
                     let logged = logged
                         .iter()
                         .find(|(peer, _)| *peer == endpoint.display)
@@ -507,6 +531,7 @@ impl Facts {
                     let conf_dir = conf_dir.clone();
                     async move {
                         let target = self.view.targets.get(endpoint.uses.first()?.target)?;
+                        let probe = self.probe_at(i).await?;
                         let peer = reachable_target(&endpoint.peer, probe)?;
                         let (uri, logged_get) = self.request_uri(logged);
                         let shape = Shape {

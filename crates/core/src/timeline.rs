@@ -129,6 +129,13 @@ pub async fn of(facts: &crate::facts::Facts) -> Option<Timeline> {
     build(start, end, &events)
 }
 
+/// The bucket width, in minutes, for a window of this length: 1 up to 240 minutes, then
+/// coarser so that no series has more than [`MAX_BUCKETS`] buckets.
+pub fn bucket_for(window: std::time::Duration) -> u32 {
+    let minutes = usize::try_from(window.as_secs() / 60).unwrap_or(usize::MAX);
+    u32::try_from(minutes.div_ceil(MAX_BUCKETS).max(1)).unwrap_or(u32::MAX)
+}
+
 /// The minute a time falls in (seconds and below dropped).
 pub fn minute_of(t: DateTime) -> DateTime {
     t.with().second(0).subsec_nanosecond(0).build().unwrap_or(t)

@@ -52,6 +52,10 @@ pub struct ScanOptions {
     /// [`LogSummary::lines_oversized`] and skipped without being buffered whole.
     /// Default 16 KiB; nginx itself never writes more than 2048 bytes per line.
     pub max_line_bytes: usize,
+    /// The width of the buckets of [`Group::per_minute`], in minutes (at least 1): a caller
+    /// drawing a long window asks for coarser buckets, which keeps the groups small.
+    /// Default 1.
+    pub bucket_minutes: u32,
 }
 
 impl Default for ScanOptions {
@@ -60,6 +64,7 @@ impl Default for ScanOptions {
             since: None,
             max_samples: 2,
             max_line_bytes: 16 * 1024,
+            bucket_minutes: 1,
         }
     }
 }
@@ -97,22 +102,27 @@ pub struct Group {
     /// The value the first line's message quotes (see
     /// [`crate::classify::Classified::detail`]).
     pub detail: Option<String>,
-    /// Lines per minute (seconds zero, local time as written), oldest first; at most
-    /// [`MAX_MINUTES`] minutes, the latest kept.
+    /// Lines per bucket of [`ScanOptions::bucket_minutes`] minutes (keyed by the bucket's
+    /// start, local time as written; buckets start at midnight), oldest first; at most
+    /// [`MAX_BUCKETS`] buckets, the latest kept.
     pub per_minute: Vec<(DateTime, u64)>,
 }
 
-/// Most minutes a [`Group::per_minute`] keeps (a week).
-pub const MAX_MINUTES: usize = 7 * 24 * 60;
+/// Most buckets a [`Group::per_minute`] keeps.
+pub const MAX_BUCKETS: usize = 512;
 
-/// Adds `n` lines at `time`'s minute to a sorted per-minute list (kept to [`MAX_MINUTES`]).
-fn bump_minute(list: &mut Vec<(DateTime, u64)>, time: DateTime, n: u64) {
-    let minute = time
-        .with()
-        .second(0)
-        .subsec_nanosecond(0)
-        .build()
-        .unwrap_or(time);
+/// Adds `n` lines at `time`'s bucket of `bucket` minutes to a sorted list (kept to
+/// [`MAX_BUCKETS`]).
+fn bump_minute(list: &mut Vec<(DateTime, u64)>, time: DateTime, n: u64, bucket: u32) {
+    let bucket = i32::try_from(bucket.max(1)).unwrap_or(i32::MAX);
+    let of_day = i32::from(time.hour()) * 60 + i32::from(time.minute());
+    let start = of_day - of_day % bucket;
+    let minute = time.date().at(
+        i8::try_from(start / 60).unwrap_or(0),
+        i8::try_from(start % 60).unwrap_or(0),
+        0,
+        0,
+    );
     match list.last_mut() {
         Some((last, count)) if *last == minute => *count += n,
         Some((last, _)) if *last > minute => match list.binary_search_by(|(m, _)| m.cmp(&minute)) {
@@ -125,7 +135,7 @@ fn bump_minute(list: &mut Vec<(DateTime, u64)>, time: DateTime, n: u64) {
         },
         _ => list.push((minute, n)),
     }
-    if list.len() > MAX_MINUTES {
+    if list.len() > MAX_BUCKETS {
         list.remove(0);
     }
 }
@@ -790,7 +800,7 @@ fn scan_line(text: &str, opts: &ScanOptions, summary: &mut LogSummary, groups: &
     }
     count_in_window(summary, line.time);
     if let Some(classified) = classify_ref(&line)
-        && !groups.add(&line, classified, opts.max_samples)
+        && !groups.add(&line, classified, opts.max_samples, opts.bucket_minutes)
     {
         summary.lines_ungrouped += 1;
     }
@@ -962,7 +972,13 @@ impl Groups {
     }
 
     /// Adds a classified line; `false` when it would open a group beyond [`MAX_GROUPS`].
-    fn add(&mut self, line: &ErrorLine<'_>, c: ClassifiedRef<'_>, max_samples: usize) -> bool {
+    fn add(
+        &mut self,
+        line: &ErrorLine<'_>,
+        c: ClassifiedRef<'_>,
+        max_samples: usize,
+        bucket: u32,
+    ) -> bool {
         let errno = line.errno.map(|e| e.number);
         let kind =
             (c.signature == Signature::OtherUpstream).then(|| (message_kind(line.message), errno));
@@ -972,7 +988,7 @@ impl Groups {
             group.count += 1;
             group.first_seen = group.first_seen.min(line.time);
             group.last_seen = group.last_seen.max(line.time);
-            bump_minute(&mut group.per_minute, line.time, 1);
+            bump_minute(&mut group.per_minute, line.time, 1, bucket);
             add_sample(&mut group.samples, line.raw, max_samples, group.count);
             return true;
         }
@@ -1000,7 +1016,7 @@ impl Groups {
                 detail: c.detail.map(str::to_owned),
                 per_minute: {
                     let mut m = Vec::new();
-                    bump_minute(&mut m, line.time, 1);
+                    bump_minute(&mut m, line.time, 1, bucket);
                     m
                 },
             },
@@ -1030,7 +1046,7 @@ impl Groups {
         group.first_seen = group.first_seen.min(later.first_seen);
         group.last_seen = group.last_seen.max(later.last_seen);
         for (minute, n) in &later.per_minute {
-            bump_minute(&mut group.per_minute, *minute, *n);
+            bump_minute(&mut group.per_minute, *minute, *n, 1);
         }
         // Replay the later samples at their line numbers: sample i is line i + 1 of its
         // group, the last one is its latest line. That keeps the first lines and the
@@ -1306,6 +1322,7 @@ mod tests {
                 since: since("2025/03/14 09:30:00"),
                 max_samples: 3,
                 max_line_bytes: 2048,
+                bucket_minutes: 7,
             },
             ScanOptions {
                 max_samples: 0,

@@ -641,6 +641,7 @@ fn extreme_option_values() {
         since: None,
         max_samples: usize::MAX,
         max_line_bytes: usize::MAX,
+        bucket_minutes: u32::MAX,
     };
     let s = scan_str(CATALOG, &opts);
     assert_eq!((s.lines_read, s.lines_oversized), (83, 0));

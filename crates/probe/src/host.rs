@@ -460,6 +460,22 @@ pub fn fd_usage(root: &Path, pid: u32, max_count: usize) -> Result<FdUsage, Prob
     })
 }
 
+/// Raises this process's soft open-file limit to its hard limit (at most 65,536), so that
+/// probing many upstreams at once does not fail with EMFILE where nginx would not. Returns
+/// the (old, new) soft limit when it changed; `None` when it was already high enough or the
+/// limit cannot be read or set.
+pub fn raise_open_files_limit() -> Option<(u64, u64)> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    const WANTED: u64 = 65_536;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    let target = hard.min(WANTED);
+    if soft >= target {
+        return None;
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, target, hard).ok()?;
+    Some((soft, target))
+}
+
 /// The soft and hard "Max open files" of process `pid` (`<root>/proc/PID/limits`;
 /// `unlimited` is `None`); `None` when unreadable.
 pub fn open_files_limit(root: &Path, pid: u32) -> Option<(Option<u64>, Option<u64>)> {
@@ -593,6 +609,19 @@ fn cap(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_file_limit_is_raised_to_the_hard_limit() {
+        use nix::sys::resource::{Resource, getrlimit};
+        let changed = raise_open_files_limit();
+        let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert!(soft >= hard.min(65_536), "soft {soft}, hard {hard}");
+        if let Some((old, new)) = changed {
+            assert!(old < new && new == soft);
+        }
+        // Already high enough: nothing to do the second time.
+        assert_eq!(raise_open_files_limit(), None);
+    }
     use std::path::PathBuf;
 
     /// Writes `text` at `root/rel`, creating parents.
