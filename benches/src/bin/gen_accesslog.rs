@@ -29,33 +29,12 @@ use std::process::ExitCode;
 use jiff::SignedDuration;
 use jiff::civil::DateTime;
 
-/// splitmix64: small, fast, good enough for test data, identical on every platform.
-struct Rng(u64);
+use fix502_benches::{GenArgs, Rng, parse_gen_args};
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        let i = self.below(items.len() as u64) as usize;
-        items.get(i).copied().unwrap_or_default()
-    }
-
-    /// Seconds with millisecond precision, as nginx writes times: `0.012`.
-    fn secs(&mut self, max_ms: u64) -> String {
-        let ms = self.below(max_ms.max(1));
-        format!("{}.{:03}", ms / 1000, ms % 1000)
-    }
+/// Seconds with millisecond precision, as nginx writes times: `0.012`.
+fn secs(rng: &mut Rng, max_ms: u64) -> String {
+    let ms = rng.below(max_ms.max(1));
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 const UPSTREAMS: &[&str] = &[
@@ -139,7 +118,7 @@ fn no_upstream(status: u16, ucs: &'static str, static_file: bool) -> Shape {
 
 fn one_attempt(rng: &mut Rng, status: u16, header: bool, max_ms: u64) -> Shape {
     let uht = if header {
-        rng.secs(max_ms / 2)
+        secs(rng, max_ms / 2)
     } else {
         "-".into()
     };
@@ -148,7 +127,7 @@ fn one_attempt(rng: &mut Rng, status: u16, header: bool, max_ms: u64) -> Shape {
         ua: rng.pick(UPSTREAMS).into(),
         us: status.to_string(),
         uht,
-        urt: rng.secs(max_ms),
+        urt: secs(rng, max_ms),
         ucs: "-",
         static_file: false,
     }
@@ -166,19 +145,19 @@ fn retried(rng: &mut Rng, first: u16, second: u16, sep: &str) -> Shape {
     let second_header = if second == 502 || second == 504 {
         "-".to_owned()
     } else {
-        rng.secs(80)
+        secs(rng, 80)
     };
     let first_time = if first == 504 {
         "60.001".to_owned()
     } else {
-        rng.secs(3)
+        secs(rng, 3)
     };
     Shape {
         status: second,
         ua: format!("{a}{sep}{b}"),
         us: format!("{first}{sep}{second}"),
         uht: format!("-{sep}{second_header}"),
-        urt: format!("{first_time}{sep}{}", rng.secs(120)),
+        urt: format!("{first_time}{sep}{}", secs(rng, 120)),
         ucs: "-",
         static_file: false,
     }
@@ -253,7 +232,7 @@ fn shape(rng: &mut Rng) -> Shape {
 }
 
 fn ip(rng: &mut Rng) -> String {
-    let r = rng.next();
+    let r = rng.next_u64();
     format!(
         "{}.{}.{}.{}",
         81 + (r & 0x7f) as u8,
@@ -306,59 +285,12 @@ fn write_line(line: &mut String, rng: &mut Rng, time: &str) {
     );
 }
 
-struct Args {
-    out: String,
-    size: u64,
-    days: u64,
-    seed: u64,
-    end: DateTime,
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let (digits, unit) = match s.char_indices().last()? {
-        (i, 'K' | 'k') => (s.get(..i)?, 1 << 10),
-        (i, 'M' | 'm') => (s.get(..i)?, 1 << 20),
-        (i, 'G' | 'g') => (s.get(..i)?, 1 << 30),
-        _ => (s, 1),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(unit)
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let mut parsed = Args {
-        out: String::new(),
-        size: 1 << 30,
-        days: 7,
-        seed: 502,
-        end: DateTime::constant(2026, 11, 24, 12, 0, 0, 0),
-    };
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--size" => parsed.size = parse_size(&value()?).ok_or("bad --size")?,
-            "--days" => parsed.days = value()?.parse().map_err(|_| "bad --days")?,
-            "--seed" => parsed.seed = value()?.parse().map_err(|_| "bad --seed")?,
-            "--end" => {
-                parsed.end = DateTime::strptime("%Y/%m/%d %H:%M:%S", value()?)
-                    .map_err(|e| format!("bad --end: {e}"))?;
-            }
-            _ if parsed.out.is_empty() && !arg.starts_with('-') => parsed.out = arg,
-            _ => return Err(format!("unexpected argument {arg}")),
-        }
-    }
-    if parsed.out.is_empty() {
-        return Err("usage: gen_accesslog OUT [--size BYTES[K|M|G]] [--days D] [--seed S] [--end \"YYYY/MM/DD HH:MM:SS\"]".into());
-    }
-    Ok(parsed)
-}
-
 /// `$time_local`: `24/Nov/2026:10:00:01 +0000`.
 fn time_local(t: DateTime) -> String {
     t.strftime("%d/%b/%Y:%H:%M:%S +0000").to_string()
 }
 
-fn generate(args: &Args) -> io::Result<u64> {
+fn generate(args: &GenArgs) -> io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&args.out)?);
     let mut rng = Rng(args.seed);
     let span = i64::try_from(args.days * 86_400).unwrap_or(i64::MAX);
@@ -395,7 +327,7 @@ fn generate(args: &Args) -> io::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_gen_args("gen_accesslog") {
         Ok(args) => args,
         Err(e) => {
             eprintln!("gen_accesslog: {e}");

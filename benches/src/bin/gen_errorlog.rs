@@ -24,28 +24,7 @@ use std::process::ExitCode;
 use jiff::SignedDuration;
 use jiff::civil::DateTime;
 
-/// splitmix64: small, fast, good enough for test data, identical on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        let i = self.below(items.len() as u64) as usize;
-        items.get(i).copied().unwrap_or_default()
-    }
-}
+use fix502_benches::{GenArgs, Rng, parse_gen_args};
 
 const SERVERS: &[&str] = &[
     "example.com",
@@ -114,7 +93,7 @@ struct Line<'a> {
 
 impl Line<'_> {
     fn ip(&mut self) -> String {
-        let r = self.rng.next();
+        let r = self.rng.next_u64();
         format!(
             "{}.{}.{}.{}",
             1 + (r & 0x7f) as u8 + 80,
@@ -574,53 +553,6 @@ const KINDS: &[Kind] = &[
 /// Average line length, measured on the mix; only used to spread the timestamps.
 const AVG_LINE: u64 = 250;
 
-struct Args {
-    out: String,
-    size: u64,
-    days: u64,
-    seed: u64,
-    end: DateTime,
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let (digits, unit) = match s.char_indices().last()? {
-        (i, 'K' | 'k') => (s.get(..i)?, 1 << 10),
-        (i, 'M' | 'm') => (s.get(..i)?, 1 << 20),
-        (i, 'G' | 'g') => (s.get(..i)?, 1 << 30),
-        _ => (s, 1),
-    };
-    digits.parse::<u64>().ok()?.checked_mul(unit)
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let mut parsed = Args {
-        out: String::new(),
-        size: 1 << 30,
-        days: 7,
-        seed: 502,
-        end: DateTime::constant(2026, 11, 24, 12, 0, 0, 0),
-    };
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--size" => parsed.size = parse_size(&value()?).ok_or("bad --size")?,
-            "--days" => parsed.days = value()?.parse().map_err(|_| "bad --days")?,
-            "--seed" => parsed.seed = value()?.parse().map_err(|_| "bad --seed")?,
-            "--end" => {
-                parsed.end = DateTime::strptime("%Y/%m/%d %H:%M:%S", value()?)
-                    .map_err(|e| format!("bad --end: {e}"))?;
-            }
-            _ if parsed.out.is_empty() && !arg.starts_with('-') => parsed.out = arg,
-            _ => return Err(format!("unexpected argument {arg}")),
-        }
-    }
-    if parsed.out.is_empty() {
-        return Err("usage: gen_errorlog OUT [--size BYTES[K|M|G]] [--days D] [--seed S] [--end \"YYYY/MM/DD HH:MM:SS\"]".into());
-    }
-    Ok(parsed)
-}
-
 fn stamp(t: DateTime) -> String {
     format!(
         "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
@@ -633,7 +565,7 @@ fn stamp(t: DateTime) -> String {
     )
 }
 
-fn generate(args: &Args) -> io::Result<u64> {
+fn generate(args: &GenArgs) -> io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&args.out)?);
     let mut rng = Rng(args.seed);
     let total_weight: u64 = KINDS.iter().map(|k| k.weight).sum();
@@ -691,7 +623,7 @@ fn generate(args: &Args) -> io::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_gen_args("gen_errorlog") {
         Ok(args) => args,
         Err(e) => {
             eprintln!("gen_errorlog: {e}");
