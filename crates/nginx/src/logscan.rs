@@ -50,7 +50,7 @@ pub struct ScanOptions {
     pub max_samples: usize,
     /// Lines longer than this (without the line ending) are counted in
     /// [`LogSummary::lines_oversized`] and skipped without being buffered whole.
-    /// Default 16 KiB; nginx itself never writes more than 2048 bytes per line.
+    /// Default 4 KiB: nginx itself never writes more than 2048 bytes per line (`NGX_MAX_ERROR_STR`), and the cap bounds what a hostile file can make the groups hold.
     pub max_line_bytes: usize,
     /// The width of the buckets of [`Group::per_minute`], in minutes (at least 1): a caller
     /// drawing a long window asks for coarser buckets, which keeps the groups small.
@@ -63,7 +63,7 @@ impl Default for ScanOptions {
         Self {
             since: None,
             max_samples: 2,
-            max_line_bytes: 16 * 1024,
+            max_line_bytes: 4 * 1024,
             bucket_minutes: 1,
         }
     }

@@ -40,7 +40,7 @@ fn default_options() {
     let o = ScanOptions::default();
     assert_eq!(
         (o.since, o.max_samples, o.max_line_bytes),
-        (None, 2, 16 * 1024)
+        (None, 2, 4 * 1024)
     );
 }
 
@@ -353,7 +353,11 @@ fn samples_are_capped_at_4096_bytes() {
     let line = format!(
         "2025/03/14 10:00:00 [error] 1#1: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 1.2.3.4, server: s, request: \"GET /{long_uri} HTTP/1.1\", upstream: \"http://10.0.0.1:80/\"\n"
     );
-    let s = scan_str(&line, &ScanOptions::default());
+    let opts = ScanOptions {
+        max_line_bytes: 16 * 1024,
+        ..ScanOptions::default()
+    };
+    let s = scan_str(&line, &opts);
     assert_eq!(s.lines_oversized, 0);
     let sample = &s.groups[0].samples[0];
     assert!(
