@@ -2,6 +2,8 @@
 //! log on every machine, and their command line (`OUT [--size S] [--days D] [--seed N]
 //! [--end TIME]`).
 
+use std::process::ExitCode;
+
 use jiff::civil::DateTime;
 
 /// splitmix64: small, fast, good enough for test data, identical on every platform.
@@ -85,4 +87,26 @@ pub fn parse_gen_args(name: &str) -> Result<GenArgs, String> {
         ));
     }
     Ok(parsed)
+}
+
+/// The `main` of a generator called `name`: parses its command line, runs `generate` (which
+/// returns how many lines it wrote), and says what happened on stderr.
+pub fn run_generator(name: &str, generate: fn(&GenArgs) -> std::io::Result<u64>) -> ExitCode {
+    let args = match parse_gen_args(name) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match generate(&args) {
+        Ok(lines) => {
+            eprintln!("{name}: wrote {lines} lines to {}", args.out);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {}: {e}", args.out);
+            ExitCode::FAILURE
+        }
+    }
 }

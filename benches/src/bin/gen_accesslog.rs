@@ -29,7 +29,7 @@ use std::process::ExitCode;
 use jiff::SignedDuration;
 use jiff::civil::DateTime;
 
-use fix502_benches::{GenArgs, Rng, parse_gen_args};
+use fix502_benches::{GenArgs, Rng, run_generator};
 
 /// Seconds with millisecond precision, as nginx writes times: `0.012`.
 fn secs(rng: &mut Rng, max_ms: u64) -> String {
@@ -327,21 +327,5 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_gen_args("gen_accesslog") {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("gen_accesslog: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match generate(&args) {
-        Ok(lines) => {
-            eprintln!("gen_accesslog: wrote {lines} lines to {}", args.out);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("gen_accesslog: {}: {e}", args.out);
-            ExitCode::FAILURE
-        }
-    }
+    run_generator("gen_accesslog", generate)
 }

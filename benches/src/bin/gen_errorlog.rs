@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use jiff::SignedDuration;
 use jiff::civil::DateTime;
 
-use fix502_benches::{GenArgs, Rng, parse_gen_args};
+use fix502_benches::{GenArgs, Rng, run_generator};
 
 const SERVERS: &[&str] = &[
     "example.com",
@@ -623,21 +623,5 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_gen_args("gen_errorlog") {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("gen_errorlog: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match generate(&args) {
-        Ok(lines) => {
-            eprintln!("gen_errorlog: wrote {lines} lines to {}", args.out);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("gen_errorlog: {}: {e}", args.out);
-            ExitCode::FAILURE
-        }
-    }
+    run_generator("gen_errorlog", generate)
 }
