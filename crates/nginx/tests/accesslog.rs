@@ -638,6 +638,27 @@ fn http09_upstream() -> (u16, thread::JoinHandle<()>) {
     (port, handle)
 }
 
+/// A main config for a test nginx in `dir` (which gets a `tmp/` for the temp paths): one
+/// worker, pid and error log in `dir`, and `http` holding `http_body`.
+fn lab_conf(dir: &str, http_body: &str) -> String {
+    std::fs::create_dir_all(format!("{dir}/tmp")).unwrap();
+    format!(
+        "daemon on;\n\
+         worker_processes 1;\n\
+         pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log error;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n\
+         \x20 client_body_temp_path {dir}/tmp/body;\n\
+         \x20 proxy_temp_path {dir}/tmp/proxy;\n\
+         \x20 fastcgi_temp_path {dir}/tmp/fastcgi;\n\
+         \x20 uwsgi_temp_path {dir}/tmp/uwsgi;\n\
+         \x20 scgi_temp_path {dir}/tmp/scgi;\n\
+         {http_body}\
+         }}\n"
+    )
+}
+
 #[test]
 fn real_nginx_access_log() {
     let Some(binary) = nginx_binary() else {
@@ -649,23 +670,14 @@ fn real_nginx_access_log() {
     let closed = free_port();
     let (relay, relay_thread) = http09_upstream();
     let d = dir.display();
-    let conf = format!(
-        "daemon on;\n\
-         worker_processes 1;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log error;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-         \x20 log_format main '$remote_addr - $remote_user [$time_local] \"$request\" '\n\
+    let conf = lab_conf(
+        &d.to_string(),
+        &format!(
+            "\x20 log_format main '$remote_addr - $remote_user [$time_local] \"$request\" '\n\
          \x20                 '$status $body_bytes_sent \"$http_referer\" '\n\
          \x20                 '\"$http_user_agent\" \"$http_x_forwarded_for\"';\n\
          \x20 access_log {d}/access.log combined;\n\
          \x20 access_log {d}/main.log main;\n\
-         \x20 client_body_temp_path {d}/tmp/body;\n\
-         \x20 proxy_temp_path {d}/tmp/proxy;\n\
-         \x20 fastcgi_temp_path {d}/tmp/fastcgi;\n\
-         \x20 uwsgi_temp_path {d}/tmp/uwsgi;\n\
-         \x20 scgi_temp_path {d}/tmp/scgi;\n\
          \x20 server {{\n\
          \x20   listen 127.0.0.1:{port};\n\
          \x20   location = /ok {{ return 200 \"ok\\n\"; }}\n\
@@ -673,10 +685,9 @@ fn real_nginx_access_log() {
          \x20   location = /gw {{ return 504; }}\n\
          \x20   location = /closed {{ proxy_pass http://127.0.0.1:{closed}; proxy_connect_timeout 1s; }}\n\
          \x20   location = /relay {{ proxy_pass http://127.0.0.1:{relay}; proxy_read_timeout 2s; }}\n\
-         \x20 }}\n\
-         }}\n"
+         \x20 }}\n"
+        ),
     );
-    std::fs::create_dir(dir.join("tmp")).unwrap();
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
     let mut nginx = Nginx {
         binary,
@@ -1628,22 +1639,13 @@ fn real_nginx_custom_formats() {
         "\"uht\":\"$upstream_header_time\",\"urt\":\"$upstream_response_time\",",
         "\"cache\":\"$upstream_cache_status\"}';"
     );
-    let conf = format!(
-        "daemon on;\n\
-         worker_processes 1;\n\
-         pid {d}/nginx.pid;\n\
-         error_log {d}/error.log error;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-         \x20 {text_format}\n\
+    let conf = lab_conf(
+        &d.to_string(),
+        &format!(
+            "\x20 {text_format}\n\
          \x20 {json_format}\n\
          \x20 access_log {d}/text.log upstreamlog;\n\
          \x20 access_log {d}/json.log j;\n\
-         \x20 client_body_temp_path {d}/tmp/body;\n\
-         \x20 proxy_temp_path {d}/tmp/proxy;\n\
-         \x20 fastcgi_temp_path {d}/tmp/fastcgi;\n\
-         \x20 uwsgi_temp_path {d}/tmp/uwsgi;\n\
-         \x20 scgi_temp_path {d}/tmp/scgi;\n\
          \x20 proxy_cache_path {d}/cache keys_zone=c:1m;\n\
          \x20 proxy_connect_timeout 1s;\n\
          \x20 proxy_read_timeout 2s;\n\
@@ -1658,10 +1660,9 @@ fn real_nginx_custom_formats() {
          \x20   location = /redirect {{ proxy_pass http://127.0.0.1:{closed}; error_page 502 = @fallback; }}\n\
          \x20   location @fallback {{ proxy_pass http://127.0.0.1:{app}; }}\n\
          \x20   location /cached/ {{ proxy_pass http://127.0.0.1:{app}; proxy_cache c; proxy_cache_valid any 1m; }}\n\
-         \x20 }}\n\
-         }}\n"
+         \x20 }}\n"
+        ),
     );
-    std::fs::create_dir(dir.join("tmp")).unwrap();
     std::fs::write(dir.join("nginx.conf"), &conf).unwrap();
     let mut nginx = Nginx {
         binary,
