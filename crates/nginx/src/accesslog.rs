@@ -25,14 +25,19 @@
 //! `009` is what nginx logs when it relayed an upstream's response that had no HTTP status
 //! line (`upstream sent no valid HTTP/1.0 header`): the client got raw bytes, no headers.
 
-use crate::lines::{LineRead, SAMPLE_CAP, add_sample, cap_str, read_line_capped};
+use crate::lines::{
+    LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str, read_line_capped,
+};
 use crate::logformat::{Escape, Fields, LogFormat, TIME_LOCAL_LEN, parse_time_local};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::civil::DateTime;
+
+/// Why an access log could not be scanned (the kind is always [`LogKind::Access`]).
+pub type AccessLogError = LogFileError;
 
 /// How [`scan`] and [`scan_file`] read an access log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,53 +135,6 @@ impl AccessSummary {
     }
 }
 
-/// Why an access log could not be scanned. The message names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AccessLogError {
-    /// The file could not be opened.
-    #[error("cannot open access log {}: {error}", path.display())]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        error: io::Error,
-    },
-    /// Reading (or seeking) failed part-way.
-    #[error("cannot read access log {}: {error}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        error: io::Error,
-    },
-    /// The file is gzip-compressed (a rotated log such as `access.log.2.gz`).
-    #[error("access log {} is gzip-compressed; decompress it first", path.display())]
-    Compressed {
-        /// The file.
-        path: PathBuf,
-    },
-}
-
-impl AccessLogError {
-    /// The file the error is about.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        match self {
-            Self::Open { path, .. } | Self::Read { path, .. } | Self::Compressed { path } => path,
-        }
-    }
-
-    /// The underlying I/O error, if there is one (its text is already in the message).
-    #[must_use]
-    pub fn io_error(&self) -> Option<&io::Error> {
-        match self {
-            Self::Open { error, .. } | Self::Read { error, .. } => Some(error),
-            Self::Compressed { .. } => None,
-        }
-    }
-}
-
 /// Whether [`scan`] counts lines with `status`: the 5xx and `009`.
 fn tracked(status: u16) -> bool {
     status == 9 || (500..=599).contains(&status)
@@ -264,6 +222,7 @@ fn leading_number(b: &[u8]) -> Option<u64> {
 pub fn scan_file(path: &Path, opts: &AccessOptions) -> Result<AccessSummary, AccessLogError> {
     let reader = open_tail(path, opts)?;
     scan(reader, opts).map_err(|error| AccessLogError::Read {
+        log: LogKind::Access,
         path: path.to_owned(),
         error,
     })
@@ -274,10 +233,12 @@ pub fn scan_file(path: &Path, opts: &AccessOptions) -> Result<AccessSummary, Acc
 /// the bytes present now are read.
 fn open_tail(path: &Path, opts: &AccessOptions) -> Result<impl BufRead + use<>, AccessLogError> {
     let read_err = |error| AccessLogError::Read {
+        log: LogKind::Access,
         path: path.to_owned(),
         error,
     };
     let mut file = File::open(path).map_err(|error| AccessLogError::Open {
+        log: LogKind::Access,
         path: path.to_owned(),
         error,
     })?;
@@ -288,6 +249,7 @@ fn open_tail(path: &Path, opts: &AccessOptions) -> Result<impl BufRead + use<>, 
         .map_err(read_err)?;
     if magic == [0x1f, 0x8b] {
         return Err(AccessLogError::Compressed {
+            log: LogKind::Access,
             path: path.to_owned(),
         });
     }
@@ -1095,6 +1057,7 @@ pub fn scan_file_with(
 ) -> Result<AccessReport, AccessLogError> {
     let reader = open_tail(path, opts)?;
     scan_with(reader, format, opts).map_err(|error| AccessLogError::Read {
+        log: LogKind::Access,
         path: path.to_owned(),
         error,
     })

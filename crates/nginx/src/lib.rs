@@ -25,3 +25,5 @@ pub mod route;
 pub mod settings;
 pub mod view;
 pub mod window;
+
+pub use lines::{LogFileError, LogKind};

@@ -5,8 +5,85 @@
 //! Two readers: [`read_line_capped`] hands out one line at a time; [`BlockReader`] hands out
 //! big runs of whole lines at once, for scanners that search a block before they split it
 //! into lines. Both hold at most the cap of one line plus a fixed buffer, whatever the input.
+//! [`LogFileError`] is why either scanner could not read its file.
 
+use std::fmt;
 use std::io::{self, BufRead, Read};
+use std::path::{Path, PathBuf};
+
+/// Which log a [`LogFileError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogKind {
+    /// An nginx error log.
+    Error,
+    /// An nginx access log.
+    Access,
+}
+
+impl fmt::Display for LogKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Error => "error log",
+            Self::Access => "access log",
+        })
+    }
+}
+
+/// Why a log file could not be scanned. The message names the kind of log and the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogFileError {
+    /// The file could not be opened.
+    #[error("cannot open {log} {}: {error}", path.display())]
+    Open {
+        /// Which log.
+        log: LogKind,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: io::Error,
+    },
+    /// Reading (or seeking) failed part-way.
+    #[error("cannot read {log} {}: {error}", path.display())]
+    Read {
+        /// Which log.
+        log: LogKind,
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        error: io::Error,
+    },
+    /// The file is gzip-compressed (a rotated log such as `error.log.2.gz`).
+    #[error("{log} {} is gzip-compressed; decompress it first", path.display())]
+    Compressed {
+        /// Which log.
+        log: LogKind,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl LogFileError {
+    /// The file the error is about.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Open { path, .. } | Self::Read { path, .. } | Self::Compressed { path, .. } => {
+                path
+            }
+        }
+    }
+
+    /// The underlying I/O error, if there is one (its text is already in the message).
+    #[must_use]
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Self::Open { error, .. } | Self::Read { error, .. } => Some(error),
+            Self::Compressed { .. } => None,
+        }
+    }
+}
 
 /// The most bytes of one sample line kept as evidence.
 pub(crate) const SAMPLE_CAP: usize = 4096;

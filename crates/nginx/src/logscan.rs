@@ -24,17 +24,20 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, Read};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
 use jiff::civil::DateTime;
 
-use crate::lines::{Block, BlockReader, add_sample};
+use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample};
 use crate::window::{self, Stamp};
 
 use crate::classify::{ClassifiedRef, Phase, Signature, classify_ref};
 use crate::errorlog::{ErrorLine, parse_line};
+
+/// Why an error log could not be scanned (the kind is always [`LogKind::Error`]).
+pub type LogError = LogFileError;
 
 /// Most groups kept; lines that would open more are counted in
 /// [`LogSummary::lines_ungrouped`]. Real logs have a handful.
@@ -186,53 +189,6 @@ pub struct LogSummary {
     pub last_time: Option<DateTime>,
 }
 
-/// Why an error log could not be scanned. The message names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LogError {
-    /// The file could not be opened.
-    #[error("cannot open error log {}: {error}", path.display())]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        error: io::Error,
-    },
-    /// Reading failed part-way.
-    #[error("cannot read error log {}: {error}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// What the OS said.
-        error: io::Error,
-    },
-    /// The file is gzip-compressed (a rotated log such as `error.log.2.gz`).
-    #[error("error log {} is gzip-compressed; decompress it first", path.display())]
-    Compressed {
-        /// The file.
-        path: PathBuf,
-    },
-}
-
-impl LogError {
-    /// The file the error is about.
-    #[must_use]
-    pub fn path(&self) -> &Path {
-        match self {
-            Self::Open { path, .. } | Self::Read { path, .. } | Self::Compressed { path } => path,
-        }
-    }
-
-    /// The underlying I/O error, if there is one (its text is already in the message).
-    #[must_use]
-    pub fn io_error(&self) -> Option<&io::Error> {
-        match self {
-            Self::Open { error, .. } | Self::Read { error, .. } => Some(error),
-            Self::Compressed { .. } => None,
-        }
-    }
-}
-
 /// Scans the error log at `path`. See [`scan`] for what is counted and [`scan_file_from`]
 /// for how the file is read.
 ///
@@ -272,6 +228,7 @@ pub fn scan_history(
     };
     let parts = crate::history::history(path, Some(since), Stamp::ErrorLog).map_err(|error| {
         LogError::Open {
+            log: LogKind::Error,
             path: path.to_owned(),
             error,
         }
@@ -281,6 +238,7 @@ pub fn scan_history(
     }
     let mut reader = crate::history::HistoryReader::new(parts, Some(since), Stamp::ErrorLog);
     let summary = scan(&mut reader, opts).map_err(|error| LogError::Read {
+        log: LogKind::Error,
         path: path.to_owned(),
         error,
     })?;
@@ -343,10 +301,12 @@ impl<'p> OpenLog<'p> {
     /// Opens `path`; refuses a gzip-compressed regular file.
     fn open(path: &'p Path) -> Result<Self, LogError> {
         let file = File::open(path).map_err(|error| LogError::Open {
+            log: LogKind::Error,
             path: path.to_owned(),
             error,
         })?;
         let read_error = |error| LogError::Read {
+            log: LogKind::Error,
             path: path.to_owned(),
             error,
         };
@@ -362,6 +322,7 @@ impl<'p> OpenLog<'p> {
         let got = read_fully_at(&file, &mut magic, 0).map_err(read_error)?;
         if is_gzip(magic.get(..got).unwrap_or_default()) {
             return Err(LogError::Compressed {
+                log: LogKind::Error,
                 path: path.to_owned(),
             });
         }
@@ -387,6 +348,7 @@ impl<'p> OpenLog<'p> {
         let start = reader.fill_buf().map_err(|error| self.read_error(error))?;
         if is_gzip(start) {
             return Err(LogError::Compressed {
+                log: LogKind::Error,
                 path: self.path.to_owned(),
             });
         }
@@ -397,6 +359,7 @@ impl<'p> OpenLog<'p> {
 
     fn read_error(&self, error: io::Error) -> LogError {
         LogError::Read {
+            log: LogKind::Error,
             path: self.path.to_owned(),
             error,
         }

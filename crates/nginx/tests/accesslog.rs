@@ -490,17 +490,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Whether `pid` is a live process (zombies count as gone).
-fn running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat.get(i + 1..))
-        .and_then(|rest| rest.split_whitespace().next());
-    !matches!(state, Some("Z" | "X" | "x") | None)
-}
+// Whether `pid` is a live process (zombies count as gone).
+use fix502_lab::process_running as running;
 
 /// One nginx instance in a temp dir; stopped on drop.
 struct Nginx {
