@@ -9,4 +9,5 @@ mod names;
 mod responses;
 mod routing;
 mod scenarios;
+mod snapshots;
 mod wizard;

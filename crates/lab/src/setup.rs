@@ -202,10 +202,15 @@ pub(crate) fn build(name: &str, dir: LabDir<'_>) -> Result<Setup, LabError> {
             }
         }
         "read-timeout" => read_timeout(listen)?,
-        "upstream-502" => Setup {
-            upstream_log: true,
-            ..app(listen, Behavior::Status502)?
-        },
+        // One request: its access-log line is the whole evidence, whatever nginx timed.
+        "upstream-502" => {
+            let mut setup = Setup {
+                upstream_log: true,
+                ..app(listen, Behavior::Status502)?
+            };
+            setup.traffic.gets = 1;
+            setup
+        }
         "keepalive-race" => keepalive_race(listen)?,
         "wrong-port" => {
             let (_, fpm) = php_fpm(dir, None)?;
@@ -449,13 +454,13 @@ fn unix_socket_permission(listen: SocketAddr, dir: &Path) -> Result<Setup, LabEr
     Ok(setup)
 }
 
-/// `upstream backend` with two servers where nothing listens.
+/// `upstream backend` with two servers where nothing listens, the lower port first (so that
+/// reports list them in the order of the config).
 fn no_live_upstreams(listen: SocketAddr) -> Result<Setup, LabError> {
-    let group = vec![
-        format!("127.0.0.1:{}", free_port()?),
-        format!("127.0.0.1:{}", free_port()?),
-    ];
-    let first = group.first().cloned().unwrap_or_default();
+    let mut ports = [free_port()?, free_port()?];
+    ports.sort_unstable();
+    let group = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let first = format!("127.0.0.1:{}", ports[0]);
     Ok(Setup {
         location: config::proxy("http://backend"),
         group,
