@@ -223,7 +223,7 @@ fn every_cause_id_is_documented() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/causes.md"),
     )
     .unwrap();
-    for c in fix502_core::report::Cause::ALL {
+    for c in fix502_core::causes::Cause::all() {
         assert!(
             doc.contains(&format!("## `{}`", c.id())),
             "docs/causes.md lacks a section for {c}"

@@ -57,7 +57,8 @@ fn settings(lab: &Lab) -> insta::Settings {
         (r"sport = :\d+", "sport = :[PORT]"),
         (r"\bport \d{2,5}\b", "port [PORT]"),
         // A line cut short: where the cut falls moves with the length of pids and ports.
-        (r"(?m), [^,\n]*…$", ", […]"),
+        (r#"(?m)(request: "[^"\n]*")[^\n]*…$"#, "$1, […]"),
+        (r"(?m),[^,\n]*…$", ", […]"),
         // What a protocol sniff got before it was sure: its attempts race.
         (r"(?m)^ *sent [^\n]* → got [^\n]*\n", ""),
         // The sparkline's bars move with the minute the lab ran in.

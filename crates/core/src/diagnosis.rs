@@ -1,36 +1,42 @@
 //! Diagnosis: join the findings of every step into ranked root causes, each with a
-//! confidence, an evidence chain and the exact fix. Rules live here; wording of each cause's
-//! summary and fix lives in [`crate::advice`].
+//! confidence, an evidence chain and the exact fix. The rules that weigh and join claims
+//! live here; everything about one cause (what it absorbs, how sure its support makes us,
+//! its wording) is its entry in [`crate::causes`].
 
 use std::collections::BTreeMap;
 
-use crate::advice;
-use crate::facts::Facts;
-use crate::report::{Cause, Diagnosis, Finding, Severity, StepReport};
+use fix502_nginx::view::{Peer, TargetAddress};
 
-/// Where a claim's support came from.
+use crate::causes::{self, Cause, Context, Support};
+use crate::facts::Facts;
+use crate::report::{DIAGNOSIS, Diagnosis, Evidence, Finding, Severity, StepReport};
+use crate::upstream::Upstream;
+
+/// A claim: where its support came from, and the findings behind it.
 #[derive(Debug, Default, Clone)]
-struct Support {
-    log: bool,
-    live: bool,
-    config: bool,
+struct Claim {
+    support: Support,
     findings: Vec<Finding>,
 }
 
-fn is_log(f: &Finding) -> bool {
-    f.check.starts_with("logs.")
+impl Claim {
+    /// Counts `f` as support of its kind.
+    fn add(&mut self, f: &Finding) {
+        match f.kind {
+            Evidence::Log => self.support.log = true,
+            Evidence::Config => self.support.config = true,
+            _ => self.support.live = true,
+        }
+        self.findings.push(f.clone());
+    }
 }
 
-fn is_config(f: &Finding) -> bool {
-    f.check.starts_with("config.")
-}
-
-type Claims = BTreeMap<(Cause, Option<String>), Support>;
+type Claims = BTreeMap<(Cause, Option<Upstream>), Claim>;
 
 /// Moves the claims of `absorbed` causes into the `root` claim of the same upstream, where
 /// there is one: the root cause explains what the others saw.
 fn absorb_into(claims: &mut Claims, root: Cause, absorbed: &[Cause]) {
-    let upstreams: Vec<Option<String>> = claims
+    let upstreams: Vec<Option<Upstream>> = claims
         .keys()
         .filter(|(c, _)| *c == root)
         .map(|(_, u)| u.clone())
@@ -40,20 +46,41 @@ fn absorb_into(claims: &mut Claims, root: Cause, absorbed: &[Cause]) {
             if let Some(s) = claims.remove(&(*cause, upstream.clone()))
                 && let Some(target) = claims.get_mut(&(root, upstream.clone()))
             {
-                target.log |= s.log;
-                target.live |= s.live;
+                target.support.log |= s.support.log;
+                target.support.live |= s.support.live;
                 target.findings.extend(s.findings);
             }
         }
     }
 }
 
+/// The causes that absorb others, in an order where a cause has absorbed what it explains
+/// before a cause that explains it takes its claim over.
+fn absorbing_order() -> Vec<Cause> {
+    let mut left: Vec<Cause> = Cause::all()
+        .filter(|c| !c.entry().absorbs.is_empty())
+        .collect();
+    let mut order = Vec::new();
+    // Each pass moves at least one cause (the relation has no circle: a test in `causes`).
+    for _ in 0..left.len() {
+        let ready: Vec<Cause> = left
+            .iter()
+            .copied()
+            .filter(|c| c.entry().absorbs.iter().all(|a| !left.contains(a)))
+            .collect();
+        left.retain(|c| !ready.contains(c));
+        order.extend(ready);
+    }
+    order.extend(left);
+    order
+}
+
 /// Whether the live exchange with `upstream` got a complete, valid answer.
-async fn answers_well_now(facts: &Facts, upstream: &str) -> bool {
+async fn answers_well_now(facts: &Facts, upstream: &Upstream) -> bool {
     use crate::exchange::Answer;
     use fix502_probe::fastcgi::FcgiOutcome;
     use fix502_probe::http::HttpOutcome;
-    let Some(i) = facts.endpoints.iter().position(|e| e.display == upstream) else {
+    let Some(i) = facts.index_at(upstream) else {
         return false;
     };
     match facts.exchanges().await.get(i) {
@@ -74,8 +101,8 @@ async fn answers_well_now(facts: &Facts, upstream: &str) -> bool {
 /// How nginx keeps connections to `upstream` alive, when it does: `keepalive` in its
 /// upstream block plus HTTP/1.1 without `Connection: close` (the defaults from 1.29.7), or
 /// `fastcgi_keep_conn on`.
-pub async fn keepalive_in_use(facts: &Facts, upstream: &str) -> Option<String> {
-    let endpoint = facts.endpoints.iter().find(|e| e.display == upstream)?;
+pub async fn keepalive_in_use(facts: &Facts, upstream: &Upstream) -> Option<String> {
+    let endpoint = facts.endpoint_at(upstream)?;
     let group = facts.view.group(endpoint.group.as_deref()?)?;
     let modern = facts.nginx_version().is_some_and(|v| v >= (1, 29, 7));
     let keepalive = match group.settings.get("keepalive") {
@@ -116,40 +143,50 @@ fn is_risk(f: &Finding) -> bool {
     f.check == crate::steps::risks::RISKS
 }
 
+/// The name of a group (or of a host without a port) an upstream stands for.
+fn name_of(upstream: &Upstream) -> Option<&str> {
+    match upstream {
+        Upstream::Group(name) | Upstream::Name(name) => Some(name),
+        Upstream::Peer(_) => None,
+    }
+}
+
 /// Whether a claim about `upstream` concerns what `--url` routes to (always true without
 /// `--url`, for claims about no upstream, and when the route reaches no pass directive).
-fn in_scope(facts: &Facts, upstream: Option<&str>) -> bool {
+fn in_scope(facts: &Facts, upstream: Option<&Upstream>) -> bool {
     let (Some(Ok(route)), Some(u)) = (&facts.route, upstream) else {
         return true;
     };
     let Some(target) = route.target else {
         return true;
     };
-    let port = |text: &str| text.rsplit_once(':').map(|(_, p)| p.to_owned());
     facts.endpoints.iter().any(|e| {
-        e.display == u
-            || e.group.as_deref() == Some(u)
-            || (matches!(&e.peer, fix502_nginx::view::Peer::Inet { host, .. } if host.parse::<std::net::IpAddr>().is_err())
-                && port(&e.display) == port(u))
-    }) || facts.view.targets.get(target).is_some_and(|t| {
-        matches!(t.address, fix502_nginx::view::TargetAddress::Variable(_))
-    })
+        u.peer() == Some(&e.peer)
+            || (e.group.is_some() && e.group.as_deref() == name_of(u))
+            || (matches!(&e.peer, Peer::Inet { .. } if !e.peer.is_ip_literal())
+                && u.port().is_some()
+                && Upstream::from(&e.peer).port() == u.port())
+    }) || facts
+        .view
+        .targets
+        .get(target)
+        .is_some_and(|t| matches!(t.address, TargetAddress::Variable(_)))
 }
 
 /// Gives a `config-not-reloaded` claim the upstreams it explains: logged failures at
 /// addresses the config on disk no longer connects to.
 async fn rekey_not_reloaded(claims: &mut Claims, facts: &Facts) {
-    let Some(base) = claims.get(&(Cause::ConfigNotReloaded, None)).cloned() else {
+    let Some(base) = claims.get(&(Cause::CONFIG_NOT_RELOADED, None)).cloned() else {
         return;
     };
-    let mut stale: Vec<(Cause, String)> = Vec::new();
-    for ((cause, upstream), support) in claims.iter() {
+    let mut stale: Vec<(Cause, Upstream)> = Vec::new();
+    for ((cause, upstream), claim) in claims.iter() {
         if let Some(u) = upstream
-            && *cause != Cause::ConfigNotReloaded
-            && support.log
-            && !support.live
+            && *cause != Cause::CONFIG_NOT_RELOADED
+            && claim.support.log
+            && !claim.support.live
             && facts.endpoint_of(u).await.is_none()
-            && !facts.view.upstreams.iter().any(|g| g.name == *u)
+            && !name_of(u).is_some_and(|n| facts.view.upstreams.iter().any(|g| g.name == n))
         {
             stale.push((*cause, u.clone()));
         }
@@ -157,12 +194,12 @@ async fn rekey_not_reloaded(claims: &mut Claims, facts: &Facts) {
     for (cause, upstream) in stale {
         let mut s = base.clone();
         if let Some(logged) = claims.get(&(cause, Some(upstream.clone()))) {
-            s.log = true;
+            s.support.log = true;
             s.findings.extend(logged.findings.iter().cloned());
         }
         s.findings.push(
             Finding::new(
-                "diagnosis",
+                DIAGNOSIS,
                 Severity::Warning,
                 format!(
                     "nginx still connects to {upstream}, which the config on disk no longer names"
@@ -170,36 +207,26 @@ async fn rekey_not_reloaded(claims: &mut Claims, facts: &Facts) {
             )
             .upstream(upstream.clone()),
         );
-        claims.remove(&(Cause::ConfigNotReloaded, None));
-        claims.insert((Cause::ConfigNotReloaded, Some(upstream)), s);
+        claims.remove(&(Cause::CONFIG_NOT_RELOADED, None));
+        claims.insert((Cause::CONFIG_NOT_RELOADED, Some(upstream)), s);
     }
 }
 
 /// Whether nginx's retries hide a connect failure from clients: the upstream is one server
 /// of a group whose other servers accept connections now, and the failure is one that
 /// `*_next_upstream error` (the default) retries.
-async fn retries_hide(facts: &Facts, cause: Cause, upstream: Option<&str>) -> bool {
-    let connect_failure = matches!(
-        cause,
-        Cause::UpstreamRefused
-            | Cause::UpstreamUnreachable
-            | Cause::UpstreamWrongAddress
-            | Cause::UnixSocketMissing
-            | Cause::UnixSocketPermission
-    );
+async fn retries_hide(facts: &Facts, cause: Cause, upstream: Option<&Upstream>) -> bool {
     let Some(u) = upstream else { return false };
-    if !connect_failure {
+    if !cause.entry().retried {
         return false;
     }
     let Some(group) = facts.endpoint_of(u).await.and_then(|e| e.group.clone()) else {
         return false;
     };
     let probes = facts.probes().await;
-    facts
-        .endpoints
-        .iter()
-        .zip(probes)
-        .any(|(e, p)| e.group.as_deref() == Some(group.as_str()) && e.display != u && p.ok())
+    facts.endpoints.iter().zip(probes).any(|(e, p)| {
+        e.group.as_deref() == Some(group.as_str()) && u.peer() != Some(&e.peer) && p.ok()
+    })
 }
 
 /// Ranks the causes the findings point to. Empty when nothing is wrong.
@@ -216,18 +243,13 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             risks.push(f);
             continue;
         }
-        if !in_scope(facts, f.upstream.as_deref()) {
+        if !in_scope(facts, f.upstream.as_ref()) {
             continue;
         }
-        let s = claims.entry((cause, f.upstream.clone())).or_default();
-        if is_log(f) {
-            s.log = true;
-        } else if is_config(f) {
-            s.config = true;
-        } else {
-            s.live = true;
-        }
-        s.findings.push(f.clone());
+        claims
+            .entry((cause, f.upstream.clone()))
+            .or_default()
+            .add(f);
     }
 
     // 1b. A static risk of the config only corroborates a cause something observed.
@@ -241,9 +263,9 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             .cloned()
             .collect();
         for key in matching {
-            if let Some(s) = claims.get_mut(&key) {
-                s.config = true;
-                s.findings.push(risk.clone());
+            if let Some(claim) = claims.get_mut(&key) {
+                claim.support.config = true;
+                claim.findings.push(risk.clone());
             }
         }
     }
@@ -252,58 +274,21 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
     //     config no longer has come from the old config nginx still runs.
     rekey_not_reloaded(&mut claims, facts).await;
 
-    // 2. A listener elsewhere explains a refusal (or EADDRNOTAVAIL) at the same address.
-    absorb_into(
-        &mut claims,
-        Cause::UpstreamWrongAddress,
-        &[
-            Cause::UpstreamRefused,
-            Cause::PortExhaustion,
-            Cause::UnixSocketMissing,
-        ],
-    );
+    // 2. Root causes absorb what they explain at the same upstream (the table says which).
+    for root in absorbing_order() {
+        absorb_into(&mut claims, root, root.entry().absorbs);
+    }
 
-    // A name that now resolves elsewhere explains failures at the address nginx kept.
-    absorb_into(
-        &mut claims,
-        Cause::UpstreamStaleDns,
-        &[
-            Cause::UpstreamRefused,
-            Cause::UpstreamUnreachable,
-            Cause::UpstreamTimeout,
-            Cause::UpstreamWrongAddress,
-        ],
-    );
-
-    // 3. A port that speaks another protocol explains what nginx saw when speaking its own.
-    absorb_into(
-        &mut claims,
-        Cause::UpstreamProtocolMismatch,
-        &[
-            Cause::UpstreamClosedEarly,
-            Cause::UpstreamReset,
-            Cause::UpstreamInvalidResponse,
-            Cause::UpstreamTls,
-        ],
-    );
-
-    // A worker killed mid-request (app-server log, OOM) explains the resets nginx saw too.
-    absorb_into(
-        &mut claims,
-        Cause::UpstreamClosedEarly,
-        &[Cause::UpstreamReset],
-    );
-
-    // 4. Closes and resets that only the log shows, on an upstream that answers a fresh
+    // 3. Closes and resets that only the log shows, on an upstream that answers a fresh
     //    connection well and is reached over kept-alive connections: the keep-alive race.
-    for cause in [Cause::UpstreamClosedEarly, Cause::UpstreamReset] {
-        let keys: Vec<Option<String>> = claims
+    for cause in [Cause::UPSTREAM_CLOSED_EARLY, Cause::UPSTREAM_RESET] {
+        let keys: Vec<Option<Upstream>> = claims
             .iter()
-            .filter(|((c, _), s)| *c == cause && s.log && !s.live)
+            .filter(|((c, _), claim)| *c == cause && claim.support.log && !claim.support.live)
             .map(|((_, u), _)| u.clone())
             .collect();
         for upstream in keys {
-            let Some(u) = upstream.as_deref() else {
+            let Some(u) = upstream.as_ref() else {
                 continue;
             };
             let Some(keepalive) = keepalive_in_use(facts, u).await else {
@@ -314,46 +299,41 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             }
             if let Some(mut s) = claims.remove(&(cause, upstream.clone())) {
                 s.findings.push(
-                    Finding::new("diagnosis", Severity::Warning, keepalive).upstream(u.to_owned()),
+                    Finding::new(DIAGNOSIS, Severity::Warning, keepalive).upstream(u.clone()),
                 );
                 let target = claims
-                    .entry((Cause::UpstreamKeepaliveRace, upstream.clone()))
+                    .entry((Cause::UPSTREAM_KEEPALIVE_RACE, upstream.clone()))
                     .or_default();
-                target.log = true;
-                target.live |= s.live;
+                target.support.log = true;
+                target.support.live |= s.support.live;
                 target.findings.extend(s.findings);
             }
         }
     }
 
-    // 5. Confidence and wording.
+    // 4. Confidence and wording.
     let mut out: Vec<(bool, Diagnosis)> = Vec::new();
     let groups_with_causes: Vec<String> = claims
         .keys()
-        .filter(|(c, _)| *c != Cause::NoLiveUpstreams)
+        .filter(|(c, _)| !c.entry().consequence)
         .filter_map(|(_, u)| u.as_ref())
-        .filter_map(|u| {
-            facts
-                .endpoints
-                .iter()
-                .find(|e| &e.display == u)
-                .and_then(|e| e.group.clone())
-        })
+        .filter_map(|u| facts.endpoint_at(u).and_then(|e| e.group.clone()))
         .collect();
-    let any_other_cause = claims.keys().any(|(c, _)| *c != Cause::NoLiveUpstreams);
-    for ((cause, upstream), support) in claims {
+    let any_other_cause = claims.keys().any(|(c, _)| !c.entry().consequence);
+    for ((cause, upstream), claim) in claims {
+        let support = claim.support;
         let live_ok_now = match &upstream {
-            _ if cause == Cause::UpstreamKeepaliveRace => None,
+            _ if cause == Cause::UPSTREAM_KEEPALIVE_RACE => None,
             Some(u) if support.log && !support.live => facts.probe_of(u).await.map(|p| p.ok()),
             _ => None,
         };
-        let consequence = cause == Cause::NoLiveUpstreams
+        let consequence = cause.entry().consequence
             && (upstream
                 .as_ref()
-                .is_some_and(|g| groups_with_causes.contains(g))
+                .and_then(name_of)
+                .is_some_and(|g| groups_with_causes.iter().any(|n| n == g))
                 || any_other_cause);
-        let mut confidence: f64 = match (support.log, support.live, support.config) {
-            (_, _, true) if cause == Cause::ConfigInvalid => 0.99,
+        let base: f64 = match (support.log, support.live, support.config) {
             (_, _, true) => 0.9,
             (true, true, _) => 0.95,
             (false, true, _) => 0.85,
@@ -363,26 +343,20 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             },
             _ => 0.5,
         };
+        let mut confidence = (cause.entry().confidence)(base, support);
         if consequence {
             confidence = confidence.min(0.5);
         }
-        if cause == Cause::UpstreamKeepaliveRace {
-            // Sporadic failures in the log, a healthy fresh connection, connection reuse on.
-            confidence = 0.8;
-        }
-        if cause == Cause::UpstreamTimeout && !support.log {
-            confidence = confidence.min(0.5);
-        }
-        let retried = retries_hide(facts, cause, upstream.as_deref()).await;
-        let ctx = advice::Context {
+        let retried = retries_hide(facts, cause, upstream.as_ref()).await;
+        let ctx = Context {
             facts,
-            upstream: upstream.as_deref(),
-            findings: &support.findings,
+            upstream: upstream.as_ref(),
+            findings: &claim.findings,
             recovered: live_ok_now == Some(true),
             retried,
         };
         let mut evidence: Vec<String> = Vec::new();
-        for f in &support.findings {
+        for f in &claim.findings {
             let line = match &f.location {
                 Some(loc) => format!("{} ({})", f.message, loc),
                 None => f.message.clone(),
@@ -413,11 +387,11 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             Diagnosis {
                 cause,
                 confidence,
-                upstream: upstream.clone(),
                 http_status: if retried { 200 } else { cause.http_status() },
-                summary: advice::summary(cause, &ctx),
+                summary: causes::summary(cause, &ctx),
                 evidence,
-                fix: advice::fix(cause, &ctx),
+                fix: causes::fix(cause, &ctx),
+                upstream,
             },
         ));
     }

@@ -1,17 +1,18 @@
 //! The engine: one run of fix502, step by step (the wizard drives it) or all at once
-//! ([`Engine::run_all`], for scripts and library users). It owns the facts, the step reports
-//! and the diagnosis, and builds the [`Report`].
+//! ([`Engine::run_all`], for scripts and library users). It owns the facts, the step reports,
+//! the diagnosis and the timeline of the window, and builds the [`Report`].
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::check::run_step;
 use crate::diagnosis::diagnose;
 use crate::discovery::{DiscoveryError, discover};
 use crate::facts::Facts;
 use crate::options::Options;
 use crate::report::{Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport};
 use crate::steps::restart::{self, Action};
-use crate::timeline::Timeline;
+use crate::steps::run_step;
+use crate::timeline::{self, Events, Timeline};
 
 /// One diagnosis run.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ impl Engine {
         self.steps.sort_by_key(|s| s.step);
         self.diagnosis = diagnose(&self.steps, &self.facts).await;
         if step == StepId::Logs {
-            self.timeline = crate::timeline::of(&self.facts).await;
+            self.timeline = timeline_of(&self.facts).await;
         }
         self.steps
             .iter()
@@ -141,6 +142,44 @@ impl Engine {
         }
         Ok(engine.report())
     }
+}
+
+/// The timeline of this run's window: 502 and 504 per minute from the access logs, and each
+/// cause of the error-log groups per minute.
+async fn timeline_of(facts: &Facts) -> Option<Timeline> {
+    let start = facts.window_start()?;
+    let end = jiff::ZonedDateTime::now().datetime();
+    let mut events: Vec<Events> = Vec::new();
+    let mut add = |name: &str, source: &str, minute, n: u64| match events
+        .iter_mut()
+        .find(|e| e.name == name && e.source == source)
+    {
+        Some(e) => *e.per_minute.entry(minute).or_default() += n,
+        None => events.push(Events {
+            name: name.to_owned(),
+            source: source.to_owned(),
+            per_minute: BTreeMap::from([(minute, n)]),
+        }),
+    };
+    for read in facts.access_reads().await {
+        let Ok(report) = &read.report else { continue };
+        for m in &report.per_minute {
+            add("502", "access-log", m.minute, m.status_502);
+            add("504", "access-log", m.minute, m.status_504);
+        }
+    }
+    for read in facts.logs().await {
+        let Ok(summary) = &read.summary else { continue };
+        for g in &summary.groups {
+            let Some(cause) = crate::causes::of_group(g) else {
+                continue;
+            };
+            for (minute, n) in &g.per_minute {
+                add(cause.id(), "error-log", *minute, *n);
+            }
+        }
+    }
+    timeline::build(start, end, &events)
 }
 
 /// Now, as RFC 3339 UTC to the second.

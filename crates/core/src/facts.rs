@@ -21,6 +21,7 @@ use crate::discovery::{Discovery, under_prefix};
 use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
 use crate::report::{Location, NginxInfo};
+use crate::upstream::Upstream;
 
 /// One place in the config that sends requests to an endpoint.
 #[derive(Debug, Clone)]
@@ -477,27 +478,51 @@ impl Facts {
         )
     }
 
-    /// The probe result of the endpoint written as `display` (or resolving to it), if it is one of ours.
-    pub async fn probe_of(&self, display: &str) -> Option<&ProbeResult> {
-        let i = self.index_of(display).await?;
+    /// The probe result of the endpoint at `upstream` (or resolving to it), if it is one of
+    /// ours.
+    pub async fn probe_of(&self, upstream: &Upstream) -> Option<&ProbeResult> {
+        let i = self.index_of(upstream).await?;
         self.probes().await.get(i)
     }
 
-    /// The endpoint written as `display` (or resolving to it), if the config has one.
-    pub async fn endpoint_of(&self, display: &str) -> Option<&Endpoint> {
-        let i = self.index_of(display).await?;
+    /// The endpoint at `upstream` (or resolving to it), if the config has one.
+    pub async fn endpoint_of(&self, upstream: &Upstream) -> Option<&Endpoint> {
+        let i = self.index_of(upstream).await?;
         self.endpoints.get(i)
     }
 
-    /// The index of an endpoint by how nginx writes it: its own address first, else an
-    /// address its host name resolved to (which needs the probes).
-    async fn index_of(&self, display: &str) -> Option<usize> {
-        if let Some(i) = self.endpoints.iter().position(|e| e.display == display) {
+    /// The endpoint whose own address is `upstream`, if the config has one.
+    pub fn endpoint_at(&self, upstream: &Upstream) -> Option<&Endpoint> {
+        self.endpoints.get(self.index_at(upstream)?)
+    }
+
+    /// The index in [`Facts::endpoints`] of the endpoint whose own address is `upstream`.
+    pub fn index_at(&self, upstream: &Upstream) -> Option<usize> {
+        let peer = upstream.peer()?;
+        self.endpoints.iter().position(|e| e.peer == *peer)
+    }
+
+    /// The index of an endpoint: its own address first, else an address its host name
+    /// resolved to (which needs the probes).
+    async fn index_of(&self, upstream: &Upstream) -> Option<usize> {
+        if let Some(i) = self.index_at(upstream) {
             return Some(i);
         }
         self.probes().await.iter().position(|p| {
-            matches!(p, ProbeResult::Tcp { attempts, .. } if attempts.iter().any(|a| a.target == display))
+            matches!(p, ProbeResult::Tcp { attempts, .. } if attempts.iter().any(|a| Upstream::parse(&a.target) == *upstream))
         })
+    }
+
+    /// How many logged failures in the window gave the client a 502 (error-log lines).
+    pub async fn logged_502s(&self) -> u64 {
+        self.logs()
+            .await
+            .iter()
+            .filter_map(|r| r.summary.as_ref().ok())
+            .flat_map(|s| &s.groups)
+            .filter(|g| g.failure.http_status() == 502)
+            .map(|g| g.count)
+            .sum()
     }
 
     /// Listening sockets on this host (read once).
@@ -569,7 +594,7 @@ impl Facts {
         for read in self.logs().await {
             let Ok(summary) = &read.summary else { continue };
             for g in &summary.groups {
-                if let (Some(peer), Some(req)) = (&g.peer, &g.request)
+                if let (Some(peer), Some(req)) = (&g.failure.peer, &g.request)
                     && !out.iter().any(|(p, _)| p == peer)
                 {
                     out.push((peer.clone(), req.clone()));

@@ -128,6 +128,9 @@ mod tests {
         let text = "2026/11/24 02:11:50 [error] 8127#8127: *2 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: s, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.2:45889/\", host: \"s\"\n";
         let summary = logscan::scan(text.as_bytes(), &ScanOptions::default()).unwrap();
         assert_eq!(summary.groups.len(), 1);
-        assert_eq!(summary.groups[0].peer.as_deref(), Some("127.0.0.2:45889"));
+        assert_eq!(
+            summary.groups[0].failure.peer.as_deref(),
+            Some("127.0.0.2:45889")
+        );
     }
 }

@@ -14,7 +14,7 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod advice;
+pub mod causes;
 pub mod check;
 pub mod command;
 pub mod diagnosis;
@@ -27,3 +27,5 @@ pub mod options;
 pub mod report;
 pub mod steps;
 pub mod timeline;
+pub mod upstream;
+pub mod words;

@@ -1,14 +1,20 @@
-//! The report: the data every face of fix502 shows (wizard, human text, JSON).
+//! The report: the data every face of fix502 shows (wizard, human text, JSON), and the
+//! typed ids its findings carry (the check that found them, the kind of evidence).
 //!
-//! Everything here is part of the outside contract (CONTRACT.md, docs/json-report.md):
-//! fields and cause ids are only ever added. Nothing here runs a check.
+//! What is serialized here is the outside contract (docs/json-report.md,
+//! docs/report.schema.json): fields and cause ids are only ever added. Nothing here runs a
+//! check.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::causes::cause::Cause;
+use crate::timeline::Timeline;
+use crate::upstream::Upstream;
 
 /// Version of the JSON report layout. Bumped only on a breaking change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -107,166 +113,6 @@ pub enum Severity {
     Error,
 }
 
-/// The cause ids of CONTRACT.md (v1).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-#[allow(missing_docs)] // each variant is documented in docs/causes.md and by `Cause::meaning`
-pub enum Cause {
-    NginxNotRunning,
-    ConfigInvalid,
-    ConfigNotReloaded,
-    UpstreamRefused,
-    UpstreamStaleDns,
-    UpstreamWrongAddress,
-    UpstreamUnreachable,
-    UpstreamTimeout,
-    UpstreamReset,
-    UpstreamClosedEarly,
-    UpstreamKeepaliveRace,
-    #[serde(rename = "upstream-returned-502")]
-    #[schemars(rename = "upstream-returned-502")]
-    UpstreamReturned502,
-    UpstreamHeaderTooBig,
-    UpstreamInvalidResponse,
-    UpstreamProtocolMismatch,
-    UpstreamTls,
-    UnixSocketMissing,
-    UnixSocketPermission,
-    UpstreamBacklogFull,
-    NoLiveUpstreams,
-    UpstreamDns,
-    SelinuxDenied,
-    FdExhaustion,
-    PortExhaustion,
-    ProxyLoop,
-}
-
-impl Cause {
-    /// Every cause id, in contract order.
-    pub const ALL: [Self; 25] = [
-        Self::NginxNotRunning,
-        Self::ConfigInvalid,
-        Self::ConfigNotReloaded,
-        Self::UpstreamRefused,
-        Self::UpstreamStaleDns,
-        Self::UpstreamWrongAddress,
-        Self::UpstreamUnreachable,
-        Self::UpstreamTimeout,
-        Self::UpstreamReset,
-        Self::UpstreamClosedEarly,
-        Self::UpstreamKeepaliveRace,
-        Self::UpstreamReturned502,
-        Self::UpstreamHeaderTooBig,
-        Self::UpstreamInvalidResponse,
-        Self::UpstreamProtocolMismatch,
-        Self::UpstreamTls,
-        Self::UnixSocketMissing,
-        Self::UnixSocketPermission,
-        Self::UpstreamBacklogFull,
-        Self::NoLiveUpstreams,
-        Self::UpstreamDns,
-        Self::SelinuxDenied,
-        Self::FdExhaustion,
-        Self::PortExhaustion,
-        Self::ProxyLoop,
-    ];
-
-    /// The stable id, as in the JSON report.
-    pub fn id(self) -> &'static str {
-        match self {
-            Self::NginxNotRunning => "nginx-not-running",
-            Self::ConfigInvalid => "config-invalid",
-            Self::ConfigNotReloaded => "config-not-reloaded",
-            Self::UpstreamRefused => "upstream-refused",
-            Self::UpstreamStaleDns => "upstream-stale-dns",
-            Self::UpstreamWrongAddress => "upstream-wrong-address",
-            Self::UpstreamUnreachable => "upstream-unreachable",
-            Self::UpstreamTimeout => "upstream-timeout",
-            Self::UpstreamReset => "upstream-reset",
-            Self::UpstreamClosedEarly => "upstream-closed-early",
-            Self::UpstreamKeepaliveRace => "upstream-keepalive-race",
-            Self::UpstreamReturned502 => "upstream-returned-502",
-            Self::UpstreamHeaderTooBig => "upstream-header-too-big",
-            Self::UpstreamInvalidResponse => "upstream-invalid-response",
-            Self::UpstreamProtocolMismatch => "upstream-protocol-mismatch",
-            Self::UpstreamTls => "upstream-tls",
-            Self::UnixSocketMissing => "unix-socket-missing",
-            Self::UnixSocketPermission => "unix-socket-permission",
-            Self::UpstreamBacklogFull => "upstream-backlog-full",
-            Self::NoLiveUpstreams => "no-live-upstreams",
-            Self::UpstreamDns => "upstream-dns",
-            Self::SelinuxDenied => "selinux-denied",
-            Self::FdExhaustion => "fd-exhaustion",
-            Self::PortExhaustion => "port-exhaustion",
-            Self::ProxyLoop => "proxy-loop",
-        }
-    }
-
-    /// Parses a cause id.
-    pub fn parse(id: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.id() == id)
-    }
-
-    /// One line: what the cause means (CONTRACT.md wording).
-    pub fn meaning(self) -> &'static str {
-        match self {
-            Self::NginxNotRunning => {
-                "no nginx master process, or nothing listens on the server's port"
-            }
-            Self::ConfigInvalid => "`nginx -t` fails: a reload would fail too",
-            Self::ConfigNotReloaded => {
-                "the config on disk changed after the running workers started"
-            }
-            Self::UpstreamRefused => "nothing listens at the upstream address (ECONNREFUSED)",
-            Self::UpstreamStaleDns => {
-                "nginx still connects to an address the upstream name no longer has"
-            }
-            Self::UpstreamWrongAddress => "the app listens, but not where nginx connects",
-            Self::UpstreamUnreachable => "no route / network unreachable / host down",
-            Self::UpstreamTimeout => "connect or read timed out (nginx answers 504, not 502)",
-            Self::UpstreamReset => "the upstream reset the connection (ECONNRESET)",
-            Self::UpstreamClosedEarly => {
-                "the upstream closed the connection before a full response header"
-            }
-            Self::UpstreamKeepaliveRace => "sporadic close/reset on reused keep-alive connections",
-            Self::UpstreamReturned502 => "the upstream itself answered 502; nginx only relayed it",
-            Self::UpstreamHeaderTooBig => "the response header does not fit the *_buffer_size",
-            Self::UpstreamInvalidResponse => "the upstream's answer is not valid for the protocol",
-            Self::UpstreamProtocolMismatch => "nginx speaks the wrong protocol to the upstream",
-            Self::UpstreamTls => {
-                "TLS handshake or certificate verification with the upstream fails"
-            }
-            Self::UnixSocketMissing => "the unix socket path does not exist (ENOENT)",
-            Self::UnixSocketPermission => "the worker user may not connect to the socket (EACCES)",
-            Self::UpstreamBacklogFull => "the listen backlog of the upstream is full (EAGAIN)",
-            Self::NoLiveUpstreams => "every server of the upstream group is marked failed",
-            Self::UpstreamDns => "an upstream name cannot be resolved",
-            Self::SelinuxDenied => "SELinux forbids the worker to connect (EACCES on TCP)",
-            Self::FdExhaustion => "the workers ran out of file descriptors (EMFILE/ENFILE)",
-            Self::PortExhaustion => "no free local port for the connection (EADDRNOTAVAIL)",
-            Self::ProxyLoop => "nginx proxies to itself",
-        }
-    }
-
-    /// What the client sees for this cause.
-    pub fn http_status(self) -> u16 {
-        match self {
-            Self::UpstreamTimeout => 504,
-            Self::FdExhaustion | Self::ProxyLoop => 500,
-            _ => 502,
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
 /// A place in the nginx configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Location {
@@ -292,17 +138,101 @@ impl fmt::Display for Location {
     }
 }
 
+/// What kind of evidence a finding is: the diagnosis weighs them differently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Evidence {
+    /// What nginx logged.
+    Log,
+    /// A live probe of an upstream, or a reading of the host now.
+    #[default]
+    Live,
+    /// The configuration (and whether nginx runs it).
+    Config,
+    /// The host's security and limits.
+    Host,
+    /// The restart step's planned or applied actions.
+    Action,
+    /// A conclusion the diagnosis drew from other findings.
+    Derived,
+}
+
+impl Evidence {
+    /// True for what nginx logged.
+    pub fn is_log(self) -> bool {
+        self == Self::Log
+    }
+
+    /// True for the configuration.
+    pub fn is_config(self) -> bool {
+        self == Self::Config
+    }
+}
+
+/// The typed id of a check: its stable id, the step it belongs to, and the kind of
+/// evidence its findings are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckId {
+    id: &'static str,
+    step: StepId,
+    evidence: Evidence,
+}
+
+impl CheckId {
+    /// A check id, e.g. `CheckId::new("upstream.tcp-connect", StepId::Upstream, Evidence::Live)`.
+    pub const fn new(id: &'static str, step: StepId, evidence: Evidence) -> Self {
+        Self { id, step, evidence }
+    }
+
+    /// The id as in the JSON report.
+    pub const fn id(self) -> &'static str {
+        self.id
+    }
+
+    /// The step the check belongs to.
+    pub const fn step(self) -> StepId {
+        self.step
+    }
+
+    /// The kind of evidence its findings are.
+    pub const fn evidence(self) -> Evidence {
+        self.evidence
+    }
+}
+
+impl fmt::Display for CheckId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id)
+    }
+}
+
+impl PartialEq<CheckId> for String {
+    fn eq(&self, other: &CheckId) -> bool {
+        self == other.id
+    }
+}
+
+/// The restart step's findings about actions it applied: an error among them means an
+/// action was rolled back (exit 4).
+pub const APPLIED: CheckId = CheckId::new("restart.apply", StepId::Restart, Evidence::Action);
+
+/// The findings the diagnosis adds to a claim from what it concluded.
+pub const DIAGNOSIS: CheckId = CheckId::new("diagnosis", StepId::Restart, Evidence::Derived);
+
 /// One thing a check found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Finding {
     /// The stable id of the check that found it, e.g. `upstream.tcp-connect`.
     pub check: String,
+    /// What kind of evidence it is (not in the JSON report; read back, it is
+    /// [`Evidence::Live`]).
+    #[serde(skip)]
+    pub kind: Evidence,
     /// How serious it is.
     pub severity: Severity,
     /// The cause it points to, if any.
     pub cause: Option<Cause>,
     /// The upstream, written as nginx writes it.
-    pub upstream: Option<String>,
+    pub upstream: Option<Upstream>,
     /// One line for a person.
     pub message: String,
     /// Proof: log lines, probe results, file:line, command output.
@@ -315,13 +245,18 @@ pub struct Finding {
     /// True when this finding says the check itself could not run.
     #[serde(default)]
     pub could_not_check: bool,
+    /// What the check found, in words a diagnosis of its cause quotes in its summary (not in
+    /// the JSON report).
+    #[serde(skip)]
+    pub headline: Option<String>,
 }
 
 impl Finding {
     /// A new finding with no cause, upstream, evidence, location or fix.
-    pub fn new(check: &str, severity: Severity, message: impl Into<String>) -> Self {
+    pub fn new(check: CheckId, severity: Severity, message: impl Into<String>) -> Self {
         Self {
-            check: check.to_owned(),
+            check: check.id().to_owned(),
+            kind: check.evidence(),
             severity,
             cause: None,
             upstream: None,
@@ -330,11 +265,12 @@ impl Finding {
             location: None,
             fix: Vec::new(),
             could_not_check: false,
+            headline: None,
         }
     }
 
     /// A finding saying the check could not run, and why.
-    pub fn could_not_check(check: &str, why: impl Into<String>) -> Self {
+    pub fn could_not_check(check: CheckId, why: impl Into<String>) -> Self {
         let mut f = Self::new(check, Severity::Error, why);
         f.could_not_check = true;
         f
@@ -347,8 +283,20 @@ impl Finding {
     }
 
     /// Sets the upstream.
-    pub fn upstream(mut self, upstream: impl Into<String>) -> Self {
+    pub fn upstream(mut self, upstream: impl Into<Upstream>) -> Self {
         self.upstream = Some(upstream.into());
+        self
+    }
+
+    /// Offers the finding's own message as the summary of its cause's diagnosis.
+    pub fn headlined(mut self) -> Self {
+        self.headline = Some(self.message.clone());
+        self
+    }
+
+    /// Sets what the finding offers as the summary of its cause's diagnosis.
+    pub fn headline(mut self, words: impl Into<String>) -> Self {
+        self.headline = Some(words.into());
         self
     }
 
@@ -383,7 +331,66 @@ pub struct StepReport {
     /// What its checks found.
     pub findings: Vec<Finding>,
     /// The suggested next action, for a person.
-    pub next: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub next: Option<Next>,
+}
+
+/// What to do after a step: words for a person, and the step they lead to, if any. In the
+/// JSON report it is one string, the step written last as `(step: NAME)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Next {
+    /// What to do.
+    pub text: String,
+    /// The step that does it.
+    pub step: Option<StepId>,
+}
+
+impl Next {
+    /// Words that lead to `step`.
+    pub fn to(text: impl Into<String>, step: StepId) -> Self {
+        Self {
+            text: text.into(),
+            step: Some(step),
+        }
+    }
+
+    /// Words for a person, leading to no step.
+    pub fn here(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            step: None,
+        }
+    }
+}
+
+impl fmt::Display for Next {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.step {
+            Some(step) => write!(f, "{} (step: {step})", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+impl Serialize for Next {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Next {
+    /// Reads the JSON form back: a trailing `(step: NAME)` naming a step is the step.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let step = text
+            .strip_suffix(')')
+            .and_then(|t| t.rsplit_once(" (step: "))
+            .and_then(|(words, name)| StepId::parse(name).map(|step| (words, step)));
+        Ok(match step {
+            Some((words, step)) => Self::to(words, step),
+            None => Self::here(text),
+        })
+    }
 }
 
 impl StepReport {
@@ -424,7 +431,7 @@ pub struct Diagnosis {
     /// How sure we are, 0.0 to 1.0.
     pub confidence: f64,
     /// The upstream, written as nginx writes it.
-    pub upstream: Option<String>,
+    pub upstream: Option<Upstream>,
     /// What the client sees for this cause.
     pub http_status: u16,
     /// One sentence for a person.
@@ -478,10 +485,10 @@ pub struct Report {
     /// Per-minute counts of 502/504 (access log) and of the upstream errors by cause (error
     /// log) over the window; absent when the logs were not read or show nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeline: Option<crate::timeline::Timeline>,
+    pub timeline: Option<Timeline>,
 }
 
-/// The exit status of CONTRACT.md.
+/// The exit status of docs/command-line.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// 0: no problem found.
@@ -515,9 +522,11 @@ impl ExitStatus {
 impl Report {
     /// The exit status this report calls for.
     pub fn exit_status(&self) -> ExitStatus {
-        let rolled_back = self.steps.iter().flat_map(|s| &s.findings).any(|f| {
-            f.check == crate::steps::restart::APPLY_CHECK && f.severity == Severity::Error
-        });
+        let rolled_back = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.findings)
+            .any(|f| f.check == APPLIED && f.severity == Severity::Error);
         if rolled_back {
             ExitStatus::RolledBack
         } else if !self.diagnosis.is_empty() {
@@ -532,5 +541,28 @@ impl Report {
     /// The JSON Schema of the report.
     pub fn json_schema() -> schemars::Schema {
         schemars::schema_for!(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_one_string_in_the_json_and_reads_back() {
+        let next = Next::to(
+            "Check whether anything listens on 127.0.0.1:8000",
+            StepId::Upstream,
+        );
+        let json = serde_json::to_string(&next).unwrap();
+        assert_eq!(
+            json,
+            "\"Check whether anything listens on 127.0.0.1:8000 (step: upstream)\""
+        );
+        assert_eq!(serde_json::from_str::<Next>(&json).unwrap(), next);
+        for text in ["Fix the config", "Odd (step: nonsense)"] {
+            let back: Next = serde_json::from_str(&format!("{text:?}")).unwrap();
+            assert_eq!(back, Next::here(text));
+        }
     }
 }

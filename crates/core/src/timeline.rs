@@ -2,7 +2,8 @@
 //! of the main error causes (error log) over the `--since` window, the first minute things
 //! went wrong, and the sparkline that shows them in the human report and the wizard.
 //!
-//! Only the series and their drawing live here; the counts come from the log scanners.
+//! Only the series and their drawing live here; the counts come from the log scanners and
+//! the engine puts them together for a run.
 
 use std::collections::BTreeMap;
 
@@ -89,44 +90,6 @@ pub fn build(start: DateTime, end: DateTime, events: &[Events]) -> Option<Timeli
         series,
         first_bad: first.map(at),
     })
-}
-
-/// The timeline of this run's window: 502 and 504 per minute from the access logs, and each
-/// cause of the error-log groups per minute.
-pub async fn of(facts: &crate::facts::Facts) -> Option<Timeline> {
-    let start = facts.window_start()?;
-    let end = jiff::ZonedDateTime::now().datetime();
-    let mut events: Vec<Events> = Vec::new();
-    let mut add = |name: String, source: &str, minute: DateTime, n: u64| match events
-        .iter_mut()
-        .find(|e| e.name == name && e.source == source)
-    {
-        Some(e) => *e.per_minute.entry(minute).or_default() += n,
-        None => events.push(Events {
-            name,
-            source: source.to_owned(),
-            per_minute: BTreeMap::from([(minute, n)]),
-        }),
-    };
-    for read in facts.access_reads().await {
-        let Ok(report) = &read.report else { continue };
-        for m in &report.per_minute {
-            add("502".to_owned(), "access-log", m.minute, m.status_502);
-            add("504".to_owned(), "access-log", m.minute, m.status_504);
-        }
-    }
-    for read in facts.logs().await {
-        let Ok(summary) = &read.summary else { continue };
-        for g in &summary.groups {
-            let Some(cause) = crate::steps::logs::cause_of_group(g) else {
-                continue;
-            };
-            for (minute, n) in &g.per_minute {
-                add(cause.id().to_owned(), "error-log", *minute, *n);
-            }
-        }
-    }
-    build(start, end, &events)
 }
 
 /// The bucket width, in minutes, for a window of this length: 1 up to 240 minutes, then

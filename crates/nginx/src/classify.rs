@@ -751,7 +751,7 @@ impl ClassifiedRef<'_> {
         self.peer.is_some_and(|p| p.starts_with("unix:"))
     }
 
-    fn to_owned(self) -> Classified {
+    pub(crate) fn to_owned(self) -> Classified {
         Classified {
             signature: self.signature,
             peer: self.peer.map(str::to_owned),

@@ -20,6 +20,7 @@ pub mod lexer;
 mod lines;
 pub mod logformat;
 pub mod logscan;
+mod module;
 pub mod resolver;
 pub mod route;
 pub mod settings;

@@ -33,7 +33,7 @@ use jiff::civil::DateTime;
 use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample};
 use crate::window::{self, Stamp};
 
-use crate::classify::{ClassifiedRef, Phase, Signature, classify_ref};
+use crate::classify::{Classified, ClassifiedRef, Phase, Signature, classify_ref};
 use crate::errorlog::{ErrorLine, parse_line};
 
 /// Why an error log could not be scanned (the kind is always [`LogKind::Error`]).
@@ -75,14 +75,9 @@ impl Default for ScanOptions {
 /// Lines with the same failure against the same peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
-    /// What failed.
-    pub signature: Signature,
-    /// The peer as nginx writes it (see [`crate::classify::Classified::peer`]).
-    pub peer: Option<String>,
-    /// The peer is a unix socket.
-    pub unix: bool,
-    /// Scheme of the first line's `upstream:` field (`http`, `fastcgi`, ...).
-    pub scheme: Option<String>,
+    /// What failed, against which peer, in which phase: what every line of the group shares
+    /// (its peer, scheme and detail as the first line wrote them).
+    pub failure: Classified,
     /// Number of lines in the group.
     pub count: u64,
     /// Earliest time of a line in the group.
@@ -100,11 +95,6 @@ pub struct Group {
     pub server: Option<String>,
     /// `request:` of the first line.
     pub request: Option<String>,
-    /// Phase of the lines (from their ` while <action>`; part of the group key).
-    pub phase: Option<Phase>,
-    /// The value the first line's message quotes (see
-    /// [`crate::classify::Classified::detail`]).
-    pub detail: Option<String>,
     /// Lines per bucket of [`ScanOptions::bucket_minutes`] minutes (keyed by the bucket's
     /// start, local time as written; buckets start at midnight), oldest first; at most
     /// [`MAX_BUCKETS`] buckets, the latest kept.
@@ -140,28 +130,6 @@ fn bump_minute(list: &mut Vec<(DateTime, u64)>, time: DateTime, n: u64, bucket: 
     }
     if list.len() > MAX_BUCKETS {
         list.remove(0);
-    }
-}
-
-impl Group {
-    /// What the client got when one of these lines was the last attempt (see
-    /// [`Signature::status_in`]).
-    #[must_use]
-    pub fn http_status(&self) -> u16 {
-        self.signature.status_in(self.phase)
-    }
-
-    /// True when these lines cut short responses whose header the client already had
-    /// (truncated bodies, closed WebSockets), not 502/504s (see [`Signature::truncates_in`]).
-    #[must_use]
-    pub fn truncates_response(&self) -> bool {
-        self.signature.truncates_in(self.phase)
-    }
-
-    /// True when these lines, as last attempts, give the client nginx's 502 or 504.
-    #[must_use]
-    pub fn is_gateway_error(&self) -> bool {
-        matches!(self.http_status(), 502 | 504)
     }
 }
 
@@ -915,9 +883,9 @@ impl Groups {
         self.index.get(&hash).and_then(|slots| {
             slots.iter().copied().find(|&i| {
                 self.list.get(i).is_some_and(|g| {
-                    g.signature == signature
-                        && g.peer.as_deref() == peer
-                        && g.phase == phase
+                    g.failure.signature == signature
+                        && g.failure.peer.as_deref() == peer
+                        && g.failure.phase == phase
                         && kind.is_none_or(|k| (message_kind(&g.message), g.errno) == k)
                 })
             })
@@ -963,10 +931,7 @@ impl Groups {
         self.push(
             hash,
             Group {
-                signature: c.signature,
-                peer: c.peer.map(str::to_owned),
-                unix: c.unix(),
-                scheme: c.scheme.map(str::to_owned),
+                failure: c.to_owned(),
                 count: 1,
                 first_seen: line.time,
                 last_seen: line.time,
@@ -975,8 +940,6 @@ impl Groups {
                 errno,
                 server: line.server.map(str::to_owned),
                 request: line.request.map(str::to_owned),
-                phase: c.phase,
-                detail: c.detail.map(str::to_owned),
                 per_minute: {
                     let mut m = Vec::new();
                     bump_minute(&mut m, line.time, 1, bucket);
@@ -989,16 +952,19 @@ impl Groups {
     /// Adds a group built from lines that come after all lines added so far; `false` when
     /// it would open a group beyond [`MAX_GROUPS`].
     fn merge(&mut self, later: Group, max_samples: usize) -> bool {
-        let kind = (later.signature == Signature::OtherUpstream)
+        let kind = (later.failure.signature == Signature::OtherUpstream)
             .then(|| (message_kind(&later.message), later.errno));
-        let hash =
-            self.hasher
-                .hash_one((later.signature, later.peer.as_deref(), later.phase, kind));
+        let hash = self.hasher.hash_one((
+            later.failure.signature,
+            later.failure.peer.as_deref(),
+            later.failure.phase,
+            kind,
+        ));
         let found = self.find(
             hash,
-            later.signature,
-            later.peer.as_deref(),
-            later.phase,
+            later.failure.signature,
+            later.failure.peer.as_deref(),
+            later.failure.phase,
             kind,
         );
         let Some(group) = found.and_then(|i| self.list.get_mut(i)) else {

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Directive, Span};
-use crate::view::PassModule;
+use crate::module::PassModule;
 
 /// One directive as written: its name, arguments and place.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -61,21 +61,21 @@ fn catalog_counts_without_window() {
     let php_missing = s
         .groups
         .iter()
-        .find(|g| g.signature == Signature::SocketMissing)
+        .find(|g| g.failure.signature == Signature::SocketMissing)
         .unwrap();
     assert_eq!(
-        php_missing.peer.as_deref(),
+        php_missing.failure.peer.as_deref(),
         Some("unix:/run/php/php8.2-fpm.sock")
     );
-    assert!(php_missing.unix);
-    assert_eq!(php_missing.scheme.as_deref(), Some("fastcgi"));
+    assert!(php_missing.failure.unix);
+    assert_eq!(php_missing.failure.scheme.as_deref(), Some("fastcgi"));
     assert_eq!(php_missing.errno, Some(2));
     assert_eq!(php_missing.server.as_deref(), Some("example.com"));
     assert_eq!(
         php_missing.request.as_deref(),
         Some("GET /index.php HTTP/2.0")
     );
-    assert_eq!(php_missing.phase, Some(Phase::Connecting));
+    assert_eq!(php_missing.failure.phase, Some(Phase::Connecting));
     assert_eq!(
         php_missing.message,
         "connect() to unix:/run/php/php8.2-fpm.sock failed"
@@ -102,13 +102,13 @@ fn window_keeps_lines_at_or_after_since() {
     assert!(
         !s.groups
             .iter()
-            .any(|g| g.signature == Signature::ConnectRefused
-                && g.peer.as_deref() == Some("127.0.0.1:8080"))
+            .any(|g| g.failure.signature == Signature::ConnectRefused
+                && g.failure.peer.as_deref() == Some("127.0.0.1:8080"))
     );
     assert!(
         !s.groups
             .iter()
-            .any(|g| g.signature == Signature::SocketMissing)
+            .any(|g| g.failure.signature == Signature::SocketMissing)
     );
 
     let future = ScanOptions {
@@ -136,8 +136,8 @@ fn grouping_counts_first_last_and_samples() {
     let s = scan_str(&log, &ScanOptions::default());
     assert_eq!(s.groups.len(), 2);
     let g = &s.groups[0];
-    assert_eq!(g.signature, Signature::ConnectRefused);
-    assert_eq!(g.peer.as_deref(), Some("127.0.0.1:8000"));
+    assert_eq!(g.failure.signature, Signature::ConnectRefused);
+    assert_eq!(g.failure.peer.as_deref(), Some("127.0.0.1:8000"));
     assert_eq!(g.count, 4);
     assert_eq!((g.first_seen, g.last_seen), (at(10, 0, 1), at(10, 0, 5)));
     assert_eq!(g.samples.len(), 2);
@@ -148,7 +148,10 @@ fn grouping_counts_first_last_and_samples() {
     assert_eq!(g.errno, Some(111));
     assert_eq!(g.request.as_deref(), Some("GET /r1 HTTP/1.1"));
     let h = &s.groups[1];
-    assert_eq!((h.peer.as_deref(), h.count), (Some("10.0.0.9:80"), 2));
+    assert_eq!(
+        (h.failure.peer.as_deref(), h.count),
+        (Some("10.0.0.9:80"), 2)
+    );
     assert_eq!((h.first_seen, h.last_seen), (at(10, 0, 2), at(10, 0, 6)));
 }
 
@@ -163,7 +166,7 @@ fn groups_sorted_by_count_then_first_seen() {
     let peers: Vec<_> = s
         .groups
         .iter()
-        .map(|g| g.peer.as_deref().unwrap())
+        .map(|g| g.failure.peer.as_deref().unwrap())
         .collect();
     assert_eq!(peers, ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]);
 }
@@ -232,7 +235,7 @@ fn response_groups_split_by_signature_and_phase() {
     let summary: Vec<(String, u64, Option<i32>, Option<Phase>)> = s
         .groups
         .iter()
-        .map(|g| (g.message.clone(), g.count, g.errno, g.phase))
+        .map(|g| (g.message.clone(), g.count, g.errno, g.failure.phase))
         .collect();
     let header = Some(Phase::ReadingHeader);
     assert_eq!(
@@ -267,7 +270,7 @@ fn response_groups_split_by_signature_and_phase() {
             ("recv() failed".to_owned(), 1, Some(110), header),
         ]
     );
-    let signatures: Vec<Signature> = s.groups.iter().map(|g| g.signature).collect();
+    let signatures: Vec<Signature> = s.groups.iter().map(|g| g.failure.signature).collect();
     assert_eq!(
         signatures,
         [
@@ -282,15 +285,21 @@ fn response_groups_split_by_signature_and_phase() {
     );
     // The header-phase close is a 502; the body-phase one a truncated 200.
     assert_eq!(
-        (s.groups[0].http_status(), s.groups[0].truncates_response()),
+        (
+            s.groups[0].failure.http_status(),
+            s.groups[0].failure.truncates_response()
+        ),
         (502, false)
     );
     assert_eq!(
-        (s.groups[2].http_status(), s.groups[2].truncates_response()),
+        (
+            s.groups[2].failure.http_status(),
+            s.groups[2].failure.truncates_response()
+        ),
         (200, true)
     );
-    assert!(s.groups[0].is_gateway_error() && !s.groups[2].is_gateway_error());
-    assert_eq!(s.groups[3].detail.as_deref(), Some("a\\x00..."));
+    assert!(s.groups[0].failure.is_gateway_error() && !s.groups[2].failure.is_gateway_error());
+    assert_eq!(s.groups[3].failure.detail.as_deref(), Some("a\\x00..."));
 }
 
 #[test]
@@ -366,7 +375,7 @@ fn samples_are_capped_at_4096_bytes() {
         sample.len()
     );
     assert!(line.starts_with(sample.as_str()));
-    assert_eq!(s.groups[0].peer.as_deref(), Some("10.0.0.1:80"));
+    assert_eq!(s.groups[0].failure.peer.as_deref(), Some("10.0.0.1:80"));
 }
 
 #[test]
@@ -441,9 +450,9 @@ fn crlf_and_missing_final_newline() {
     let host = s
         .groups
         .iter()
-        .find(|g| g.signature == Signature::ConnectTimedOut)
+        .find(|g| g.failure.signature == Signature::ConnectTimedOut)
         .unwrap();
-    assert_eq!(host.peer.as_deref(), Some("10.9.8.7:8080"));
+    assert_eq!(host.failure.peer.as_deref(), Some("10.9.8.7:8080"));
 
     let no_newline = CATALOG.trim_end_matches('\n');
     let s = scan_str(no_newline, &ScanOptions::default());
@@ -471,7 +480,7 @@ fn too_many_groups_are_counted_not_kept() {
     // Existing groups still count after the limit.
     let again = format!("{log}{}", refused("10:00:09", 9, "10.0.0.1:80"));
     let s = scan_str(&again, &ScanOptions::default());
-    assert_eq!(s.groups[0].peer.as_deref(), Some("10.0.0.1:80"));
+    assert_eq!(s.groups[0].failure.peer.as_deref(), Some("10.0.0.1:80"));
     assert_eq!(s.groups[0].count, 2);
 }
 
@@ -555,13 +564,13 @@ fn scan_file_reads_the_real_fixture() {
     let s = scan_file(&path, &ScanOptions::default()).unwrap();
     assert_eq!((s.lines_read, s.lines_unparsed), (19, 0));
     let refused = &s.groups[0];
-    assert_eq!(refused.signature, Signature::ConnectRefused);
-    assert_eq!(refused.peer.as_deref(), Some("127.0.0.1:38482"));
+    assert_eq!(refused.failure.signature, Signature::ConnectRefused);
+    assert_eq!(refused.failure.peer.as_deref(), Some("127.0.0.1:38482"));
     assert_eq!(refused.count, 3);
     let count = |sig: Signature| {
         s.groups
             .iter()
-            .filter(|g| g.signature == sig)
+            .filter(|g| g.failure.signature == sig)
             .map(|g| g.count)
             .sum::<u64>()
     };
@@ -581,9 +590,9 @@ fn scan_file_reads_the_real_fixture() {
     let backlog = s
         .groups
         .iter()
-        .find(|g| g.signature == Signature::BacklogFull)
+        .find(|g| g.failure.signature == Signature::BacklogFull)
         .unwrap();
-    assert!(backlog.unix);
+    assert!(backlog.failure.unix);
     assert_eq!(backlog.samples.len(), 2);
     // The two resolver send() errors form one group.
     let resolver = s
@@ -592,7 +601,11 @@ fn scan_file_reads_the_real_fixture() {
         .find(|g| g.message == "send() failed")
         .unwrap();
     assert_eq!(
-        (resolver.count, resolver.errno, resolver.peer.as_deref()),
+        (
+            resolver.count,
+            resolver.errno,
+            resolver.failure.peer.as_deref()
+        ),
         (2, Some(111), None)
     );
 }

@@ -12,12 +12,19 @@ use fix502_nginx::accesslog::{
 use fix502_nginx::history::{self, HistoryReader};
 use fix502_nginx::logformat::LogFormat;
 
-use crate::check::FindingsFuture;
+use crate::causes::Cause;
+use crate::check::{FindingsFuture, FnCheck};
 use crate::discovery::under_prefix;
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Severity};
-use crate::steps::human_duration;
-use crate::steps::logs::ACCESS_LOG;
+use crate::report::{CheckId, Evidence, Finding, Severity, StepId};
+use crate::upstream::Upstream;
+use crate::words::duration;
+
+/// The checks of this part of the step.
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(ACCESS_LOG, access_log)];
+
+/// Check id: the access-log status scan (502s that left no error-log line).
+pub const ACCESS_LOG: CheckId = CheckId::new("logs.access-log", StepId::Logs, Evidence::Log);
 
 /// Upstreams and URLs listed at most in a finding's evidence.
 const TOP: usize = 3;
@@ -110,13 +117,13 @@ pub fn named_logs(facts: &Facts) -> Vec<(PathBuf, Option<String>)> {
 }
 
 /// The check.
-pub fn access_log(facts: &Facts) -> FindingsFuture<'_> {
+fn access_log(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         if facts.access_logs.is_empty() {
             return Vec::new();
         }
-        let window = human_duration(facts.options.since);
-        let logged = crate::steps::logs::logged_502s(facts).await;
+        let window = duration(facts.options.since);
+        let logged = facts.logged_502s().await;
         let mut out = Vec::new();
         for read in facts.access_reads().await {
             out.extend(findings_of(facts, read, &window, logged));
@@ -161,7 +168,7 @@ fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> V
     out.push(info);
 
     let only_upstream = match facts.endpoints.as_slice() {
-        [one] => Some(one.display.clone()),
+        [one] => Some(Upstream::from(&one.peer)),
         _ => None,
     };
     let upstream_of = |group: &LineGroup| {
@@ -173,7 +180,7 @@ fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> V
             .filter(|u| u.status_502 > 0 && u.upstream != accesslog::NO_UPSTREAM)
             .collect();
         match with_502.as_slice() {
-            [one] if group.count > 0 => Some(one.upstream.clone()),
+            [one] if group.count > 0 => Some(Upstream::parse(&one.upstream)),
             _ => only_upstream.clone(),
         }
     };
@@ -198,7 +205,7 @@ fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> V
                 group.count
             ),
         )
-        .cause(Cause::UpstreamReturned502);
+        .cause(Cause::UPSTREAM_RETURNED_502);
         f.upstream = upstream_of(group);
         f.evidence = group.samples.clone();
         out.push(f);
@@ -214,7 +221,7 @@ fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> V
                 report.unknown_502.count
             ),
         )
-        .cause(Cause::UpstreamReturned502);
+        .cause(Cause::UPSTREAM_RETURNED_502);
         f.upstream = only_upstream.clone();
         f.evidence = report.unknown_502.samples.clone();
         out.push(f);

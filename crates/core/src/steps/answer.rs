@@ -13,21 +13,19 @@ use fix502_probe::sniff::{Protocol, SniffReport};
 use fix502_probe::tls::{TlsOutcome, TlsProbe, Verification};
 use fix502_probe::uwsgi::{GatewayOutcome, GatewayProbe};
 
+use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::exchange::{Answer, Exchange};
 use crate::facts::{Endpoint, Facts};
-use crate::report::{Cause, Finding, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Severity, StepId};
 
 /// Check id: the response (HTTP, FastCGI, uwsgi, SCGI) of every reachable upstream.
-pub const RESPONSE: &str = "upstream.response";
+pub const RESPONSE: CheckId = CheckId::new("upstream.response", StepId::Upstream, Evidence::Live);
 /// Check id: the TLS handshake and certificate of `https://` upstreams.
-pub const TLS: &str = "upstream.tls";
+pub const TLS: CheckId = CheckId::new("upstream.tls", StepId::Upstream, Evidence::Live);
 
 /// The checks of this part of the step.
-pub static CHECKS: [FnCheck; 2] = [
-    FnCheck::new(RESPONSE, StepId::Upstream, response),
-    FnCheck::new(TLS, StepId::Upstream, tls),
-];
+pub static CHECKS: [FnCheck; 2] = [FnCheck::new(RESPONSE, response), FnCheck::new(TLS, tls)];
 
 fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -117,7 +115,7 @@ fn speaks(exchange: &Exchange) -> &'static str {
 }
 
 /// A protocol mismatch finding, when the sniff found a protocol other than the one nginx speaks.
-fn mismatch(exchange: &Exchange, endpoint: &Endpoint, check: &str) -> Option<Finding> {
+fn mismatch(exchange: &Exchange, endpoint: &Endpoint, check: CheckId) -> Option<Finding> {
     let sniff: &SniffReport = exchange.sniff.as_ref()?;
     let found = sniff.speaks?;
     let expected = match (exchange.module, exchange.scheme.as_str()) {
@@ -141,8 +139,8 @@ fn mismatch(exchange: &Exchange, endpoint: &Endpoint, check: &str) -> Option<Fin
             exchange.directive
         ),
     )
-    .cause(Cause::UpstreamProtocolMismatch)
-    .upstream(up.clone())
+    .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH)
+    .upstream(&endpoint.peer)
     .at(Some(exchange.at.clone()))
     .fix(format!(
         "Use {} at {} instead of `{}`",
@@ -166,14 +164,14 @@ fn mismatch(exchange: &Exchange, endpoint: &Endpoint, check: &str) -> Option<Fin
 }
 
 fn base(
-    check: &str,
+    check: CheckId,
     severity: Severity,
     endpoint: &Endpoint,
     exchange: &Exchange,
     msg: String,
 ) -> Finding {
     Finding::new(check, severity, msg)
-        .upstream(endpoint.display.clone())
+        .upstream(&endpoint.peer)
         .at(Some(exchange.at.clone()))
         .evidence(format!("sent: {}", exchange.sent))
 }
@@ -219,7 +217,7 @@ fn header_too_big(
     bytes: u64,
     endpoint: &Endpoint,
     exchange: &Exchange,
-    check: &str,
+    check: CheckId,
 ) -> Option<Finding> {
     let limit = &exchange.buffer;
     if bytes <= limit.value {
@@ -243,7 +241,7 @@ fn header_too_big(
                 size(limit.value)
             ),
         )
-        .cause(Cause::UpstreamHeaderTooBig)
+        .cause(Cause::UPSTREAM_HEADER_TOO_BIG)
         .evidence(format!("measured header block: {bytes} bytes (status line, headers and the empty line)"))
         .fix(format!(
             "Set `{fix}` in the block of `{}` ({}), then reload; or make the app send smaller headers (cookies, CSP)",
@@ -275,7 +273,7 @@ fn no_header_in_time(
             limit.at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
         ),
     )
-    .cause(Cause::UpstreamTimeout)
+    .cause(Cause::UPSTREAM_TIMEOUT)
 }
 
 fn http_findings(
@@ -328,7 +326,7 @@ fn http_findings(
                             .unwrap_or_default()
                     ),
                 )
-                .cause(Cause::UpstreamReturned502);
+                .cause(Cause::UPSTREAM_RETURNED_502);
                 let body = String::from_utf8_lossy(&p.body_sample);
                 if body.contains("<center>nginx") {
                     f = f.evidence("the body is an nginx error page: another nginx or proxy behind this one answers 502 (look at its error log)");
@@ -370,7 +368,7 @@ fn http_findings(
                     size(p.header_bytes as u64)
                 ),
             )
-            .cause(Cause::UpstreamClosedEarly),
+            .cause(Cause::UPSTREAM_CLOSED_EARLY),
         ),
         HttpOutcome::Reset => head(
             base(
@@ -380,7 +378,7 @@ fn http_findings(
                 exchange,
                 format!("{up} reset the connection (RST) before a complete response header: nginx logs \"recv() failed (104: ...)\" and answers 502"),
             )
-            .cause(Cause::UpstreamReset),
+            .cause(Cause::UPSTREAM_RESET),
         ),
         HttpOutcome::TimedOut => head(no_header_in_time(endpoint, exchange, p.elapsed)),
         HttpOutcome::HeaderTooBig => {
@@ -397,7 +395,7 @@ fn http_findings(
                     exchange,
                     format!("{up} answers an invalid HTTP response: {invalid}"),
                 )
-                .cause(Cause::UpstreamInvalidResponse),
+                .cause(Cause::UPSTREAM_INVALID_RESPONSE),
             );
             f = f.evidence(match invalid {
                 InvalidResponse::NotHttp { .. } => "nginx logs \"upstream sent no valid HTTP/1.0 header\" and relays the raw bytes as an HTTP/0.9 answer (access log status 009)".to_owned(),
@@ -464,7 +462,7 @@ fn fastcgi_findings(
                 exchange,
                 format!("{up} does not speak FastCGI: nginx logs \"upstream sent unsupported FastCGI protocol version: {version}\" and answers 502"),
             )
-            .cause(Cause::UpstreamProtocolMismatch),
+            .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH),
             values,
         )),
         FcgiOutcome::ClosedEarly | FcgiOutcome::Reset => out.push(raw(
@@ -475,7 +473,7 @@ fn fastcgi_findings(
                 exchange,
                 format!("{up} closed the connection on a FastCGI management record ({})", values.outcome),
             )
-            .cause(Cause::UpstreamClosedEarly),
+            .cause(Cause::UPSTREAM_CLOSED_EARLY),
             values,
         )),
         other => out.push(base(
@@ -503,7 +501,7 @@ fn fastcgi_findings(
                 format!("{up} runs the script and answers {status} (header {})", size(p.header_bytes as u64)),
             );
             if status == 502 {
-                f = f.cause(Cause::UpstreamReturned502);
+                f = f.cause(Cause::UPSTREAM_RETURNED_502);
             }
             if status == 404 && p.stderr.iter().any(|l| l.contains("Primary script unknown")) {
                 f = f.fix("\"Primary script unknown\": SCRIPT_FILENAME points at a file PHP cannot see; check root and fastcgi_param SCRIPT_FILENAME (this is a 404, not a 502)".to_owned());
@@ -518,7 +516,7 @@ fn fastcgi_findings(
                 exchange,
                 format!("{up} closed the connection while running the script, before a complete header ({}): nginx answers 502", p.outcome),
             )
-            .cause(if p.outcome == FcgiOutcome::Reset { Cause::UpstreamReset } else { Cause::UpstreamClosedEarly }),
+            .cause(if p.outcome == FcgiOutcome::Reset { Cause::UPSTREAM_RESET } else { Cause::UPSTREAM_CLOSED_EARLY }),
             p,
         ),
         FcgiOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
@@ -535,7 +533,7 @@ fn fastcgi_findings(
                     exchange,
                     format!("{up} answers an invalid FastCGI response: {other}"),
                 )
-                .cause(Cause::UpstreamInvalidResponse),
+                .cause(Cause::UPSTREAM_INVALID_RESPONSE),
                 p,
             ),
             p,
@@ -566,7 +564,7 @@ fn gateway_findings(p: &GatewayProbe, endpoint: &Endpoint, exchange: &Exchange) 
                 format!("{up} answers {status} over {proto}"),
             );
             if status == 502 {
-                f = f.cause(Cause::UpstreamReturned502);
+                f = f.cause(Cause::UPSTREAM_RETURNED_502);
             }
             f
         }
@@ -579,7 +577,7 @@ fn gateway_findings(p: &GatewayProbe, endpoint: &Endpoint, exchange: &Exchange) 
                 "{up} closed the {proto} connection before a complete header: nginx answers 502"
             ),
         )
-        .cause(Cause::UpstreamClosedEarly),
+        .cause(Cause::UPSTREAM_CLOSED_EARLY),
         GatewayOutcome::Reset => base(
             RESPONSE,
             Severity::Error,
@@ -589,7 +587,7 @@ fn gateway_findings(p: &GatewayProbe, endpoint: &Endpoint, exchange: &Exchange) 
                 "{up} reset the {proto} connection before a complete header: nginx answers 502"
             ),
         )
-        .cause(Cause::UpstreamReset),
+        .cause(Cause::UPSTREAM_RESET),
         GatewayOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
         other => base(
             RESPONSE,
@@ -643,8 +641,9 @@ fn tls_findings(
     exchange: &Exchange,
 ) -> Vec<Finding> {
     let up = &endpoint.display;
-    let error =
-        |msg: String| base(TLS, Severity::Error, endpoint, exchange, msg).cause(Cause::UpstreamTls);
+    let error = |msg: String| {
+        base(TLS, Severity::Error, endpoint, exchange, msg).cause(Cause::UPSTREAM_TLS)
+    };
     if let Some(retry) = with_sni
         && matches!(retry.outcome, TlsOutcome::Established)
     {
@@ -692,7 +691,7 @@ fn tls_findings(
             exchange,
             format!("{up} accepted the connection but did not answer the TLS ClientHello: nginx waits proxy_connect_timeout and answers 504"),
         )
-        .cause(Cause::UpstreamTimeout),
+        .cause(Cause::UPSTREAM_TIMEOUT),
         TlsOutcome::ConnectFailed(o) => base(
             TLS,
             Severity::Warning,
@@ -707,7 +706,7 @@ fn tls_findings(
             exchange,
             format!("{up} does not speak TLS, but nginx starts TLS (`{}`)", exchange.directive),
         )
-        .cause(Cause::UpstreamProtocolMismatch)
+        .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH)
         .evidence(format!("received: \"{}\"", escape(reply, 64)))
         .fix(format!("Use proxy_pass http://… at {}", exchange.at)),
         TlsOutcome::NoCommonVersion => error(format!(

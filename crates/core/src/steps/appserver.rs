@@ -10,15 +10,18 @@ use fix502_nginx::view::Peer;
 use fix502_probe::appserver::{self, AppServer, LogEvent, LogEventKind, Setting, SettingSource};
 use fix502_probe::listeners::{Listener, ListenerKind, listeners_on_port};
 
+use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::{Endpoint, Facts};
-use crate::report::{Cause, Finding, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Severity, StepId};
+use crate::upstream::Upstream;
 
 /// Check id: the app server behind each upstream.
-pub const APP_SERVER: &str = "upstream.app-server";
+pub const APP_SERVER: CheckId =
+    CheckId::new("upstream.app-server", StepId::Upstream, Evidence::Live);
 
 /// The checks of this part of the step.
-pub static CHECKS: [FnCheck; 1] = [FnCheck::new(APP_SERVER, StepId::Upstream, app_server)];
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(APP_SERVER, app_server)];
 
 /// The settings worth showing, per app server, in this order.
 const SHOWN: &[&str] = &[
@@ -83,7 +86,7 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>
     Some(match event.kind {
         LogEventKind::ExecutionTimedOut => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             format!(
                 "php-fpm killed the script at {}: raise it (and fastcgi_read_timeout) only if the script must run that long, else make it faster",
                 set("request_terminate_timeout")
@@ -91,7 +94,7 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>
         ),
         LogEventKind::WorkerTimeout => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             format!(
                 "{} killed a worker that ran past its {}: make the request faster or raise the timeout",
                 app.kind.name(),
@@ -100,12 +103,12 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>
         ),
         LogEventKind::Harakiri => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             format!("uWSGI killed the request at {}", set("harakiri")),
         ),
         LogEventKind::ExitedOnSignal { signal } => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             match signal {
                 9 => "A worker was SIGKILLed: look for the OOM killer (journalctl -k | grep -i 'killed process') or a timeout kill in the lines around it".to_owned(),
                 11 => "A worker crashed (SIGSEGV): find the crashing extension or code (coredumpctl list, the app server's log)".to_owned(),
@@ -115,13 +118,13 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>
         ),
         LogEventKind::OutOfMemory => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             "the kernel's OOM killer killed the app: give it more memory or fewer workers"
                 .to_owned(),
         ),
         LogEventKind::InvalidRequestBlockSize => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             format!(
                 "uWSGI dropped requests whose headers exceed {}: raise buffer-size (e.g. 32768)",
                 set("buffer-size")
@@ -129,7 +132,7 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<(Severity, Option<Cause>
         ),
         LogEventKind::ConnectionDisallowed => (
             Severity::Error,
-            Some(Cause::UpstreamClosedEarly),
+            Some(Cause::UPSTREAM_CLOSED_EARLY),
             format!(
                 "php-fpm refuses nginx's address: add it to {}",
                 set("listen.allowed_clients")
@@ -187,7 +190,7 @@ fn app_server(facts: &Facts) -> FindingsFuture<'_> {
                         Severity::Info,
                         format!("{up}: cannot see which process listens (run as root to see it)"),
                     )
-                    .upstream(up),
+                    .upstream(&endpoint.peer),
                 );
                 continue;
             };
@@ -206,7 +209,7 @@ fn app_server(facts: &Facts) -> FindingsFuture<'_> {
                             Severity::Info,
                             format!("{up}: cannot inspect pid {pid}: {e}"),
                         )
-                        .upstream(up),
+                        .upstream(&endpoint.peer),
                     );
                     continue;
                 }
@@ -264,7 +267,7 @@ fn summary(app: &AppServer, up: &str) -> Finding {
     if let Some(c) = &app.config {
         what.push_str(&format!(", config {}", c.display()));
     }
-    let mut f = Finding::new(APP_SERVER, Severity::Info, what).upstream(up.to_owned());
+    let mut f = Finding::new(APP_SERVER, Severity::Info, what).upstream(Upstream::parse(up));
     for name in SHOWN {
         if let Some(s) = app.setting(name) {
             f = f.evidence(setting_line(s));
@@ -314,7 +317,7 @@ fn event_finding(event: &LogEvent, count: usize, app: &AppServer, up: &str) -> O
         severity,
         format!("{} {source}{times}: {}", app.kind.name(), event.line.trim()),
     )
-    .upstream(up.to_owned())
+    .upstream(Upstream::parse(up))
     .fix(fix);
     f.cause = cause;
     if let Some(SettingSource::File { path, line }) =

@@ -8,23 +8,24 @@ use std::path::PathBuf;
 use fix502_nginx::view::ListenAddr;
 use fix502_probe::listeners::ListenerKind;
 
+use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::command::shell_line;
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Location, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
 
 /// Check id: `nginx -t`.
-pub const NGINX_T: &str = "config.nginx-t";
+pub const NGINX_T: CheckId = CheckId::new("config.nginx-t", StepId::Config, Evidence::Config);
 /// Check id: fix502's own parse of the config.
-pub const PARSE: &str = "config.parse";
+pub const PARSE: CheckId = CheckId::new("config.parse", StepId::Config, Evidence::Config);
 /// Check id: the master process and its listening sockets.
-pub const PROCESS: &str = "config.process";
+pub const PROCESS: CheckId = CheckId::new("config.process", StepId::Config, Evidence::Config);
 
 /// The checks of this step.
 pub static CHECKS: [FnCheck; 3] = [
-    FnCheck::new(NGINX_T, StepId::Config, nginx_t),
-    FnCheck::new(PARSE, StepId::Config, parse),
-    FnCheck::new(PROCESS, StepId::Config, process),
+    FnCheck::new(NGINX_T, nginx_t),
+    FnCheck::new(PARSE, parse),
+    FnCheck::new(PROCESS, process),
 ];
 
 /// The first `[emerg]`/`[crit]`/`[alert]` line of `nginx -t` output and its file:line.
@@ -89,7 +90,7 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
             ];
         }
         let mut f = Finding::new(NGINX_T, Severity::Error, format!("nginx -t fails: {text}"))
-            .cause(Cause::ConfigInvalid)
+            .cause(Cause::CONFIG_INVALID)
             .at(location.clone());
         for line in out.stderr.lines().filter(|l| !l.trim().is_empty()).take(6) {
             f = f.evidence(line.trim().to_owned());
@@ -157,7 +158,7 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
                 Severity::Error,
                 format!("no nginx master process runs {config}"),
             )
-            .cause(Cause::NginxNotRunning);
+            .cause(Cause::NGINX_NOT_RUNNING);
             for other in &facts.discovery.other_masters {
                 f = f.evidence(format!(
                     "another master runs: pid {} `{}`",
@@ -197,7 +198,7 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
                     Severity::Error,
                     format!("master pid {} has no worker processes", master.pid),
                 )
-                .cause(Cause::NginxNotRunning),
+                .cause(Cause::NGINX_NOT_RUNNING),
             );
         }
         let listening: Vec<SocketAddr> = match facts.listeners().await {
@@ -229,7 +230,7 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
                             Severity::Error,
                             format!("nothing listens on `listen {shown}` although nginx runs"),
                         )
-                        .cause(Cause::NginxNotRunning)
+                        .cause(Cause::NGINX_NOT_RUNNING)
                         .at(listen.span.as_ref().map(|s| Location {
                             file: s.file.to_path_buf(),
                             line: s.line,

@@ -1,117 +1,40 @@
 //! Step 1, the error logs: read each error log within `--since`, classify the upstream
 //! failures nginx logged, and group them by cause × upstream with count, first/last seen and
-//! sample lines.
+//! sample lines. Which cause a group points to, and how its lines are counted, is the
+//! cause table's ([`crate::causes::of_log`]); this check words only the lines that point to
+//! none.
 
-use fix502_nginx::classify::{
-    FastCgiKind, Http2Kind, InvalidHeaderKind, Signature, TlsKind, TlsReason,
-};
+use fix502_nginx::classify::Signature;
 use fix502_nginx::logscan::Group;
 
+use crate::causes;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Location, Severity, StepId};
-use crate::steps::human_duration;
+use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
 use crate::steps::route::logged_chain;
+use crate::upstream::Upstream;
+use crate::words::duration;
 
-/// The checks of this step.
-pub static CHECKS: [FnCheck; 2] = [
-    FnCheck::new(ERROR_LOG, StepId::Logs, error_log),
-    FnCheck::new(ACCESS_LOG, StepId::Logs, crate::steps::access::access_log),
-];
+/// The checks of this part of the step.
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(ERROR_LOG, error_log)];
 
 /// Check id: the error-log scan.
-pub const ERROR_LOG: &str = "logs.error-log";
-/// Check id: the access-log status scan (502s that left no error-log line).
-pub const ACCESS_LOG: &str = "logs.access-log";
+pub const ERROR_LOG: CheckId = CheckId::new("logs.error-log", StepId::Logs, Evidence::Log);
 
-/// The cause a group of logged failures points to (before other evidence refines it);
-/// `None` for lines that are not gateway errors (truncated bodies, PHP's stderr).
-pub fn cause_of_group(group: &Group) -> Option<Cause> {
-    if !group.is_gateway_error() {
-        return None;
-    }
-    cause_of(&group.signature, group.unix, group.peer.as_deref())
-}
-
-/// The cause a logged failure points to (before other evidence refines it).
-pub fn cause_of(signature: &Signature, unix: bool, peer: Option<&str>) -> Option<Cause> {
-    Some(match signature {
-        Signature::ConnectRefused => Cause::UpstreamRefused,
-        Signature::SocketMissing => Cause::UnixSocketMissing,
-        Signature::PermissionDenied if unix => Cause::UnixSocketPermission,
-        Signature::PermissionDenied => Cause::SelinuxDenied,
-        Signature::BacklogFull => Cause::UpstreamBacklogFull,
-        Signature::NetUnreachable | Signature::HostUnreachable | Signature::ConnectTimedOut => {
-            Cause::UpstreamUnreachable
-        }
-        Signature::AddressNotAvailable if peer.is_some_and(|p| p.starts_with('[')) => {
-            Cause::UpstreamWrongAddress
-        }
-        Signature::AddressNotAvailable => Cause::PortExhaustion,
-        Signature::NoLiveUpstreams => Cause::NoLiveUpstreams,
-        Signature::Resolve => Cause::UpstreamDns,
-        Signature::UpstreamTimedOut { .. } => Cause::UpstreamTimeout,
-        Signature::PrematureClose => Cause::UpstreamClosedEarly,
-        Signature::Reset | Signature::SendFailed { .. } | Signature::RecvFailed { .. } => {
-            Cause::UpstreamReset
-        }
-        Signature::KernelTimedOut => Cause::UpstreamUnreachable,
-        Signature::HeaderTooBig => Cause::UpstreamHeaderTooBig,
-        Signature::InvalidHeader(InvalidHeaderKind::NoValidHttpHeader) => {
-            Cause::UpstreamProtocolMismatch
-        }
-        Signature::InvalidHeader(_) | Signature::InvalidBody(_) => Cause::UpstreamInvalidResponse,
-        Signature::FastCgi(FastCgiKind::UnsupportedVersion(_)) => Cause::UpstreamProtocolMismatch,
-        Signature::FastCgi(_) => Cause::UpstreamInvalidResponse,
-        Signature::Http2(Http2Kind::TooLargeFrame(_)) => Cause::UpstreamProtocolMismatch,
-        Signature::Http2(_) => Cause::UpstreamInvalidResponse,
-        Signature::Tls(
-            TlsKind::HandshakeFailed {
-                reason: TlsReason::WrongVersionNumber,
-            }
-            | TlsKind::PrematurelySentResponse,
-        ) => Cause::UpstreamProtocolMismatch,
-        Signature::Tls(_) => Cause::UpstreamTls,
-        _ => return None,
-    })
-}
-
+/// How the lines of a group are counted: as the cause table words its signature, unless
+/// they cut short responses the client already had.
 fn describe(group: &Group) -> &'static str {
-    match &group.signature {
-        Signature::ConnectRefused => "connection-refused errors",
-        Signature::SocketMissing => "missing-socket errors",
-        Signature::PermissionDenied => "permission-denied errors",
-        Signature::BacklogFull => "backlog-full (EAGAIN) errors",
-        Signature::NetUnreachable => "network-unreachable errors",
-        Signature::HostUnreachable => "no-route-to-host errors",
-        Signature::AddressNotAvailable => "cannot-assign-address errors",
+    let failure = &group.failure;
+    match &failure.signature {
         Signature::NotPermitted => "operation-not-permitted errors",
-        Signature::ConnectTimedOut => "kernel connect timeouts (a 502, not a 504)",
-        Signature::NoLiveUpstreams => "\"no live upstreams\" errors",
-        Signature::Resolve => "name-resolution failures of nginx's resolver",
-        Signature::UpstreamTimedOut { .. } if group.truncates_response() => {
+        Signature::UpstreamTimedOut { .. } if failure.truncates_response() => {
             "upstream timeouts after the header was sent (truncated responses, not 502s)"
         }
-        Signature::UpstreamTimedOut { .. } => "upstream timeouts (nginx answers 504)",
-        _ if group.truncates_response() => {
+        _ if failure.truncates_response() => {
             "errors after the header was sent (truncated responses, not 502s)"
         }
-        Signature::PrematureClose => "premature closes before a complete header",
-        Signature::Reset => "connection resets (104 / broken pipe)",
-        Signature::SendFailed { .. } => "failures sending the request",
-        Signature::RecvFailed { .. } => "failures reading the response",
-        Signature::KernelTimedOut => "kernel TCP timeouts on an open connection (a 502, not a 504)",
-        Signature::HeaderTooBig => "\"upstream sent too big header\" errors",
-        Signature::InvalidHeader(InvalidHeaderKind::NoValidHttpHeader) => {
-            "non-HTTP answers (relayed as HTTP/0.9, access-log status 009)"
-        }
-        Signature::InvalidHeader(_) => "invalid response headers",
-        Signature::FastCgi(_) => "FastCGI protocol errors",
         Signature::FastCgiStderr => "messages from the FastCGI app's stderr (not gateway errors)",
-        Signature::Http2(_) => "HTTP/2 (gRPC) protocol errors",
-        Signature::Tls(_) => "TLS errors",
-        Signature::InvalidBody(_) => "invalid response bodies (truncated responses, not 502s)",
-        _ => "other upstream errors",
+        _ => causes::of_group_lines(group).map_or("other upstream errors", |(_, words)| words),
     }
 }
 
@@ -129,7 +52,7 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
             ));
             return out;
         }
-        let window = human_duration(facts.options.since);
+        let window = duration(facts.options.since);
         for read in facts.logs().await {
             let path = read.path.display();
             let summary = match &read.summary {
@@ -171,19 +94,24 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                 ));
             }
             for group in &summary.groups {
-                let cause = cause_of_group(group);
-                let severity = match (&group.signature, cause) {
+                let failure = &group.failure;
+                let cause = causes::of_group(group);
+                let severity = match (&failure.signature, cause) {
                     (_, Some(_)) => Severity::Error,
                     (Signature::NotPermitted, None) => Severity::Error,
                     (Signature::FastCgiStderr, None) => Severity::Info,
                     _ => Severity::Warning,
                 };
-                let peer = match (&group.signature, &group.peer) {
-                    (Signature::Resolve, Some(host)) => Some(named_upstream(facts, host)),
-                    _ => group.peer.clone(),
+                let upstream = match (&failure.signature, &failure.peer) {
+                    (Signature::Resolve, Some(host)) => {
+                        Some(Upstream::parse(&named_upstream(facts, host)))
+                    }
+                    (Signature::NoLiveUpstreams, Some(name)) => Some(Upstream::Group(name.clone())),
+                    (_, Some(peer)) => Some(Upstream::parse(peer)),
+                    (_, None) => None,
                 };
-                let to = peer
-                    .as_deref()
+                let to = upstream
+                    .as_ref()
                     .map(|p| format!(" to {p}"))
                     .unwrap_or_default();
                 let mut f = Finding::new(
@@ -198,31 +126,31 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     ),
                 );
                 f.cause = cause;
-                f.upstream = peer.clone();
                 f.evidence = group.samples.clone();
-                if let Some(p) = &peer {
-                    let endpoint = match group.signature {
-                        Signature::NoLiveUpstreams => facts
+                if let Some(u) = &upstream {
+                    let endpoint = match u {
+                        Upstream::Group(name) => facts
                             .endpoints
                             .iter()
-                            .find(|e| e.group.as_deref() == Some(p.as_str())),
-                        _ => facts.endpoint_of(p).await,
+                            .find(|e| e.group.as_deref() == Some(name.as_str())),
+                        _ => facts.endpoint_of(u).await,
                     };
                     f.location = endpoint.and_then(|e| e.uses.first().map(|u| u.at.clone()));
                 }
+                f.upstream = upstream;
                 if let Some(request) = &group.request
                     && let Some((route, chain)) =
                         logged_chain(&facts.view, group.server.as_deref(), request, None)
                 {
                     let target = route.target.and_then(|t| facts.view.targets.get(t));
-                    let elsewhere = match (target, &group.peer) {
+                    let elsewhere = match (target, &failure.peer) {
                         (Some(t), Some(peer)) => disk_config_elsewhere(facts, t, peer),
                         _ => false,
                     };
                     let note = if elsewhere {
                         format!(
                             " (the config on disk; nginx connected to {}, which it does not name: was it changed since nginx loaded it?)",
-                            group.peer.as_deref().unwrap_or_default()
+                            failure.peer.as_deref().unwrap_or_default()
                         )
                     } else {
                         String::new()
@@ -236,7 +164,7 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                             .map(|t| Location::from(&t.span));
                     }
                 }
-                if matches!(group.signature, Signature::NotPermitted) {
+                if matches!(failure.signature, Signature::NotPermitted) {
                     f = f.fix("A local policy vetoed the connect: check systemd IPAddressDeny=/IPAddressAllow= and cgroup BPF (bpftool cgroup tree)");
                 }
                 out.push(f);
@@ -258,7 +186,9 @@ fn disk_config_elsewhere(
         && peers
             .iter()
             .all(|(p, _)| p.is_ip_literal() || matches!(p, fix502_nginx::view::Peer::Unix(_)))
-        && !peers.iter().any(|(p, _)| p.to_string() == peer)
+        && !peers
+            .iter()
+            .any(|(p, _)| Upstream::from(p) == Upstream::parse(peer))
 }
 
 /// Where an `error_log` that is not a file goes, and how its lines are read (the journal)
@@ -278,7 +208,7 @@ fn elsewhere_finding(facts: &Facts, dest: &str, journal: bool) -> Finding {
         std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .is_ok_and(|c| c.contains("docker") || c.contains("containerd"))
     });
-    let window = human_duration(facts.options.since);
+    let window = duration(facts.options.since);
     let how = match dest {
         "stderr" if in_docker => {
             format!("nginx runs in a container: docker logs --since {window} CONTAINER 2>&1")
@@ -318,17 +248,4 @@ fn named_upstream(facts: &Facts, host: &str) -> String {
             _ => None,
         })
         .unwrap_or_else(|| host.to_owned())
-}
-
-/// How many logged failures in the window gave the client a 502 (error-log lines).
-pub(crate) async fn logged_502s(facts: &Facts) -> u64 {
-    facts
-        .logs()
-        .await
-        .iter()
-        .filter_map(|r| r.summary.as_ref().ok())
-        .flat_map(|s| &s.groups)
-        .filter(|g| g.http_status() == 502)
-        .map(|g| g.count)
-        .sum()
 }

@@ -1,5 +1,14 @@
-//! The five steps. Each file holds the checks of one step; this module holds what they
-//! share: the step's "what next" hint and small helpers for wording.
+//! The five steps and the list of their checks. Each file (or folder) below holds the
+//! checks of one part of a step; this module lists them in run order, runs a step, and
+//! words the step's "what next" hint. Nothing here is imported by the checks themselves.
+//!
+//! | step | checks |
+//! | --- | --- |
+//! | logs | [`logs`] (the error log), [`access`] (the access log) |
+//! | upstream | [`upstream`] (targets, connects, sockets, listeners), [`answer`] (what they answer, TLS), [`appserver`] (the app server behind them) |
+//! | config | [`config`] (`nginx -t`, the parse, the process), [`reload`] (config not reloaded), [`route`] (routes and effective settings), [`risks`] (static 502-risk rules) |
+//! | network | [`network`] (DNS, ICMP, local ports), [`host`] (SELinux, AppArmor, worker files) |
+//! | restart | [`restart`]: not a check; it acts on the diagnosis (see [`crate::engine`]) |
 
 pub mod access;
 pub mod answer;
@@ -14,89 +23,114 @@ pub mod risks;
 pub mod route;
 pub mod upstream;
 
-use std::time::Duration;
+use std::time::Instant;
 
-use crate::report::{Cause, Finding, Severity, StepId};
+use crate::causes::Side;
+use crate::check::{Check, FnCheck};
+use crate::facts::{Facts, join_all};
+use crate::report::{Finding, Next, Severity, StepId, StepReport};
 
-/// The suggested next action after a step, from what it found.
-pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<String> {
+/// The checks of each of the first four steps, in run order.
+const CHECKS: [&[FnCheck]; 11] = [
+    &logs::CHECKS,
+    &access::CHECKS,
+    &upstream::CHECKS,
+    &answer::CHECKS,
+    &appserver::CHECKS,
+    &config::CHECKS,
+    &reload::CHECKS,
+    &route::CHECKS,
+    &risks::CHECKS,
+    &network::CHECKS,
+    &host::CHECKS,
+];
+
+/// Every built-in check of the first four steps, in run order. (The restart step acts on the
+/// diagnosis, so it is not a `Check`: see [`restart`].)
+pub fn all_checks() -> Vec<&'static dyn Check> {
+    CHECKS
+        .into_iter()
+        .flatten()
+        .map(|c| c as &dyn Check)
+        .collect()
+}
+
+/// Finds a check by id.
+pub fn check_by_id(id: &str) -> Option<&'static dyn Check> {
+    all_checks().into_iter().find(|c| c.id() == id)
+}
+
+/// Runs the checks of one step (concurrently) and builds its report.
+pub async fn run_step(step: StepId, facts: &Facts) -> StepReport {
+    let started = Instant::now();
+    let checks: Vec<_> = all_checks()
+        .into_iter()
+        .filter(|c| c.step() == step)
+        .collect();
+    let results = join_all(checks.iter().map(|c| c.run(facts))).await;
+    let findings: Vec<Finding> = results.into_iter().flatten().collect();
+    let status = StepReport::status_of(&findings);
+    let next = next_hint(step, &findings);
+    StepReport {
+        step,
+        status,
+        duration_ms: started.elapsed().as_millis() as u64,
+        findings,
+        next,
+    }
+}
+
+/// The suggested next action after a step, from the first problem it found: the cause's
+/// own suggestion when it has one, else the usual next step for its side.
+pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<Next> {
     let problem = findings
         .iter()
         .find(|f| f.severity == Severity::Error && !f.could_not_check);
-    let target = problem.and_then(|f| f.upstream.clone());
-    match (step, problem) {
-        (StepId::Logs, Some(f)) => Some(match (f.cause, target) {
-            (Some(Cause::NoLiveUpstreams), Some(u)) => {
-                format!("Check every server of upstream {u} (step: upstream)")
-            }
-            (Some(c), Some(u)) if answers_badly(c) => {
-                format!("Check what {u} answers when spoken to as nginx does (step: upstream)")
-            }
-            (_, Some(u)) => format!("Check whether anything listens on {u} (step: upstream)"),
-            _ => "Check the upstreams nginx connects to (step: upstream)".to_owned(),
-        }),
-        (StepId::Logs, None) => Some(
-            "No upstream errors in the window; check the upstreams live (step: upstream)"
-                .to_owned(),
+    let upstream = problem.and_then(|f| f.upstream.as_ref());
+    if let Some(next) = problem
+        .and_then(|f| f.cause)
+        .and_then(|c| (c.entry().next)(step, upstream))
+    {
+        return Some(next);
+    }
+    let answers_badly = problem
+        .and_then(|f| f.cause)
+        .is_some_and(|c| c.entry().side == Side::Answer);
+    Some(match (step, problem, upstream) {
+        (StepId::Logs, Some(_), Some(u)) if answers_badly => Next::to(
+            format!("Check what {u} answers when spoken to as nginx does"),
+            StepId::Upstream,
         ),
-        (StepId::Upstream, Some(f)) => Some(match f.cause {
-            Some(Cause::UpstreamWrongAddress) => {
-                "Point nginx at the address the app listens on, or move the app (see diagnosis)"
-                    .to_owned()
-            }
-            Some(Cause::UnixSocketPermission) => {
-                "Fix the socket's owner or mode for the worker user (see diagnosis)".to_owned()
-            }
-            Some(c) if answers_badly(c) => {
-                "Compare with the directives in effect at that location (step: config)".to_owned()
-            }
-            _ => "Confirm the config sends requests where you expect (step: config)".to_owned(),
-        }),
-        (StepId::Upstream, None) => {
-            Some("Upstreams answer; check the config nginx runs (step: config)".to_owned())
+        (StepId::Logs, Some(_), Some(u)) => Next::to(
+            format!("Check whether anything listens on {u}"),
+            StepId::Upstream,
+        ),
+        (StepId::Logs, Some(_), None) => {
+            Next::to("Check the upstreams nginx connects to", StepId::Upstream)
         }
-        (StepId::Config, Some(f)) if f.cause == Some(Cause::ConfigInvalid) => {
-            Some("Fix the config at the line nginx -t names, then run nginx -t again".to_owned())
+        (StepId::Logs, None, _) => Next::to(
+            "No upstream errors in the window; check the upstreams live",
+            StepId::Upstream,
+        ),
+        (StepId::Upstream, Some(_), _) if answers_badly => Next::to(
+            "Compare with the directives in effect at that location",
+            StepId::Config,
+        ),
+        (StepId::Upstream, Some(_), _) => Next::to(
+            "Confirm the config sends requests where you expect",
+            StepId::Config,
+        ),
+        (StepId::Upstream, None, _) => Next::to(
+            "Upstreams answer; check the config nginx runs",
+            StepId::Config,
+        ),
+        (StepId::Config, _, _) => Next::to(
+            "Check name resolution and routes to the upstreams",
+            StepId::Network,
+        ),
+        (StepId::Network, _, _) => {
+            Next::to("See the diagnosis and the safe actions", StepId::Restart)
         }
-        (StepId::Config, Some(f)) if f.cause == Some(Cause::NginxNotRunning) => {
-            Some("Start nginx once nginx -t passes (step: restart)".to_owned())
-        }
-        (StepId::Config, _) => {
-            Some("Check name resolution and routes to the upstreams (step: network)".to_owned())
-        }
-        (StepId::Network, _) => {
-            Some("See the diagnosis and the safe actions (step: restart)".to_owned())
-        }
-        (StepId::Restart, _) => None,
-    }
-}
-
-/// Causes where the upstream accepted the connection and then answered badly.
-fn answers_badly(cause: Cause) -> bool {
-    matches!(
-        cause,
-        Cause::UpstreamClosedEarly
-            | Cause::UpstreamReset
-            | Cause::UpstreamKeepaliveRace
-            | Cause::UpstreamReturned502
-            | Cause::UpstreamHeaderTooBig
-            | Cause::UpstreamInvalidResponse
-            | Cause::UpstreamProtocolMismatch
-            | Cause::UpstreamTls
-            | Cause::UpstreamTimeout
-    )
-}
-
-/// `1h`, `15m`, `90s`: how a window was given.
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 86400 && s.is_multiple_of(86400) {
-        format!("{}d", s / 86400)
-    } else if s >= 3600 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s >= 60 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{s}s")
-    }
+        (StepId::Restart, _, _) => return None,
+    })
 }

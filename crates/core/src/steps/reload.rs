@@ -14,18 +14,19 @@ use fix502_nginx::errorlog::{self, Level};
 use jiff::civil::DateTime;
 use procfs::Current;
 
+use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::command::run_command;
 use crate::discovery::{Master, under_prefix};
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Location, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
 use crate::steps::config::nginx_t_problem;
 
 /// Check id: the running config against the files on disk, and failed reloads.
-pub const RELOAD: &str = "config.reload";
+pub const RELOAD: CheckId = CheckId::new("config.reload", StepId::Config, Evidence::Config);
 
 /// The checks of this file.
-pub static CHECKS: [FnCheck; 1] = [FnCheck::new(RELOAD, StepId::Config, reload)];
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(RELOAD, reload)];
 
 /// How much of the end of each error log is read for failed reloads.
 const LOG_TAIL_BYTES: u64 = 4 * 1024 * 1024;
@@ -529,7 +530,7 @@ fn reload(facts: &Facts) -> FindingsFuture<'_> {
                             clock_pair(newest.modified, loaded.at).1
                         ),
                     )
-                    .cause(Cause::ConfigNotReloaded)
+                    .cause(Cause::CONFIG_NOT_RELOADED)
                     .at(Some(Location {
                         file: newest.path.clone(),
                         line: 1,
@@ -617,7 +618,8 @@ fn reload(facts: &Facts) -> FindingsFuture<'_> {
                         clock(loaded.at)
                     ),
                 )
-                .cause(Cause::ConfigNotReloaded)
+                .cause(Cause::CONFIG_NOT_RELOADED)
+                .headlined()
                 .at(attempt.location.clone());
                 for line in &attempt.lines {
                     f = f.evidence(line.clone());
@@ -974,7 +976,7 @@ garbage line
             .iter()
             .find(|f| f.severity == Severity::Error)
             .unwrap_or_else(|| panic!("{findings:#?}"));
-        assert_eq!(f.cause, Some(Cause::ConfigNotReloaded));
+        assert_eq!(f.cause, Some(Cause::CONFIG_NOT_RELOADED));
         assert!(
             f.message.starts_with("conf/app.conf changed at "),
             "{}",
@@ -1006,7 +1008,7 @@ garbage line
             .iter()
             .find(|f| f.message.starts_with("the reload at "))
             .unwrap_or_else(|| panic!("{findings:#?}"));
-        assert_eq!(failed.cause, Some(Cause::ConfigNotReloaded));
+        assert_eq!(failed.cause, Some(Cause::CONFIG_NOT_RELOADED));
         assert!(
             failed.message.contains("proxy_read_timeout"),
             "{}",

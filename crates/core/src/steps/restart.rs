@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 use fix502_nginx::view::ListenAddr;
 use fix502_probe::{connect, listeners};
 
+use crate::causes::Cause;
 use crate::command::{run_command, shell_line};
 use crate::discovery::{find_masters, master_running, under_prefix, worker_pids};
 use crate::facts::{Facts, probe_endpoint};
-use crate::report::{Cause, Diagnosis, Finding, Severity};
+use crate::report::{CheckId, Diagnosis, Evidence, Finding, Severity, StepId};
+use crate::upstream::Upstream;
 
 /// Check id of the plan findings.
-pub const PLAN_CHECK: &str = "restart.plan";
+pub const PLAN_CHECK: CheckId = CheckId::new("restart.plan", StepId::Restart, Evidence::Action);
 /// Check id of the findings about applied actions. An `error` here means exit 4.
-pub const APPLY_CHECK: &str = "restart.apply";
+pub const APPLY_CHECK: CheckId = crate::report::APPLIED;
 
 const VERIFY_FOR: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
@@ -48,7 +50,7 @@ pub struct Action {
     /// The cause it addresses.
     pub cause: Cause,
     /// The upstream whose probe must pass afterwards, if any.
-    pub upstream: Option<String>,
+    pub upstream: Option<Upstream>,
 }
 
 impl Action {
@@ -91,7 +93,7 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
     let config_ok = facts.nginx_test().await.is_ok_and(|o| o.success);
     for d in diagnosis {
         match d.cause {
-            Cause::NginxNotRunning if facts.discovery.master.is_none() && config_ok => {
+            Cause::NGINX_NOT_RUNNING if facts.discovery.master.is_none() && config_ok => {
                 let default_config = facts
                     .discovery
                     .build
@@ -118,26 +120,31 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
                     upstream: None,
                 });
             }
-            Cause::NoLiveUpstreams if facts.discovery.master.is_some() && config_ok => {
+            Cause::NO_LIVE_UPSTREAMS if facts.discovery.master.is_some() && config_ok => {
                 let members: Vec<_> = facts
                     .endpoints
                     .iter()
-                    .filter(|e| e.group.as_deref() == d.upstream.as_deref())
+                    .filter(|e| {
+                        e.group.is_some()
+                            && e.group.as_deref() == d.upstream.as_ref().and_then(Upstream::group)
+                    })
                     .collect();
                 let mut all_up = !members.is_empty();
                 for m in &members {
-                    all_up &= facts.probe_of(&m.display).await.is_some_and(|p| p.ok());
+                    all_up &= facts
+                        .probe_of(&Upstream::from(&m.peer))
+                        .await
+                        .is_some_and(|p| p.ok());
                 }
                 if all_up {
                     actions.push(reload_action(facts, &binary, d, "every server of the group answers now; a reload clears the failure marks at once"));
                 }
             }
-            Cause::UnixSocketMissing => {
-                let Some(path) = d.upstream.as_deref().map(|u| u.trim_start_matches("unix:"))
-                else {
+            Cause::UNIX_SOCKET_MISSING => {
+                let Some(path) = d.upstream.as_ref().and_then(Upstream::unix_path) else {
                     continue;
                 };
-                let Some(stem) = Path::new(path).file_stem().and_then(|s| s.to_str()) else {
+                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
                     continue;
                 };
                 let unit = format!("{stem}.service");
@@ -146,7 +153,7 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
                         kind: ActionKind::RestartUnit(unit.clone()),
                         program: PathBuf::from("systemctl"),
                         args: vec!["restart".to_owned(), unit],
-                        why: format!("{path} is created by this service"),
+                        why: format!("{} is created by this service", path.display()),
                         cause: d.cause,
                         upstream: d.upstream.clone(),
                     });
@@ -343,11 +350,9 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
     }
     // 3. The upstreams answer.
     for e in &facts.endpoints {
-        if action
-            .upstream
-            .as_deref()
-            .is_some_and(|u| e.group.as_deref() != Some(u) && e.display != u)
-        {
+        if action.upstream.as_ref().is_some_and(|u| {
+            (e.group.is_none() || e.group.as_deref() != u.group()) && u.peer() != Some(&e.peer)
+        }) {
             continue;
         }
         let ok = probe_endpoint(&e.peer, facts.timeout(), None, facts.master_pid())

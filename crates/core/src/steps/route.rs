@@ -8,17 +8,18 @@ use fix502_nginx::view::{ConfigView, PassModule, PassTarget, TargetAddress};
 
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::{Facts, short};
-use crate::report::{Finding, Location, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
+use crate::upstream::Upstream;
 
 /// Check id: the route of the request through the config.
-pub const ROUTE: &str = "config.route";
+pub const ROUTE: CheckId = CheckId::new("config.route", StepId::Config, Evidence::Config);
 /// Check id: the directives in effect where the request is passed upstream.
-pub const EFFECTIVE: &str = "config.effective";
+pub const EFFECTIVE: CheckId = CheckId::new("config.effective", StepId::Config, Evidence::Config);
 
 /// The checks of this file.
 pub static CHECKS: [FnCheck; 2] = [
-    FnCheck::new(ROUTE, StepId::Config, route_check),
-    FnCheck::new(EFFECTIVE, StepId::Config, effective_check),
+    FnCheck::new(ROUTE, route_check),
+    FnCheck::new(EFFECTIVE, effective_check),
 ];
 
 /// Logged requests routed at most (the rest are summarised by count).
@@ -122,7 +123,7 @@ async fn logged_routes(facts: &Facts) -> Vec<Finding> {
             seen.push(line.clone());
             if out.len() < MAX_LOGGED_ROUTES {
                 let mut f = Finding::new(ROUTE, Severity::Info, format!("logged request {line}"));
-                f.upstream = g.peer.clone();
+                f.upstream = g.failure.peer.as_deref().map(Upstream::parse);
                 out.push(f);
             } else {
                 more += 1;

@@ -16,9 +16,10 @@ use super::{
     APPARMOR, AUDIT_LOG, AUDIT_TAIL_BYTES, LogHit, MAX_DENIAL_FINDINGS, MAX_KERNEL_LINES, is_nginx,
     is_not_found, log_hits, since_epoch,
 };
+use crate::causes::Cause;
 use crate::check::FindingsFuture;
 use crate::facts::{Endpoint, Facts, LogRead};
-use crate::report::{Cause, Finding, Severity};
+use crate::report::{Finding, Severity};
 
 /// Unix socket connects that failed with errno 13.
 fn unix_permission_denied(reads: &[LogRead]) -> Vec<LogHit> {
@@ -57,7 +58,7 @@ pub(super) fn apparmor_check(facts: &Facts) -> FindingsFuture<'_> {
             )];
         };
         let log = unix_permission_denied(facts.logs().await);
-        let window = crate::steps::human_duration(facts.options.since);
+        let window = crate::words::duration(facts.options.since);
         apparmor_findings(&read, &facts.endpoints, &log, &window)
     })
 }
@@ -267,7 +268,7 @@ fn apparmor_findings(
                         list.len()
                     ),
                 )
-                .cause(Cause::UnixSocketPermission)
+                .cause(Cause::UNIX_SOCKET_PERMISSION)
                 .evidence(format!("AppArmor profile {label} denied {operation} to {path}"))
                 .evidence(first.line.clone())
                 .fix(format!(
@@ -279,7 +280,7 @@ fn apparmor_findings(
                     out.push(base);
                 } else {
                     for e in matched {
-                        out.push(base.clone().upstream(e.display.clone()).at(e.location()));
+                        out.push(base.clone().upstream(&e.peer).at(e.location()));
                     }
                 }
             }
@@ -299,7 +300,7 @@ fn apparmor_findings(
             }
             for hit in log_unix_denied {
                 let Some(peer) = &hit.peer else { continue };
-                let endpoint = endpoints.iter().find(|e| &e.display == peer);
+                let endpoint = endpoints.iter().find(|e| peer.peer() == Some(&e.peer));
                 out.push(
                     Finding::new(
                         APPARMOR,
@@ -309,7 +310,7 @@ fn apparmor_findings(
                             hit.count
                         ),
                     )
-                    .cause(Cause::UnixSocketPermission)
+                    .cause(Cause::UNIX_SOCKET_PERMISSION)
                     .upstream(peer.clone())
                     .at(endpoint.and_then(Endpoint::location))
                     .evidence(hit.samples.first().cloned().unwrap_or_default())
@@ -392,8 +393,11 @@ mod tests {
         let errs = errors(&out);
         assert_eq!(errs.len(), 1, "{out:#?}");
         let f = errs.first().unwrap();
-        assert_eq!(f.cause, Some(Cause::UnixSocketPermission));
-        assert_eq!(f.upstream.as_deref(), Some("unix:/run/php/php8.2-fpm.sock"));
+        assert_eq!(f.cause, Some(Cause::UNIX_SOCKET_PERMISSION));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("unix:/run/php/php8.2-fpm.sock")
+        );
         assert_eq!(
             f.evidence.first().map(String::as_str),
             Some(
@@ -449,7 +453,7 @@ mod tests {
         assert_eq!(warns.len(), 1);
         assert_eq!(
             warns.first().unwrap().cause,
-            Some(Cause::UnixSocketPermission)
+            Some(Cause::UNIX_SOCKET_PERMISSION)
         );
         assert!(errors(&out).is_empty());
         // Readable denials and none about the socket: the log line is not blamed on AppArmor.

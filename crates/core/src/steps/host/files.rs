@@ -12,9 +12,10 @@ use fix502_nginx::errorlog;
 use fix502_probe::host::{self, FdUsage};
 
 use super::{LogHit, MAX_SAMPLES, WORKER_FILES, log_hits};
+use crate::causes::Cause;
 use crate::check::FindingsFuture;
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Severity};
+use crate::report::{Finding, Severity};
 
 /// How much of the end of each error log is read for EMFILE/ENFILE lines that are not
 /// about an upstream (`accept4() failed (24: ...)`, `open() ... failed (24: ...)`).
@@ -65,7 +66,7 @@ pub(super) fn worker_files_check(facts: &Facts) -> FindingsFuture<'_> {
         };
         let mut hits = log_hits(facts.logs().await, &[23, 24]);
         hits.extend(tail_hits);
-        let window = crate::steps::human_duration(facts.options.since);
+        let window = crate::words::duration(facts.options.since);
         worker_files_findings(&read, &hits, &window)
     })
 }
@@ -170,7 +171,7 @@ fn worker_files_findings(facts: &WorkerFilesFacts, log: &[LogHit], window: &str)
                 Severity::Error,
                 format!("worker {pid} has {at_least}{open} of {soft} files open"),
             )
-            .cause(Cause::FdExhaustion)
+            .cause(Cause::FD_EXHAUSTION)
             .evidence(format!(
                 "/proc/{pid}/fd: {at_least}{open} entries; /proc/{pid}/limits: Max open files {soft} (soft), {hard} (hard)"
             ));
@@ -233,7 +234,7 @@ fn worker_files_findings(facts: &WorkerFilesFacts, log: &[LogHit], window: &str)
                 Severity::Error,
                 format!("the system file table is almost full: {allocated} of {max} files (ENFILE)"),
             )
-            .cause(Cause::FdExhaustion)
+            .cause(Cause::FD_EXHAUSTION)
             .evidence(format!("/proc/sys/fs/file-nr: {allocated} allocated, max {max}"))
             .fix("Find the processes holding the most files (lsof -n | awk '{print $2}' | sort | uniq -c | sort -n | tail), then raise the table: sysctl -w fs.file-max=2097152"),
         );
@@ -267,7 +268,7 @@ fn worker_files_findings(facts: &WorkerFilesFacts, log: &[LogHit], window: &str)
                 "nginx logged {count} \"Too many open files\" error(s) (errno {errno}, {name}) in the last {window}: {what}"
             ),
         )
-        .cause(Cause::FdExhaustion);
+        .cause(Cause::FD_EXHAUSTION);
         for s in samples {
             f = f.evidence(s);
         }
@@ -315,7 +316,7 @@ mod tests {
         let errs = errors(&out);
         assert_eq!(errs.len(), 1);
         let f = errs.first().unwrap();
-        assert_eq!(f.cause, Some(Cause::FdExhaustion));
+        assert_eq!(f.cause, Some(Cause::FD_EXHAUSTION));
         assert_eq!(f.message, "worker 1234 has 1019 of 1024 files open");
         assert!(
             f.fix
@@ -375,7 +376,7 @@ mod tests {
         let errs = errors(&out);
         assert_eq!(errs.len(), 1, "{out:#?}");
         let f = errs.first().unwrap();
-        assert_eq!(f.cause, Some(Cause::FdExhaustion));
+        assert_eq!(f.cause, Some(Cause::FD_EXHAUSTION));
         assert!(
             f.message.contains("3 \"Too many open files\""),
             "{}",
@@ -397,7 +398,7 @@ mod tests {
         let out = worker_files_findings(&facts, &hits, "1h");
         let errs = errors(&out);
         assert_eq!(errs.len(), 2, "{out:#?}");
-        assert!(errs.iter().all(|f| f.cause == Some(Cause::FdExhaustion)));
+        assert!(errs.iter().all(|f| f.cause == Some(Cause::FD_EXHAUSTION)));
         assert!(errs.iter().any(|f| f.message.contains("system file table")));
         assert!(
             errs.iter()
@@ -552,7 +553,7 @@ mod tests {
             2,
             "the worker at its limit and the log: {out:#?}"
         );
-        assert!(errs.iter().all(|f| f.cause == Some(Cause::FdExhaustion)));
+        assert!(errs.iter().all(|f| f.cause == Some(Cause::FD_EXHAUSTION)));
         assert!(
             errs.iter().any(
                 |f| f.message == format!("worker {worker} has {} of 16 files open", usage.open)

@@ -18,24 +18,26 @@ use std::time::{Duration, SystemTime};
 
 use crate::check::FnCheck;
 use crate::facts::LogRead;
-use crate::report::StepId;
+use crate::report::{CheckId, Evidence, StepId};
+use crate::upstream::Upstream;
 
 mod apparmor;
 mod files;
 mod selinux;
 
 /// Check id: SELinux mode, booleans and AVC denials of nginx's connects.
-pub const SELINUX: &str = "network.selinux";
+pub const SELINUX: CheckId = CheckId::new("network.selinux", StepId::Network, Evidence::Host);
 /// Check id: AppArmor confinement of the workers and its denials.
-pub const APPARMOR: &str = "network.apparmor";
+pub const APPARMOR: CheckId = CheckId::new("network.apparmor", StepId::Network, Evidence::Host);
 /// Check id: the workers' open files against their limit, and EMFILE/ENFILE in the log.
-pub const WORKER_FILES: &str = "network.worker-files";
+pub const WORKER_FILES: CheckId =
+    CheckId::new("network.worker-files", StepId::Network, Evidence::Host);
 
 /// The checks of this part of the step.
 pub static CHECKS: [FnCheck; 3] = [
-    FnCheck::new(SELINUX, StepId::Network, selinux::selinux_check),
-    FnCheck::new(APPARMOR, StepId::Network, apparmor::apparmor_check),
-    FnCheck::new(WORKER_FILES, StepId::Network, files::worker_files_check),
+    FnCheck::new(SELINUX, selinux::selinux_check),
+    FnCheck::new(APPARMOR, apparmor::apparmor_check),
+    FnCheck::new(WORKER_FILES, files::worker_files_check),
 ];
 
 /// Where auditd writes AVC and AppArmor records.
@@ -52,8 +54,8 @@ const MAX_SAMPLES: usize = 2;
 /// One group of error-log lines this module cares about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LogHit {
-    /// The peer, as nginx writes it.
-    peer: Option<String>,
+    /// The peer nginx logged.
+    peer: Option<Upstream>,
     /// The peer is a unix socket.
     unix: bool,
     /// The errno number.
@@ -76,8 +78,8 @@ fn log_hits(reads: &[LogRead], errnos: &[i32]) -> Vec<LogHit> {
                 continue;
             };
             out.push(LogHit {
-                peer: group.peer.clone(),
-                unix: group.unix,
+                peer: group.failure.peer.as_deref().map(Upstream::parse),
+                unix: group.failure.unix,
                 errno,
                 count: group.count,
                 samples: group.samples.iter().take(MAX_SAMPLES).cloned().collect(),

@@ -16,9 +16,11 @@ use super::{
     AUDIT_LOG, AUDIT_TAIL_BYTES, LogHit, MAX_DENIAL_FINDINGS, MAX_KERNEL_LINES, MAX_SAMPLES,
     SELINUX, is_nginx, is_not_found, since_epoch,
 };
+use crate::causes::Cause;
 use crate::check::FindingsFuture;
 use crate::facts::{Endpoint, Facts, LogRead};
-use crate::report::{Cause, Finding, Severity};
+use crate::report::{Finding, Severity};
+use crate::upstream::Upstream;
 
 /// Ports labelled `http_port_t` in the targeted policy (`semanage port -l`).
 const HTTP_PORTS: [u16; 8] = [80, 81, 443, 488, 8008, 8009, 8443, 9000];
@@ -65,9 +67,9 @@ fn tcp_permission_denied(reads: &[LogRead]) -> Vec<LogHit> {
     for read in reads {
         let Ok(summary) = &read.summary else { continue };
         for group in &summary.groups {
-            if group.signature == Signature::PermissionDenied && !group.unix {
+            if group.failure.signature == Signature::PermissionDenied && !group.failure.unix {
                 hits.push(LogHit {
-                    peer: group.peer.clone(),
+                    peer: group.failure.peer.as_deref().map(Upstream::parse),
                     unix: false,
                     errno: 13,
                     count: group.count,
@@ -108,7 +110,7 @@ pub(super) fn selinux_check(facts: &Facts) -> FindingsFuture<'_> {
             )];
         };
         let log = tcp_permission_denied(facts.logs().await);
-        let window = crate::steps::human_duration(facts.options.since);
+        let window = crate::words::duration(facts.options.since);
         selinux_findings(&read, &facts.endpoints, &log, &window)
     })
 }
@@ -332,7 +334,7 @@ fn selinux_findings(
         };
         let matched = endpoints_of_denial(first, endpoints);
         let mut base = Finding::new(SELINUX, Severity::Error, message.clone())
-            .cause(Cause::SelinuxDenied)
+            .cause(Cause::SELINUX_DENIED)
             .evidence(first.line.clone());
         if list.len() > 1 {
             base = base.evidence(last.line.clone());
@@ -344,7 +346,7 @@ fn selinux_findings(
             out.push(base);
         } else {
             for e in matched {
-                out.push(base.clone().upstream(e.display.clone()).at(e.location()));
+                out.push(base.clone().upstream(&e.peer).at(e.location()));
             }
         }
     }
@@ -360,11 +362,10 @@ fn selinux_findings(
             existing.evidence.push(sample);
             continue;
         }
-        let port = peer
-            .as_deref()
-            .and_then(|p| p.rsplit_once(':'))
-            .and_then(|(_, port)| port.parse::<u16>().ok());
-        let target = peer.as_deref().unwrap_or("an upstream");
+        let port = peer.as_ref().and_then(Upstream::port);
+        let target = peer
+            .as_ref()
+            .map_or_else(|| "an upstream".to_owned(), ToString::to_string);
         let mut f = Finding::new(
             SELINUX,
             Severity::Error,
@@ -373,10 +374,10 @@ fn selinux_findings(
                 hit.count
             ),
         )
-        .cause(Cause::SelinuxDenied)
+        .cause(Cause::SELINUX_DENIED)
         .evidence(sample);
         if let Some(p) = &peer {
-            let endpoint = endpoints.iter().find(|e| &e.display == p);
+            let endpoint = endpoints.iter().find(|e| p.peer() == Some(&e.peer));
             f = f
                 .upstream(p.clone())
                 .at(endpoint.and_then(Endpoint::location));
@@ -405,7 +406,7 @@ fn selinux_findings(
             if facts.booleans.allows(*port)
                 || out
                     .iter()
-                    .any(|f| f.upstream.as_deref() == Some(e.display.as_str()))
+                    .any(|f| f.upstream.as_ref().and_then(Upstream::peer) == Some(&e.peer))
             {
                 continue;
             }
@@ -417,8 +418,8 @@ fn selinux_findings(
                     e.display
                 ),
             )
-            .cause(Cause::SelinuxDenied)
-            .upstream(e.display.clone())
+            .cause(Cause::SELINUX_DENIED)
+            .upstream(&e.peer)
             .at(e.location())
             .evidence("getsebool httpd_can_network_connect: off");
             for fix in tcp_fixes(*port, None) {
@@ -538,8 +539,11 @@ mod tests {
         let errs = errors(&out);
         assert_eq!(errs.len(), 1, "{out:#?}");
         let f = errs.first().unwrap();
-        assert_eq!(f.cause, Some(Cause::SelinuxDenied));
-        assert_eq!(f.upstream.as_deref(), Some("127.0.0.1:8000"));
+        assert_eq!(f.cause, Some(Cause::SELINUX_DENIED));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("127.0.0.1:8000")
+        );
         assert_eq!(f.evidence.first().map(String::as_str), Some(AVC_8000));
         assert!(f.message.contains("soundd_port_t"));
         assert!(
@@ -570,7 +574,10 @@ mod tests {
         let errs = errors(&out);
         assert_eq!(errs.len(), 1);
         let f = errs.first().unwrap();
-        assert_eq!(f.upstream.as_deref(), Some("unix:/tmp/app/app.sock"));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("unix:/tmp/app/app.sock")
+        );
         assert!(f.fix.iter().any(|x| x.contains("httpd_var_run_t")));
     }
 
@@ -610,7 +617,7 @@ mod tests {
         let warned: Vec<_> = out
             .iter()
             .filter(|f| f.severity == Severity::Warning)
-            .map(|f| f.upstream.as_deref().unwrap())
+            .filter_map(|f| f.upstream.as_ref().map(ToString::to_string))
             .collect();
         // 8080 is http_cache_port_t: reachable only with httpd_can_network_relay (off here).
         assert_eq!(warned, ["127.0.0.1:8000", "127.0.0.1:8080"]);
@@ -661,8 +668,11 @@ mod tests {
         let errs = errors(&out);
         assert_eq!(errs.len(), 1);
         let f = errs.first().unwrap();
-        assert_eq!(f.cause, Some(Cause::SelinuxDenied));
-        assert_eq!(f.upstream.as_deref(), Some("127.0.0.1:8000"));
+        assert_eq!(f.cause, Some(Cause::SELINUX_DENIED));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("127.0.0.1:8000")
+        );
         assert!(
             f.evidence
                 .first()

@@ -27,21 +27,22 @@ use super::stale::{
     LoggedPeer, dynamic_ports, is_stale, logged_peers, stale_finding, workers_started,
 };
 use super::{DEFAULT_PORT, DNS, join, variable_pass_targets};
+use crate::causes::Cause;
 use crate::check::FindingsFuture;
 use crate::facts::{Facts, LogRead, join_all};
-use crate::report::{Cause, Finding, Location, Severity};
+use crate::report::{Finding, Location, Severity};
 
 /// At most this many other places are listed in one finding.
 const MAX_LISTED: usize = 8;
 
-fn host_names(facts: &Facts) -> Vec<(String, u16, String)> {
-    let mut v: Vec<(String, u16, String)> = Vec::new();
+fn host_names(facts: &Facts) -> Vec<(String, u16, Peer)> {
+    let mut v: Vec<(String, u16, Peer)> = Vec::new();
     for e in &facts.endpoints {
         if let Peer::Inet { host, port } = &e.peer
             && host.parse::<IpAddr>().is_err()
             && !v.iter().any(|(h, p, _)| h == host && p == port)
         {
-            v.push((host.clone(), *port, e.display.clone()));
+            v.push((host.clone(), *port, e.peer.clone()));
         }
     }
     v
@@ -101,8 +102,8 @@ async fn static_names(facts: &Facts) -> Vec<Finding> {
         .collect();
     let dynamic_ports = dynamic_ports(facts);
     let mut out = Vec::new();
-    for ((host, port, display), (system, direct)) in names.iter().zip(results) {
-        let endpoint = facts.endpoints.iter().find(|e| &e.display == display);
+    for ((host, port, peer), (system, direct)) in names.iter().zip(results) {
+        let endpoint = facts.endpoints.iter().find(|e| e.peer == *peer);
         let at = endpoint.and_then(|e| e.location());
         // A logged address can be told to belong to this name only when no other name,
         // and no variable target, sends requests to the same port.
@@ -127,11 +128,11 @@ async fn static_names(facts: &Facts) -> Vec<Finding> {
                     Severity::Info,
                     format!("{host} resolves to {addrs} (getaddrinfo, as nginx at start/reload)"),
                 )
-                .upstream(display.clone())
+                .upstream(peer)
                 .at(at.clone());
                 if host == "localhost" && answer.addrs.len() > 1 {
                     f = Finding::new(DNS, Severity::Warning, format!("{host} resolves to {addrs}: nginx makes one peer of each and tries them in turn"))
-                        .upstream(display.clone())
+                        .upstream(peer)
                         .at(at.clone())
                         .fix("Use an explicit address (127.0.0.1 or [::1]) where the app listens");
                 }
@@ -166,8 +167,9 @@ async fn static_names(facts: &Facts) -> Vec<Finding> {
                     Severity::Error,
                     format!("{host} cannot be resolved: {e}"),
                 )
-                .cause(Cause::UpstreamDns)
-                .upstream(display.clone())
+                .cause(Cause::UPSTREAM_DNS)
+                .headlined()
+                .upstream(peer)
                 .at(at);
                 if let Some(d) = &direct {
                     f = f.evidence(match d {
@@ -387,6 +389,7 @@ fn resolve_log_lines(logs: &[LogRead], host: &str) -> ResolveLines {
         };
         for group in &summary.groups {
             if !group
+                .failure
                 .peer
                 .as_deref()
                 .is_some_and(|p| p.eq_ignore_ascii_case(host))
@@ -446,8 +449,9 @@ fn no_resolver_finding(
                 Severity::Error,
                 no_resolver_message(&directive, Some(host)),
             )
-            .cause(Cause::UpstreamDns)
-            .upstream(format!("{host}:{port}"));
+            .cause(Cause::UPSTREAM_DNS)
+            .headlined()
+            .upstream(Peer::inet(host, *port));
             if lines.no_resolver > 0 {
                 f = f.evidence(format!(
                     "{} error-log lines in the window: no resolver defined to resolve {host}",
@@ -466,7 +470,8 @@ fn no_resolver_finding(
                 Severity::Error
             };
             let mut f = Finding::new(DNS, severity, no_resolver_message(&directive, None))
-                .cause(Cause::UpstreamDns);
+                .cause(Cause::UPSTREAM_DNS)
+                .headlined();
             for (host, count) in logged.iter().take(MAX_LISTED) {
                 f = f.evidence(format!(
                     "{count} error-log lines in the window: no resolver defined to resolve {host}"
@@ -584,7 +589,7 @@ fn resolver_finding(
                 case.directive
             ),
         )
-        .upstream(format!("{host}:{}", case.port)),
+        .upstream(Peer::inet(host, case.port)),
         Err(failure) => {
             let mut f = Finding::new(
                 DNS,
@@ -595,8 +600,9 @@ fn resolver_finding(
                     nginx_resolve_error(host, query)
                 ),
             )
-            .cause(Cause::UpstreamDns)
-            .upstream(format!("{host}:{}", case.port));
+            .cause(Cause::UPSTREAM_DNS)
+            .headlined()
+            .upstream(Peer::inet(host, case.port));
             f = f.evidence(match (query.server, query.rcode.as_deref()) {
                 (Some(server), Some(rcode)) => {
                     format!(
@@ -792,8 +798,11 @@ mod tests {
             Duration::from_secs(2),
         );
         assert_eq!(f.severity, Severity::Error);
-        assert_eq!(f.cause, Some(Cause::UpstreamDns));
-        assert_eq!(f.upstream.as_deref(), Some("app.internal:8080"));
+        assert_eq!(f.cause, Some(Cause::UPSTREAM_DNS));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("app.internal:8080")
+        );
         assert_eq!(
             f.message,
             "nginx's resolver cannot resolve app.internal for `proxy_pass http://app.internal:8080$request_uri`: host not found (NXDOMAIN) (nginx logs: app.internal could not be resolved (3: Host not found))"
@@ -942,8 +951,11 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:#?}");
         let f = &findings[0];
         assert_eq!(f.severity, Severity::Error);
-        assert_eq!(f.cause, Some(Cause::UpstreamDns));
-        assert_eq!(f.upstream.as_deref(), Some("app.lab.fix502.test:8080"));
+        assert_eq!(f.cause, Some(Cause::UPSTREAM_DNS));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("app.lab.fix502.test:8080")
+        );
         assert_eq!(
             f.message,
             "`proxy_pass http://app.lab.fix502.test:8080$request_uri` needs a resolver: nginx resolves it per request and none is defined (nginx logs: no resolver defined to resolve app.lab.fix502.test)"
@@ -993,8 +1005,11 @@ mod tests {
         // localhost is in /etc/hosts, which nginx's resolver does not read.
         let hosts = &findings[1];
         assert_eq!(hosts.severity, Severity::Error);
-        assert_eq!(hosts.cause, Some(Cause::UpstreamDns));
-        assert_eq!(hosts.upstream.as_deref(), Some("localhost:8081"));
+        assert_eq!(hosts.cause, Some(Cause::UPSTREAM_DNS));
+        assert_eq!(
+            hosts.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("localhost:8081")
+        );
         assert_eq!(
             hosts.evidence[0],
             format!(
@@ -1009,7 +1024,14 @@ mod tests {
 
         let refused = &findings[2];
         assert_eq!(refused.severity, Severity::Error);
-        assert_eq!(refused.upstream.as_deref(), Some("localhost:8082"));
+        assert_eq!(
+            refused
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("localhost:8082")
+        );
         assert!(
             refused.message.ends_with("(110: Operation timed out))"),
             "{}",

@@ -15,25 +15,27 @@ use fix502_nginx::view::{PassTarget, Peer, TargetAddress};
 use fix502_probe::icmp::PingOutcome;
 use fix502_probe::{icmp, listeners};
 
+use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::{Facts, join_all};
-use crate::report::{Cause, Finding, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Severity, StepId};
 
 mod dns;
 mod stale;
 
 /// Check id: name resolution of host-name upstreams.
-pub const DNS: &str = "network.dns";
+pub const DNS: CheckId = CheckId::new("network.dns", StepId::Network, Evidence::Live);
 /// Check id: ICMP echo to non-loopback upstream hosts.
-pub const ICMP: &str = "network.icmp";
+pub const ICMP: CheckId = CheckId::new("network.icmp", StepId::Network, Evidence::Live);
 /// Check id: local address and port availability.
-pub const LOCAL_PORTS: &str = "network.local-ports";
+pub const LOCAL_PORTS: CheckId =
+    CheckId::new("network.local-ports", StepId::Network, Evidence::Live);
 
 /// The checks of this step.
 pub static CHECKS: [FnCheck; 3] = [
-    FnCheck::new(DNS, StepId::Network, dns::dns_check),
-    FnCheck::new(ICMP, StepId::Network, icmp_check),
-    FnCheck::new(LOCAL_PORTS, StepId::Network, local_ports),
+    FnCheck::new(DNS, dns::dns_check),
+    FnCheck::new(ICMP, icmp_check),
+    FnCheck::new(LOCAL_PORTS, local_ports),
 ];
 
 /// The port assumed for a variable pass argument without one and without an `http(s)://`
@@ -104,8 +106,8 @@ fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
             for e in v6_loopback {
                 out.push(
                     Finding::new(LOCAL_PORTS, Severity::Error, format!("nginx connects to {} but IPv6 is disabled on lo (EADDRNOTAVAIL)", e.display))
-                        .cause(Cause::UpstreamWrongAddress)
-                        .upstream(e.display.clone())
+                        .cause(Cause::UPSTREAM_WRONG_ADDRESS)
+                        .upstream(&e.peer)
                         .at(e.location())
                         .evidence("/proc/sys/net/ipv6/conf/lo/disable_ipv6 = 1")
                         .fix("Use 127.0.0.1 in the upstream, or enable IPv6 on lo: sysctl -w net.ipv6.conf.lo.disable_ipv6=0"),
@@ -127,8 +129,8 @@ fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
             match listeners::time_wait_count(dst) {
                 Ok(n) if n * 2 >= range => out.push(
                     Finding::new(LOCAL_PORTS, Severity::Error, format!("{n} connections to {dst} wait in TIME_WAIT; only {range} local ports ({low}-{high})"))
-                        .cause(Cause::PortExhaustion)
-                        .upstream(e.display.clone())
+                        .cause(Cause::PORT_EXHAUSTION)
+                        .upstream(&e.peer)
                         .at(e.location())
                         .fix("Keep upstream connections alive: `keepalive 32;` in the upstream block with `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";`")
                         .fix("Widen the range: sysctl -w net.ipv4.ip_local_port_range=\"1024 65000\""),

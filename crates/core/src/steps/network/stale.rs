@@ -13,8 +13,9 @@ use fix502_probe::dns::DnsAnswer;
 use jiff::civil::DateTime;
 
 use super::{DEFAULT_PORT, DNS, join, variable_pass_targets};
+use crate::causes::Cause;
 use crate::facts::{Facts, LogRead};
-use crate::report::{Cause, Finding, Location, Severity};
+use crate::report::{Finding, Location, Severity};
 
 /// An address nginx connected to, from the error log's groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +40,10 @@ pub(super) fn logged_peers(logs: &[LogRead]) -> Vec<LoggedPeer> {
         };
         for group in &summary.groups {
             let Some(addr) = group
+                .failure
                 .peer
                 .as_deref()
-                .filter(|_| !group.unix)
+                .filter(|_| !group.failure.unix)
                 .and_then(|p| p.parse::<SocketAddr>().ok())
             else {
                 continue;
@@ -120,8 +122,9 @@ pub(super) fn stale_finding(
             peer.addr
         ),
     )
-    .cause(Cause::UpstreamStaleDns)
-    .upstream(peer.addr.to_string())
+    .cause(Cause::UPSTREAM_STALE_DNS)
+    .headlined()
+    .upstream(peer.addr)
     .at(at)
     .evidence(format!(
         "{host} resolves to {now_text} now, as nginx's master would resolve it"
@@ -196,12 +199,15 @@ mod tests {
         let findings = dns_check(&facts).await;
         let stale: Vec<&Finding> = findings
             .iter()
-            .filter(|f| f.cause == Some(Cause::UpstreamStaleDns))
+            .filter(|f| f.cause == Some(Cause::UPSTREAM_STALE_DNS))
             .collect();
         assert_eq!(stale.len(), 1, "{findings:#?}");
         let f = stale[0];
         assert_eq!(f.severity, Severity::Error);
-        assert_eq!(f.upstream.as_deref(), Some("127.0.0.2:18080"));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("127.0.0.2:18080")
+        );
         assert!(
             f.message.starts_with("nginx connects to 127.0.0.2:18080 for localhost:18080, which now resolves to 127.0.0.1"),
             "{}",
@@ -236,7 +242,7 @@ mod tests {
         assert!(
             findings
                 .iter()
-                .all(|f| f.cause != Some(Cause::UpstreamStaleDns)),
+                .all(|f| f.cause != Some(Cause::UPSTREAM_STALE_DNS)),
             "{findings:#?}"
         );
     }

@@ -11,7 +11,9 @@ use fix502_nginx::settings::next_upstream_directive;
 use fix502_nginx::view::{ConfigView, PassTarget, TargetAddress, UpstreamServer};
 
 use super::{MAX_LISTED, loc, server_args, server_line, warning, written};
-use crate::report::{Cause, Finding, Location};
+use crate::causes::Cause;
+use crate::report::{Finding, Location};
+use crate::upstream::Upstream;
 
 /// The failures that count against `max_fails` for one `*_next_upstream` value.
 fn counted_failures(values: &[String]) -> Vec<String> {
@@ -55,14 +57,14 @@ pub(super) fn max_fails_rule(config: &Config, view: &ConfigView) -> Vec<Finding>
             .filter(|t| matches!(&t.address, TargetAddress::Group(n) if n.eq_ignore_ascii_case(&g.name)))
             .collect();
         let mut f = warning(
-            Cause::NoLiveUpstreams,
+            Cause::NO_LIVE_UPSTREAMS,
             format!(
                 "upstream {}: {} servers with max_fails=1 fail_timeout={fail_timeout}: one failed attempt each takes the whole group down for {fail_timeout}",
                 g.name,
                 live.len()
             ),
         )
-        .upstream(g.name.clone())
+        .upstream(Upstream::Group(g.name.clone()))
         .at(loc(&g.span));
         for s in live.iter().take(MAX_LISTED) {
             f = f.evidence(format!(
@@ -126,7 +128,7 @@ pub(super) fn max_fails_rule(config: &Config, view: &ConfigView) -> Vec<Finding>
 #[cfg(test)]
 mod tests {
     use super::counted_failures;
-    use crate::report::Cause;
+    use crate::causes::Cause;
     use crate::steps::risks::HostContext;
     use crate::steps::risks::test_support::{http, run, with};
 
@@ -139,14 +141,17 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        let hits = with(&found, Cause::NoLiveUpstreams);
+        let hits = with(&found, Cause::NO_LIVE_UPSTREAMS);
         assert_eq!(hits.len(), 1, "{found:#?}");
         let f = hits[0];
         assert_eq!(
             f.message,
             "upstream backend: 2 servers with max_fails=1 fail_timeout=10s: one failed attempt each takes the whole group down for 10s"
         );
-        assert_eq!(f.upstream.as_deref(), Some("backend"));
+        assert_eq!(
+            f.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("backend")
+        );
         assert!(
             f.evidence
                 .iter()
@@ -170,7 +175,7 @@ mod tests {
                 )),
                 &HostContext::default(),
             );
-            assert!(with(&found, Cause::NoLiveUpstreams).is_empty(), "{group}");
+            assert!(with(&found, Cause::NO_LIVE_UPSTREAMS).is_empty(), "{group}");
         }
     }
 

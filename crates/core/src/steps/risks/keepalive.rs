@@ -10,7 +10,9 @@ use fix502_nginx::settings::keepalive_blockers;
 use fix502_nginx::view::{ConfigView, PassModule, TargetAddress};
 
 use super::{HostContext, loc, quoted_args, warning, written, written_at};
-use crate::report::{Cause, Finding, Location};
+use crate::causes::Cause;
+use crate::report::{Finding, Location};
+use crate::upstream::Upstream;
 
 pub(super) fn keepalive_rule(view: &ConfigView, host: &HostContext) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -57,7 +59,7 @@ pub(super) fn keepalive_rule(view: &ConfigView, host: &HostContext) -> Vec<Findi
             continue;
         }
         let mut f = warning(
-            Cause::PortExhaustion,
+            Cause::PORT_EXHAUSTION,
             format!(
                 "upstream {}: `keepalive {}` is configured but `{}` cannot reuse connections, so nginx opens a new connection per request",
                 group.name,
@@ -65,7 +67,7 @@ pub(super) fn keepalive_rule(view: &ConfigView, host: &HostContext) -> Vec<Findi
                 written(t)
             ),
         )
-        .upstream(group.name.clone())
+        .upstream(Upstream::Group(group.name.clone()))
         .at(loc(&t.span))
         .evidence(format!(
             "keepalive {} at {}",
@@ -99,7 +101,7 @@ pub(super) fn keepalive_rule(view: &ConfigView, host: &HostContext) -> Vec<Findi
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Cause;
+    use crate::causes::Cause;
     use crate::steps::risks::HostContext;
     use crate::steps::risks::test_support::{http, run, with};
 
@@ -118,9 +120,16 @@ mod tests {
                 ..HostContext::default()
             },
         );
-        let hits = with(&found, Cause::PortExhaustion);
+        let hits = with(&found, Cause::PORT_EXHAUSTION);
         assert_eq!(hits.len(), 2, "{hits:#?}");
-        assert_eq!(hits[0].upstream.as_deref(), Some("app"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("app")
+        );
         assert_eq!(
             hits[0].fix,
             vec![
@@ -147,18 +156,18 @@ mod tests {
             version: Some((1, 22, 1)),
             ..HostContext::default()
         };
-        assert!(with(&run(http(body), &old), Cause::PortExhaustion).is_empty());
+        assert!(with(&run(http(body), &old), Cause::PORT_EXHAUSTION).is_empty());
         let body = "upstream app { server 127.0.0.1:8000; keepalive 16; }\n\
              server { location / { proxy_pass http://app; } }";
         let new = HostContext {
             version: Some((1, 29, 7)),
             ..HostContext::default()
         };
-        assert!(with(&run(http(body), &new), Cause::PortExhaustion).is_empty());
+        assert!(with(&run(http(body), &new), Cause::PORT_EXHAUSTION).is_empty());
         // But an explicit `Connection close` defeats even the new defaults.
         let body = "upstream app { server 127.0.0.1:8000; keepalive 16; }\n\
              server { location / { proxy_set_header Connection close; proxy_pass http://app; } }";
         let hits = run(http(body), &new);
-        assert_eq!(with(&hits, Cause::PortExhaustion).len(), 1);
+        assert_eq!(with(&hits, Cause::PORT_EXHAUSTION).len(), 1);
     }
 }

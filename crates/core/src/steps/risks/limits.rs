@@ -8,7 +8,8 @@
 use fix502_nginx::config::{Config, Span};
 
 use super::{HostContext, loc, warning};
-use crate::report::{Cause, Finding, Location};
+use crate::causes::Cause;
+use crate::report::{Finding, Location};
 
 /// File descriptors a worker holds besides its connections (listening sockets, log files,
 /// epoll, the channel to the master, cache and temp files).
@@ -57,7 +58,7 @@ pub(super) fn fd_rule(config: &Config, host: &HostContext) -> Vec<Finding> {
         .map(|(_, s)| s)
         .or(events.map(|e| &e.span));
     let mut f = warning(
-        Cause::FdExhaustion,
+        Cause::FD_EXHAUSTION,
         format!(
             "worker_connections {connections} does not fit in the workers' open-file limit of {limit}: under load workers fail with \"Too many open files\""
         ),
@@ -101,7 +102,7 @@ pub(super) fn fd_rule(config: &Config, host: &HostContext) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Cause;
+    use crate::causes::Cause;
     use crate::steps::risks::HostContext;
     use crate::steps::risks::test_support::{load, run, with};
 
@@ -113,7 +114,7 @@ mod tests {
             ..HostContext::default()
         };
         let found = run(load(text), &host);
-        let hits = with(&found, Cause::FdExhaustion);
+        let hits = with(&found, Cause::FD_EXHAUSTION);
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].location.as_ref().unwrap().line, 2);
         assert!(hits[0].message.contains("4096"));
@@ -124,7 +125,7 @@ mod tests {
         // No running worker: worker_rlimit_nofile stands in.
         let text = "worker_rlimit_nofile 1024;\nevents { worker_connections 1024; }\nhttp {}\n";
         let found = run(load(text), &HostContext::default());
-        assert_eq!(with(&found, Cause::FdExhaustion).len(), 1);
+        assert_eq!(with(&found, Cause::FD_EXHAUSTION).len(), 1);
         // The default 512 against a tiny limit.
         let found = run(
             load("events {}\nhttp {}\n"),

@@ -37,15 +37,17 @@ use fix502_nginx::config::{Config, Directive, Span};
 use fix502_nginx::view::{ConfigView, PassTarget, Peer, UpstreamServer};
 use fix502_probe::listeners::ListenerKind;
 
+use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::Facts;
-use crate::report::{Cause, Finding, Location, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
+use crate::upstream::Upstream;
 
 /// Check id.
-pub const RISKS: &str = "config.risks";
+pub const RISKS: CheckId = CheckId::new("config.risks", StepId::Config, Evidence::Config);
 
 /// The checks of this module.
-pub static CHECKS: [FnCheck; 1] = [FnCheck::new(RISKS, StepId::Config, risks_check)];
+pub static CHECKS: [FnCheck; 1] = [FnCheck::new(RISKS, risks_check)];
 
 /// How many rules [`rules`] runs.
 pub const RULE_COUNT: usize = 8;
@@ -348,7 +350,7 @@ fn grouped_findings(
         .into_iter()
         .map(|(upstream, places, fixes)| {
             let mut f = warning(cause, message(&upstream))
-                .upstream(upstream.clone())
+                .upstream(Upstream::parse(&upstream))
                 .at(places.first().and_then(|(_, at)| at.clone()));
             for line in place_lines(&places) {
                 f = f.evidence(line);
@@ -471,7 +473,8 @@ mod test_support {
     use fix502_nginx::view::ConfigView;
 
     use super::{HostContext, RISKS, rules};
-    use crate::report::{Cause, Finding, Severity};
+    use crate::causes::Cause;
+    use crate::report::{Finding, Severity};
 
     const MAIN: &str = "/etc/nginx/nginx.conf";
 

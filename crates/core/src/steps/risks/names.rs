@@ -21,7 +21,9 @@ use super::{
     name_of, pieces, quoted_args, replace_host, server_args, server_line, uri_part, warning,
     written, written_at,
 };
-use crate::report::{Cause, Finding, Location};
+use crate::causes::Cause;
+use crate::report::{Finding, Location};
+use crate::upstream::Upstream;
 
 // ---------------------------------------------------------------------------------------
 // Rule 1: `localhost` upstreams.
@@ -83,7 +85,7 @@ pub(super) fn localhost_rule(
     let count = host.localhost_addrs.len();
     grouped_findings(
         found,
-        Cause::UpstreamWrongAddress,
+        Cause::UPSTREAM_WRONG_ADDRESS,
         |upstream| {
             format!(
                 "{upstream}: localhost resolves to {count} addresses ({addrs}); nginx makes a peer of each, so an app listening on one family refuses the other's connections"
@@ -126,7 +128,7 @@ pub(super) fn resolver_rule(
             },
         };
         let mut f = warning(
-            Cause::UpstreamDns,
+            Cause::UPSTREAM_DNS,
             format!(
                 "`{}` resolves its {what} per request, but no resolver is in effect: nginx logs \"no resolver defined to resolve …\" and answers 502",
                 written(t)
@@ -134,7 +136,7 @@ pub(super) fn resolver_rule(
         )
         .at(loc(&t.span));
         if let Some(u) = upstream {
-            f = f.upstream(u);
+            f = f.upstream(Upstream::parse(&u));
         }
         f = f.evidence(written_at(t));
         for line in evidence {
@@ -491,7 +493,7 @@ pub(super) fn stale_dns_rule(
     }
     grouped_findings(
         found,
-        Cause::UpstreamStaleDns,
+        Cause::UPSTREAM_STALE_DNS,
         |upstream| {
             format!(
                 "{upstream} is resolved only when nginx starts or reloads: if the name's address changes (a container restart), nginx keeps connecting to the old one"
@@ -518,10 +520,13 @@ mod tests {
             ),
             &dual(),
         );
-        let hits = with(&found, Cause::UpstreamWrongAddress);
+        let hits = with(&found, Cause::UPSTREAM_WRONG_ADDRESS);
         assert_eq!(hits.len(), 2, "{hits:#?}");
         let first = hits[0];
-        assert_eq!(first.upstream.as_deref(), Some("localhost:8000"));
+        assert_eq!(
+            first.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("localhost:8000")
+        );
         assert_eq!(first.location.as_ref().unwrap().line, 4);
         assert!(first.message.contains("::1, 127.0.0.1"));
         assert!(
@@ -535,7 +540,10 @@ mod tests {
             "proxy_pass http://127.0.0.1:8000/api; (the app listens on IPv4)"
         );
         let second = hits[1];
-        assert_eq!(second.upstream.as_deref(), Some("localhost:3000"));
+        assert_eq!(
+            second.upstream.as_ref().map(ToString::to_string).as_deref(),
+            Some("localhost:3000")
+        );
         assert_eq!(
             second.fix[1],
             "server [::1]:3000 weight=2; (the app listens on IPv6)"
@@ -545,7 +553,7 @@ mod tests {
     #[test]
     fn localhost_near_misses() {
         let config = "server { location / { proxy_pass http://127.0.0.1:8000; } }";
-        assert!(with(&run(http(config), &dual()), Cause::UpstreamWrongAddress).is_empty());
+        assert!(with(&run(http(config), &dual()), Cause::UPSTREAM_WRONG_ADDRESS).is_empty());
         let one = HostContext {
             localhost_addrs: vec!["127.0.0.1".parse().unwrap()],
             ..HostContext::default()
@@ -571,9 +579,16 @@ mod tests {
             ),
             &host,
         );
-        let hits = with(&found, Cause::UpstreamDns);
+        let hits = with(&found, Cause::UPSTREAM_DNS);
         assert_eq!(hits.len(), 3, "{hits:#?}");
-        assert_eq!(hits[0].upstream.as_deref(), Some("app.internal:8080"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("app.internal:8080")
+        );
         assert_eq!(hits[0].location.as_ref().unwrap().line, 4);
         assert_eq!(hits[0].fix, vec!["resolver 127.0.0.11 valid=10s;"]);
         assert!(
@@ -596,7 +611,7 @@ mod tests {
              location /d/ { proxy_pass http://unix:/run/app.sock:$request_uri; }\n\
              location /e/ { resolver 127.0.0.53; proxy_pass http://app.internal:8080$request_uri; }\n}";
         let found = run(http(body), &HostContext::default());
-        assert!(with(&found, Cause::UpstreamDns).is_empty(), "{found:#?}");
+        assert!(with(&found, Cause::UPSTREAM_DNS).is_empty(), "{found:#?}");
         // A resolver inherited from http counts.
         let found = run(
             http(
@@ -604,7 +619,7 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        assert!(with(&found, Cause::UpstreamDns).is_empty());
+        assert!(with(&found, Cause::UPSTREAM_DNS).is_empty());
         // `backend:8080` is not the group (a group matches only without a port).
         let found = run(
             http(
@@ -612,7 +627,7 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        assert_eq!(with(&found, Cause::UpstreamDns).len(), 1);
+        assert_eq!(with(&found, Cause::UPSTREAM_DNS).len(), 1);
     }
 
     #[test]
@@ -670,9 +685,16 @@ mod tests {
             ),
             &host,
         );
-        let hits = with(&found, Cause::UpstreamStaleDns);
+        let hits = with(&found, Cause::UPSTREAM_STALE_DNS);
         assert_eq!(hits.len(), 2, "{hits:#?}");
-        assert_eq!(hits[0].upstream.as_deref(), Some("app.internal:8080"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("app.internal:8080")
+        );
         assert_eq!(hits[0].evidence.len(), 3);
         assert!(
             hits[0]
@@ -684,7 +706,14 @@ mod tests {
                 .fix
                 .contains(&"proxy_pass http://$upstream_host:8080;".to_owned())
         );
-        assert_eq!(hits[1].upstream.as_deref(), Some("api.internal:9000"));
+        assert_eq!(
+            hits[1]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("api.internal:9000")
+        );
         assert_eq!(hits[1].location.as_ref().unwrap().line, 3);
         assert!(
             hits[1]
@@ -713,7 +742,7 @@ mod tests {
             &HostContext::default(),
         );
         assert!(
-            with(&found, Cause::UpstreamStaleDns).is_empty(),
+            with(&found, Cause::UPSTREAM_STALE_DNS).is_empty(),
             "{found:#?}"
         );
     }

@@ -23,7 +23,8 @@ use super::{
     HostContext, MAX_LISTED, Piece, is_localhost, loc, pieces, uri_part, warning, written,
     written_at,
 };
-use crate::report::{Cause, Finding, Location};
+use crate::causes::Cause;
+use crate::report::{Finding, Location};
 
 /// An address a pass target connects to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,14 +116,14 @@ fn finding(
         HostHeader::Value(None) => "a request without Host".to_owned(),
     };
     let mut f = warning(
-        Cause::ProxyLoop,
+        Cause::PROXY_LOOP,
         format!(
             "`{}` sends requests to {shown}, where nginx itself listens (`listen {}`), and {header_text} selects the same server block: nginx proxies to itself until worker_connections run out",
             written(t),
             listen.raw
         ),
     )
-    .upstream(peer.to_string())
+    .upstream(peer)
     .at(loc(&t.span))
     .evidence(written_at(t))
     .evidence(format!(
@@ -449,14 +450,15 @@ fn dests(peer: &Peer, host: &HostContext) -> Vec<Dest> {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::{Cause, Finding};
+    use crate::causes::Cause;
+    use crate::report::Finding;
     use crate::steps::risks::HostContext;
     use crate::steps::risks::test_support::{dual, http, run, with};
 
     fn loops(body: &str, host: &HostContext) -> Vec<Finding> {
         run(http(body), host)
             .into_iter()
-            .filter(|f| f.cause == Some(Cause::ProxyLoop))
+            .filter(|f| f.cause == Some(Cause::PROXY_LOOP))
             .collect()
     }
 
@@ -469,9 +471,16 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        let hits = with(&found, Cause::ProxyLoop);
+        let hits = with(&found, Cause::PROXY_LOOP);
         assert_eq!(hits.len(), 1, "{found:#?}");
-        assert_eq!(hits[0].upstream.as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("127.0.0.1:80")
+        );
         assert_eq!(hits[0].location.as_ref().unwrap().line, 4);
         assert!(hits[0].message.contains("Host `127.0.0.1` selects"));
         // `$host` keeps the name that selected this server; localhost covers [::1] too.
@@ -482,7 +491,7 @@ mod tests {
             ),
             &dual(),
         );
-        assert_eq!(with(&found, Cause::ProxyLoop).len(), 1);
+        assert_eq!(with(&found, Cause::PROXY_LOOP).len(), 1);
     }
 
     #[test]
@@ -496,19 +505,19 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        assert!(with(&found, Cause::ProxyLoop).is_empty(), "{found:#?}");
+        assert!(with(&found, Cause::PROXY_LOOP).is_empty(), "{found:#?}");
         // `listen 80` is IPv4 only: [::1]:80 is not nginx.
         let found = run(
             http("server { listen 80; location / { proxy_pass http://[::1]:80; } }"),
             &HostContext::default(),
         );
-        assert!(with(&found, Cause::ProxyLoop).is_empty());
+        assert!(with(&found, Cause::PROXY_LOOP).is_empty());
         // Another port: the application.
         let found = run(
             http("server { listen 80; location / { proxy_pass http://127.0.0.1:8000; } }"),
             &HostContext::default(),
         );
-        assert!(with(&found, Cause::ProxyLoop).is_empty());
+        assert!(with(&found, Cause::PROXY_LOOP).is_empty());
         // A URI that leaves the location.
         let found = run(
             http(
@@ -516,7 +525,7 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        assert!(with(&found, Cause::ProxyLoop).is_empty());
+        assert!(with(&found, Cause::PROXY_LOOP).is_empty());
     }
 
     /// Whether the pass directive in server block `at` (0 to 3) loops with this Host.
@@ -617,7 +626,14 @@ mod tests {
         let body = "server { listen unix:/run/nginx.sock; location / { proxy_pass http://unix:/run/nginx.sock; } }";
         let hits = loops(body, &HostContext::default());
         assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].upstream.as_deref(), Some("unix:/run/nginx.sock"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("unix:/run/nginx.sock")
+        );
         let body = "server { listen unix:/run/nginx.sock; location / { proxy_pass http://unix:/run/nginx.sock:/static/; } }\n\
              server { listen 80; location /static/ { root /srv; } }";
         assert_eq!(loops(body, &HostContext::default()).len(), 1);

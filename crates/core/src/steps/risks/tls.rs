@@ -12,7 +12,9 @@ use fix502_nginx::settings::directive_prefix;
 use fix502_nginx::view::{ConfigView, Peer, TargetAddress};
 
 use super::{loc, name_of, warning, written, written_at};
-use crate::report::{Cause, Finding};
+use crate::causes::Cause;
+use crate::report::Finding;
+use crate::upstream::Upstream;
 
 /// The port of a TLS pass argument with variables that writes none (`https://`, `grpcs://`
 /// and `suwsgi://` all mean 443 here; only the name shown depends on it).
@@ -62,7 +64,7 @@ pub(super) fn sni_rule(view: &ConfigView) -> Vec<Finding> {
         let name_set = t.settings.get(&ssl_name);
         let f = if !on {
             let mut f = warning(
-                Cause::UpstreamTls,
+                Cause::UPSTREAM_TLS,
                 format!(
                     "`{}` connects over TLS to {} without SNI ({server_name} is off): a TLS server that picks its certificate or backend by name fails the handshake",
                     written(t),
@@ -76,7 +78,7 @@ pub(super) fn sni_rule(view: &ConfigView) -> Vec<Finding> {
             f
         } else if let (Some(g), None) = (&group, name_set) {
             warning(
-                Cause::UpstreamTls,
+                Cause::UPSTREAM_TLS,
                 format!(
                     "`{}` sends the upstream group's name `{g}` as SNI ({ssl_name} defaults to $proxy_host): a TLS server that routes by name does not know it",
                     written(t)
@@ -87,7 +89,7 @@ pub(super) fn sni_rule(view: &ConfigView) -> Vec<Finding> {
             continue;
         };
         out.push(
-            f.upstream(upstream)
+            f.upstream(Upstream::parse(&upstream))
                 .at(loc(&t.span))
                 .evidence(written_at(t))
                 .evidence(
@@ -100,7 +102,7 @@ pub(super) fn sni_rule(view: &ConfigView) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use crate::report::Cause;
+    use crate::causes::Cause;
     use crate::steps::risks::HostContext;
     use crate::steps::risks::test_support::{http, run, with};
 
@@ -116,9 +118,16 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        let hits = with(&found, Cause::UpstreamTls);
+        let hits = with(&found, Cause::UPSTREAM_TLS);
         assert_eq!(hits.len(), 4, "{hits:#?}");
-        assert_eq!(hits[0].upstream.as_deref(), Some("api.example.com:443"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("api.example.com:443")
+        );
         assert_eq!(hits[0].fix, vec!["proxy_ssl_server_name on;"]);
         assert_eq!(
             hits[1].fix,
@@ -143,10 +152,24 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        let hits = with(&found, Cause::UpstreamTls);
+        let hits = with(&found, Cause::UPSTREAM_TLS);
         assert_eq!(hits.len(), 2, "{hits:#?}");
-        assert_eq!(hits[0].upstream.as_deref(), Some("api.example.com:443"));
-        assert_eq!(hits[1].upstream.as_deref(), Some("api.example.com:8443"));
+        assert_eq!(
+            hits[0]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("api.example.com:443")
+        );
+        assert_eq!(
+            hits[1]
+                .upstream
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("api.example.com:8443")
+        );
     }
 
     #[test]
@@ -159,6 +182,6 @@ mod tests {
             ),
             &HostContext::default(),
         );
-        assert!(with(&found, Cause::UpstreamTls).is_empty(), "{found:#?}");
+        assert!(with(&found, Cause::UPSTREAM_TLS).is_empty(), "{found:#?}");
     }
 }

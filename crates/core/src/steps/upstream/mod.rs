@@ -19,27 +19,32 @@ use fix502_probe::listeners::Listener;
 use fix502_probe::process::systemd_unit_of;
 use fix502_probe::unixsock::{Access, FileKind, PathEntry, mode_string};
 
+use crate::causes::Cause;
+use crate::causes::{self, Connected};
 use crate::check::{FindingsFuture, FnCheck};
 use crate::facts::{Endpoint, Facts, ProbeResult, short};
-use crate::report::{Cause, Finding, Location, Severity, StepId};
+use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
+use crate::upstream::Upstream;
 
 pub use candidates::{Candidate, Reason, candidates, connect_address, name_words, with_address};
 
 /// Check id: the list of upstream targets.
-pub const TARGETS: &str = "upstream.targets";
+pub const TARGETS: CheckId = CheckId::new("upstream.targets", StepId::Upstream, Evidence::Live);
 /// Check id: TCP connect to every TCP upstream.
-pub const TCP_CONNECT: &str = "upstream.tcp-connect";
+pub const TCP_CONNECT: CheckId =
+    CheckId::new("upstream.tcp-connect", StepId::Upstream, Evidence::Live);
 /// Check id: unix socket inspection and connect.
-pub const UNIX_SOCKET: &str = "upstream.unix-socket";
+pub const UNIX_SOCKET: CheckId =
+    CheckId::new("upstream.unix-socket", StepId::Upstream, Evidence::Live);
 /// Check id: the listeners a refused, unreachable or missing upstream was most likely meant to be.
-pub const LISTENERS: &str = "upstream.listeners";
+pub const LISTENERS: CheckId = CheckId::new("upstream.listeners", StepId::Upstream, Evidence::Live);
 
 /// The checks of this step.
 pub static CHECKS: [FnCheck; 4] = [
-    FnCheck::new(TARGETS, StepId::Upstream, targets),
-    FnCheck::new(TCP_CONNECT, StepId::Upstream, tcp_connect),
-    FnCheck::new(UNIX_SOCKET, StepId::Upstream, unix_socket),
-    FnCheck::new(LISTENERS, StepId::Upstream, listeners),
+    FnCheck::new(TARGETS, targets),
+    FnCheck::new(TCP_CONNECT, tcp_connect),
+    FnCheck::new(UNIX_SOCKET, unix_socket),
+    FnCheck::new(LISTENERS, listeners),
 ];
 
 fn targets(facts: &Facts) -> FindingsFuture<'_> {
@@ -65,26 +70,6 @@ fn targets(facts: &Facts) -> FindingsFuture<'_> {
     })
 }
 
-/// The cause a failed connect points to.
-pub fn cause_of_outcome(outcome: &ConnectOutcome, unix: bool, target: &str) -> Option<Cause> {
-    Some(match outcome {
-        ConnectOutcome::Refused => Cause::UpstreamRefused,
-        ConnectOutcome::NotFound => Cause::UnixSocketMissing,
-        ConnectOutcome::PermissionDenied if unix => Cause::UnixSocketPermission,
-        ConnectOutcome::PermissionDenied => Cause::SelinuxDenied,
-        ConnectOutcome::WouldBlock => Cause::UpstreamBacklogFull,
-        ConnectOutcome::NetUnreachable | ConnectOutcome::HostUnreachable => {
-            Cause::UpstreamUnreachable
-        }
-        ConnectOutcome::TimedOut => Cause::UpstreamTimeout,
-        ConnectOutcome::AddressNotAvailable if target.starts_with('[') => {
-            Cause::UpstreamWrongAddress
-        }
-        ConnectOutcome::AddressNotAvailable => Cause::PortExhaustion,
-        _ => return None,
-    })
-}
-
 fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
@@ -103,8 +88,8 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
                         Severity::Error,
                         format!("{} cannot be resolved: {err}", endpoint.display),
                     )
-                    .cause(Cause::UpstreamDns)
-                    .upstream(endpoint.display.clone())
+                    .cause(Cause::UPSTREAM_DNS)
+                    .upstream(&endpoint.peer)
                     .at(endpoint.location()),
                 );
                 continue;
@@ -118,13 +103,17 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
                             Severity::Info,
                             format!("{} accepts connections ({ms:.1} ms)", a.target),
                         )
-                        .upstream(a.target.clone())
+                        .upstream(Upstream::parse(&a.target))
                         .at(endpoint.location()),
                     );
                     continue;
                 }
-                let cause = cause_of_outcome(&a.outcome, false, &a.target);
-                let severity = if cause == Some(Cause::UpstreamTimeout) {
+                let via = Connected {
+                    unix: false,
+                    ipv6: a.target.starts_with('['),
+                };
+                let cause = causes::of_connect(&a.outcome, via);
+                let severity = if cause == Some(Cause::UPSTREAM_TIMEOUT) {
                     Severity::Warning
                 } else {
                     Severity::Error
@@ -134,7 +123,7 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
                     severity,
                     format!("{}: {}, {}", a.target, a.outcome, endpoint.role()),
                 )
-                .upstream(a.target.clone())
+                .upstream(Upstream::parse(&a.target))
                 .at(endpoint.location())
                 .evidence(format!(
                     "connect({}) → {} after {ms:.1} ms",
@@ -178,10 +167,9 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
             else {
                 continue;
             };
-            let target = endpoint.display.clone();
             let base = |sev, msg: String| {
                 Finding::new(UNIX_SOCKET, sev, msg)
-                    .upstream(target.clone())
+                    .upstream(&endpoint.peer)
                     .at(endpoint.location())
             };
             match info.socket.kind {
@@ -194,7 +182,7 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
                             endpoint.role()
                         ),
                     )
-                    .cause(Cause::UnixSocketMissing);
+                    .cause(Cause::UNIX_SOCKET_MISSING);
                     if let Some(parent) = info.parents.last()
                         && parent.kind == FileKind::Missing
                     {
@@ -210,7 +198,7 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
                 _ => {
                     out.push(
                         base(Severity::Error, format!("{} exists but is not a socket: nginx gets connection refused (111)", info.socket.path.display()))
-                            .cause(Cause::UpstreamRefused)
+                            .cause(Cause::UPSTREAM_REFUSED)
                             .evidence(entry_line(&info.socket)),
                     );
                     continue;
@@ -225,7 +213,7 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
                             info.socket.path.display()
                         ),
                     )
-                    .cause(Cause::UnixSocketPermission)
+                    .cause(Cause::UNIX_SOCKET_PERMISSION)
                     .evidence(entry_line(&info.socket));
                     for p in &info.parents {
                         if &p.path == path {
@@ -246,17 +234,28 @@ fn unix_socket(facts: &Facts) -> FindingsFuture<'_> {
                     Severity::Info,
                     format!(
                         "{} accepts connections ({})",
-                        target,
+                        endpoint.display,
                         entry_line(&info.socket)
                     ),
                 ));
             } else {
                 let mut f = base(
                     Severity::Error,
-                    format!("{}: {}, {}", target, connect.outcome, endpoint.role()),
+                    format!(
+                        "{}: {}, {}",
+                        endpoint.display,
+                        connect.outcome,
+                        endpoint.role()
+                    ),
                 )
                 .evidence(entry_line(&info.socket));
-                f.cause = cause_of_outcome(&connect.outcome, true, &target);
+                f.cause = causes::of_connect(
+                    &connect.outcome,
+                    Connected {
+                        unix: true,
+                        ipv6: false,
+                    },
+                );
                 if connect.outcome == ConnectOutcome::Refused {
                     f = f.evidence("the socket file exists but nothing listens on it: a stale socket left by a crashed or stopped service");
                 }
@@ -432,7 +431,7 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                         Severity::Info,
                         format!("{failing} {verb}: {what}"),
                     )
-                    .upstream(target),
+                    .upstream(Upstream::parse(&target)),
                 );
                 continue;
             };
@@ -457,9 +456,10 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                         best.owner()
                     ),
                 )
-                .cause(Cause::UpstreamWrongAddress)
+                .cause(Cause::UPSTREAM_WRONG_ADDRESS)
+                .headline(format!("{} listens on {address}", best.owner()))
             }
-            .upstream(target)
+            .upstream(Upstream::parse(&target))
             .at(endpoint.location());
             for c in found.iter().take(MAX_CANDIDATES_SHOWN) {
                 let why: Vec<String> = c
@@ -549,8 +549,11 @@ mod tests {
         assert_eq!(findings.len(), 2, "{findings:#?}");
         let group = &findings[0];
         assert_eq!(group.severity, Severity::Error);
-        assert_eq!(group.cause, Some(Cause::UpstreamWrongAddress));
-        assert_eq!(group.upstream, Some(format!("127.0.0.1:{pa}")));
+        assert_eq!(group.cause, Some(Cause::UPSTREAM_WRONG_ADDRESS));
+        assert_eq!(
+            group.upstream,
+            Some(Upstream::parse(&format!("127.0.0.1:{pa}")))
+        );
         assert!(
             group
                 .message
