@@ -290,7 +290,8 @@ pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
 mod tests {
     use super::*;
 
-    /// Cause ids from CONTRACT.md that the lab uses; a typo here would break the end-to-end tests.
+    /// Cause ids of the report (docs/causes.md) that the lab uses; a typo here would break the
+    /// end-to-end tests.
     const CONTRACT_CAUSES: &[&str] = &[
         "nginx-not-running",
         "config-invalid",

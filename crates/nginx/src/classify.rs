@@ -1,12 +1,12 @@
 //! What an error-log line says about an upstream: a [`Signature`] plus the peer it concerns.
 //!
 //! Lines are matched by their message and their errno **number**, never by the errno text,
-//! because musl (Alpine) words errnos differently from glibc (catalog §3). A `110` means two
+//! because musl (Alpine) words errnos differently from glibc. A `110` means two
 //! different things: in `upstream timed out (110: ...)` it is nginx's own timer (the client
 //! gets 504), in `connect() failed (110: ...)` or `recv() failed (110: ...)` it is the
 //! kernel's TCP timer (502).
 //!
-//! The same failure means different things in different phases (catalog §0): before the
+//! The same failure means different things in different phases: before the
 //! response header went to the client it ends in 502 or 504; after it (` while reading
 //! upstream`, ` while proxying upgraded connection`) the client keeps the upstream's status
 //! and gets a truncated body or a closed WebSocket. [`Signature::http_status`] gives the
@@ -16,6 +16,10 @@
 //! Lines that are not about an upstream at all (static files, client aborts, startup
 //! notices) and harmless upstream warnings (`..., ignored` duplicates, a response buffered
 //! to a temporary file, extra data after the body) classify as `None`.
+//!
+//! Every message, errno and status named here is explained in the project's
+//! `docs/nginx-messages.md` (exact texts, level, the status the client gets, where nginx
+//! writes them); the docs below cite its numbered sections, e.g. "nginx-messages.md §7".
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,8 +28,8 @@ use crate::errorlog::{ErrorLine, Level, parse_upstream_field};
 
 /// The kind of upstream failure a line reports.
 ///
-/// The doc of each variant names the catalog rows it covers
-/// (`/work/shared/reference/nginx-502-catalog.md`, section 2).
+/// The doc of each variant quotes the messages it covers and names the section of
+/// `docs/nginx-messages.md` that explains them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Signature {
@@ -53,7 +57,7 @@ pub enum Signature {
     /// `no live upstreams`: every server of the group is marked failed or down.
     NoLiveUpstreams,
     /// `upstream timed out (110: ...) while <phase>`: one of nginx's own timeouts fired
-    /// (catalog B6, C5, D2, E4, G2, G8, section H).
+    /// (nginx-messages.md §13).
     UpstreamTimedOut {
         /// What nginx was doing when its timer fired.
         phase: Phase,
@@ -64,51 +68,51 @@ pub enum Signature {
     OtherUpstream,
     /// nginx's own resolver could not resolve the name of a variable pass target: `no
     /// resolver defined to resolve NAME` or `NAME could not be resolved (3: Host not
-    /// found)` (catalog A1–A4). The group's peer is the name.
+    /// found)` (nginx-messages.md §5). The group's peer is the name.
     Resolve,
-    /// `upstream prematurely closed connection` (catalog E1): the upstream closed before
-    /// sending a complete header. In the body phase (catalog G1) the response is truncated
-    /// instead; see [`Classified::truncates_response`].
+    /// `upstream prematurely closed connection` (nginx-messages.md §10): the upstream closed
+    /// before sending a complete header. In the body phase (nginx-messages.md §14) the
+    /// response is truncated instead; see [`Classified::truncates_response`].
     PrematureClose,
     /// The upstream reset the connection: `recv()`, `readv()` or `SSL_read() failed (104:
-    /// ...)` (catalog E2, E3, G3), or `writev()`, `send()`, `sendfile()` or `SSL_write()
-    /// failed (104: ...)` / `(32: ...)` while sending the request (catalog D1).
+    /// ...)` (nginx-messages.md §10, §14), or `writev()`, `send()`, `sendfile()` or `SSL_write()
+    /// failed (104: ...)` / `(32: ...)` while sending the request (nginx-messages.md §9).
     Reset,
-    /// `recv()`, `readv()` or `SSL_read() failed (110: ...)` (catalog E2), or a write that
-    /// failed with 110: the kernel's TCP timer (retransmissions or keepalive probes), not
-    /// `proxy_read_timeout` / `proxy_send_timeout`: a 502, not a 504.
+    /// `recv()`, `readv()` or `SSL_read() failed (110: ...)` (nginx-messages.md §10), or a
+    /// write that failed with 110: the kernel's TCP timer (retransmissions or keepalive
+    /// probes), not `proxy_read_timeout` / `proxy_send_timeout`: a 502, not a 504.
     KernelTimedOut,
     /// `writev()`, `send()`, `sendfile()` or `SSL_write() failed` with another errno
-    /// (catalog D1), e.g. `107` (not connected).
+    /// (nginx-messages.md §9), e.g. `107` (not connected).
     SendFailed {
         /// The errno number.
         errno: i32,
     },
-    /// `recv()`, `readv()` or `SSL_read() failed` with another errno (catalog E2), e.g.
+    /// `recv()`, `readv()` or `SSL_read() failed` with another errno (nginx-messages.md §10), e.g.
     /// `111` or `113` reported late.
     RecvFailed {
         /// The errno number.
         errno: i32,
     },
-    /// `upstream sent too big header` (catalog E5): the status line and headers do not fit
-    /// in `*_buffer_size`.
+    /// `upstream sent too big header` (nginx-messages.md §10): the status line and headers
+    /// do not fit in `*_buffer_size`.
     HeaderTooBig,
-    /// The upstream's HTTP/1 or CGI-style header was rejected (catalog F1–F7, F12, F15).
+    /// The upstream's HTTP/1 or CGI-style header was rejected (nginx-messages.md §10, §11).
     InvalidHeader(InvalidHeaderKind),
-    /// The FastCGI record stream was not valid (catalog F8–F11, G6).
+    /// The FastCGI record stream was not valid (nginx-messages.md §11, §14).
     FastCgi(FastCgiKind),
-    /// `FastCGI sent in stderr: "..."` (catalog F13): the application wrote to stderr.
+    /// `FastCGI sent in stderr: "..."` (nginx-messages.md §11): the application wrote to stderr.
     /// **Not a gateway error by itself**: the client gets whatever the application
     /// answered (often 404 for `Primary script unknown`, 500 for a PHP fatal). nginx only
     /// turns it into a 502 when `fastcgi_catch_stderr` matches, which the log does not show.
     /// [`Signature::http_status`] returns 200 for it, meaning "not a gateway error".
     FastCgiStderr,
-    /// An HTTP/2 protocol error from a gRPC (or `proxy_http_version 2`) upstream (catalog
-    /// F14).
+    /// An HTTP/2 protocol error from a gRPC (or `proxy_http_version 2`) upstream
+    /// (nginx-messages.md §12).
     Http2(Http2Kind),
-    /// TLS to the upstream failed (catalog C1–C4, C6, C7, E3).
+    /// TLS to the upstream failed (nginx-messages.md §8).
     Tls(TlsKind),
-    /// The response body was malformed (catalog G4, G5, G7). These are only detected after
+    /// The response body was malformed (nginx-messages.md §14). These are only detected after
     /// the header went to the client: the response is truncated, never a 502.
     InvalidBody(InvalidBodyKind),
 }
@@ -152,7 +156,7 @@ impl Signature {
     }
 
     /// The status the client gets when the failing attempt is the last one and the
-    /// response header was not sent yet (catalog §0, §2).
+    /// response header was not sent yet (nginx-messages.md §4).
     ///
     /// - 502 for connect, TLS, protocol and header failures and for `no live upstreams`.
     /// - 504 for nginx's own timeouts in the header phases ([`Signature::UpstreamTimedOut`]
@@ -218,7 +222,7 @@ impl Signature {
     }
 
     /// True when a line with this signature, logged in `phase`, cut short a response whose
-    /// header the client already had (catalog G1–G8): the client sees a truncated body or a
+    /// header the client already had (nginx-messages.md §14): the client sees a truncated body or a
     /// closed WebSocket, not a 502 or 504.
     #[must_use]
     pub fn truncates_in(&self, phase: Option<Phase>) -> bool {
@@ -258,39 +262,38 @@ impl fmt::Display for Signature {
     }
 }
 
-/// Which header check failed (catalog F1–F7, F12, F15).
+/// Which header check failed (nginx-messages.md §10 "Header checks", §11 for memcached).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidHeaderKind {
-    /// `upstream sent invalid header: "<bytes>\x<hh>..."` (catalog F5): the header parser
+    /// `upstream sent invalid header: "<bytes>\x<hh>..."`: the header parser
     /// rejected a byte (a space or control character in a name, a line starting with a
     /// space, a NUL, a bare CR). Before 1.21.1 the message had no detail.
     Bytes {
         /// The rejected byte (the `\x<hh>` of the message), when the message has it.
         byte: Option<u8>,
     },
-    /// `upstream sent duplicate header line: "...", previous value: "..."` (catalog F1): a
+    /// `upstream sent duplicate header line: "...", previous value: "..."`: a
     /// second `Content-Length` or `Transfer-Encoding` (1.23.0+). The same text ending in
     /// `, ignored` is a harmless `[warn]` and is not classified.
     DuplicateHeader,
-    /// `upstream sent "Content-Length" and "Transfer-Encoding" headers at the same time`
-    /// (catalog F2).
+    /// `upstream sent "Content-Length" and "Transfer-Encoding" headers at the same time`.
     ContentLengthAndTransferEncoding,
-    /// `upstream sent invalid "Content-Length" header: "..."` (catalog F3).
+    /// `upstream sent invalid "Content-Length" header: "..."`.
     InvalidContentLength,
-    /// `upstream sent unknown "Transfer-Encoding": "..."` (catalog F4).
+    /// `upstream sent unknown "Transfer-Encoding": "..."`.
     UnknownTransferEncoding,
-    /// `upstream sent no valid HTTP/1.0 header` (catalog F6): **not a 502**. nginx relays
+    /// `upstream sent no valid HTTP/1.0 header`: **not a 502**. nginx relays
     /// the raw bytes as HTTP/0.9 and the access log shows status `009`; the peer is not an
     /// HTTP server (a banner, an h2c server, a TLS alert).
     NoValidHttpHeader,
-    /// `upstream sent HTTP/1.0 response with early hints` (catalog F7).
+    /// `upstream sent HTTP/1.0 response with early hints`.
     EarlyHints,
-    /// `upstream sent invalid status "..."` (catalog F12): a CGI-style `Status:` header that
+    /// `upstream sent invalid status "..."`: a CGI-style `Status:` header that
     /// is not a number (FastCGI, uwsgi, SCGI).
     InvalidStatus,
     /// `memcached sent invalid ... in response ...` / `memcached sent invalid response: ...`
-    /// (catalog F15): the port is not memcached, or the value is not plain.
+    /// (nginx-messages.md §11): the port is not memcached, or the value is not plain.
     Memcached,
 }
 
@@ -312,26 +315,25 @@ impl InvalidHeaderKind {
     }
 }
 
-/// What was wrong with the FastCGI record stream (catalog F8–F11, G6).
+/// What was wrong with the FastCGI record stream (nginx-messages.md §11; in the body phase §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FastCgiKind {
-    /// `upstream sent unsupported FastCGI protocol version: <n>` (catalog F10): the first
+    /// `upstream sent unsupported FastCGI protocol version: <n>`: the first
     /// byte was not 1, so the peer is not FastCGI. See [`FastCgiKind::peer_protocol`]:
     /// 72 (`H`) is an HTTP server, 21 a TLS alert, 60 (`<`) HTML.
     UnsupportedVersion(u8),
-    /// `upstream sent invalid FastCGI record type: <n>` (catalog F11).
+    /// `upstream sent invalid FastCGI record type: <n>`.
     InvalidRecordType(u8),
-    /// `upstream sent unexpected FastCGI request id high byte: <n>` or `... low byte: <n>`
-    /// (catalog F11).
+    /// `upstream sent unexpected FastCGI request id high byte: <n>` or `... low byte: <n>`.
     UnexpectedRequestId,
-    /// `upstream prematurely closed FastCGI stdout` (catalog F8; in the body phase G6):
-    /// stdout ended before the header did.
+    /// `upstream prematurely closed FastCGI stdout` (also in the body phase,
+    /// nginx-messages.md §14): stdout ended before the header did.
     ClosedStdout,
-    /// `upstream prematurely closed FastCGI request` (catalog G6): the application ended
+    /// `upstream prematurely closed FastCGI request` (nginx-messages.md §14): the application ended
     /// the request in the middle of the body.
     ClosedRequest,
-    /// `upstream sent unexpected FastCGI record: <type>` (catalog F9), e.g. 3
+    /// `upstream sent unexpected FastCGI record: <type>`, e.g. 3
     /// (END_REQUEST) before any output.
     UnexpectedRecord(u8),
     /// `upstream split a header line in FastCGI records`.
@@ -363,7 +365,7 @@ impl FastCgiKind {
     }
 }
 
-/// Which HTTP/2 rule a gRPC (or `proxy_http_version 2`) upstream broke (catalog F14).
+/// Which HTTP/2 rule a gRPC (or `proxy_http_version 2`) upstream broke (nginx-messages.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Http2Kind {
@@ -489,37 +491,37 @@ impl PeerProtocol {
     }
 }
 
-/// What went wrong with TLS to the upstream (catalog C1–C4, C6, C7, E3).
+/// What went wrong with TLS to the upstream (nginx-messages.md §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsKind {
-    /// `peer closed connection in SSL handshake`, with or without ` (104: ...)` (catalog
-    /// C1): the port is not TLS, or the server wants SNI (`proxy_ssl_server_name` is off by
+    /// `peer closed connection in SSL handshake`, with or without ` (104: ...)`: the port
+    /// is not TLS, or the server wants SNI (`proxy_ssl_server_name` is off by
     /// default), or it silently refused the offered versions or ciphers.
     ClosedInHandshake,
-    /// `SSL_do_handshake() failed (SSL: ...)` (catalog C2).
+    /// `SSL_do_handshake() failed (SSL: ...)`.
     HandshakeFailed {
         /// The OpenSSL reason, recognised in both the OpenSSL 3 and 1.1.1 texts.
         reason: TlsReason,
     },
-    /// `upstream SSL certificate verify error: (<code>:<text>)` (catalog C3), with
+    /// `upstream SSL certificate verify error: (<code>:<text>)`, with
     /// `proxy_ssl_verify on`. The text is in [`Classified::detail`].
     VerifyError {
         /// The X.509 verify code, e.g. 18 (self-signed), 20 (unknown issuer), 10 (expired).
         /// 0 when the line does not show a readable code.
         code: u32,
     },
-    /// `upstream SSL certificate does not match "<name>"` (catalog C4). The name is in
+    /// `upstream SSL certificate does not match "<name>"`. The name is in
     /// [`Classified::detail`]; with an `upstream {}` group it is often the group's name.
     NameMismatch,
-    /// `upstream prematurely sent response` (catalog C6, 1.29.5+): plaintext bytes before
+    /// `upstream prematurely sent response` (1.29.5+): plaintext bytes before
     /// TLS started; an `https://` upstream that is really plain HTTP.
     PrematurelySentResponse,
-    /// `SSL_set_tlsext_host_name("<name>") failed` (catalog C7): a 500, before any
+    /// `SSL_set_tlsext_host_name("<name>") failed`: a 500, before any
     /// handshake.
     ServerNameFailed,
-    /// `SSL_read() failed (SSL: ...)` or `SSL_write() failed (SSL: ...)` without an errno
-    /// (catalog E3): a TLS-level error on an established connection.
+    /// `SSL_read() failed (SSL: ...)` or `SSL_write() failed (SSL: ...)` without an errno:
+    /// a TLS-level error on an established connection.
     IoFailed,
 }
 
@@ -539,7 +541,7 @@ impl TlsKind {
     }
 }
 
-/// The OpenSSL reason of a failed handshake (catalog C2), matched by the reason text that
+/// The OpenSSL reason of a failed handshake (nginx-messages.md §8), matched by the reason text that
 /// OpenSSL 3 (`error:0A00010B:SSL routines::wrong version number`) and 1.1.1
 /// (`error:1408F10B:SSL routines:ssl3_get_record:wrong version number`) share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -603,19 +605,19 @@ impl TlsReason {
     }
 }
 
-/// What was wrong with the response body (catalog G4, G5, G7).
+/// What was wrong with the response body (nginx-messages.md §14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum InvalidBodyKind {
-    /// `upstream sent invalid chunked response` (catalog G4).
+    /// `upstream sent invalid chunked response`.
     Chunked,
-    /// `upstream sent too big trailers` (catalog G5).
+    /// `upstream sent too big trailers`.
     TooBigTrailers,
-    /// `upstream sent invalid trailer: "...\x<hh>..."` (catalog G5), and the gRPC forms
+    /// `upstream sent invalid trailer: "...\x<hh>..."`, and the gRPC forms
     /// `upstream sent invalid trailer "<k>: <v>"`, `... invalid trailer`, `upstream sent
     /// trailer without end stream flag`, and `memcached sent invalid trailer`.
     InvalidTrailer,
-    /// `upstream sent response body larger than indicated content length` (catalog G7).
+    /// `upstream sent response body larger than indicated content length`.
     LongerThanContentLength,
 }
 
@@ -904,8 +906,8 @@ fn is_harmless(message: &str, level: Level) -> bool {
         || (message.starts_with("key: ") && message.ends_with(" was not found by memcached"))
 }
 
-/// The signature of a response-side message (catalog C–G) and the value it quotes;
-/// `None` when the message is none of them.
+/// The signature of a response-side message (nginx-messages.md §8–§12, §14) and the value
+/// it quotes; `None` when the message is none of them.
 fn response_signature<'a>(
     message: &'a str,
     errno: Option<i32>,
@@ -935,7 +937,7 @@ fn response_signature<'a>(
     None
 }
 
-/// Socket reads and writes (catalog D1, E2, E3, G3).
+/// Socket reads and writes (nginx-messages.md §9, §10, §14).
 fn io_signature(message: &str, errno: Option<i32>) -> Option<(Signature, Option<&str>)> {
     const READS: [&str; 3] = ["recv() failed", "readv() failed", "SSL_read() failed"];
     const WRITES: [&str; 4] = [
@@ -972,7 +974,7 @@ fn ssl_errors(group: &str) -> Option<&str> {
     group.strip_prefix("(SSL: ")?.strip_suffix(')')
 }
 
-/// TLS to the upstream (catalog C1–C4, C6, C7).
+/// TLS to the upstream (nginx-messages.md §8).
 fn tls_signature(message: &str) -> Option<(Signature, Option<&str>)> {
     let tls = |kind, detail| Some((Signature::Tls(kind), detail));
     if message == "peer closed connection in SSL handshake" {
@@ -1004,7 +1006,7 @@ fn tls_signature(message: &str) -> Option<(Signature, Option<&str>)> {
     None
 }
 
-/// Header-phase HTTP/1 and CGI checks (catalog E1, E5, F1–F7, F12, F15).
+/// Header-phase HTTP/1 and CGI checks (nginx-messages.md §10, §11).
 fn header_signature<'a>(
     message: &'a str,
     scheme: Option<&str>,
@@ -1023,7 +1025,7 @@ fn header_signature<'a>(
     }
     let grpc = scheme.is_some_and(|s| s.starts_with("grpc"));
     if message == "upstream sent invalid header" {
-        // The gRPC module's text, or the F5 text before 1.21.1.
+        // The gRPC module's text, or the invalid-byte text before 1.21.1.
         if grpc {
             return Some((Signature::Http2(Http2Kind::InvalidHeader), None));
         }
@@ -1067,7 +1069,7 @@ fn header_signature<'a>(
     None
 }
 
-/// The byte of an F5 value, `"<bytes>\x<hh>..."`.
+/// The byte of an `upstream sent invalid header: ` value, `"<bytes>\x<hh>..."`.
 fn invalid_byte(quoted: &str) -> Option<u8> {
     let body = quoted.strip_suffix("...\"")?;
     let split = body.len().checked_sub(2)?;
@@ -1095,7 +1097,7 @@ fn number_after<T: FromStr>(message: &str, prefix: &str) -> Option<T> {
     rest.get(..end)?.parse().ok()
 }
 
-/// FastCGI record errors (catalog F8–F11, G6).
+/// FastCGI record errors (nginx-messages.md §11, §14).
 fn fastcgi_kind(message: &str) -> Option<FastCgiKind> {
     const VERSION: &str = "upstream sent unsupported FastCGI protocol version: ";
     const RECORD_TYPE: &str = "upstream sent invalid FastCGI record type: ";
@@ -1117,7 +1119,7 @@ fn fastcgi_kind(message: &str) -> Option<FastCgiKind> {
     })
 }
 
-/// Body errors (catalog G4, G5, G7).
+/// Body errors (nginx-messages.md §14).
 fn body_kind(message: &str) -> Option<InvalidBodyKind> {
     Some(match message {
         "upstream sent invalid chunked response" => InvalidBodyKind::Chunked,
@@ -1135,7 +1137,7 @@ fn body_kind(message: &str) -> Option<InvalidBodyKind> {
     })
 }
 
-/// HTTP/2 upstream errors (catalog F14), by the texts only the gRPC and proxy HTTP/2
+/// HTTP/2 upstream errors (nginx-messages.md §12), by the texts only the gRPC and proxy HTTP/2
 /// modules write.
 fn http2_kind(message: &str) -> Option<Http2Kind> {
     if let Some(length) = number_after(message, "upstream sent too large http2 frame: ") {
@@ -1199,7 +1201,9 @@ fn http2_kind(message: &str) -> Option<Http2Kind> {
     })
 }
 
-/// If `message` is a connect failure (B3, B4, B5), the peer named in it (B3 only).
+/// If `message` is a connect failure (`connect() to <peer> failed`, `connect() failed`,
+/// `kevent() reported that connect() failed`; nginx-messages.md §7), the peer named in it (only the
+/// first form names one).
 fn connect_failure(message: &str) -> Option<Option<&str>> {
     if message == "connect() failed" || message == "kevent() reported that connect() failed" {
         return Some(None);
@@ -1227,7 +1231,7 @@ fn connect_signature(errno: i32, unix: bool) -> Option<Signature> {
     })
 }
 
-/// If `message` is a DNS or URL failure from before any peer was chosen (catalog A1–A5,
+/// If `message` is a DNS or URL failure from before any peer was chosen (nginx-messages.md §5,
 /// and the config-time `host not found in upstream`), the host name it names, if any.
 fn setup_failure(message: &str) -> Option<Option<&str>> {
     if let Some(host) = message.strip_prefix("no resolver defined to resolve ") {

@@ -1,10 +1,10 @@
 //! One line of nginx's error.log, split into its parts.
 //!
-//! This module only knows the *shape* of a line (catalog §1): timestamp, level, `PID#TID:`,
-//! optional `*CID`, the message, the optional errno group, the optional ` while <action>`
-//! and the context suffix (`client:`, `server:`, `request:`, ...). What a line *means* is
-//! decided in [`crate::classify`]. Everything here borrows from the input line: parsing a
-//! line allocates nothing.
+//! This module only knows the *shape* of a line (docs/nginx-messages.md §1 and §2):
+//! timestamp, level, `PID#TID:`, optional `*CID`, the message, the optional errno group, the
+//! optional ` while <action>` and the context suffix (`client:`, `server:`, `request:`, ...).
+//! What a line *means* is decided in [`crate::classify`]. Everything here borrows from the
+//! input line: parsing a line allocates nothing.
 //!
 //! The parser is tolerant: nginx writes header values raw (quotes are not escaped) and cuts
 //! lines at 2048 bytes, so trailing fields may be missing or cut short. Such lines still
@@ -138,7 +138,8 @@ pub struct ErrorLine<'a> {
     pub raw: &'a str,
 }
 
-/// Actions nginx writes after ` while ` (catalog §4 plus the mail and stream modules).
+/// Actions nginx writes after ` while ` (docs/nginx-messages.md §3, plus the mail and stream
+/// modules).
 ///
 /// `resolving` is handled separately because it may be followed by `, resolver: <addr>`.
 const ACTIONS: &[&str] = &[

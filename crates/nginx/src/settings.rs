@@ -385,8 +385,8 @@ pub fn directive_prefix(module: PassModule) -> &'static str {
     }
 }
 
-/// The directive sizing the response-header buffer of a module (catalog E5), e.g.
-/// `fastcgi_buffer_size`.
+/// The directive sizing the response-header buffer of a module, e.g. `fastcgi_buffer_size`
+/// (`upstream sent too big header`, docs/nginx-messages.md §10).
 #[must_use]
 pub fn buffer_size_directive(module: PassModule) -> &'static str {
     match module {

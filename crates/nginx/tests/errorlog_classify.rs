@@ -1,5 +1,6 @@
-//! Tests of `classify`: every signature with a positive case and its near misses, the
-//! catalog lines and the lines captured from a real nginx (tests/fixtures/errorlog).
+//! Tests of `classify`: every signature with a positive case and its near misses, the lines
+//! of the `catalog.log` fixture (the messages of docs/nginx-messages.md) and the lines
+//! captured from a real nginx (tests/fixtures/errorlog).
 
 use fix502_nginx::classify::{
     Classified, FastCgiKind, Http2Kind, InvalidBodyKind, InvalidHeaderKind, Phase, Signature,
@@ -23,7 +24,7 @@ fn classify_str(line: &str) -> Option<Classified> {
     classify(&parse_line(line).unwrap_or_else(|| panic!("unparsed: {line}")))
 }
 
-/// Classifies the catalog line containing `needle`, which must be about an upstream.
+/// Classifies the `catalog.log` line containing `needle`, which must be about an upstream.
 fn cat(needle: &str) -> Classified {
     classify_str(find(CATALOG, needle)).unwrap_or_else(|| panic!("not classified: {needle}"))
 }
@@ -32,15 +33,16 @@ fn real(needle: &str) -> Classified {
     classify_str(find(REAL, needle)).unwrap_or_else(|| panic!("not classified: {needle}"))
 }
 
-/// A connect line in the B4 form with `errno`, for errno-table tests.
-fn b4(errno: &str, upstream: &str) -> String {
+/// A line in the asynchronous connect form, `connect() failed (<errno>)`, for errno-table
+/// tests (docs/nginx-messages.md §7).
+fn connect_failed(errno: &str, upstream: &str) -> String {
     format!(
         "2025/03/14 09:21:07 [error] 1#1: *1 connect() failed ({errno}) while connecting to upstream, client: 192.0.2.1, server: s, request: \"GET / HTTP/1.1\", upstream: \"{upstream}\", host: \"h\""
     )
 }
 
-/// A connect line in the B3 form with `errno`.
-fn b3(peer: &str, errno: &str, upstream: &str) -> String {
+/// A line in the synchronous connect form, `connect() to <peer> failed (<errno>)`.
+fn connect_to_failed(peer: &str, errno: &str, upstream: &str) -> String {
     format!(
         "2025/03/14 09:21:07 [crit] 1#1: *1 connect() to {peer} failed ({errno}) while connecting to upstream, client: 192.0.2.1, server: s, request: \"GET / HTTP/1.1\", upstream: \"{upstream}\", host: \"h\""
     )
@@ -85,7 +87,7 @@ fn socket_missing() {
     assert_eq!(c.signature.http_status(), 502);
     // errno 2 on a TCP peer is not a missing socket.
     assert_eq!(
-        sig(&b3(
+        sig(&connect_to_failed(
             "10.0.0.1:80",
             "2: No such file or directory",
             "http://10.0.0.1:80/"
@@ -112,7 +114,7 @@ fn backlog_full_only_on_unix() {
     assert_eq!(c.signature, Signature::BacklogFull);
     assert!(c.unix);
     assert_eq!(
-        sig(&b4(
+        sig(&connect_failed(
             "11: Resource temporarily unavailable",
             "http://10.0.0.1:80/"
         )),
@@ -128,13 +130,16 @@ fn net_and_host_unreachable() {
     assert_eq!(c.scheme.as_deref(), Some("https"));
     assert_eq!(cat("*1437 ").signature, Signature::NetUnreachable); // musl wording
     assert_eq!(
-        sig(&b4("100: Network is down", "http://10.0.0.1:80/")),
+        sig(&connect_failed(
+            "100: Network is down",
+            "http://10.0.0.1:80/"
+        )),
         Some(Signature::NetUnreachable)
     );
     assert_eq!(cat("*1416 ").signature, Signature::HostUnreachable);
     assert_eq!(cat("*1417 ").signature, Signature::HostUnreachable); // musl wording
     assert_eq!(
-        sig(&b4("112: Host is down", "http://10.0.0.1:80/")),
+        sig(&connect_failed("112: Host is down", "http://10.0.0.1:80/")),
         Some(Signature::HostUnreachable)
     );
     assert_eq!(cat("*1416 ").peer.as_deref(), Some("172.17.0.5:8080"));
@@ -380,7 +385,7 @@ fn unknown_connect_errnos_are_other_upstream() {
         "22: Invalid argument",
         "91: Protocol wrong type for socket",
     ] {
-        let c = classify_str(&b4(errno, "http://10.0.0.1:80/")).unwrap();
+        let c = classify_str(&connect_failed(errno, "http://10.0.0.1:80/")).unwrap();
         assert_eq!(c.signature, Signature::OtherUpstream, "{errno}");
         assert_eq!(c.peer.as_deref(), Some("10.0.0.1:80"));
     }
@@ -396,12 +401,12 @@ fn errno_text_is_ignored() {
     ];
     for errno in variants {
         assert_eq!(
-            sig(&b4(errno, "http://10.0.0.1:80/")),
+            sig(&connect_failed(errno, "http://10.0.0.1:80/")),
             Some(Signature::ConnectRefused)
         );
     }
     assert_eq!(
-        sig(&b3(
+        sig(&connect_to_failed(
             "unix:/run/a.sock",
             "13: Zugriff verweigert",
             "http://unix:/run/a.sock:/"

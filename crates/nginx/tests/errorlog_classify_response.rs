@@ -1,6 +1,7 @@
-//! Tests of `classify` for the response side (catalog C–G): resets, premature closes,
-//! invalid headers, FastCGI, HTTP/2, TLS and body-phase truncations, with their near misses.
-//! Lines come from the catalog fixture and from nginx 1.22.1 itself
+//! Tests of `classify` for the response side (docs/nginx-messages.md §8–§14): resets,
+//! premature closes, invalid headers, FastCGI, HTTP/2, TLS and body-phase truncations, with
+//! their near misses.
+//! Lines come from the `catalog.log` fixture and from nginx 1.22.1 itself
 //! (tests/fixtures/errorlog/make-real-response-log.sh).
 
 use fix502_nginx::classify::{

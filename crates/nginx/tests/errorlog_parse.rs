@@ -6,7 +6,7 @@ use jiff::civil::date;
 const CATALOG: &str = include_str!("fixtures/errorlog/catalog.log");
 const REAL: &str = include_str!("fixtures/errorlog/real-nginx.log");
 
-/// The one catalog line containing `needle`.
+/// The one line of the `catalog.log` fixture containing `needle`.
 fn catalog(needle: &str) -> &'static str {
     let mut found = CATALOG.lines().filter(|l| l.contains(needle));
     let line = found
@@ -482,7 +482,7 @@ fn upstream_field_forms() {
 
 #[test]
 fn upstream_field_unix_without_separator() {
-    // Header-phase timeouts drop the ':' separator (catalog §1, real-nginx.log).
+    // Header-phase timeouts drop the ':' separator (docs/nginx-messages.md §2, real-nginx.log).
     assert_eq!(
         field("http://unix:/tmp/app.sock/path"),
         ("http", "unix:/tmp/app.sock", "/path")

@@ -21,7 +21,8 @@ fn at(h: i8, m: i8, s: i8) -> DateTime {
     date(2025, 3, 14).at(h, m, s, 0)
 }
 
-/// A B4 refused line at `time` (HH:MM:SS) against `peer`.
+/// A refused line in the asynchronous `connect() failed` form at `time` (HH:MM:SS) against
+/// `peer`.
 fn refused(time: &str, cid: u32, peer: &str) -> String {
     format!(
         "2025/03/14 {time} [error] 2417#2417: *{cid} connect() failed (111: Connection refused) while connecting to upstream, client: 192.0.2.1, server: app.example.com, request: \"GET /r{cid} HTTP/1.1\", upstream: \"http://{peer}/r{cid}\", host: \"app.example.com\"\n"
@@ -129,7 +130,7 @@ fn grouping_counts_first_last_and_samples() {
     log += &refused("10:00:01", 1, "127.0.0.1:8000");
     log += &refused("10:00:02", 2, "10.0.0.9:80");
     log += &refused("10:00:03", 3, "127.0.0.1:8000");
-    // The B3 form against the same peer joins the same group.
+    // The `connect() to <peer> failed` form against the same peer joins the same group.
     log += "2025/03/14 10:00:04 [error] 1#1: *4 connect() to 127.0.0.1:8000 failed (111: Connection refused) while connecting to upstream, client: 192.0.2.1, server: other, request: \"GET /b3 HTTP/1.1\", upstream: \"http://127.0.0.1:8000/b3\"\n";
     log += &refused("10:00:05", 5, "127.0.0.1:8000");
     log += &refused("10:00:06", 6, "10.0.0.9:80");
