@@ -1,4 +1,4 @@
-//! The command line of CONTRACT.md, as clap derive types, and its conversion to
+//! The command line of docs/command-line.md, as clap derive types, and its conversion to
 //! [`fix502_core::options::Options`].
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! The `fix502` binary: parse the command line, pick the face (wizard, human report, JSON,
-//! lab), run the engine, print, and map the outcome to CONTRACT.md's exit codes. Thin: no
+//! lab), run the engine, print, and map the outcome to the exit codes of docs/command-line.md. Thin: no
 //! diagnosis logic lives here.
 
 mod args;

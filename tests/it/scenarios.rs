@@ -1,5 +1,5 @@
 //! Every lab scenario, diagnosed by the binary: top cause, upstream, the other expected
-//! causes, and the exit code, as CONTRACT.md promises them to scripts.
+//! causes, and the exit code, as docs/command-line.md and docs/json-report.md promise them to scripts.
 
 use super::harness::{causes, lab, run_json};
 

@@ -10,7 +10,7 @@
 //! The mix is mostly noise that a busy site's error log has (missing static files, client
 //! aborts, rate limiting, TLS handshake noise from scanners, oversized bodies, forbidden
 //! paths, PHP stack-trace continuation lines) with about one line in five about an upstream:
-//! the catalog's message shapes (refused, timed out, no live upstreams, premature close,
+//! the message shapes of docs/nginx-messages.md (refused, timed out, no live upstreams, premature close,
 //! resets, a missing PHP-FPM socket, `FastCGI sent in stderr`, DNS failures, TLS to the
 //! upstream) plus upstream lines that are not failures (499s with an `upstream:` field,
 //! responses buffered to temporary files). Timestamps advance evenly over the days with

@@ -316,7 +316,7 @@ fn master_config(master: &Master, build: &BuildInfo) -> Option<PathBuf> {
     Some(under_prefix(&conf, prefix.as_deref()))
 }
 
-/// Finds the nginx to diagnose, following CONTRACT.md's defaults.
+/// Finds the nginx to diagnose, with the defaults of docs/command-line.md.
 pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
     let mut via = BTreeMap::new();
     let mut notes = Vec::new();

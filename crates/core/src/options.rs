@@ -1,4 +1,4 @@
-//! What the caller asks for: the command-line flags of CONTRACT.md as plain data.
+//! What the caller asks for: the command-line flags of docs/command-line.md as plain data.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Rule 7: an upstream group where one failure per server takes the whole group down
-//! (catalog B1).
+//! (docs/nginx-messages.md §6).
 //!
 //! With every server at `max_fails=1` (the default) and no backup, one failed attempt per
 //! server, which a retried request makes easily, marks the whole group failed for

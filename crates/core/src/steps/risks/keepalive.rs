@@ -3,8 +3,8 @@
 //! `proxy_pass` keeps upstream connections only with HTTP/1.1 and without
 //! `Connection: close` (both defaults before nginx 1.29.7); `fastcgi_pass` only with
 //! `fastcgi_keep_conn on`. Otherwise every request opens a new connection, and under load
-//! the closed ones exhaust the local ports (TIME_WAIT; catalog: 99, Cannot assign requested
-//! address). What belongs here: this rule and its tests.
+//! the closed ones exhaust the local ports (TIME_WAIT; errno 99, Cannot assign requested
+//! address: docs/nginx-messages.md §19). What belongs here: this rule and its tests.
 
 use fix502_nginx::settings::keepalive_blockers;
 use fix502_nginx::view::{ConfigView, PassModule, TargetAddress};

@@ -1,4 +1,4 @@
-//! Rule 8: `worker_connections` above the workers' open-file limit (catalog B7).
+//! Rule 8: `worker_connections` above the workers' open-file limit (docs/nginx-messages.md §15).
 //!
 //! Each connection is a descriptor and a proxied request holds two, so a worker that may
 //! open more connections than its RLIMIT_NOFILE allows fails under load with "Too many open

@@ -9,18 +9,18 @@
 //! makes the risk, why it leads to a failure, and the directive that removes it. The
 //! diagnosis engine uses these only to corroborate causes that logs or probes observed.
 //!
-//! The rules follow nginx's own behaviour (catalog §5, §6 and rows A1, B1, B7, B8, C1/C2),
+//! The rules follow nginx's own behaviour (docs/nginx-messages.md §5–§8, §15, §20 and §22),
 //! one file per group:
 //!
 //! 1. `localhost` upstreams become one peer per address (`::1` and `127.0.0.1`) (`names.rs`).
-//! 2. A variable pass target that needs DNS but has no `resolver` (A1) (`names.rs`).
+//! 2. A variable pass target that needs DNS but has no `resolver` (nginx-messages §5) (`names.rs`).
 //! 3. Host names resolved only at start or reload (stale addresses) (`names.rs`).
 //! 4. `keepalive` in an upstream whose users cannot reuse connections (`keepalive.rs`).
 //! 5. HTTPS/gRPCS to a host name without SNI (`tls.rs`).
 //! 6. Proxying to nginx's own listening address and server block (a loop) (`proxy_loop.rs`).
-//! 7. Multi-server groups where one failure per server takes the group down (B1)
+//! 7. Multi-server groups where one failure per server takes the group down (§6)
 //!    (`groups.rs`).
-//! 8. `worker_connections` above the workers' open-file limit (B7) (`limits.rs`).
+//! 8. `worker_connections` above the workers' open-file limit (§15) (`limits.rs`).
 
 mod groups;
 mod keepalive;

@@ -3,7 +3,7 @@
 //! 1. `localhost` upstreams: nginx makes one peer of each address getaddrinfo gives
 //!    (`::1` and `127.0.0.1`), so an app listening on one family refuses half the attempts.
 //! 2. A pass argument with variables whose host needs DNS while no `resolver` is in effect
-//!    (catalog A1: "no resolver defined to resolve …", 502).
+//!    (docs/nginx-messages.md §5: "no resolver defined to resolve …", 502).
 //! 3. Host names resolved only at start or reload, which go stale when the address changes.
 //!
 //! What belongs here: these rules and what only they need: the host part of a pass argument

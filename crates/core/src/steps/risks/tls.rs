@@ -3,7 +3,7 @@
 //! `proxy_ssl_server_name` (and its grpc/uwsgi twins) is off by default, so nginx sends no
 //! server name; with it on, a group's users send the group's name unless `*_ssl_name` says
 //! otherwise. A TLS server that picks its certificate or backend by name then fails the
-//! handshake (catalog C1/C2). What belongs here: this rule and its tests.
+//! handshake (docs/nginx-messages.md §8). What belongs here: this rule and its tests.
 
 use std::net::IpAddr;
 
