@@ -4,18 +4,11 @@
 //! 502s that left no error-log line (the upstream answered 502 itself, a cached 502), the
 //! upstream errors retries hid, and what the format lacks for a sharper answer.
 
-use std::path::{Path, PathBuf};
-
-use fix502_nginx::accesslog::{
-    self, AccessOptions, AccessReport, AccessScanner, FormatSuggestion, LineGroup,
-};
-use fix502_nginx::history::{self, HistoryReader};
-use fix502_nginx::logformat::LogFormat;
+use fix502_nginx::accesslog::{self, LineGroup};
 
 use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
-use crate::discovery::under_prefix;
-use crate::facts::Facts;
+use crate::facts::{AccessRead, Facts};
 use crate::report::{CheckId, Evidence, Finding, Severity, StepId};
 use crate::upstream::Upstream;
 use crate::words::duration;
@@ -28,93 +21,6 @@ pub const ACCESS_LOG: CheckId = CheckId::new("logs.access-log", StepId::Logs, Ev
 
 /// Upstreams and URLs listed at most in a finding's evidence.
 const TOP: usize = 3;
-
-/// One access log as read.
-#[derive(Debug, Clone)]
-pub struct AccessRead {
-    /// The file (the live one; rotations are read with it).
-    pub path: PathBuf,
-    /// The name of the `log_format` it was read with.
-    pub format: String,
-    /// What it says, or why it could not be read.
-    pub report: Result<AccessReport, String>,
-    /// Parts of its history that were skipped or damaged (a cut-short `.gz`), one line each.
-    pub notes: Vec<String>,
-    /// What to change so the log says more, when its format lacks variables.
-    pub suggestion: Option<FormatSuggestion>,
-}
-
-/// Reads every access log of the run in its format (blocking: call from `spawn_blocking`).
-pub fn read_all(
-    paths: &[PathBuf],
-    named: &[(PathBuf, Option<String>)],
-    formats: &[LogFormat],
-    opts: &AccessOptions,
-) -> Vec<AccessRead> {
-    paths
-        .iter()
-        .map(|path| {
-            let name = named
-                .iter()
-                .find(|(p, _)| p == path)
-                .and_then(|(_, n)| n.as_deref());
-            let format = LogFormat::find(formats, name)
-                .cloned()
-                .unwrap_or_else(LogFormat::combined);
-            let (report, notes) = match read_one(path, &format, opts) {
-                Ok((r, n)) => (Ok(r), n),
-                Err(e) => (Err(e), Vec::new()),
-            };
-            let suggestion =
-                accesslog::suggest_format(&format, &path.display().to_string(), formats);
-            AccessRead {
-                path: path.clone(),
-                format: format.name.clone(),
-                report,
-                notes,
-                suggestion,
-            }
-        })
-        .collect()
-}
-
-/// One log: across its history from the window start when the format has a time, else the
-/// tail of the live file.
-fn read_one(
-    path: &Path,
-    format: &LogFormat,
-    opts: &AccessOptions,
-) -> Result<(AccessReport, Vec<String>), String> {
-    let Some(stamp) = format.stamp() else {
-        return accesslog::scan_file_with(path, format, opts)
-            .map(|r| (r, Vec::new()))
-            .map_err(|e| e.to_string());
-    };
-    let parts = history::history(path, opts.since, stamp)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut reader = HistoryReader::new(parts, opts.since, stamp);
-    let mut scanner = AccessScanner::new(format, opts);
-    scanner
-        .feed(&mut reader)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let notes = reader.issues().iter().map(ToString::to_string).collect();
-    Ok((scanner.finish(), notes))
-}
-
-/// The `(path, format name)` of every `access_log` of the config, paths as nginx opens them.
-pub fn named_logs(facts: &Facts) -> Vec<(PathBuf, Option<String>)> {
-    facts
-        .view
-        .access_logs
-        .iter()
-        .map(|l| {
-            (
-                under_prefix(Path::new(&l.path), facts.discovery.prefix.as_deref()),
-                l.level_or_format.clone(),
-            )
-        })
-        .collect()
-}
 
 /// The check.
 fn access_log(facts: &Facts) -> FindingsFuture<'_> {

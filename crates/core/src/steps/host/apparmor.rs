@@ -12,7 +12,7 @@ use std::path::Path;
 use fix502_nginx::view::Peer;
 use fix502_probe::host::{self, AppArmorDenial, AppArmorState};
 
-use super::{
+use super::hits::{
     APPARMOR, AUDIT_LOG, AUDIT_TAIL_BYTES, LogHit, MAX_DENIAL_FINDINGS, MAX_KERNEL_LINES, is_nginx,
     is_not_found, log_hits, since_epoch,
 };

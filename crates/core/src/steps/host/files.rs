@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use fix502_nginx::errorlog;
 use fix502_probe::host::{self, FdUsage};
 
-use super::{LogHit, MAX_SAMPLES, WORKER_FILES, log_hits};
+use super::hits::{LogHit, MAX_SAMPLES, WORKER_FILES, log_hits};
 use crate::causes::Cause;
 use crate::check::FindingsFuture;
 use crate::facts::Facts;

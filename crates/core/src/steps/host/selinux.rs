@@ -12,7 +12,7 @@ use fix502_nginx::classify::Signature;
 use fix502_nginx::view::Peer;
 use fix502_probe::host::{self, AvcDenial, SelinuxState};
 
-use super::{
+use super::hits::{
     AUDIT_LOG, AUDIT_TAIL_BYTES, LogHit, MAX_DENIAL_FINDINGS, MAX_KERNEL_LINES, MAX_SAMPLES,
     SELINUX, is_nginx, is_not_found, since_epoch,
 };

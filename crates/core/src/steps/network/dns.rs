@@ -23,10 +23,10 @@ use fix502_nginx::resolver::{ResolverSpec, literal_host, resolver_of};
 use fix502_nginx::view::{PassTarget, Peer, TargetAddress};
 use fix502_probe::dns::{self, DnsAnswer, DnsFailure, ResolverQuery};
 
+use super::names::{DEFAULT_PORT, DNS, join, variable_pass_targets};
 use super::stale::{
     LoggedPeer, dynamic_ports, is_stale, logged_peers, stale_finding, workers_started,
 };
-use super::{DEFAULT_PORT, DNS, join, variable_pass_targets};
 use crate::causes::Cause;
 use crate::check::FindingsFuture;
 use crate::facts::{Facts, LogRead, join_all};

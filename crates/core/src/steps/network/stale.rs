@@ -12,7 +12,7 @@ use fix502_nginx::resolver::literal_host;
 use fix502_probe::dns::DnsAnswer;
 use jiff::civil::DateTime;
 
-use super::{DEFAULT_PORT, DNS, join, variable_pass_targets};
+use super::names::{DEFAULT_PORT, DNS, join, variable_pass_targets};
 use crate::causes::Cause;
 use crate::facts::{Facts, LogRead};
 use crate::report::{Finding, Location, Severity};

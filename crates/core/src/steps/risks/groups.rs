@@ -10,7 +10,7 @@ use fix502_nginx::config::Config;
 use fix502_nginx::settings::next_upstream_directive;
 use fix502_nginx::view::{ConfigView, PassTarget, TargetAddress, UpstreamServer};
 
-use super::{MAX_LISTED, loc, server_args, server_line, warning, written};
+use super::written::{MAX_LISTED, loc, server_args, server_line, warning, written};
 use crate::causes::Cause;
 use crate::report::{Finding, Location};
 use crate::upstream::Upstream;
@@ -129,7 +129,7 @@ pub(super) fn max_fails_rule(config: &Config, view: &ConfigView) -> Vec<Finding>
 mod tests {
     use super::counted_failures;
     use crate::causes::Cause;
-    use crate::steps::risks::HostContext;
+    use crate::steps::risks::context::HostContext;
     use crate::steps::risks::test_support::{http, run, with};
 
     #[test]

@@ -9,7 +9,8 @@
 use fix502_nginx::settings::keepalive_blockers;
 use fix502_nginx::view::{ConfigView, PassModule, TargetAddress};
 
-use super::{HostContext, loc, quoted_args, warning, written, written_at};
+use super::context::HostContext;
+use super::written::{loc, quoted_args, warning, written, written_at};
 use crate::causes::Cause;
 use crate::report::{Finding, Location};
 use crate::upstream::Upstream;
@@ -102,7 +103,7 @@ pub(super) fn keepalive_rule(view: &ConfigView, host: &HostContext) -> Vec<Findi
 #[cfg(test)]
 mod tests {
     use crate::causes::Cause;
-    use crate::steps::risks::HostContext;
+    use crate::steps::risks::context::HostContext;
     use crate::steps::risks::test_support::{http, run, with};
 
     #[test]

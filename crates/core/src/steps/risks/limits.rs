@@ -3,11 +3,12 @@
 //! Each connection is a descriptor and a proxied request holds two, so a worker that may
 //! open more connections than its RLIMIT_NOFILE allows fails under load with "Too many open
 //! files" (24). What belongs here: this rule and its tests; the limit itself is read by the
-//! check into [`super::HostContext::worker_nofile`].
+//! check into [`super::context::HostContext::worker_nofile`].
 
 use fix502_nginx::config::{Config, Span};
 
-use super::{HostContext, loc, warning};
+use super::context::HostContext;
+use super::written::{loc, warning};
 use crate::causes::Cause;
 use crate::report::{Finding, Location};
 
@@ -103,7 +104,7 @@ pub(super) fn fd_rule(config: &Config, host: &HostContext) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use crate::causes::Cause;
-    use crate::steps::risks::HostContext;
+    use crate::steps::risks::context::HostContext;
     use crate::steps::risks::test_support::{load, run, with};
 
     #[test]

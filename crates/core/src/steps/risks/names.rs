@@ -16,10 +16,10 @@ use fix502_nginx::config::{Config, Directive, Span};
 use fix502_nginx::resolver::resolver_of;
 use fix502_nginx::view::{ConfigView, PassModule, PassTarget, Peer, TargetAddress};
 
-use super::{
-    Grouped, HostContext, Piece, SCHEMES, group_place, grouped_findings, is_localhost, loc,
-    name_of, pieces, quoted_args, replace_host, server_args, server_line, uri_part, warning,
-    written, written_at,
+use super::context::HostContext;
+use super::written::{
+    Grouped, Piece, SCHEMES, group_place, grouped_findings, is_localhost, loc, name_of, pieces,
+    quoted_args, replace_host, server_args, server_line, uri_part, warning, written, written_at,
 };
 use crate::causes::Cause;
 use crate::report::{Finding, Location};

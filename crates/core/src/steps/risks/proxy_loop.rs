@@ -19,9 +19,9 @@ use fix502_nginx::view::{
     TargetAddress,
 };
 
-use super::{
-    HostContext, MAX_LISTED, Piece, is_localhost, loc, pieces, uri_part, warning, written,
-    written_at,
+use super::context::HostContext;
+use super::written::{
+    MAX_LISTED, Piece, is_localhost, loc, pieces, uri_part, warning, written, written_at,
 };
 use crate::causes::Cause;
 use crate::report::{Finding, Location};
@@ -452,7 +452,7 @@ fn dests(peer: &Peer, host: &HostContext) -> Vec<Dest> {
 mod tests {
     use crate::causes::Cause;
     use crate::report::Finding;
-    use crate::steps::risks::HostContext;
+    use crate::steps::risks::context::HostContext;
     use crate::steps::risks::test_support::{dual, http, run, with};
 
     fn loops(body: &str, host: &HostContext) -> Vec<Finding> {

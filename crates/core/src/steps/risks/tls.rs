@@ -11,7 +11,7 @@ use fix502_nginx::resolver::literal_host;
 use fix502_nginx::settings::directive_prefix;
 use fix502_nginx::view::{ConfigView, Peer, TargetAddress};
 
-use super::{loc, name_of, warning, written, written_at};
+use super::written::{loc, name_of, warning, written, written_at};
 use crate::causes::Cause;
 use crate::report::Finding;
 use crate::upstream::Upstream;
@@ -103,7 +103,7 @@ pub(super) fn sni_rule(view: &ConfigView) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use crate::causes::Cause;
-    use crate::steps::risks::HostContext;
+    use crate::steps::risks::context::HostContext;
     use crate::steps::risks::test_support::{http, run, with};
 
     #[test]

@@ -2,18 +2,33 @@
 //! identity, the log paths and the upstream endpoints are made when the run starts; log
 //! summaries, probe results, listeners and the `nginx -t` verdict are computed lazily, the
 //! first time a check asks, so a check never re-parses or re-probes.
+//!
+//! [`Facts`] and its accessors live here; how each fact is read is in its own file, which
+//! knows nothing of [`Facts`]: the config's endpoints (`endpoint.rs`), the live connect
+//! probes (`probe.rs`), the error logs (`logs.rs`), the access logs in their `log_format`
+//! (`access.rs`), and `--url` routed through the config (`url.rs`).
+
+mod access;
+mod endpoint;
+mod logs;
+mod probe;
+mod url;
+
+pub use access::AccessRead;
+pub use endpoint::{Endpoint, EndpointUse, short};
+pub use logs::{JOURNAL_SOURCE, LogRead};
+pub use probe::{ProbeResult, join_all, probe_endpoint};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fix502_nginx::config::Config;
-use fix502_nginx::logscan::{self, LogSummary, ScanOptions};
-use fix502_nginx::route::{self, Request, Route};
-use fix502_nginx::view::{ConfigView, Peer, TargetAddress};
-use fix502_probe::connect::{self, ConnectReport};
+use fix502_nginx::logscan::ScanOptions;
+use fix502_nginx::route::Route;
+use fix502_nginx::view::ConfigView;
 use fix502_probe::listeners::{self, Listener};
-use fix502_probe::unixsock::{self, Access, Identity, SocketFileInfo};
+use fix502_probe::unixsock::{self, Identity};
 use tokio::sync::OnceCell;
 
 use crate::command::{CommandOutput, run_command, shell_line};
@@ -22,127 +37,6 @@ use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
 use crate::report::{Location, NginxInfo};
 use crate::upstream::Upstream;
-
-/// One place in the config that sends requests to an endpoint.
-#[derive(Debug, Clone)]
-pub struct EndpointUse {
-    /// The pass directive as written, e.g. `proxy_pass http://backend`.
-    pub directive: String,
-    /// Where the pass directive is.
-    pub at: Location,
-    /// The `server` line of the upstream group, when the endpoint comes from one.
-    pub server_at: Option<Location>,
-    /// The location it serves (`/api/`), when inside one.
-    pub location: Option<String>,
-    /// The first server_name of the server block.
-    pub server_name: Option<String>,
-    /// The index of the pass directive in [`ConfigView::targets`].
-    pub target: usize,
-}
-
-/// One address nginx connects to, with every place that uses it.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// The peer.
-    pub peer: Peer,
-    /// The peer as nginx writes it.
-    pub display: String,
-    /// The upstream group it belongs to.
-    pub group: Option<String>,
-    /// Where the config sends requests to it.
-    pub uses: Vec<EndpointUse>,
-}
-
-impl Endpoint {
-    /// A short phrase: `the upstream of location /api/ (nginx.conf:12)`.
-    pub fn role(&self) -> String {
-        match self.uses.first() {
-            Some(u) => {
-                let place = u.server_at.as_ref().unwrap_or(&u.at);
-                match (&u.location, &self.group) {
-                    (Some(loc), Some(g)) => format!(
-                        "server of upstream {g} used by location {loc} ({})",
-                        short(place)
-                    ),
-                    (Some(loc), None) => {
-                        format!("the upstream of location {loc} ({})", short(place))
-                    }
-                    (None, Some(g)) => format!("server of upstream {g} ({})", short(place)),
-                    (None, None) => format!("the upstream at {}", short(place)),
-                }
-            }
-            None => "an upstream".to_owned(),
-        }
-    }
-
-    /// The most specific config line for this endpoint.
-    pub fn location(&self) -> Option<Location> {
-        self.uses
-            .first()
-            .map(|u| u.server_at.clone().unwrap_or_else(|| u.at.clone()))
-    }
-}
-
-/// `dir/file:line` with only the last two path parts, for summaries.
-pub fn short(loc: &Location) -> String {
-    let parts: Vec<_> = loc.file.iter().collect();
-    let tail: PathBuf = parts[parts.len().saturating_sub(2)..].iter().collect();
-    format!("{}:{}", tail.display(), loc.line)
-}
-
-/// What the live probes found for one endpoint.
-#[derive(Debug, Clone)]
-pub enum ProbeResult {
-    /// A TCP endpoint: each address it resolves to, probed.
-    Tcp {
-        /// Address and connect result.
-        attempts: Vec<ConnectReport>,
-        /// Set when the name could not be resolved.
-        resolve_error: Option<String>,
-    },
-    /// A unix socket.
-    Unix {
-        /// The path and its parents.
-        info: Box<SocketFileInfo>,
-        /// Connecting as fix502's own user.
-        connect: ConnectReport,
-        /// Whether the worker user may connect, when known.
-        access: Option<Access>,
-    },
-}
-
-impl ProbeResult {
-    /// Whether nginx's worker would get through now.
-    pub fn ok(&self) -> bool {
-        match self {
-            Self::Tcp {
-                attempts,
-                resolve_error,
-            } => {
-                resolve_error.is_none()
-                    && !attempts.is_empty()
-                    && attempts.iter().all(|a| a.outcome.is_connected())
-            }
-            Self::Unix {
-                connect, access, ..
-            } => connect.outcome.is_connected() && !matches!(access, Some(Access::Denied { .. })),
-        }
-    }
-}
-
-/// The [`LogRead::path`] of the lines read from the systemd journal.
-pub const JOURNAL_SOURCE: &str = "the systemd journal (_COMM=nginx)";
-
-/// The error-log summary of one file, or why it could not be read.
-#[derive(Debug, Clone)]
-pub struct LogRead {
-    /// The file.
-    pub path: PathBuf,
-    /// The summary, or the one-line reason it could not be read.
-    pub summary: Result<LogSummary, String>,
-    /// Parts of its rotated history that were skipped or damaged, one line each.
-    pub notes: Vec<String>,
-}
 
 /// Everything the checks share.
 #[derive(Debug)]
@@ -174,7 +68,7 @@ pub struct Facts {
     /// [`Facts::endpoints`] and [`Facts::variable_targets`] hold only that directive's.
     pub route: Option<Result<Route, String>>,
     logs: OnceCell<Vec<LogRead>>,
-    access: OnceCell<Vec<crate::steps::access::AccessRead>>,
+    access: OnceCell<Vec<AccessRead>>,
     probes: OnceCell<Vec<ProbeResult>>,
     /// One cell per endpoint, so an endpoint's exchange starts as soon as its own connect
     /// is done, not when the slowest endpoint's is.
@@ -267,8 +161,8 @@ impl Facts {
             options.access_logs.clone()
         };
 
-        let (mut endpoints, mut variable_targets) = endpoints_of(&view);
-        let route = options.url.as_deref().map(|url| route_url(&view, url));
+        let (mut endpoints, mut variable_targets) = endpoint::endpoints_of(&view);
+        let route = options.url.as_deref().map(|url| url::route_url(&view, url));
         if let Some(Ok(Route {
             target: Some(target),
             ..
@@ -391,39 +285,16 @@ impl Facts {
                 };
                 let paths = self.error_logs.clone();
                 let journal = self.reads_journal();
-                let reads = tokio::task::spawn_blocking(move || {
-                    let mut reads: Vec<LogRead> = paths
-                        .into_iter()
-                        .map(|path| match logscan::scan_history(&path, &opts) {
-                            Ok((summary, notes)) => LogRead {
-                                path,
-                                summary: Ok(summary),
-                                notes,
-                            },
-                            Err(e) => LogRead {
-                                path,
-                                summary: Err(e.to_string()),
-                                notes: Vec::new(),
-                            },
-                        })
-                        .collect();
-                    if journal {
-                        reads.push(LogRead {
-                            path: PathBuf::from(JOURNAL_SOURCE),
-                            summary: crate::journal::scan(&opts),
-                            notes: Vec::new(),
-                        });
-                    }
-                    reads
-                })
-                .await;
+                let reads =
+                    tokio::task::spawn_blocking(move || logs::read_all(paths, &opts, journal))
+                        .await;
                 reads.unwrap_or_default()
             })
             .await
     }
 
     /// Every access log read in its `log_format`, across its history (read once).
-    pub async fn access_reads(&self) -> &[crate::steps::access::AccessRead] {
+    pub async fn access_reads(&self) -> &[AccessRead] {
         self.access
             .get_or_init(|| async {
                 let opts = fix502_nginx::accesslog::AccessOptions {
@@ -431,13 +302,13 @@ impl Facts {
                     ..fix502_nginx::accesslog::AccessOptions::default()
                 };
                 let paths = self.access_logs.clone();
-                let named = crate::steps::access::named_logs(self);
+                let named = access::named_logs(&self.view, self.discovery.prefix.as_deref());
                 let formats = match &self.config {
                     Some(c) => fix502_nginx::logformat::LogFormat::all(c),
                     None => vec![fix502_nginx::logformat::LogFormat::combined()],
                 };
                 tokio::task::spawn_blocking(move || {
-                    crate::steps::access::read_all(&paths, &named, &formats, &opts)
+                    access::read_all(&paths, &named, &formats, &opts)
                 })
                 .await
                 .unwrap_or_default()
@@ -557,7 +428,7 @@ impl Facts {
                     async move {
                         let target = self.view.targets.get(endpoint.uses.first()?.target)?;
                         let probe = self.probe_at(i).await?;
-                        let peer = reachable_target(&endpoint.peer, probe)?;
+                        let peer = probe::reachable_target(&endpoint.peer, probe)?;
                         let (uri, logged_get) = self.request_uri(logged);
                         let shape = Shape {
                             version,
@@ -690,195 +561,4 @@ impl Facts {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
     }
-}
-
-/// Routes `--url` through the config. A URL on a port no server listens on (a proxy or load
-/// balancer in front of nginx) is routed as if it arrived on the first listen port whose
-/// servers know its host name, with a note saying so.
-fn route_url(view: &ConfigView, url: &str) -> Result<Route, String> {
-    let request = Request::from_url(url).map_err(|e| e.to_string())?;
-    match route::route(view, &request) {
-        Err(route::RouteError::NoServerForPort(port)) => {
-            let mut ports: Vec<u16> = Vec::new();
-            for p in view
-                .servers
-                .iter()
-                .flat_map(|s| &s.listens)
-                .filter_map(|l| l.addr.port())
-            {
-                if !ports.contains(&p) {
-                    ports.push(p);
-                }
-            }
-            let named = |r: &Route| {
-                !matches!(
-                    r.server_match,
-                    route::ServerMatch::DefaultServer | route::ServerMatch::FirstServer
-                )
-            };
-            let tries: Vec<(u16, Route)> = ports
-                .iter()
-                .filter_map(|&p| {
-                    let req = Request {
-                        local: None,
-                        port: p,
-                        ..request.clone()
-                    };
-                    route::route(view, &req).ok().map(|r| (p, r))
-                })
-                .collect();
-            let chosen = tries
-                .iter()
-                .find(|(_, r)| named(r))
-                .or(tries.first())
-                .cloned();
-            match chosen {
-                Some((p, mut r)) => {
-                    r.notes.insert(
-                        0,
-                        format!("no server listens on port {port}; routed as if the request arrived on port {p} (a proxy or load balancer in front of nginx?)"),
-                    );
-                    Ok(r)
-                }
-                None => Err(format!("no server block listens on port {port}")),
-            }
-        }
-        other => other.map_err(|e| e.to_string()),
-    }
-}
-
-/// Runs futures concurrently on the current task and returns their outputs in order.
-pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    use std::task::Poll;
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in futures.iter_mut().zip(results.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *slot = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
-}
-
-/// Probes one peer as nginx would reach it; `identity` adds the worker's access check, and
-/// host names resolve as getaddrinfo does inside the mount namespace of `nginx_pid` (its own
-/// /etc/hosts and resolv.conf when it runs in another one).
-pub async fn probe_endpoint(
-    peer: &Peer,
-    timeout: Duration,
-    identity: Option<&Identity>,
-    nginx_pid: Option<u32>,
-) -> ProbeResult {
-    match peer {
-        Peer::Unix(path) => {
-            let info = Box::new(unixsock::inspect_socket_path(path));
-            let connect = connect::connect_unix(path, timeout).await;
-            let access = identity.map(|id| unixsock::may_connect(id, &info));
-            ProbeResult::Unix {
-                info,
-                connect,
-                access,
-            }
-        }
-        Peer::Inet { host, port } => {
-            let addrs: Result<Vec<std::net::SocketAddr>, String> =
-                match host.parse::<std::net::IpAddr>() {
-                    Ok(ip) => Ok(vec![std::net::SocketAddr::new(ip, *port)]),
-                    Err(_) => fix502_probe::dns::resolve_as(nginx_pid, host, *port, timeout)
-                        .await
-                        .map(|a| {
-                            a.addrs
-                                .into_iter()
-                                .map(|ip| std::net::SocketAddr::new(ip, *port))
-                                .collect()
-                        })
-                        .map_err(|e| e.to_string()),
-                };
-            match addrs {
-                Ok(addrs) => {
-                    let attempts =
-                        join_all(addrs.into_iter().map(|a| connect::connect_tcp(a, timeout))).await;
-                    ProbeResult::Tcp {
-                        attempts,
-                        resolve_error: None,
-                    }
-                }
-                Err(e) => ProbeResult::Tcp {
-                    attempts: Vec::new(),
-                    resolve_error: Some(e),
-                },
-            }
-        }
-    }
-}
-
-/// Where to speak to an endpoint whose connect probe succeeded: its first reachable address.
-fn reachable_target(peer: &Peer, probe: &ProbeResult) -> Option<fix502_probe::stream::Endpoint> {
-    use fix502_probe::stream::Endpoint as Target;
-    match (peer, probe) {
-        (Peer::Unix(path), ProbeResult::Unix { .. }) if probe.ok() => {
-            Some(Target::Unix(path.clone()))
-        }
-        (_, ProbeResult::Tcp { attempts, .. }) => attempts
-            .iter()
-            .find(|a| a.outcome.is_connected())
-            .and_then(|a| a.target.parse().ok())
-            .map(Target::Tcp),
-        _ => None,
-    }
-}
-
-/// Every endpoint of the config, deduplicated, with the places that use it.
-fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Location)>) {
-    let mut endpoints: Vec<Endpoint> = Vec::new();
-    let mut variables = Vec::new();
-    for (index, target) in view.targets.iter().enumerate() {
-        let directive = format!("{} {}", target.module.directive(), target.raw);
-        let at = Location::from(&target.span);
-        if let TargetAddress::Variable(_) = target.address {
-            variables.push((directive, at));
-            continue;
-        }
-        let server_name = target
-            .server
-            .and_then(|i| view.servers.get(i))
-            .and_then(|s| s.names.first().cloned());
-        let group = match &target.address {
-            TargetAddress::Group(g) => Some(g.clone()),
-            _ => None,
-        };
-        for (peer, server) in view.peers_of(target) {
-            let display = peer.to_string();
-            let use_ = EndpointUse {
-                directive: directive.clone(),
-                at: at.clone(),
-                server_at: server.map(|s| Location::from(&s.span)),
-                location: target.location.clone(),
-                server_name: server_name.clone(),
-                target: index,
-            };
-            match endpoints.iter_mut().find(|e| e.display == display) {
-                Some(e) => e.uses.push(use_),
-                None => endpoints.push(Endpoint {
-                    peer,
-                    display,
-                    group: group.clone(),
-                    uses: vec![use_],
-                }),
-            }
-        }
-    }
-    (endpoints, variables)
 }
