@@ -7,37 +7,33 @@ use std::io::{self, Write};
 use fix502_core::engine::Engine;
 use fix502_core::options::Options;
 use fix502_core::report::{ExitStatus, Report};
-use fix502_lab::{Lab, LabOptions};
+use fix502_lab::{Diagnosed, Lab, LabOptions};
 
 use crate::args::LabAction;
 use crate::render;
 
-/// Whether a report names what a scenario expects.
+/// Whether a report names what a scenario expects (the lab's one check,
+/// [`fix502_lab::Expectation::check`]).
 pub fn matches_expectation(report: &Report, lab: &Lab) -> Result<(), String> {
-    let expect = &lab.info().expect;
-    let top = report.diagnosis.first();
-    match (expect.top_cause, top) {
-        (None, None) => {}
-        (None, Some(d)) => return Err(format!("expected no problem, got {}", d.cause)),
-        (Some(c), None) => return Err(format!("expected {c}, got no diagnosis")),
-        (Some(c), Some(d)) if d.cause.id() != c => {
-            return Err(format!("expected {c} first, got {}", d.cause));
-        }
-        (Some(_), Some(_)) => {}
-    }
-    for also in expect.also {
-        if !report.diagnosis.iter().any(|d| d.cause.id() == *also) {
-            return Err(format!("expected {also} in the diagnosis too"));
-        }
-    }
-    if report.exit_status().code() != expect.exit_code {
-        return Err(format!(
-            "expected exit {}, got {}",
-            expect.exit_code,
-            report.exit_status().code()
-        ));
-    }
-    Ok(())
+    let upstreams: Vec<Option<String>> = report
+        .diagnosis
+        .iter()
+        .map(|d| d.upstream.as_ref().map(ToString::to_string))
+        .collect();
+    let diagnosed: Vec<Diagnosed<'_>> = report
+        .diagnosis
+        .iter()
+        .zip(&upstreams)
+        .map(|(d, u)| Diagnosed {
+            cause: d.cause.id(),
+            upstream: u.as_deref(),
+        })
+        .collect();
+    lab.info().expect.check(
+        &diagnosed,
+        report.exit_status().code(),
+        lab.expected_upstream().as_deref(),
+    )
 }
 
 /// Runs a `lab` subcommand.
@@ -171,7 +167,7 @@ fn known(name: &str) -> bool {
     if fix502_lab::find(name).is_some() {
         return true;
     }
-    let names: Vec<_> = fix502_lab::scenarios().iter().map(|s| s.name).collect();
+    let names: Vec<_> = fix502_lab::scenarios().map(|s| s.name).collect();
     render::error_line(&format!(
         "no lab scenario `{name}`; one of: {}",
         names.join(", ")

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use fix502_lab::{Lab, LabError, LabOptions};
+use fix502_lab::{Diagnosed, Lab, LabError, LabOptions};
 use serde_json::Value;
 
 /// The binary under test.
@@ -62,6 +62,24 @@ pub fn causes(report: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Checks a report against the lab scenario's expectation (the lab's one check), with the
+/// exit code the binary returned.
+pub fn check_expectation(lab: &Lab, report: &Value, exit_code: Option<i32>) -> Result<(), String> {
+    let diagnosis = report["diagnosis"].as_array().cloned().unwrap_or_default();
+    let diagnosed: Vec<Diagnosed<'_>> = diagnosis
+        .iter()
+        .map(|d| Diagnosed {
+            cause: d["cause"].as_str().unwrap_or_default(),
+            upstream: d["upstream"].as_str(),
+        })
+        .collect();
+    lab.info().expect.check(
+        &diagnosed,
+        exit_code.unwrap_or(-1),
+        lab.expected_upstream().as_deref(),
+    )
 }
 
 /// Writes a file, creating its directory.

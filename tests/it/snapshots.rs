@@ -129,16 +129,12 @@ fn assert_all(
 
 #[test]
 fn human_report_of_every_scenario() {
-    assert_all(
-        "human",
-        fix502_lab::scenarios().iter().map(|s| s.name),
-        |lab| {
-            let out = run(bin()
-                .args(["--non-interactive", "--config"])
-                .arg(lab.config()));
-            String::from_utf8_lossy(&out).into_owned()
-        },
-    );
+    assert_all("human", fix502_lab::scenarios().map(|s| s.name), |lab| {
+        let out = run(bin()
+            .args(["--non-interactive", "--config"])
+            .arg(lab.config()));
+        String::from_utf8_lossy(&out).into_owned()
+    });
 }
 
 #[test]

@@ -23,7 +23,8 @@ use crate::dns::DnsResponder;
 use crate::nginx::{self, ConfigTest, Instance};
 use crate::phpfpm::PhpFpm;
 use crate::process::{read_pid_file, reload_master, stop_master};
-use crate::scenario::{ScenarioInfo, find};
+use crate::scenario::ScenarioInfo;
+use crate::scenarios::find;
 use crate::setup::{self, ConfigEdit, LabDir, NamespaceHosts, Setup, Traffic};
 use crate::upstream::Responder;
 use crate::{LabError, client};
@@ -99,8 +100,8 @@ impl Lab {
         let temp = create_dir(root)?;
         let dir = temp.path().to_path_buf();
         let dir_text = config::check_path(&dir)?.to_owned();
-        let setup = setup::build(
-            info.name,
+        let setup = (info.build)(
+            setup::listen_addr()?,
             LabDir {
                 path: &dir,
                 text: &dir_text,

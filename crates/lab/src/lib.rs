@@ -11,7 +11,8 @@
 //! from a [`dns::DnsResponder`] on loopback ([`Lab::dns`]). Scenarios that edit the config do
 //! so at least 2 s after nginx started; `failed-reload` then sends SIGHUP ([`Lab::reload`]).
 //!
-//! - The catalogue: [`ScenarioInfo`], [`Expectation`], [`scenarios`], [`find`].
+//! - The catalogue: [`ScenarioInfo`], [`Expectation`] (with the one check of a report against
+//!   it, [`Expectation::check`]), [`scenarios`], [`find`].
 //! - [`Lab`] and [`LabOptions`]: setting up, querying and tearing down one scenario.
 //! - [`LabError`]: why that could not be done.
 //!
@@ -32,6 +33,7 @@ mod nginx;
 mod phpfpm;
 mod process;
 mod scenario;
+mod scenarios;
 mod setup;
 mod tls;
 mod upstream;
@@ -40,4 +42,5 @@ pub use error::LabError;
 pub use lab::{Lab, LabOptions};
 pub use nginx::ConfigTest;
 pub use process::{ChildGuard, process_running, stop_child};
-pub use scenario::{Expectation, ScenarioInfo, find, scenarios};
+pub use scenario::{Diagnosed, Expectation, ScenarioInfo};
+pub use scenarios::{find, scenarios};

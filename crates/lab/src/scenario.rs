@@ -1,22 +1,128 @@
-//! The catalogue of lab scenarios: names, summaries and what a correct diagnosis says.
-//!
-//! This module is data only; how each scenario is built lives in `setup.rs`.
+//! What a lab scenario is: its name and summary, what it needs, what nginx logs and answers
+//! for it, how it is built, and what a correct diagnosis of it says, with the one check of a
+//! report against that. The scenarios themselves are in `scenarios/`, one file per family.
 
-use crate::upstream::BIG_HEADER_BYTES;
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::LabError;
+use crate::setup::{LabDir, Setup};
+
+/// Builds a scenario's upstreams and config pieces for nginx listening on the address given.
+pub(crate) type Build = fn(SocketAddr, LabDir<'_>) -> Result<Setup, LabError>;
 
 /// What a correct diagnosis of a scenario reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expectation {
-    /// The contract cause id that must rank first; `None` means the setup is healthy.
+    /// The cause id that must rank first; `None` means the setup is healthy.
     pub top_cause: Option<&'static str>,
     /// Other cause ids that must also appear in the diagnosis.
     pub also: &'static [&'static str],
     /// The exit code `fix502 --non-interactive` must return for this setup.
     pub exit_code: i32,
+    /// Whether the top cause is about the upstream (then a diagnosis of it names the lab's
+    /// upstream) rather than about nginx itself (then the top diagnosis names none).
+    pub about_upstream: bool,
+}
+
+impl Expectation {
+    /// A healthy setup: no diagnosis, exit 0.
+    pub const HEALTHY: Self = Self {
+        top_cause: None,
+        also: &[],
+        exit_code: 0,
+        about_upstream: false,
+    };
+
+    /// A problem with `cause` first, about the upstream, and `also` among the rest; exit 1.
+    pub const fn problem(cause: &'static str, also: &'static [&'static str]) -> Self {
+        Self {
+            top_cause: Some(cause),
+            also,
+            exit_code: 1,
+            about_upstream: true,
+        }
+    }
+
+    /// A problem of nginx itself (no upstream named), with `also` among the rest; exit 1.
+    pub const fn nginx_problem(cause: &'static str, also: &'static [&'static str]) -> Self {
+        Self {
+            about_upstream: false,
+            ..Self::problem(cause, also)
+        }
+    }
+
+    /// Every cause id the expectation names.
+    pub fn causes(&self) -> impl Iterator<Item = &'static str> {
+        self.top_cause.into_iter().chain(self.also.iter().copied())
+    }
+
+    /// Whether a diagnosis (ranked causes with their upstreams, most likely first) and exit
+    /// code say what this expectation says; `upstream` is the address the lab's nginx
+    /// connects to, when it has one. `Err` says what differs.
+    pub fn check(
+        &self,
+        diagnosis: &[Diagnosed<'_>],
+        exit_code: i32,
+        upstream: Option<&str>,
+    ) -> Result<(), String> {
+        let found: Vec<&str> = diagnosis.iter().map(|d| d.cause).collect();
+        let top = diagnosis.first();
+        match (self.top_cause, top) {
+            (None, None) => {}
+            (None, Some(_)) => return Err(format!("expected no problem, got {found:?}")),
+            (Some(c), None) => return Err(format!("expected {c}, got no diagnosis")),
+            (Some(c), Some(d)) if d.cause != c => {
+                return Err(format!("expected {c} first, got {found:?}"));
+            }
+            (Some(_), Some(_)) => {}
+        }
+        for also in self.also {
+            if !found.contains(also) {
+                return Err(format!(
+                    "expected {also} in the diagnosis too, got {found:?}"
+                ));
+            }
+        }
+        if exit_code != self.exit_code {
+            return Err(format!("expected exit {}, got {exit_code}", self.exit_code));
+        }
+        match (self.top_cause, top) {
+            (Some(cause), Some(d)) if self.about_upstream => {
+                if let Some(upstream) = upstream
+                    && !diagnosis
+                        .iter()
+                        .any(|x| x.cause == cause && x.upstream == Some(upstream))
+                {
+                    return Err(format!(
+                        "no {cause} diagnosis names {upstream} (the top one names {:?})",
+                        d.upstream
+                    ));
+                }
+            }
+            (Some(cause), Some(d)) if d.upstream.is_some() => {
+                return Err(format!(
+                    "{cause} is about nginx itself, but the top diagnosis names {:?}",
+                    d.upstream
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// One ranked cause of a report, as [`Expectation::check`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Diagnosed<'a> {
+    /// The cause id.
+    pub cause: &'a str,
+    /// The upstream it names, as nginx writes it.
+    pub upstream: Option<&'a str>,
 }
 
 /// One reproducible nginx setup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct ScenarioInfo {
     /// Stable name, e.g. `refused` (used by `fix502 lab run NAME`).
     pub name: &'static str,
@@ -26,353 +132,136 @@ pub struct ScenarioInfo {
     pub needs_root: bool,
     /// What the diagnosis must say.
     pub expect: Expectation,
+    pub(crate) log_marker: Option<&'static str>,
+    pub(crate) http_status: Option<u16>,
+    pub(crate) php_fpm: bool,
+    pub(crate) header_bytes: Option<usize>,
+    pub(crate) build: Build,
 }
 
 impl ScenarioInfo {
+    /// A scenario whose nginx logs `log_marker` and answers `http_status`, built by `build`;
+    /// no root, no PHP-FPM.
+    pub(crate) const fn new(
+        name: &'static str,
+        summary: &'static str,
+        expect: Expectation,
+        log_marker: Option<&'static str>,
+        http_status: Option<u16>,
+        build: Build,
+    ) -> Self {
+        Self {
+            name,
+            summary,
+            needs_root: false,
+            expect,
+            log_marker,
+            http_status,
+            php_fpm: false,
+            header_bytes: None,
+            build,
+        }
+    }
+
+    /// The scenario needs root.
+    pub(crate) const fn root(mut self) -> Self {
+        self.needs_root = true;
+        self
+    }
+
+    /// The scenario runs a real PHP-FPM pool.
+    pub(crate) const fn php_fpm(mut self) -> Self {
+        self.php_fpm = true;
+        self
+    }
+
+    /// The app sends a response head of exactly `bytes`.
+    pub(crate) const fn header_bytes(mut self, bytes: usize) -> Self {
+        self.header_bytes = Some(bytes);
+        self
+    }
+
     /// A fragment of the error-log line nginx writes for this scenario, matched by errno number
     /// rather than errno text (musl words them differently); `None` when nginx logs nothing
     /// (then the lab waits for the answer in the access log instead).
     pub fn log_marker(&self) -> Option<&'static str> {
-        match self.name {
-            "refused" | "wrong-address" | "wrong-port" | "wrong-interface" | "not-reloaded"
-            | "failed-reload" | "group-one-dead" | "stale-dns" => Some("failed (111: "),
-            "unix-socket-missing" => Some("failed (2: "),
-            "unix-socket-permission" => Some("failed (13: "),
-            "no-live-upstreams" => Some("no live upstreams"),
-            "closed-early" | "keepalive-race" => Some(
-                "upstream prematurely closed connection while reading response header from upstream",
-            ),
-            // php-fpm closes the HTTP request (or the killed worker dies) with unread input.
-            "reset" | "proxy-to-fastcgi" | "php-fpm-killed" => Some("recv() failed (104: "),
-            "header-too-big" => Some("upstream sent too big header"),
-            "invalid-header" => Some("upstream sent invalid header"),
-            "https-to-plain" => Some("wrong version number"),
-            "http-to-tls" => Some("upstream sent no valid HTTP/1.0 header"),
-            "fastcgi-to-http" => Some("upstream sent unsupported FastCGI protocol version: 72"),
-            "tls-verify" => Some("upstream SSL certificate verify error: (18:"),
-            "read-timeout" => Some("upstream timed out (110: "),
-            "no-resolver" => Some("no resolver defined to resolve app.lab.fix502.test"),
-            "dns-nxdomain" => Some("missing.lab.fix502.test could not be resolved (3: "),
-            _ => None,
-        }
+        self.log_marker
     }
 
     /// The HTTP status a `GET /` through the lab's nginx gets; `None` when the client gets no
     /// HTTP status line: nothing listens, or nginx relays the upstream's bytes as an HTTP/0.9
     /// answer (its access log then shows `009`).
     pub fn http_status(&self) -> Option<u16> {
-        match self.name {
-            "nginx-not-running" | "http-to-tls" => None,
-            "healthy" | "config-invalid" | "keepalive-race" | "group-one-dead" => Some(200),
-            "read-timeout" => Some(504),
-            _ => Some(502),
-        }
+        self.http_status
     }
 
     /// Whether the scenario runs a real PHP-FPM pool (it needs a `php-fpm` binary).
     pub fn needs_php_fpm(&self) -> bool {
-        matches!(
-            self.name,
-            "proxy-to-fastcgi" | "php-fpm-killed" | "wrong-port"
-        )
+        self.php_fpm
     }
 
     /// The exact size in bytes of the response head the scenario's app sends (status line,
-    /// header lines and the blank line, CRLFs included), for `header-too-big`.
+    /// header lines and the blank line, CRLFs included), when that is what it is about.
     pub fn upstream_header_bytes(&self) -> Option<usize> {
-        (self.name == "header-too-big").then_some(BIG_HEADER_BYTES)
+        self.header_bytes
     }
 }
 
-const fn problem(cause: &'static str, also: &'static [&'static str]) -> Expectation {
-    Expectation {
-        top_cause: Some(cause),
-        also,
-        exit_code: 1,
+impl PartialEq for ScenarioInfo {
+    /// Scenarios are known by their names.
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
     }
 }
 
-static SCENARIOS: [ScenarioInfo; 29] = [
-    ScenarioInfo {
-        name: "healthy",
-        summary: "nginx proxies to a working upstream on 127.0.0.1",
-        needs_root: false,
-        expect: Expectation {
-            top_cause: None,
-            also: &[],
-            exit_code: 0,
-        },
-    },
-    ScenarioInfo {
-        name: "refused",
-        summary: "nothing listens at the upstream address 127.0.0.1:PORT",
-        needs_root: false,
-        expect: problem("upstream-refused", &[]),
-    },
-    ScenarioInfo {
-        name: "wrong-address",
-        summary: "the app listens on [::1]:PORT but nginx connects to 127.0.0.1:PORT",
-        needs_root: false,
-        expect: problem("upstream-wrong-address", &[]),
-    },
-    ScenarioInfo {
-        name: "unix-socket-missing",
-        summary: "proxy_pass names a unix socket file that does not exist",
-        needs_root: false,
-        expect: problem("unix-socket-missing", &[]),
-    },
-    ScenarioInfo {
-        name: "unix-socket-permission",
-        summary: "the app's unix socket is root-owned mode 0600; workers run as nobody",
-        needs_root: true,
-        expect: problem("unix-socket-permission", &[]),
-    },
-    ScenarioInfo {
-        name: "no-live-upstreams",
-        summary: "both servers of an upstream group refuse, so nginx marks the group dead",
-        needs_root: false,
-        expect: problem("upstream-refused", &["no-live-upstreams"]),
-    },
-    ScenarioInfo {
-        name: "nginx-not-running",
-        summary: "a valid config with a working upstream, but nginx is not started",
-        needs_root: false,
-        expect: problem("nginx-not-running", &[]),
-    },
-    ScenarioInfo {
-        name: "config-invalid",
-        summary: "nginx runs, but the config on disk was edited and `nginx -t` now fails",
-        needs_root: false,
-        expect: problem("config-invalid", &[]),
-    },
-    ScenarioInfo {
-        name: "closed-early",
-        summary: "the app reads the request and closes the connection without answering",
-        needs_root: false,
-        expect: problem("upstream-closed-early", &[]),
-    },
-    ScenarioInfo {
-        name: "reset",
-        summary: "the app closes with the request unread, so the kernel resets the connection",
-        needs_root: false,
-        expect: problem("upstream-reset", &[]),
-    },
-    ScenarioInfo {
-        name: "header-too-big",
-        summary: "the app answers with 16 KiB of Set-Cookie headers; proxy_buffer_size is 4k",
-        needs_root: false,
-        expect: problem("upstream-header-too-big", &[]),
-    },
-    ScenarioInfo {
-        name: "invalid-header",
-        summary: "the app's response has a header value with a NUL byte",
-        needs_root: false,
-        expect: problem("upstream-invalid-response", &[]),
-    },
-    ScenarioInfo {
-        name: "https-to-plain",
-        summary: "proxy_pass https:// points at an app that speaks plain HTTP",
-        needs_root: false,
-        expect: problem("upstream-protocol-mismatch", &[]),
-    },
-    ScenarioInfo {
-        name: "http-to-tls",
-        summary: "proxy_pass http:// points at an app that speaks only TLS",
-        needs_root: false,
-        expect: problem("upstream-protocol-mismatch", &[]),
-    },
-    ScenarioInfo {
-        name: "proxy-to-fastcgi",
-        summary: "proxy_pass http:// points at a PHP-FPM (FastCGI) pool",
-        needs_root: false,
-        expect: problem("upstream-protocol-mismatch", &[]),
-    },
-    ScenarioInfo {
-        name: "fastcgi-to-http",
-        summary: "fastcgi_pass points at an app that speaks HTTP",
-        needs_root: false,
-        expect: problem("upstream-protocol-mismatch", &[]),
-    },
-    ScenarioInfo {
-        name: "tls-verify",
-        summary: "proxy_ssl_verify on, but the app's self-signed certificate is not trusted",
-        needs_root: false,
-        expect: problem("upstream-tls", &[]),
-    },
-    ScenarioInfo {
-        name: "php-fpm-killed",
-        summary: "PHP-FPM kills a script that runs past request_terminate_timeout (1s)",
-        needs_root: false,
-        expect: problem("upstream-closed-early", &[]),
-    },
-    ScenarioInfo {
-        name: "read-timeout",
-        summary: "the app never answers; proxy_read_timeout 1s expires (nginx answers 504)",
-        needs_root: false,
-        expect: problem("upstream-timeout", &[]),
-    },
-    ScenarioInfo {
-        name: "upstream-502",
-        summary: "the app itself answers 502 Bad Gateway; nginx only relays it",
-        needs_root: false,
-        expect: problem("upstream-returned-502", &[]),
-    },
-    ScenarioInfo {
-        name: "keepalive-race",
-        summary: "the app closes kept-alive connections just as nginx reuses them",
-        needs_root: false,
-        expect: problem("upstream-keepalive-race", &[]),
-    },
-    ScenarioInfo {
-        name: "wrong-port",
-        summary: "the PHP-FPM pool listens on 127.0.0.1:Q, but fastcgi_pass names port P",
-        needs_root: false,
-        expect: problem("upstream-wrong-address", &[]),
-    },
-    ScenarioInfo {
-        name: "wrong-interface",
-        summary: "the app listens on 127.0.0.2:PORT only; nginx connects to 127.0.0.1:PORT",
-        needs_root: false,
-        expect: problem("upstream-wrong-address", &[]),
-    },
-    ScenarioInfo {
-        name: "dns-nxdomain",
-        summary: "proxy_pass names a host that the configured resolver does not know",
-        needs_root: false,
-        expect: problem("upstream-dns", &[]),
-    },
-    ScenarioInfo {
-        name: "no-resolver",
-        summary: "proxy_pass with a variable names a host, but no resolver is configured",
-        needs_root: false,
-        expect: problem("upstream-dns", &[]),
-    },
-    ScenarioInfo {
-        name: "not-reloaded",
-        summary: "the config was fixed to the app's new port, but nginx was not reloaded",
-        needs_root: false,
-        expect: problem("config-not-reloaded", &["upstream-refused"]),
-    },
-    ScenarioInfo {
-        name: "failed-reload",
-        summary: "the fix has a typo, so the reload failed and nginx runs the old config",
-        needs_root: false,
-        expect: problem(
-            "config-invalid",
-            &["config-not-reloaded", "upstream-refused"],
-        ),
-    },
-    ScenarioInfo {
-        name: "group-one-dead",
-        summary: "one of two servers in an upstream group refuses; retries hide it (200)",
-        needs_root: false,
-        expect: problem("upstream-refused", &[]),
-    },
-    ScenarioInfo {
-        name: "stale-dns",
-        summary: "nginx resolved the app's name at start; the app moved to a new address",
-        needs_root: true,
-        expect: problem("upstream-stale-dns", &[]),
-    },
-];
+impl Eq for ScenarioInfo {}
 
-/// Every lab scenario, in a stable order (healthy first).
-pub fn scenarios() -> &'static [ScenarioInfo] {
-    &SCENARIOS
-}
-
-/// The scenario with this name, if any.
-pub fn find(name: &str) -> Option<&'static ScenarioInfo> {
-    SCENARIOS.iter().find(|s| s.name == name)
+impl fmt::Debug for ScenarioInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScenarioInfo")
+            .field("name", &self.name)
+            .field("summary", &self.summary)
+            .field("needs_root", &self.needs_root)
+            .field("expect", &self.expect)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Cause ids of the report (docs/causes.md) that the lab uses; a typo here would break the
-    /// end-to-end tests.
-    const CONTRACT_CAUSES: &[&str] = &[
-        "nginx-not-running",
-        "config-invalid",
-        "upstream-refused",
-        "upstream-wrong-address",
-        "unix-socket-missing",
-        "unix-socket-permission",
-        "no-live-upstreams",
-        "upstream-closed-early",
-        "upstream-reset",
-        "upstream-header-too-big",
-        "upstream-invalid-response",
-        "upstream-protocol-mismatch",
-        "upstream-tls",
-        "upstream-timeout",
-        "upstream-returned-502",
-        "upstream-keepalive-race",
-        "upstream-dns",
-        "config-not-reloaded",
-        "upstream-stale-dns",
-    ];
-
-    #[test]
-    fn names_are_unique_and_findable() {
-        for (i, s) in scenarios().iter().enumerate() {
-            assert_eq!(find(s.name), Some(s));
-            assert!(scenarios()[..i].iter().all(|o| o.name != s.name));
-        }
-        assert_eq!(find("nope"), None);
+    fn d<'a>(cause: &'a str, upstream: Option<&'a str>) -> Diagnosed<'a> {
+        Diagnosed { cause, upstream }
     }
 
     #[test]
-    fn php_fpm_and_header_size_belong_to_their_scenarios() {
-        let php: Vec<_> = scenarios()
-            .iter()
-            .filter(|s| s.needs_php_fpm())
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(php, ["proxy-to-fastcgi", "php-fpm-killed", "wrong-port"]);
-        for s in scenarios() {
-            let want = (s.name == "header-too-big").then_some(16 * 1024);
-            assert_eq!(s.upstream_header_bytes(), want, "{}", s.name);
-            let logs = s.log_marker().is_some();
-            let silent = matches!(
-                s.name,
-                "healthy" | "nginx-not-running" | "config-invalid" | "upstream-502"
-            );
-            assert_eq!(logs, !silent, "{}", s.name);
-        }
-    }
-
-    #[test]
-    fn only_retried_scenarios_answer_200_despite_a_problem() {
-        let hidden: Vec<_> = scenarios()
-            .iter()
-            .filter(|s| s.expect.top_cause.is_some() && s.http_status() == Some(200))
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(
-            hidden,
-            ["config-invalid", "keepalive-race", "group-one-dead"]
+    fn a_report_matches_or_says_what_differs() {
+        let refused = Expectation::problem("upstream-refused", &["no-live-upstreams"]);
+        let up = Some("127.0.0.1:9");
+        let good = [
+            d("upstream-refused", Some("127.0.0.1:9")),
+            d("no-live-upstreams", Some("backend")),
+        ];
+        assert_eq!(refused.check(&good, 1, up), Ok(()));
+        assert!(refused.check(&good, 0, up).unwrap_err().contains("exit"));
+        assert!(
+            refused
+                .check(&good[..1], 1, up)
+                .unwrap_err()
+                .contains("no-live")
         );
-        let root: Vec<_> = scenarios()
-            .iter()
-            .filter(|s| s.needs_root)
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(root, ["unix-socket-permission", "stale-dns"]);
-        let refused = find("group-one-dead").and_then(ScenarioInfo::log_marker);
-        assert_eq!(refused, Some("failed (111: "));
-    }
-
-    #[test]
-    fn expectations_use_contract_causes_and_exit_codes() {
-        for s in scenarios() {
-            let causes = s.expect.top_cause.iter().chain(s.expect.also);
-            for cause in causes {
-                assert!(CONTRACT_CAUSES.contains(cause), "{}: {cause}", s.name);
-            }
-            let want = if s.expect.top_cause.is_some() { 1 } else { 0 };
-            assert_eq!(s.expect.exit_code, want, "{}", s.name);
-        }
+        let elsewhere = [d("upstream-refused", Some("127.0.0.1:8")), good[1]];
+        assert!(
+            refused
+                .check(&elsewhere, 1, up)
+                .unwrap_err()
+                .contains("names")
+        );
+        assert!(Expectation::HEALTHY.check(&good, 1, up).is_err());
+        assert_eq!(Expectation::HEALTHY.check(&[], 0, None), Ok(()));
+        let nginx = Expectation::nginx_problem("config-invalid", &[]);
+        assert_eq!(nginx.check(&[d("config-invalid", None)], 1, up), Ok(()));
+        assert!(nginx.check(&[d("config-invalid", up)], 1, up).is_err());
     }
 }

@@ -34,8 +34,8 @@ const MAX_CONNECTIONS: usize = 32;
 /// The most request bytes read before answering.
 const MAX_REQUEST: usize = 16 * 1024;
 /// The body of a 200 answer.
-const BODY: &str = "fix502 lab upstream: ok\n";
-/// The body of the app's own 502 answer ([`Behavior::Status502`]).
+pub(crate) const BODY: &str = "fix502 lab upstream: ok\n";
+/// The body of the `upstream-502` app's own 502 answer.
 pub(crate) const APP_502_BODY: &str = "bad gateway from the app\n";
 /// Exact size of the response head [`Behavior::BigHeader`] sends: status line, header lines
 /// and the blank line, CRLFs included.
@@ -134,15 +134,12 @@ pub(crate) enum Behavior {
     CloseEarly,
     /// Reads one byte of the request and closes with the rest unread, so Linux sends RST.
     Reset,
-    /// Answers `200 OK` with a head of exactly [`BIG_HEADER_BYTES`] (many `Set-Cookie` lines).
-    BigHeader,
-    /// Answers `200 OK` with a header value that contains a NUL byte.
-    InvalidHeader,
+    /// Reads the request head and answers these bytes, then closes: whatever a scenario's
+    /// app gets wrong in its answer (a huge header, a NUL byte, its own 502, HTTP/2 frames).
+    Answer(Vec<u8>),
     /// Reads the request and never answers; holds the connection until stop, EOF or
     /// [`HOLD_LIMIT`].
     Silent,
-    /// Answers its own `502 Bad Gateway` with [`APP_502_BODY`].
-    Status502,
     /// Answers the first request of a connection with keep-alive; closes the connection without
     /// answering when a second request arrives on it, or after [`KEEPALIVE_IDLE`] of idleness.
     KeepAliveRace,
@@ -200,7 +197,7 @@ fn read_head<S: Read>(stream: &mut S, stop: &AtomicBool, limit: Duration) -> io:
 }
 
 /// A complete response with a text body.
-fn response(status: &str, body: &str, keep_alive: bool) -> String {
+pub(crate) fn response(status: &str, body: &str, keep_alive: bool) -> String {
     let connection = if keep_alive { "keep-alive" } else { "close" };
     format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
@@ -241,34 +238,15 @@ fn serve(mut stream: Stream, behavior: &Behavior, stop: &AtomicBool) -> io::Resu
         Behavior::Ok => serve_ok(&mut stream, stop),
         Behavior::CloseEarly => read_head(&mut stream, stop, HEAD_WAIT).map(drop),
         Behavior::Reset => reset(&mut stream, stop),
-        Behavior::BigHeader => {
+        Behavior::Answer(bytes) => {
             if read_head(&mut stream, stop, HEAD_WAIT)? == Head::Request {
-                send(&mut stream, big_header().as_bytes());
-            }
-            Ok(())
-        }
-        Behavior::InvalidHeader => {
-            if read_head(&mut stream, stop, HEAD_WAIT)? == Head::Request {
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Lab: bad\0value\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-                    BODY.len()
-                );
-                send(&mut stream, head.as_bytes());
+                send(&mut stream, bytes);
             }
             Ok(())
         }
         Behavior::Silent => {
             if read_head(&mut stream, stop, HEAD_WAIT)? == Head::Request {
                 hold(&mut stream, stop);
-            }
-            Ok(())
-        }
-        Behavior::Status502 => {
-            if read_head(&mut stream, stop, HEAD_WAIT)? == Head::Request {
-                send(
-                    &mut stream,
-                    response("502 Bad Gateway", APP_502_BODY, false).as_bytes(),
-                );
             }
             Ok(())
         }
@@ -498,22 +476,18 @@ mod tests {
         assert_eq!(head.matches("\r\n\r\n").count(), 1);
         assert_eq!(head.matches("Set-Cookie: ").count(), BIG_HEADER_COOKIES);
         assert_eq!(
-            exchange(Behavior::BigHeader).expect("read"),
+            exchange(Behavior::Answer(head.clone().into_bytes())).expect("read"),
             head.as_bytes()
         );
     }
 
     #[test]
-    fn invalid_header_has_a_nul_and_502_is_the_apps_own() {
-        let bad = exchange(Behavior::InvalidHeader).expect("read");
-        assert!(bad.windows(10).any(|w| w == b"X-Lab: bad"));
-        assert!(bad.contains(&0));
-        let answer = String::from_utf8(exchange(Behavior::Status502).expect("read")).expect("utf8");
-        assert!(
-            answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
-            "{answer}"
+    fn an_answer_is_sent_as_given_after_the_request_head() {
+        let bytes = b"HTTP/1.1 200 OK\r\nX-Lab: bad\0value\r\n\r\n".to_vec();
+        assert_eq!(
+            exchange(Behavior::Answer(bytes.clone())).expect("read"),
+            bytes
         );
-        assert!(answer.ends_with(APP_502_BODY));
     }
 
     #[test]
