@@ -51,7 +51,7 @@ fn absorb_into(claims: &mut Claims, root: Cause, absorbed: &[Cause]) {
 /// Whether the live exchange with `upstream` got a complete, valid answer.
 async fn answers_well_now(facts: &Facts, upstream: &str) -> bool {
     use crate::exchange::Answer;
-    use fix502_probe::fastcgi::FcgiOutcome;
+    use fix502_probe::gateway::GatewayOutcome;
     use fix502_probe::http::HttpOutcome;
     let Some(i) = facts.endpoints.iter().position(|e| e.display == upstream) else {
         return false;
@@ -60,10 +60,10 @@ async fn answers_well_now(facts: &Facts, upstream: &str) -> bool {
         Some(Some(x)) => match &x.answer {
             Answer::Http(p) => p.outcome == HttpOutcome::Response,
             Answer::FastCgi { values, request } => {
-                values.outcome == FcgiOutcome::Values
+                values.gateway.outcome == GatewayOutcome::Values
                     && request
                         .as_ref()
-                        .is_none_or(|r| r.outcome == FcgiOutcome::Response)
+                        .is_none_or(|r| r.gateway.outcome == GatewayOutcome::Response)
             }
             _ => false,
         },

@@ -7,11 +7,11 @@
 use std::fmt::Write as _;
 
 use fix502_nginx::view::PassModule;
-use fix502_probe::fastcgi::{FcgiOutcome, FcgiProbe};
+use fix502_probe::fastcgi::FcgiProbe;
+use fix502_probe::gateway::{GatewayOutcome, GatewayProbe};
 use fix502_probe::http::{HttpOutcome, HttpProbe, InvalidResponse};
 use fix502_probe::sniff::{Protocol, SniffReport};
 use fix502_probe::tls::{TlsOutcome, TlsProbe, Verification};
-use fix502_probe::uwsgi::{GatewayOutcome, GatewayProbe};
 
 use crate::check::{FindingsFuture, FnCheck};
 use crate::exchange::{Answer, Exchange};
@@ -434,14 +434,14 @@ fn fastcgi_findings(
     let up = &endpoint.display;
     let mut out = Vec::new();
     let raw = |f: Finding, p: &FcgiProbe| {
-        if p.head.is_empty() {
+        if p.gateway.head.is_empty() {
             f
         } else {
-            f.evidence(format!("received: \"{}\"", escape(&p.head, 64)))
+            f.evidence(format!("received: \"{}\"", escape(&p.gateway.head, 64)))
         }
     };
-    match &values.outcome {
-        FcgiOutcome::Values => out.push(base(
+    match &values.gateway.outcome {
+        GatewayOutcome::Values => out.push(base(
             RESPONSE,
             Severity::Info,
             endpoint,
@@ -456,7 +456,7 @@ fn fastcgi_findings(
                     .unwrap_or_default()
             ),
         )),
-        FcgiOutcome::NotFastCgi { version } => out.push(raw(
+        GatewayOutcome::NotFastCgi { version } => out.push(raw(
             base(
                 RESPONSE,
                 Severity::Error,
@@ -467,13 +467,13 @@ fn fastcgi_findings(
             .cause(Cause::UpstreamProtocolMismatch),
             values,
         )),
-        FcgiOutcome::ClosedEarly | FcgiOutcome::Reset => out.push(raw(
+        GatewayOutcome::ClosedEarly | GatewayOutcome::Reset => out.push(raw(
             base(
                 RESPONSE,
                 Severity::Error,
                 endpoint,
                 exchange,
-                format!("{up} closed the connection on a FastCGI management record ({})", values.outcome),
+                format!("{up} closed the connection on a FastCGI management record ({})", values.gateway.outcome),
             )
             .cause(Cause::UpstreamClosedEarly),
             values,
@@ -487,20 +487,20 @@ fn fastcgi_findings(
         )),
     }
     let Some(p) = request else { return out };
-    let f = match &p.outcome {
-        FcgiOutcome::Response => {
-            if let Some(f) = header_too_big(p.header_bytes as u64, endpoint, exchange, RESPONSE) {
+    let f = match &p.gateway.outcome {
+        GatewayOutcome::Response => {
+            if let Some(f) = header_too_big(p.gateway.header_bytes as u64, endpoint, exchange, RESPONSE) {
                 out.push(stderr_evidence(f, p));
                 return out;
             }
-            let status = p.status.unwrap_or(200);
+            let status = p.gateway.status.unwrap_or(200);
             let severity = if status == 502 { Severity::Error } else { Severity::Info };
             let mut f = base(
                 RESPONSE,
                 severity,
                 endpoint,
                 exchange,
-                format!("{up} runs the script and answers {status} (header {})", size(p.header_bytes as u64)),
+                format!("{up} runs the script and answers {status} (header {})", size(p.gateway.header_bytes as u64)),
             );
             if status == 502 {
                 f = f.cause(Cause::UpstreamReturned502);
@@ -510,19 +510,19 @@ fn fastcgi_findings(
             }
             stderr_evidence(f, p)
         }
-        FcgiOutcome::ClosedEarly | FcgiOutcome::Reset => stderr_evidence(
+        GatewayOutcome::ClosedEarly | GatewayOutcome::Reset => stderr_evidence(
             base(
                 RESPONSE,
                 Severity::Error,
                 endpoint,
                 exchange,
-                format!("{up} closed the connection while running the script, before a complete header ({}): nginx answers 502", p.outcome),
+                format!("{up} closed the connection while running the script, before a complete header ({}): nginx answers 502", p.gateway.outcome),
             )
-            .cause(if p.outcome == FcgiOutcome::Reset { Cause::UpstreamReset } else { Cause::UpstreamClosedEarly }),
+            .cause(if p.gateway.outcome == GatewayOutcome::Reset { Cause::UpstreamReset } else { Cause::UpstreamClosedEarly }),
             p,
         ),
-        FcgiOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
-        FcgiOutcome::HeaderTooBig => match header_too_big(p.header_bytes as u64, endpoint, exchange, RESPONSE) {
+        GatewayOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.gateway.elapsed),
+        GatewayOutcome::HeaderTooBig => match header_too_big(p.gateway.header_bytes as u64, endpoint, exchange, RESPONSE) {
             Some(f) => f,
             None => return out,
         },
