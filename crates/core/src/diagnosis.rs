@@ -78,7 +78,7 @@ fn absorbing_order() -> Vec<Cause> {
 /// Whether the live exchange with `upstream` got a complete, valid answer.
 async fn answers_well_now(facts: &Facts, upstream: &Upstream) -> bool {
     use crate::exchange::Answer;
-    use fix502_probe::fastcgi::FcgiOutcome;
+    use fix502_probe::gateway::GatewayOutcome;
     use fix502_probe::http::HttpOutcome;
     let Some(i) = facts.index_at(upstream) else {
         return false;
@@ -87,10 +87,10 @@ async fn answers_well_now(facts: &Facts, upstream: &Upstream) -> bool {
         Some(Some(x)) => match &x.answer {
             Answer::Http(p) => p.outcome == HttpOutcome::Response,
             Answer::FastCgi { values, request } => {
-                values.outcome == FcgiOutcome::Values
+                values.gateway.outcome == GatewayOutcome::Values
                     && request
                         .as_ref()
-                        .is_none_or(|r| r.outcome == FcgiOutcome::Response)
+                        .is_none_or(|r| r.gateway.outcome == GatewayOutcome::Response)
             }
             _ => false,
         },

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use fix502_nginx::settings::{self, Settings};
 use fix502_nginx::view::{PassModule, PassTarget, Peer, TargetAddress};
-use fix502_probe::fastcgi::{self, FcgiLimits, FcgiProbe, FcgiRequest};
+use fix502_probe::fastcgi::{self, FcgiProbe, FcgiRequest};
+use fix502_probe::gateway::{GatewayLimits, GatewayOutcome, GatewayProbe};
 use fix502_probe::http::{self, HttpLimits, HttpProbe, HttpRequest, Method};
 use fix502_probe::sniff::{self, SniffReport};
 use fix502_probe::stream::Endpoint as Target;
 use fix502_probe::tls::{self, TlsOptions, TlsProbe, TlsVersion};
-use fix502_probe::uwsgi::GatewayProbe;
 use fix502_probe::{scgi, uwsgi};
 
 use crate::report::Location;
@@ -332,7 +332,7 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         cap: HEADER_CAP,
         timeout,
     };
-    let fcgi_limits = FcgiLimits {
+    let gateway_limits = GatewayLimits {
         cap: HEADER_CAP,
         timeout,
     };
@@ -377,9 +377,9 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         }
         (PassModule::FastCgi, _) => {
             let values = fastcgi::get_values(peer, timeout).await;
-            let request = match (&values.outcome, shape.logged_get) {
-                (fastcgi::FcgiOutcome::Values, true) => match fastcgi_request(target, shape) {
-                    Some(req) => Some(fastcgi::request(peer, &req, fcgi_limits).await),
+            let request = match (&values.gateway.outcome, shape.logged_get) {
+                (GatewayOutcome::Values, true) => match fastcgi_request(target, shape) {
+                    Some(req) => Some(fastcgi::request(peer, &req, gateway_limits).await),
                     None => None,
                 },
                 _ => None,
@@ -393,13 +393,13 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         (PassModule::Uwsgi, _) => (
             format!("uwsgi GET {}", shape.uri),
             Answer::Gateway(
-                uwsgi::request(peer, "GET", &shape.uri, &host_name(target), fcgi_limits).await,
+                uwsgi::request(peer, "GET", &shape.uri, &host_name(target), gateway_limits).await,
             ),
         ),
         (PassModule::Scgi, _) => (
             format!("SCGI GET {}", shape.uri),
             Answer::Gateway(
-                scgi::request(peer, "GET", &shape.uri, &host_name(target), fcgi_limits).await,
+                scgi::request(peer, "GET", &shape.uri, &host_name(target), gateway_limits).await,
             ),
         ),
         _ => ("nothing yet (gRPC is sniffed)".to_owned(), Answer::Grpc),
@@ -424,7 +424,7 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
 
 /// Whether the answer leaves open which protocol the port speaks.
 fn needs_sniff(answer: &Answer) -> bool {
-    use fix502_probe::fastcgi::FcgiOutcome as F;
+    use fix502_probe::gateway::GatewayOutcome as F;
     use fix502_probe::http::{HttpOutcome as H, InvalidResponse as I};
     use fix502_probe::tls::TlsOutcome as T;
     match answer {
@@ -445,7 +445,7 @@ fn needs_sniff(answer: &Answer) -> bool {
                 )
         }
         Answer::FastCgi { values, .. } => matches!(
-            values.outcome,
+            values.gateway.outcome,
             F::NotFastCgi { .. } | F::ClosedEarly | F::Reset | F::InvalidRecord(_)
         ),
         Answer::Gateway(_) => false,

@@ -1,5 +1,6 @@
-//! FastCGI as nginx speaks it: a record codec, the CGI response-head parser shared with
-//! [`crate::uwsgi`] and [`crate::scgi`], and two probes.
+//! FastCGI as nginx speaks it: a record codec and two probes. What the probes share with
+//! uwsgi and SCGI (the result, the outcome, the CGI response-head parser) is in
+//! [`crate::gateway`].
 //!
 //! - [`get_values`] sends the management record `FCGI_GET_VALUES` (request id 0). It runs no
 //!   script, and any FastCGI server answers it, so it tells whether a port speaks FastCGI.
@@ -17,7 +18,6 @@
 //! missing script gives STDERR `Primary script unknown` and `Status: 404 Not Found`; a worker
 //! killed by `request_terminate_timeout` resets the connection (104).
 
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use crate::connect::ConnectOutcome;
+use crate::gateway::{GatewayLimits, GatewayOutcome, GatewayProbe, HeadParser, RAW_HEAD};
 use crate::stream::{Endpoint, ReadEnd, Stream, open, read_bounded};
 
 /// The only FastCGI protocol version, `FCGI_VERSION_1`.
@@ -69,8 +70,6 @@ pub const MANAGEMENT_TYPES: &[u8] = &[GET_VALUES_RESULT, UNKNOWN_TYPE];
 
 /// How many stdout bytes [`FcgiProbe::stdout_head`] keeps.
 const STDOUT_HEAD: usize = 1024;
-/// How many raw bytes [`FcgiProbe::head`] keeps.
-const RAW_HEAD: usize = 64;
 /// How many stderr lines, and how long each, [`FcgiProbe::stderr`] keeps.
 const STDERR_LINES: usize = 20;
 const STDERR_LINE_LEN: usize = 512;
@@ -453,188 +452,6 @@ pub fn encode_get_values(names: &[&str]) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------
-// CGI response head (shared with uwsgi and SCGI)
-// ---------------------------------------------------------------------------------------
-
-/// Where parsing a CGI/HTTP response head stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HeadState {
-    /// No empty line yet.
-    Incomplete,
-    /// The head is complete: its length through the empty line, and the status nginx
-    /// derives (status line, `Status:`, 302 for `Location:`, else 200).
-    Done { len: usize, status: u16 },
-    /// nginx: `upstream sent invalid header: "<text>"`.
-    InvalidHeader(String),
-    /// nginx: `upstream sent invalid status "<value>"`.
-    InvalidStatus(String),
-}
-
-/// A resumable parser of a response head, after `ngx_http_parse_header_line` (and, for
-/// uwsgi and SCGI, `ngx_http_parse_status_line` on the first line).
-///
-/// Feed it the whole head buffer each time it grows; it only looks at new complete lines.
-#[derive(Debug, Clone)]
-pub(crate) struct HeadParser {
-    status_line_allowed: bool,
-    pos: usize,
-    first_line: bool,
-    line_status: Option<u16>,
-    status_value: Option<Vec<u8>>,
-    location: bool,
-    done: Option<HeadState>,
-}
-
-impl HeadParser {
-    /// A parser; `status_line_allowed` lets the first line be `HTTP/x.y NNN ...` (uwsgi, SCGI).
-    pub(crate) fn new(status_line_allowed: bool) -> Self {
-        Self {
-            status_line_allowed,
-            pos: 0,
-            first_line: true,
-            line_status: None,
-            status_value: None,
-            location: false,
-            done: None,
-        }
-    }
-
-    /// Parses the complete lines of `bytes` not seen yet.
-    pub(crate) fn advance(&mut self, bytes: &[u8]) -> HeadState {
-        if let Some(done) = &self.done {
-            return done.clone();
-        }
-        // Every pass consumes one line of `bytes`, so this ends.
-        while let Some(rest) = bytes.get(self.pos..) {
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                break;
-            };
-            let raw = rest.get(..nl).unwrap_or_default();
-            self.pos += nl + 1;
-            let mut line = raw;
-            while let Some(stripped) = line.strip_suffix(b"\r") {
-                line = stripped;
-            }
-            if std::mem::take(&mut self.first_line)
-                && self.status_line_allowed
-                && let Some(code) = http_status_line(line)
-            {
-                self.line_status = Some(code);
-                continue;
-            }
-            if line.is_empty() {
-                let state = self.finish();
-                self.done = Some(state.clone());
-                return state;
-            }
-            match header_line(line) {
-                Err(text) => {
-                    let state = HeadState::InvalidHeader(text);
-                    self.done = Some(state.clone());
-                    return state;
-                }
-                Ok(None) => {}
-                Ok(Some((name, value))) => {
-                    if name.eq_ignore_ascii_case(b"status") && self.status_value.is_none() {
-                        self.status_value = Some(value.get(..256).unwrap_or(value).to_vec());
-                    } else if name.eq_ignore_ascii_case(b"location") {
-                        self.location = true;
-                    }
-                }
-            }
-        }
-        HeadState::Incomplete
-    }
-
-    fn finish(&self) -> HeadState {
-        let len = self.pos;
-        if let Some(status) = self.line_status {
-            return HeadState::Done { len, status };
-        }
-        if let Some(value) = &self.status_value {
-            // nginx: ngx_atoi() on exactly the first three bytes.
-            return match value.first_chunk::<3>() {
-                Some(digits) if digits.iter().all(u8::is_ascii_digit) => HeadState::Done {
-                    len,
-                    status: digits
-                        .iter()
-                        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0')),
-                },
-                _ => HeadState::InvalidStatus(String::from_utf8_lossy(value).into_owned()),
-            };
-        }
-        let status = if self.location { 302 } else { 200 };
-        HeadState::Done { len, status }
-    }
-}
-
-/// `HTTP/<major>.<minor> <3 digits>` followed by a space, `.`, or the end of the line.
-fn http_status_line(line: &[u8]) -> Option<u16> {
-    let rest = line.strip_prefix(b"HTTP/")?;
-    let major_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if major_len == 0 || rest.first() == Some(&b'0') || major_len > 3 {
-        return None;
-    }
-    let rest = rest.get(major_len..)?.strip_prefix(b".")?;
-    let minor_len = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if minor_len == 0 || minor_len > 3 {
-        return None;
-    }
-    let rest = rest.get(minor_len..)?.strip_prefix(b" ")?;
-    let rest = rest.trim_ascii_start();
-    let digits = rest.first_chunk::<3>()?;
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    match rest.get(3) {
-        None | Some(b' ' | b'.') => {}
-        Some(_) => return None,
-    }
-    Some(
-        digits
-            .iter()
-            .fold(0u16, |n, d| n * 10 + u16::from(d - b'0')),
-    )
-}
-
-/// A header line's name and value.
-type Header<'a> = (&'a [u8], &'a [u8]);
-
-/// Checks one header line (without its line end) as nginx does. Returns the name and the
-/// trimmed value, `None` for a line nginx ignores (`HTTP/...` inside the head), or nginx's
-/// invalid-header text: the bytes before the bad one and the bad one in hex.
-fn header_line(line: &[u8]) -> Result<Option<Header<'_>>, String> {
-    let invalid = |at: usize| {
-        let before = line.get(..at).unwrap_or_default();
-        let before = before.get(..200).unwrap_or(before);
-        let bad = line.get(at).copied().unwrap_or(0);
-        format!("{}\\x{bad:02x}...", String::from_utf8_lossy(before))
-    };
-    let colon = line.iter().position(|&b| b == b':');
-    let name = line.get(..colon.unwrap_or(line.len())).unwrap_or_default();
-    for (i, &b) in name.iter().enumerate() {
-        if i == 4 && b == b'/' && name.starts_with(b"HTTP") {
-            return Ok(None);
-        }
-        if b <= 0x20 || b == 0x7f {
-            return Err(invalid(i));
-        }
-    }
-    if colon == Some(0) {
-        return Err(invalid(0));
-    }
-    let Some(colon) = colon else {
-        // A line without a colon is a header with an empty value to nginx.
-        return Ok(Some((name, b"")));
-    };
-    let value = line.get(colon + 1..).unwrap_or_default();
-    if let Some(bad) = value.iter().position(|&b| b == 0 || b == b'\r') {
-        return Err(invalid(colon + 1 + bad));
-    }
-    Ok(Some((name, value.trim_ascii())))
-}
-
-// ---------------------------------------------------------------------------------------
 // Probes
 // ---------------------------------------------------------------------------------------
 
@@ -726,159 +543,15 @@ impl FcgiRequest {
     }
 }
 
-/// Bounds of one request probe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FcgiLimits {
-    /// The most header bytes accepted (nginx: `fastcgi_buffer_size`); a larger head is
-    /// [`FcgiOutcome::HeaderTooBig`]. Counts the CGI head in STDOUT, not record framing.
-    pub cap: usize,
-    /// The whole probe (connect, send, read) ends by then.
-    pub timeout: Duration,
-}
-
-impl Default for FcgiLimits {
-    /// nginx's default buffer (one 4 KiB page) and 5 seconds.
-    fn default() -> Self {
-        Self {
-            cap: 4096,
-            timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// How a FastCGI probe ended.
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FcgiOutcome {
-    /// `FCGI_GET_VALUES_RESULT` received: the peer speaks FastCGI.
-    Values,
-    /// A complete CGI head arrived in STDOUT.
-    Response,
-    /// The connect failed.
-    ConnectFailed(ConnectOutcome),
-    /// The peer closed before a complete head (nginx: "upstream prematurely closed
-    /// connection"), possibly inside a record whose length it had announced.
-    ClosedEarly,
-    /// The peer reset the connection (104).
-    Reset,
-    /// No complete head within the probe timeout.
-    TimedOut,
-    /// The head is larger than the cap (nginx: "upstream sent too big header").
-    HeaderTooBig,
-    /// The first byte is not 1 (nginx: "upstream sent unsupported FastCGI protocol version:
-    /// N"); 72 (`H`) is an HTTP server, 21 a TLS alert, 60 (`<`) HTML.
-    NotFastCgi {
-        /// The first byte received.
-        version: u8,
-    },
-    /// An invalid record type or request id; the text is nginx's, e.g. "invalid FastCGI
-    /// record type: 9".
-    InvalidRecord(String),
-    /// STDOUT ended before the head did (nginx: "upstream prematurely closed FastCGI
-    /// stdout").
-    NoHeaders,
-    /// A record other than STDOUT/STDERR before the head, typically END_REQUEST (3) of a
-    /// script that printed nothing (nginx: "upstream sent unexpected FastCGI record: 3").
-    UnexpectedRecord(u8),
-    /// END_REQUEST before the head with a protocol status other than REQUEST_COMPLETE:
-    /// 1 `FCGI_CANT_MPX_CONN`, 2 `FCGI_OVERLOADED`, 3 `FCGI_UNKNOWN_ROLE`. nginx logs it as
-    /// "upstream sent unexpected FastCGI record: 3".
-    EndRequest {
-        /// The protocol status.
-        protocol_status: u8,
-    },
-    /// The `Status:` header is not numeric (nginx: "upstream sent invalid status").
-    InvalidStatus(String),
-    /// A header line nginx rejects (nginx: "upstream sent invalid header: ..."); the text
-    /// is nginx's: the bytes before the bad byte, then the bad byte in hex.
-    InvalidHeader(String),
-    /// Sending the request failed.
-    WriteError {
-        /// The OS error number, when there was one.
-        errno: Option<i32>,
-        /// A short description.
-        message: String,
-    },
-    /// Another read error.
-    ReadError {
-        /// The OS error number, when there was one.
-        errno: Option<i32>,
-        /// A short description.
-        message: String,
-    },
-}
-
-impl fmt::Display for FcgiOutcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Values => f.write_str("answers FastCGI management records"),
-            Self::Response => f.write_str("complete response header"),
-            Self::ConnectFailed(c) => write!(f, "connect failed: {c}"),
-            Self::ClosedEarly => f.write_str("closed the connection before a complete header"),
-            Self::Reset => f.write_str("connection reset by peer (104)"),
-            Self::TimedOut => f.write_str("no complete header within the probe timeout"),
-            Self::HeaderTooBig => f.write_str("header larger than the buffer (too big header)"),
-            Self::NotFastCgi { version } => write!(
-                f,
-                "not FastCGI: unsupported FastCGI protocol version: {version}"
-            ),
-            Self::InvalidRecord(text) => write!(f, "{text}"),
-            Self::NoHeaders => f.write_str("prematurely closed FastCGI stdout"),
-            Self::UnexpectedRecord(t) => write!(f, "unexpected FastCGI record: {t}"),
-            Self::EndRequest { protocol_status } => {
-                let name = match protocol_status {
-                    1 => "FCGI_CANT_MPX_CONN",
-                    2 => "FCGI_OVERLOADED",
-                    3 => "FCGI_UNKNOWN_ROLE",
-                    _ => "unknown protocol status",
-                };
-                write!(
-                    f,
-                    "request refused: {name} ({protocol_status}); nginx logs unexpected FastCGI record: 3"
-                )
-            }
-            Self::InvalidStatus(value) => write!(f, "invalid status \"{value}\""),
-            Self::InvalidHeader(text) => write!(f, "invalid header: \"{text}\""),
-            Self::WriteError { errno, message } => io_failure(f, "send", *errno, message),
-            Self::ReadError { errno, message } => io_failure(f, "read", *errno, message),
-        }
-    }
-}
-
-/// `send failed: <message> (<errno>)`, the wording both gateway outcomes use for I/O errors.
-pub(crate) fn io_failure(
-    f: &mut fmt::Formatter<'_>,
-    what: &str,
-    errno: Option<i32>,
-    message: &str,
-) -> fmt::Result {
-    match errno {
-        Some(n) => write!(f, "{what} failed: {message} ({n})"),
-        None => write!(f, "{what} failed: {message}"),
-    }
-}
-
-/// The result of one FastCGI probe.
+/// The result of one FastCGI probe: what every gateway probe reports, and what FastCGI
+/// tells besides the head (GET_VALUES_RESULT, STDOUT, STDERR, END_REQUEST).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FcgiProbe {
-    /// The endpoint as nginx writes it.
-    pub endpoint: String,
-    /// How long the connect took, when it succeeded.
-    pub connect_time: Option<Duration>,
-    /// Time from the end of sending to the first byte received.
-    pub first_byte: Option<Duration>,
-    /// Time of the whole probe.
-    pub elapsed: Duration,
-    /// How it ended.
-    pub outcome: FcgiOutcome,
+    /// The endpoint, times, outcome, status, header size and first raw bytes, as uwsgi and
+    /// SCGI report them; the head and its size are the CGI head's in STDOUT.
+    pub gateway: GatewayProbe,
     /// What `FCGI_GET_VALUES_RESULT` said ([`get_values`] only).
     pub values: Option<FcgiValues>,
-    /// The status nginx derives from a complete head: `Status:`, 302 for `Location:`,
-    /// else 200.
-    pub status: Option<u16>,
-    /// Bytes of the CGI head in STDOUT through the empty line; without a complete head,
-    /// the STDOUT bytes received.
-    pub header_bytes: usize,
     /// The first (at most 1024) STDOUT bytes.
     pub stdout_head: Vec<u8>,
     /// STDERR text in lines (at most 20 lines of at most 512 bytes); nginx logs each STDERR
@@ -886,25 +559,16 @@ pub struct FcgiProbe {
     pub stderr: Vec<String>,
     /// END_REQUEST: application status and protocol status.
     pub end_request: Option<(u32, u8)>,
-    /// The first (at most 64) raw bytes received, as evidence.
-    pub head: Vec<u8>,
 }
 
 impl FcgiProbe {
     fn new(endpoint: &Endpoint) -> Self {
         Self {
-            endpoint: endpoint.to_string(),
-            connect_time: None,
-            first_byte: None,
-            elapsed: Duration::ZERO,
-            outcome: FcgiOutcome::TimedOut,
+            gateway: GatewayProbe::new(endpoint),
             values: None,
-            status: None,
-            header_bytes: 0,
             stdout_head: Vec::new(),
             stderr: Vec::new(),
             end_request: None,
-            head: Vec::new(),
         }
     }
 
@@ -946,6 +610,7 @@ enum End {
     Connect(ConnectOutcome),
     Write(std::io::Error),
     WriteTimedOut,
+    /// EOF, reset, timeout or another error (the loop reads on after `Done` and `Capped`).
     Read(ReadEnd),
     Decode(DecodeError),
 }
@@ -967,7 +632,7 @@ where
     let mut deadline = start + timeout;
     let mut stream: Stream = match open(endpoint, deadline).await {
         Ok((stream, took)) => {
-            probe.connect_time = Some(took);
+            probe.gateway.connect_time = Some(took);
             stream
         }
         Err(outcome) => return End::Connect(outcome),
@@ -983,8 +648,8 @@ where
     // Bounded by the deadline: every pass reads at least one byte or ends the loop.
     loop {
         let mut fed = 0;
-        let head = &mut probe.head;
-        let first_byte = &mut probe.first_byte;
+        let head = &mut probe.gateway.head;
+        let first_byte = &mut probe.gateway.first_byte;
         let read = read_bounded(&mut stream, deadline, WINDOW, |bytes| {
             let new = bytes.get(fed..).unwrap_or_default();
             fed = bytes.len();
@@ -1032,31 +697,19 @@ where
 }
 
 /// The outcome for a loop end when no record decided it.
-fn outcome_of(end: End) -> FcgiOutcome {
+fn outcome_of(end: End) -> GatewayOutcome {
     match end {
         // Not reached: a handler only stops after setting its verdict.
-        End::Stopped => FcgiOutcome::TimedOut,
-        End::Connect(c) => FcgiOutcome::ConnectFailed(c),
-        End::WriteTimedOut => FcgiOutcome::TimedOut,
-        End::Write(err) => match ReadEnd::from_io_error(&err) {
-            ReadEnd::Reset => FcgiOutcome::Reset,
-            _ => FcgiOutcome::WriteError {
-                errno: err.raw_os_error(),
-                message: err.to_string(),
-            },
-        },
-        End::Read(ReadEnd::Eof) | End::Decode(DecodeError::Truncated) => FcgiOutcome::ClosedEarly,
-        End::Read(ReadEnd::Reset) => FcgiOutcome::Reset,
-        End::Read(ReadEnd::TimedOut) => FcgiOutcome::TimedOut,
-        End::Read(ReadEnd::Error { errno, message }) => FcgiOutcome::ReadError { errno, message },
-        End::Read(other) => FcgiOutcome::ReadError {
-            errno: None,
-            message: format!("{other:?}"),
-        },
+        End::Stopped => GatewayOutcome::TimedOut,
+        End::Connect(c) => GatewayOutcome::ConnectFailed(c),
+        End::WriteTimedOut => GatewayOutcome::TimedOut,
+        End::Write(err) => GatewayOutcome::send_failed(&err),
+        End::Read(end) => GatewayOutcome::read_ended(end),
+        End::Decode(DecodeError::Truncated) => GatewayOutcome::ClosedEarly,
         End::Decode(DecodeError::UnsupportedVersion(version)) => {
-            FcgiOutcome::NotFastCgi { version }
+            GatewayOutcome::NotFastCgi { version }
         }
-        End::Decode(err) => FcgiOutcome::InvalidRecord(err.to_string()),
+        End::Decode(err) => GatewayOutcome::InvalidRecord(err.to_string()),
     }
 }
 
@@ -1073,12 +726,12 @@ pub async fn get_values(endpoint: &Endpoint, timeout: Duration) -> FcgiProbe {
             match decode_name_values(record.content) {
                 Ok(pairs) => {
                     probe.values = Some(FcgiValues::from_pairs(&pairs));
-                    FcgiOutcome::Values
+                    GatewayOutcome::Values
                 }
-                Err(err) => FcgiOutcome::InvalidRecord(format!("GET_VALUES_RESULT: {err}")),
+                Err(err) => GatewayOutcome::InvalidRecord(format!("GET_VALUES_RESULT: {err}")),
             }
         } else {
-            FcgiOutcome::UnexpectedRecord(record.header.record_type)
+            GatewayOutcome::UnexpectedRecord(record.header.record_type)
         });
         Flow::Stop
     };
@@ -1091,9 +744,9 @@ pub async fn get_values(endpoint: &Endpoint, timeout: Duration) -> FcgiProbe {
         on_record,
     )
     .await;
-    probe.outcome = verdict.unwrap_or_else(|| outcome_of(end));
-    probe.elapsed = start.elapsed();
-    tracing::debug!(endpoint = %probe.endpoint, outcome = %probe.outcome, "fastcgi get_values probe");
+    probe.gateway.outcome = verdict.unwrap_or_else(|| outcome_of(end));
+    probe.gateway.elapsed = start.elapsed();
+    tracing::debug!(endpoint = %probe.gateway.endpoint, outcome = %probe.gateway.outcome, "fastcgi get_values probe");
     probe
 }
 
@@ -1105,7 +758,7 @@ struct Judge {
     /// STDOUT bytes while the head is incomplete, at most `cap + 1`.
     head_buf: Vec<u8>,
     stdout_total: usize,
-    verdict: Option<FcgiOutcome>,
+    verdict: Option<GatewayOutcome>,
 }
 
 impl Judge {
@@ -1126,36 +779,23 @@ impl Judge {
                     return Flow::More;
                 }
                 if content.is_empty() {
-                    return self.decide(probe, FcgiOutcome::NoHeaders);
+                    return self.decide(probe, GatewayOutcome::NoHeaders);
                 }
                 self.stdout_total += content.len();
-                probe.header_bytes = self.stdout_total;
+                probe.gateway.header_bytes = self.stdout_total;
                 let room = self
                     .cap
                     .saturating_add(1)
                     .saturating_sub(self.head_buf.len());
                 self.head_buf
                     .extend_from_slice(content.get(..room).unwrap_or(content));
-                match self.parser.advance(&self.head_buf) {
-                    HeadState::Incomplete if self.head_buf.len() > self.cap => {
-                        self.decide(probe, FcgiOutcome::HeaderTooBig)
+                let state = self.parser.advance(&self.head_buf);
+                match probe.gateway.judge_head(state, self.cap) {
+                    Some(verdict) => self.decide(probe, verdict),
+                    None if self.head_buf.len() > self.cap => {
+                        self.decide(probe, GatewayOutcome::HeaderTooBig)
                     }
-                    HeadState::Incomplete => Flow::More,
-                    HeadState::Done { len, .. } if len > self.cap => {
-                        probe.header_bytes = len;
-                        self.decide(probe, FcgiOutcome::HeaderTooBig)
-                    }
-                    HeadState::Done { len, status } => {
-                        probe.header_bytes = len;
-                        probe.status = Some(status);
-                        self.decide(probe, FcgiOutcome::Response)
-                    }
-                    HeadState::InvalidHeader(text) => {
-                        self.decide(probe, FcgiOutcome::InvalidHeader(text))
-                    }
-                    HeadState::InvalidStatus(value) => {
-                        self.decide(probe, FcgiOutcome::InvalidStatus(value))
-                    }
+                    None => Flow::More,
                 }
             }
             other => {
@@ -1169,9 +809,9 @@ impl Judge {
                         Some((_, protocol_status))
                             if other == END_REQUEST && protocol_status != 0 =>
                         {
-                            FcgiOutcome::EndRequest { protocol_status }
+                            GatewayOutcome::EndRequest { protocol_status }
                         }
-                        _ => FcgiOutcome::UnexpectedRecord(other),
+                        _ => GatewayOutcome::UnexpectedRecord(other),
                     };
                     self.verdict = Some(verdict);
                 }
@@ -1180,14 +820,14 @@ impl Judge {
         }
     }
 
-    fn decide(&mut self, probe: &mut FcgiProbe, verdict: FcgiOutcome) -> Flow {
-        let flow = if verdict == FcgiOutcome::Response {
+    fn decide(&mut self, probe: &mut FcgiProbe, verdict: GatewayOutcome) -> Flow {
+        let flow = if verdict == GatewayOutcome::Response {
             Flow::Settle
         } else {
             Flow::Stop
         };
-        if verdict != FcgiOutcome::Response {
-            probe.status = None;
+        if verdict != GatewayOutcome::Response {
+            probe.gateway.status = None;
         }
         self.verdict = Some(verdict);
         flow
@@ -1199,7 +839,11 @@ impl Judge {
 ///
 /// After a complete head it reads on briefly (at most 500 ms and 64 KiB) to collect
 /// trailing STDERR and END_REQUEST; that never changes the outcome.
-pub async fn request(endpoint: &Endpoint, request: &FcgiRequest, limits: FcgiLimits) -> FcgiProbe {
+pub async fn request(
+    endpoint: &Endpoint,
+    request: &FcgiRequest,
+    limits: GatewayLimits,
+) -> FcgiProbe {
     let start = Instant::now();
     let mut probe = FcgiProbe::new(endpoint);
     let mut judge = Judge {
@@ -1219,12 +863,12 @@ pub async fn request(endpoint: &Endpoint, request: &FcgiRequest, limits: FcgiLim
         |probe: &mut FcgiProbe, record: &Record<'_>| judge.record(probe, record),
     )
     .await;
-    probe.outcome = judge.verdict.unwrap_or_else(|| outcome_of(end));
-    probe.elapsed = start.elapsed();
+    probe.gateway.outcome = judge.verdict.unwrap_or_else(|| outcome_of(end));
+    probe.gateway.elapsed = start.elapsed();
     tracing::debug!(
-        endpoint = %probe.endpoint,
-        outcome = %probe.outcome,
-        status = ?probe.status,
+        endpoint = %probe.gateway.endpoint,
+        outcome = %probe.gateway.outcome,
+        status = ?probe.gateway.status,
         "fastcgi request probe"
     );
     probe
@@ -1233,7 +877,7 @@ pub async fn request(endpoint: &Endpoint, request: &FcgiRequest, limits: FcgiLim
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uwsgi::fake::{After, limits, one_shot, read_request};
+    use crate::gateway::fake::{After, limits, one_shot, read_request};
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
@@ -1388,8 +1032,6 @@ mod tests {
         let req = hello();
         send(get_values(&endpoint, Duration::from_secs(1)));
         send(request(&endpoint, &req, limits()));
-        send(crate::uwsgi::request(&endpoint, "GET", "/", "h", limits()));
-        send(crate::scgi::request(&endpoint, "GET", "/", "h", limits()));
     }
 
     #[test]
@@ -1489,88 +1131,6 @@ mod tests {
         assert_eq!(decode_name_values(&[0x80, 0]), Err(DecodeError::Truncated));
     }
 
-    #[test]
-    fn cgi_heads_are_judged_like_nginx() {
-        let parse = |bytes: &[u8], status_line| HeadParser::new(status_line).advance(bytes);
-        assert_eq!(
-            parse(
-                b"Status: 404 Not Found\r\nContent-type: text/html\r\n\r\nx",
-                false
-            ),
-            HeadState::Done {
-                len: 50,
-                status: 404
-            }
-        );
-        assert_eq!(
-            parse(b"Location: /x\n\n", false),
-            HeadState::Done {
-                len: 14,
-                status: 302
-            }
-        );
-        assert_eq!(
-            parse(b"X-A: 1\n\n", false),
-            HeadState::Done {
-                len: 8,
-                status: 200
-            }
-        );
-        assert_eq!(
-            parse(b"Status: OK\r\n\r\n", false),
-            HeadState::InvalidStatus("OK".to_owned())
-        );
-        assert_eq!(
-            parse(b"Status: 20\r\n\r\n", false),
-            HeadState::InvalidStatus("20".to_owned())
-        );
-        assert_eq!(
-            parse(b"Content Type: text/html\r\n\r\n", false),
-            HeadState::InvalidHeader("Content\\x20...".to_owned())
-        );
-        assert_eq!(
-            parse(b" folded\r\n\r\n", false),
-            HeadState::InvalidHeader("\\x20...".to_owned())
-        );
-        assert_eq!(
-            parse(b"X-A: a\0b\r\n\r\n", false),
-            HeadState::InvalidHeader("X-A: a\\x00...".to_owned())
-        );
-        assert_eq!(parse(b"X-A: 1\r\n", false), HeadState::Incomplete);
-        // A status line counts for uwsgi and SCGI; in FastCGI nginx skips "HTTP/" lines.
-        assert_eq!(
-            parse(b"HTTP/1.1 503 Busy\r\nStatus: 200\r\n\r\n", true),
-            HeadState::Done {
-                len: 34,
-                status: 503
-            }
-        );
-        assert_eq!(
-            parse(b"HTTP/1.1 503 Busy\r\n\r\n", false),
-            HeadState::Done {
-                len: 21,
-                status: 200
-            }
-        );
-        // Fed one byte at a time, the parser reaches the same verdict.
-        let head = b"Status: 201 Created\r\nX-B: 2\r\n\r\nbody";
-        let mut parser = HeadParser::new(false);
-        let mut state = HeadState::Incomplete;
-        for end in 1..=head.len() {
-            state = parser.advance(&head[..end]);
-            if state != HeadState::Incomplete {
-                break;
-            }
-        }
-        assert_eq!(
-            state,
-            HeadState::Done {
-                len: 31,
-                status: 201
-            }
-        );
-    }
-
     #[tokio::test]
     async fn a_complete_answer_with_stderr() {
         let mut reply = rec(
@@ -1585,9 +1145,9 @@ mod tests {
         reply.extend(stdout(b""));
         reply.extend(end_request(0, 0));
         let probe = answer(reply, After::Close).await;
-        assert_eq!(probe.outcome, FcgiOutcome::Response);
-        assert_eq!(probe.status, Some(404));
-        assert_eq!(probe.header_bytes, 50);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::Response);
+        assert_eq!(probe.gateway.status, Some(404));
+        assert_eq!(probe.gateway.header_bytes, 50);
         assert_eq!(
             probe.stderr,
             vec![
@@ -1597,8 +1157,8 @@ mod tests {
         );
         assert_eq!(probe.end_request, Some((0, 0)));
         assert!(probe.stdout_head.ends_with(b"File not found.\n"));
-        assert_eq!(probe.head, reply_head());
-        assert!(probe.first_byte.is_some() && probe.connect_time.is_some());
+        assert_eq!(probe.gateway.head, reply_head());
+        assert!(probe.gateway.first_byte.is_some() && probe.gateway.connect_time.is_some());
 
         fn reply_head() -> Vec<u8> {
             let r = rec(
@@ -1620,22 +1180,31 @@ mod tests {
             After::Close,
         )
         .await;
-        assert_eq!(probe.outcome, FcgiOutcome::NotFastCgi { version: 72 });
-        assert!(probe.head.starts_with(b"HTTP/1.1 400"));
-        assert!(probe.outcome.to_string().contains("protocol version: 72"));
+        assert_eq!(
+            probe.gateway.outcome,
+            GatewayOutcome::NotFastCgi { version: 72 }
+        );
+        assert!(probe.gateway.head.starts_with(b"HTTP/1.1 400"));
+        assert!(
+            probe
+                .gateway
+                .outcome
+                .to_string()
+                .contains("protocol version: 72")
+        );
     }
 
     #[tokio::test]
     async fn invalid_type_and_request_id() {
         let probe = answer(rec(9, REQUEST_ID, b""), After::Close).await;
         assert_eq!(
-            probe.outcome,
-            FcgiOutcome::InvalidRecord("invalid FastCGI record type: 9".to_owned())
+            probe.gateway.outcome,
+            GatewayOutcome::InvalidRecord("invalid FastCGI record type: 9".to_owned())
         );
         let probe = answer(rec(STDOUT, 2, b"X: 1\r\n\r\n"), After::Close).await;
         assert_eq!(
-            probe.outcome,
-            FcgiOutcome::InvalidRecord("unexpected FastCGI request id low byte: 2".to_owned())
+            probe.gateway.outcome,
+            GatewayOutcome::InvalidRecord("unexpected FastCGI request id low byte: 2".to_owned())
         );
     }
 
@@ -1645,22 +1214,28 @@ mod tests {
         reply.extend(stdout(b""));
         reply.extend(end_request(0, 0));
         let probe = answer(reply, After::Close).await;
-        assert_eq!(probe.outcome, FcgiOutcome::NoHeaders);
-        assert_eq!(probe.header_bytes, 14);
-        assert_eq!(probe.status, None);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::NoHeaders);
+        assert_eq!(probe.gateway.header_bytes, 14);
+        assert_eq!(probe.gateway.status, None);
     }
 
     #[tokio::test]
     async fn end_request_first_is_an_unexpected_record() {
         let probe = answer(end_request(0, 0), After::Close).await;
-        assert_eq!(probe.outcome, FcgiOutcome::UnexpectedRecord(3));
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::UnexpectedRecord(3));
         assert_eq!(probe.end_request, Some((0, 0)));
         let probe = answer(end_request(0, 2), After::Close).await;
         assert_eq!(
-            probe.outcome,
-            FcgiOutcome::EndRequest { protocol_status: 2 }
+            probe.gateway.outcome,
+            GatewayOutcome::EndRequest { protocol_status: 2 }
         );
-        assert!(probe.outcome.to_string().contains("FCGI_OVERLOADED"));
+        assert!(
+            probe
+                .gateway
+                .outcome
+                .to_string()
+                .contains("FCGI_OVERLOADED")
+        );
     }
 
     #[tokio::test]
@@ -1668,8 +1243,11 @@ mod tests {
         let mut reply = stdout(b"Status: OK\r\n\r\n");
         reply.extend(end_request(0, 0));
         let probe = answer(reply, After::Close).await;
-        assert_eq!(probe.outcome, FcgiOutcome::InvalidStatus("OK".to_owned()));
-        assert_eq!(probe.status, None);
+        assert_eq!(
+            probe.gateway.outcome,
+            GatewayOutcome::InvalidStatus("OK".to_owned())
+        );
+        assert_eq!(probe.gateway.status, None);
     }
 
     #[tokio::test]
@@ -1677,18 +1255,18 @@ mod tests {
         let mut reply = vec![1, STDOUT, 0, 1, 0xff, 0xff, 0, 0];
         reply.extend_from_slice(b"X-A: 12345");
         let probe = answer(reply, After::Close).await;
-        assert_eq!(probe.outcome, FcgiOutcome::ClosedEarly);
-        assert_eq!(probe.head.len(), 18);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::ClosedEarly);
+        assert_eq!(probe.gateway.head.len(), 18);
         // Nothing at all, then close.
         let probe = answer(Vec::new(), After::Close).await;
-        assert_eq!(probe.outcome, FcgiOutcome::ClosedEarly);
-        assert!(probe.head.is_empty() && probe.first_byte.is_none());
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::ClosedEarly);
+        assert!(probe.gateway.head.is_empty() && probe.gateway.first_byte.is_none());
     }
 
     #[tokio::test]
     async fn reset_and_silence() {
         let probe = answer(Vec::new(), After::Reset).await;
-        assert_eq!(probe.outcome, FcgiOutcome::Reset);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::Reset);
 
         let (endpoint, _server) = one_shot(
             Vec::new(),
@@ -1696,16 +1274,17 @@ mod tests {
             After::Hold(Duration::from_secs(3)),
         )
         .await;
-        let quick = FcgiLimits {
+        let quick = GatewayLimits {
             cap: 4096,
             timeout: Duration::from_millis(300),
         };
         let probe = request(&endpoint, &hello(), quick).await;
-        assert_eq!(probe.outcome, FcgiOutcome::TimedOut);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::TimedOut);
         assert!(
-            probe.elapsed >= Duration::from_millis(300) && probe.elapsed < Duration::from_secs(1),
+            probe.gateway.elapsed >= Duration::from_millis(300)
+                && probe.gateway.elapsed < Duration::from_secs(1),
             "{:?}",
-            probe.elapsed
+            probe.gateway.elapsed
         );
     }
 
@@ -1729,8 +1308,8 @@ mod tests {
             sent
         });
         let probe = request(&endpoint, &hello(), limits()).await;
-        assert_eq!(probe.outcome, FcgiOutcome::HeaderTooBig);
-        assert!(probe.header_bytes > 4096 && probe.header_bytes < 4096 + 2000);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::HeaderTooBig);
+        assert!(probe.gateway.header_bytes > 4096 && probe.gateway.header_bytes < 4096 + 2000);
         drop(probe);
         let sent = server.await.expect("server");
         assert!(sent < 64 << 20, "the probe stopped reading");
@@ -1750,33 +1329,33 @@ mod tests {
                 }
             }
         });
-        let quick = FcgiLimits {
+        let quick = GatewayLimits {
             cap: 4096,
             timeout: Duration::from_millis(400),
         };
         let probe = request(&endpoint, &hello(), quick).await;
-        assert_eq!(probe.outcome, FcgiOutcome::TimedOut);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::TimedOut);
         assert!(
-            probe.elapsed < Duration::from_secs(1),
+            probe.gateway.elapsed < Duration::from_secs(1),
             "{:?}",
-            probe.elapsed
+            probe.gateway.elapsed
         );
         assert_eq!(probe.stderr.len(), STDERR_LINES);
         assert!(probe.stderr.iter().all(|l| l.len() == STDERR_LINE_LEN));
-        assert_eq!(probe.header_bytes, 0);
+        assert_eq!(probe.gateway.header_bytes, 0);
     }
 
     #[tokio::test]
     async fn a_held_connection_after_the_head_does_not_hold_the_probe() {
         let reply = stdout(b"Content-type: text/html\r\n\r\nstreaming");
         let probe = answer(reply, After::Hold(Duration::from_secs(2))).await;
-        assert_eq!(probe.outcome, FcgiOutcome::Response);
-        assert_eq!(probe.status, Some(200));
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::Response);
+        assert_eq!(probe.gateway.status, Some(200));
         assert_eq!(probe.end_request, None);
         assert!(
-            probe.elapsed < Duration::from_millis(1500),
+            probe.gateway.elapsed < Duration::from_millis(1500),
             "{:?}",
-            probe.elapsed
+            probe.gateway.elapsed
         );
     }
 
@@ -1802,16 +1381,16 @@ mod tests {
         let got = records(&received, 0);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, GET_VALUES);
-        assert_eq!(probe.outcome, FcgiOutcome::Values);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::Values);
         let values = probe.values.expect("values");
         assert_eq!(values.max_conns, Some(10));
         assert_eq!(values.max_reqs, Some(20));
         assert_eq!(values.mpxs_conns, Some(false));
         assert_eq!(values.raw.len(), 3);
         assert!(
-            probe.elapsed < Duration::from_secs(1),
+            probe.gateway.elapsed < Duration::from_secs(1),
             "{:?}",
-            probe.elapsed
+            probe.gateway.elapsed
         );
     }
 
@@ -1824,24 +1403,30 @@ mod tests {
         )
         .await;
         let probe = get_values(&endpoint, Duration::from_secs(2)).await;
-        assert_eq!(probe.outcome, FcgiOutcome::NotFastCgi { version: 72 });
+        assert_eq!(
+            probe.gateway.outcome,
+            GatewayOutcome::NotFastCgi { version: 72 }
+        );
 
         let reply = rec(UNKNOWN_TYPE, 0, &[GET_VALUES, 0, 0, 0, 0, 0, 0, 0]);
         let (endpoint, _server) = one_shot(reply, management_complete, After::Close).await;
         let probe = get_values(&endpoint, Duration::from_secs(2)).await;
-        assert_eq!(probe.outcome, FcgiOutcome::UnexpectedRecord(UNKNOWN_TYPE));
+        assert_eq!(
+            probe.gateway.outcome,
+            GatewayOutcome::UnexpectedRecord(UNKNOWN_TYPE)
+        );
 
         let (endpoint, _server) = one_shot(Vec::new(), management_complete, After::Close).await;
         let probe = get_values(&endpoint, Duration::from_secs(2)).await;
-        assert_eq!(probe.outcome, FcgiOutcome::ClosedEarly);
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::ClosedEarly);
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let endpoint = Endpoint::Tcp(listener.local_addr().expect("addr"));
         drop(listener);
         let probe = get_values(&endpoint, Duration::from_secs(2)).await;
         assert_eq!(
-            probe.outcome,
-            FcgiOutcome::ConnectFailed(ConnectOutcome::Refused)
+            probe.gateway.outcome,
+            GatewayOutcome::ConnectFailed(ConnectOutcome::Refused)
         );
     }
 
@@ -1862,9 +1447,9 @@ mod tests {
         let endpoint = Endpoint::Unix(path);
         let probe = request(&endpoint, &hello(), limits()).await;
         assert_eq!(server.await.expect("server"), hello().encode());
-        assert_eq!(probe.outcome, FcgiOutcome::Response);
-        assert_eq!(probe.status, Some(200));
+        assert_eq!(probe.gateway.outcome, GatewayOutcome::Response);
+        assert_eq!(probe.gateway.status, Some(200));
         assert_eq!(probe.stdout_head, b"Status: 200 OK\r\n\r\nhi");
-        assert!(probe.endpoint.starts_with("unix:"));
+        assert!(probe.gateway.endpoint.starts_with("unix:"));
     }
 }

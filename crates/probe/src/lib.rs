@@ -5,6 +5,18 @@
 //!
 //! - [`connect`]: one TCP or unix-socket `connect()`, classified by errno number
 //!   ([`connect_tcp`], [`connect_unix`]).
+//! - [`stream`]: the byte pipe every protocol probe talks through: one connection and a
+//!   bounded read that never hangs past a deadline nor grows past a cap.
+//! - [`http`]: a raw HTTP/1.x request, the response header judged as nginx's proxy module
+//!   judges it.
+//! - [`tls`]: the TLS handshake as `proxy_pass https://` makes it, and the certificate.
+//! - [`gateway`]: what the FastCGI, uwsgi and SCGI probes share: their result, their one
+//!   outcome type, the CGI response-head parser.
+//! - [`fastcgi`]: the FastCGI record codec, `FCGI_GET_VALUES`, and a request as nginx sends
+//!   it.
+//! - [`uwsgi`]: a request as nginx's uwsgi module sends it.
+//! - [`scgi`]: a request as nginx's SCGI module sends it.
+//! - [`sniff`]: which protocol a port speaks, told from the bytes it sends.
 //! - [`unixsock`]: owner, group and mode of a socket path and every parent directory, and
 //!   whether a given user (the nginx worker) may connect to it ([`inspect_socket_path`],
 //!   [`may_connect`]).
@@ -12,6 +24,8 @@
 //!   `/proc/net/*` with their owning process, plus TIME_WAIT counts.
 //! - [`process`]: facts about one process (systemd unit, start time, whether it shares our
 //!   namespaces).
+//! - [`appserver`]: the app server behind an upstream (PHP-FPM, gunicorn, uWSGI, ...), its
+//!   settings that matter for 502s, its log events, and kernel OOM kills.
 //! - [`host`]: what the host's security and limits do to the worker: SELinux and AppArmor
 //!   state, AVC and AppArmor denials, open files against RLIMIT_NOFILE.
 //! - [`kmsg`]: the kernel log, read without blocking and within a bound.
@@ -20,6 +34,7 @@
 //!   mount namespace), direct queries to chosen nameservers, and queries exactly as nginx's
 //!   `resolver` sends them.
 //! - [`icmp`]: one ICMP echo, informational only.
+//! - [`error`]: [`ProbeError`], a probe that could not run at all.
 //!
 //! Errors ([`ProbeError`]) mean the probe itself could not run (for example `/proc` is
 //! unreadable). The crate never prints; it emits `tracing` events.
@@ -32,6 +47,7 @@ pub mod connect;
 pub mod dns;
 pub mod error;
 pub mod fastcgi;
+pub mod gateway;
 pub mod host;
 pub mod http;
 pub mod icmp;

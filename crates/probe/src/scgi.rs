@@ -2,11 +2,12 @@
 //!
 //! nginx's SCGI module sends the headers as one netstring, `<length>:<headers>,`, where the
 //! headers are NUL-terminated names and values with `CONTENT_LENGTH` first and `SCGI` `1`
-//! among them (the order below is what nginx 1.22.1 was seen sending); the answer is read like uwsgi's (an HTTP status line or CGI `Status:`), so
-//! the result is the shared [`GatewayProbe`].
+//! among them (the order below is what nginx 1.22.1 was seen sending); the answer is read
+//! like uwsgi's (an HTTP status line or CGI `Status:`), by [`crate::gateway`], so the result
+//! is the shared [`GatewayProbe`].
 
+use crate::gateway::{EncodeError, GatewayLimits, GatewayProbe, exchange_head, safe_method};
 use crate::stream::Endpoint;
-use crate::uwsgi::{EncodeError, GatewayLimits, GatewayProbe, exchange_head, safe_method};
 
 /// The headers nginx 1.22 sends for `<method> <uri>` with no body and
 /// `include scgi_params;`, in its order: `CONTENT_LENGTH` first (nginx adds it), then
@@ -69,8 +70,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::uwsgi::GatewayOutcome;
-    use crate::uwsgi::fake::{After, limits, one_shot};
+    use crate::gateway::GatewayOutcome;
+    use crate::gateway::fake::{After, limits, one_shot};
 
     /// A complete netstring: `<digits>:` plus that many bytes plus `,`.
     fn netstring_complete(bytes: &[u8]) -> bool {
@@ -172,6 +173,13 @@ mod tests {
             "{:?}",
             probe.elapsed
         );
+    }
+
+    #[test]
+    fn probe_future_is_send() {
+        fn send<T: Send>(_: T) {}
+        let endpoint = Endpoint::Tcp(([127, 0, 0, 1], 9).into());
+        send(request(&endpoint, "GET", "/", "h", limits()));
     }
 
     #[test]

@@ -20,7 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use fix502_probe::fastcgi::{self, FcgiLimits, FcgiOutcome, FcgiRequest};
+use fix502_probe::fastcgi::{self, FcgiRequest};
+use fix502_probe::gateway::{GatewayLimits, GatewayOutcome};
 use fix502_probe::stream::Endpoint;
 use nix::unistd::Group;
 
@@ -155,8 +156,8 @@ impl Drop for Fpm {
     }
 }
 
-fn limits(cap: usize) -> FcgiLimits {
-    FcgiLimits {
+fn limits(cap: usize) -> GatewayLimits {
+    GatewayLimits {
         cap,
         timeout: Duration::from_secs(4),
     }
@@ -170,7 +171,11 @@ async fn php_fpm_answers_management_records_and_scripts() {
 
     for endpoint in [&tcp, &unix] {
         let probe = fastcgi::get_values(endpoint, Duration::from_secs(4)).await;
-        assert_eq!(probe.outcome, FcgiOutcome::Values, "{endpoint}: {probe:?}");
+        assert_eq!(
+            probe.gateway.outcome,
+            GatewayOutcome::Values,
+            "{endpoint}: {probe:?}"
+        );
         let values = probe.values.expect("values");
         assert_eq!(values.mpxs_conns, Some(false));
         assert_eq!(
@@ -180,9 +185,9 @@ async fn php_fpm_answers_management_records_and_scripts() {
         );
         assert_eq!(values.max_conns, None);
         assert!(
-            probe.elapsed < Duration::from_secs(1),
+            probe.gateway.elapsed < Duration::from_secs(1),
             "the probe does not wait for php-fpm to close: {:?}",
-            probe.elapsed
+            probe.gateway.elapsed
         );
     }
 
@@ -191,13 +196,13 @@ async fn php_fpm_answers_management_records_and_scripts() {
         let request = FcgiRequest::get(&hello, "/hello.php?a=1", "example.test");
         let probe = fastcgi::request(endpoint, &request, limits(4096)).await;
         assert_eq!(
-            probe.outcome,
-            FcgiOutcome::Response,
+            probe.gateway.outcome,
+            GatewayOutcome::Response,
             "{endpoint}: {probe:?}"
         );
-        assert_eq!(probe.status, Some(200));
+        assert_eq!(probe.gateway.status, Some(200));
         let head = b"Content-type: text/html; charset=UTF-8\r\n\r\n";
-        assert_eq!(probe.header_bytes, head.len());
+        assert_eq!(probe.gateway.header_bytes, head.len());
         assert!(probe.stdout_head.starts_with(head));
         assert!(probe.stdout_head.ends_with(b"hello from php\n"));
         assert_eq!(probe.end_request, Some((0, 0)));
@@ -210,11 +215,15 @@ async fn php_fpm_answers_management_records_and_scripts() {
     );
     let request = FcgiRequest::get(&big, "/big.php", "example.test");
     let probe = fastcgi::request(&tcp, &request, limits(1 << 20)).await;
-    assert_eq!(probe.outcome, FcgiOutcome::Response, "{probe:?}");
-    assert!(probe.header_bytes > 10_000 && probe.header_bytes < 10_100);
+    assert_eq!(probe.gateway.outcome, GatewayOutcome::Response, "{probe:?}");
+    assert!(probe.gateway.header_bytes > 10_000 && probe.gateway.header_bytes < 10_100);
     let probe = fastcgi::request(&tcp, &request, limits(4096)).await;
-    assert_eq!(probe.outcome, FcgiOutcome::HeaderTooBig, "{probe:?}");
-    assert!(probe.header_bytes > 4096);
+    assert_eq!(
+        probe.gateway.outcome,
+        GatewayOutcome::HeaderTooBig,
+        "{probe:?}"
+    );
+    assert!(probe.gateway.header_bytes > 4096);
 
     let noisy = fpm.script(
         "noisy.php",
@@ -222,8 +231,8 @@ async fn php_fpm_answers_management_records_and_scripts() {
     );
     let request = FcgiRequest::get(&noisy, "/noisy.php", "example.test");
     let probe = fastcgi::request(&unix, &request, limits(4096)).await;
-    assert_eq!(probe.outcome, FcgiOutcome::Response, "{probe:?}");
-    assert_eq!(probe.status, Some(200));
+    assert_eq!(probe.gateway.outcome, GatewayOutcome::Response, "{probe:?}");
+    assert_eq!(probe.gateway.status, Some(200));
     assert_eq!(
         probe.stderr,
         vec!["PHP message: first problem; PHP message: second problem".to_owned()]
@@ -232,8 +241,8 @@ async fn php_fpm_answers_management_records_and_scripts() {
     let fatal = fpm.script("fatal.php", "<?php no_such_function();\n");
     let request = FcgiRequest::get(&fatal, "/fatal.php", "example.test");
     let probe = fastcgi::request(&tcp, &request, limits(4096)).await;
-    assert_eq!(probe.outcome, FcgiOutcome::Response, "{probe:?}");
-    assert_eq!(probe.status, Some(500));
+    assert_eq!(probe.gateway.outcome, GatewayOutcome::Response, "{probe:?}");
+    assert_eq!(probe.gateway.status, Some(500));
     assert!(
         probe
             .stderr
@@ -246,8 +255,8 @@ async fn php_fpm_answers_management_records_and_scripts() {
     let missing = fpm.dir.path().join("missing.php").display().to_string();
     let request = FcgiRequest::get(&missing, "/missing.php", "example.test");
     let probe = fastcgi::request(&tcp, &request, limits(4096)).await;
-    assert_eq!(probe.outcome, FcgiOutcome::Response, "{probe:?}");
-    assert_eq!(probe.status, Some(404));
+    assert_eq!(probe.gateway.outcome, GatewayOutcome::Response, "{probe:?}");
+    assert_eq!(probe.gateway.status, Some(404));
     assert_eq!(probe.stderr, vec!["Primary script unknown".to_owned()]);
 }
 
@@ -257,13 +266,17 @@ async fn request_terminate_timeout_resets_the_connection() {
     let slow = fpm.script("slow.php", "<?php sleep(5); echo \"late\\n\";\n");
     let request = FcgiRequest::get(&slow, "/slow.php", "example.test");
     let probe = fastcgi::request(&Endpoint::Tcp(fpm.slow), &request, limits(4096)).await;
-    assert_eq!(probe.outcome, FcgiOutcome::Reset, "{probe:?}");
+    assert_eq!(probe.gateway.outcome, GatewayOutcome::Reset, "{probe:?}");
     assert!(
-        probe.elapsed > Duration::from_millis(900) && probe.elapsed < Duration::from_secs(3),
+        probe.gateway.elapsed > Duration::from_millis(900)
+            && probe.gateway.elapsed < Duration::from_secs(3),
         "killed after request_terminate_timeout = 1: {:?}",
-        probe.elapsed
+        probe.gateway.elapsed
     );
-    assert!(probe.head.is_empty(), "nothing was sent before the kill");
+    assert!(
+        probe.gateway.head.is_empty(),
+        "nothing was sent before the kill"
+    );
     // php-fpm says why in its own log (written right after the kill).
     let deadline = Instant::now() + Duration::from_secs(2);
     while !fpm.log().contains("execution timed out") && Instant::now() < deadline {

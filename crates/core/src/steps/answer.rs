@@ -7,11 +7,11 @@
 use std::fmt::Write as _;
 
 use fix502_nginx::view::PassModule;
-use fix502_probe::fastcgi::{FcgiOutcome, FcgiProbe};
+use fix502_probe::fastcgi::FcgiProbe;
+use fix502_probe::gateway::{GatewayOutcome, GatewayProbe};
 use fix502_probe::http::{HttpOutcome, HttpProbe, InvalidResponse};
 use fix502_probe::sniff::{Protocol, SniffReport};
 use fix502_probe::tls::{TlsOutcome, TlsProbe, Verification};
-use fix502_probe::uwsgi::{GatewayOutcome, GatewayProbe};
 
 use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
@@ -197,7 +197,7 @@ fn response(facts: &Facts) -> FindingsFuture<'_> {
                         exchange,
                     ));
                 }
-                Answer::Gateway(p) => out.extend(gateway_findings(p, endpoint, exchange)),
+                Answer::Gateway(p) => out.extend(gateway_finding(p, &[], endpoint, exchange)),
                 Answer::Grpc => out.push(base(
                     RESPONSE,
                     Severity::Info,
@@ -416,13 +416,16 @@ fn http_findings(
     vec![f]
 }
 
-fn stderr_evidence(mut f: Finding, p: &FcgiProbe) -> Finding {
-    for line in p.stderr.iter().take(3) {
-        f = f.evidence(format!("FastCGI sent in stderr: \"{line}\""));
+/// The first bytes received, as evidence, when there were any.
+fn received(f: Finding, head: &[u8]) -> Finding {
+    if head.is_empty() {
+        f
+    } else {
+        f.evidence(format!("received: \"{}\"", escape(head, 64)))
     }
-    f
 }
 
+/// FastCGI: the management record (`FCGI_GET_VALUES`), then the request, when it was sent.
 fn fastcgi_findings(
     values: &FcgiProbe,
     request: Option<&FcgiProbe>,
@@ -431,15 +434,9 @@ fn fastcgi_findings(
 ) -> Vec<Finding> {
     let up = &endpoint.display;
     let mut out = Vec::new();
-    let raw = |f: Finding, p: &FcgiProbe| {
-        if p.head.is_empty() {
-            f
-        } else {
-            f.evidence(format!("received: \"{}\"", escape(&p.head, 64)))
-        }
-    };
-    match &values.outcome {
-        FcgiOutcome::Values => out.push(base(
+    let outcome = &values.gateway.outcome;
+    match outcome {
+        GatewayOutcome::Values => out.push(base(
             RESPONSE,
             Severity::Info,
             endpoint,
@@ -454,7 +451,7 @@ fn fastcgi_findings(
                     .unwrap_or_default()
             ),
         )),
-        FcgiOutcome::NotFastCgi { version } => out.push(raw(
+        GatewayOutcome::NotFastCgi { version } => out.push(received(
             base(
                 RESPONSE,
                 Severity::Error,
@@ -463,18 +460,18 @@ fn fastcgi_findings(
                 format!("{up} does not speak FastCGI: nginx logs \"upstream sent unsupported FastCGI protocol version: {version}\" and answers 502"),
             )
             .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH),
-            values,
+            &values.gateway.head,
         )),
-        FcgiOutcome::ClosedEarly | FcgiOutcome::Reset => out.push(raw(
+        GatewayOutcome::ClosedEarly | GatewayOutcome::Reset => out.push(received(
             base(
                 RESPONSE,
                 Severity::Error,
                 endpoint,
                 exchange,
-                format!("{up} closed the connection on a FastCGI management record ({})", values.outcome),
+                format!("{up} closed the connection on a FastCGI management record ({outcome})"),
             )
             .cause(Cause::UPSTREAM_CLOSED_EARLY),
-            values,
+            &values.gateway.head,
         )),
         other => out.push(base(
             RESPONSE,
@@ -484,111 +481,96 @@ fn fastcgi_findings(
             format!("{up}: FastCGI management record: {other}"),
         )),
     }
-    let Some(p) = request else { return out };
+    if let Some(p) = request {
+        out.extend(gateway_finding(&p.gateway, &p.stderr, endpoint, exchange));
+    }
+    out
+}
+
+/// The answer to a gateway request (a FastCGI request, uwsgi, SCGI) as a finding with its
+/// cause; `None` for a head larger than the probe's cap that still fits nginx's buffer.
+/// `stderr` is what FastCGI sent in STDERR (nothing for uwsgi and SCGI).
+///
+/// FastCGI's wording says it ran the script; for uwsgi and SCGI an invalid head and a head
+/// too big for the probe are only the probe's warnings, as they always were.
+fn gateway_finding(
+    p: &GatewayProbe,
+    stderr: &[String],
+    endpoint: &Endpoint,
+    exchange: &Exchange,
+) -> Option<Finding> {
+    let up = &endpoint.display;
+    let proto = speaks(exchange);
+    let fastcgi = exchange.module == PassModule::FastCgi;
+    let with_stderr = |mut f: Finding| {
+        for line in stderr.iter().take(3) {
+            f = f.evidence(format!("FastCGI sent in stderr: \"{line}\""));
+        }
+        f
+    };
     let f = match &p.outcome {
-        FcgiOutcome::Response => {
+        GatewayOutcome::Response => {
             if let Some(f) = header_too_big(p.header_bytes as u64, endpoint, exchange, RESPONSE) {
-                out.push(stderr_evidence(f, p));
-                return out;
+                return Some(with_stderr(f));
             }
             let status = p.status.unwrap_or(200);
-            let severity = if status == 502 { Severity::Error } else { Severity::Info };
-            let mut f = base(
-                RESPONSE,
-                severity,
-                endpoint,
-                exchange,
-                format!("{up} runs the script and answers {status} (header {})", size(p.header_bytes as u64)),
-            );
+            let text = if fastcgi {
+                format!(
+                    "{up} runs the script and answers {status} (header {})",
+                    size(p.header_bytes as u64)
+                )
+            } else {
+                format!("{up} answers {status} over {proto}")
+            };
+            let severity = if status == 502 {
+                Severity::Error
+            } else {
+                Severity::Info
+            };
+            let mut f = base(RESPONSE, severity, endpoint, exchange, text);
             if status == 502 {
                 f = f.cause(Cause::UPSTREAM_RETURNED_502);
             }
-            if status == 404 && p.stderr.iter().any(|l| l.contains("Primary script unknown")) {
+            if status == 404 && stderr.iter().any(|l| l.contains("Primary script unknown")) {
                 f = f.fix("\"Primary script unknown\": SCRIPT_FILENAME points at a file PHP cannot see; check root and fastcgi_param SCRIPT_FILENAME (this is a 404, not a 502)".to_owned());
             }
-            stderr_evidence(f, p)
+            with_stderr(f)
         }
-        FcgiOutcome::ClosedEarly | FcgiOutcome::Reset => stderr_evidence(
+        GatewayOutcome::ClosedEarly | GatewayOutcome::Reset => {
+            let reset = p.outcome == GatewayOutcome::Reset;
+            let text = if fastcgi {
+                format!(
+                    "{up} closed the connection while running the script, before a complete header ({}): nginx answers 502",
+                    p.outcome
+                )
+            } else {
+                let did = if reset { "reset" } else { "closed" };
+                format!(
+                    "{up} {did} the {proto} connection before a complete header: nginx answers 502"
+                )
+            };
+            let cause = if reset {
+                Cause::UPSTREAM_RESET
+            } else {
+                Cause::UPSTREAM_CLOSED_EARLY
+            };
+            with_stderr(base(RESPONSE, Severity::Error, endpoint, exchange, text).cause(cause))
+        }
+        GatewayOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
+        GatewayOutcome::HeaderTooBig if fastcgi => {
+            header_too_big(p.header_bytes as u64, endpoint, exchange, RESPONSE)?
+        }
+        other if fastcgi => with_stderr(received(
             base(
                 RESPONSE,
                 Severity::Error,
                 endpoint,
                 exchange,
-                format!("{up} closed the connection while running the script, before a complete header ({}): nginx answers 502", p.outcome),
+                format!("{up} answers an invalid FastCGI response: {other}"),
             )
-            .cause(if p.outcome == FcgiOutcome::Reset { Cause::UPSTREAM_RESET } else { Cause::UPSTREAM_CLOSED_EARLY }),
-            p,
-        ),
-        FcgiOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
-        FcgiOutcome::HeaderTooBig => match header_too_big(p.header_bytes as u64, endpoint, exchange, RESPONSE) {
-            Some(f) => f,
-            None => return out,
-        },
-        other => stderr_evidence(
-            raw(
-                base(
-                    RESPONSE,
-                    Severity::Error,
-                    endpoint,
-                    exchange,
-                    format!("{up} answers an invalid FastCGI response: {other}"),
-                )
-                .cause(Cause::UPSTREAM_INVALID_RESPONSE),
-                p,
-            ),
-            p,
-        ),
-    };
-    out.push(f);
-    out
-}
-
-fn gateway_findings(p: &GatewayProbe, endpoint: &Endpoint, exchange: &Exchange) -> Vec<Finding> {
-    let up = &endpoint.display;
-    let proto = speaks(exchange);
-    let f = match &p.outcome {
-        GatewayOutcome::Response => {
-            if let Some(f) = header_too_big(p.header_bytes as u64, endpoint, exchange, RESPONSE) {
-                return vec![f];
-            }
-            let status = p.status.unwrap_or(0);
-            let mut f = base(
-                RESPONSE,
-                if status == 502 {
-                    Severity::Error
-                } else {
-                    Severity::Info
-                },
-                endpoint,
-                exchange,
-                format!("{up} answers {status} over {proto}"),
-            );
-            if status == 502 {
-                f = f.cause(Cause::UPSTREAM_RETURNED_502);
-            }
-            f
-        }
-        GatewayOutcome::ClosedEarly => base(
-            RESPONSE,
-            Severity::Error,
-            endpoint,
-            exchange,
-            format!(
-                "{up} closed the {proto} connection before a complete header: nginx answers 502"
-            ),
-        )
-        .cause(Cause::UPSTREAM_CLOSED_EARLY),
-        GatewayOutcome::Reset => base(
-            RESPONSE,
-            Severity::Error,
-            endpoint,
-            exchange,
-            format!(
-                "{up} reset the {proto} connection before a complete header: nginx answers 502"
-            ),
-        )
-        .cause(Cause::UPSTREAM_RESET),
-        GatewayOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
+            .cause(Cause::UPSTREAM_INVALID_RESPONSE),
+            &p.head,
+        )),
         other => base(
             RESPONSE,
             Severity::Warning,
@@ -597,7 +579,7 @@ fn gateway_findings(p: &GatewayProbe, endpoint: &Endpoint, exchange: &Exchange) 
             format!("{up}: {proto} probe: {other}"),
         ),
     };
-    vec![f]
+    Some(f)
 }
 
 fn tls(facts: &Facts) -> FindingsFuture<'_> {
@@ -766,5 +748,150 @@ mod tests {
         assert_eq!(escape(b"X-Bad: a\x00b\r\n", 64), "X-Bad: a\\x00b\\r\\n");
         assert_eq!(escape(b"abcdef", 3), "abc…");
         assert_eq!(escape(&[0x16, 0x03, 0x01], 8), "\\x16\\x03\\x01");
+    }
+
+    /// One gateway answer through [`gateway_finding`], for `module`: severity, cause,
+    /// message and evidence.
+    fn gateway_answer(
+        module: PassModule,
+        outcome: GatewayOutcome,
+        stderr: &[String],
+    ) -> Option<(Severity, Option<Cause>, String, Vec<String>)> {
+        use crate::exchange::Limit;
+        use crate::report::Location;
+        let at = Location {
+            file: "/etc/nginx/nginx.conf".into(),
+            line: 7,
+        };
+        let exchange = Exchange {
+            module,
+            scheme: String::new(),
+            directive: "uwsgi_pass 127.0.0.1:9000".to_owned(),
+            at: at.clone(),
+            sent: "uwsgi GET /".to_owned(),
+            answer: Answer::Grpc,
+            sniff: None,
+            buffer: Limit {
+                directive: "uwsgi_buffer_size",
+                value: 4096,
+                written: "4k".to_owned(),
+                at: None,
+            },
+            read_timeout: Limit {
+                directive: "uwsgi_read_timeout",
+                value: std::time::Duration::from_secs(60),
+                written: "60s".to_owned(),
+                at: Some(at),
+            },
+        };
+        let endpoint = Endpoint {
+            peer: fix502_nginx::view::Peer::inet("127.0.0.1", 9000),
+            display: "127.0.0.1:9000".to_owned(),
+            group: None,
+            uses: Vec::new(),
+        };
+        let probe = GatewayProbe {
+            endpoint: endpoint.display.clone(),
+            connect_time: None,
+            first_byte: None,
+            elapsed: std::time::Duration::from_millis(1500),
+            status: (outcome == GatewayOutcome::Response).then_some(502),
+            outcome,
+            header_bytes: 100,
+            head: b"Status: OK".to_vec(),
+        };
+        let f = gateway_finding(&probe, stderr, &endpoint, &exchange)?;
+        Some((f.severity, f.cause, f.message, f.evidence))
+    }
+
+    #[test]
+    fn gateway_answers_keep_each_protocol_s_wording() {
+        use GatewayOutcome as G;
+        use PassModule::{FastCgi, Scgi, Uwsgi};
+        use Severity::{Error, Warning};
+        let up = "127.0.0.1:9000";
+        let cases = [
+            (
+                Uwsgi,
+                G::Response,
+                Error,
+                Some(Cause::UPSTREAM_RETURNED_502),
+                format!("{up} answers 502 over uwsgi"),
+            ),
+            (
+                Uwsgi,
+                G::Reset,
+                Error,
+                Some(Cause::UPSTREAM_RESET),
+                format!(
+                    "{up} reset the uwsgi connection before a complete header: nginx answers 502"
+                ),
+            ),
+            (
+                Scgi,
+                G::ClosedEarly,
+                Error,
+                Some(Cause::UPSTREAM_CLOSED_EARLY),
+                format!(
+                    "{up} closed the SCGI connection before a complete header: nginx answers 502"
+                ),
+            ),
+            (
+                Uwsgi,
+                G::InvalidStatus("OK".to_owned()),
+                Warning,
+                None,
+                format!("{up}: uwsgi probe: invalid status \"OK\""),
+            ),
+            (
+                Scgi,
+                G::HeaderTooBig,
+                Warning,
+                None,
+                format!("{up}: SCGI probe: header larger than the buffer (too big header)"),
+            ),
+            (
+                FastCgi,
+                G::Response,
+                Error,
+                Some(Cause::UPSTREAM_RETURNED_502),
+                format!("{up} runs the script and answers 502 (header 100 bytes)"),
+            ),
+            (
+                FastCgi,
+                G::Reset,
+                Error,
+                Some(Cause::UPSTREAM_RESET),
+                format!(
+                    "{up} closed the connection while running the script, before a complete header (connection reset by peer (104)): nginx answers 502"
+                ),
+            ),
+            (
+                FastCgi,
+                G::InvalidStatus("OK".to_owned()),
+                Error,
+                Some(Cause::UPSTREAM_INVALID_RESPONSE),
+                format!("{up} answers an invalid FastCGI response: invalid status \"OK\""),
+            ),
+        ];
+        let stderr = ["PHP message: boom".to_owned()];
+        for (module, outcome, severity, cause, message) in cases {
+            let stderr: &[String] = if module == FastCgi { &stderr } else { &[] };
+            let (s, c, m, _) = gateway_answer(module, outcome, stderr).expect("a finding");
+            assert_eq!((s, c, m), (severity, cause, message));
+        }
+        // FastCGI's evidence: the bytes received for an invalid answer, then STDERR.
+        let (.., evidence) =
+            gateway_answer(FastCgi, G::InvalidStatus("OK".to_owned()), &stderr).expect("a finding");
+        assert_eq!(
+            evidence,
+            [
+                "sent: uwsgi GET /",
+                "received: \"Status: OK\"",
+                "FastCGI sent in stderr: \"PHP message: boom\""
+            ]
+        );
+        // A head too big for the probe but within nginx's buffer: nothing to say.
+        assert_eq!(gateway_answer(FastCgi, G::HeaderTooBig, &stderr), None);
     }
 }
