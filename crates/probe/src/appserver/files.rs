@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 
-use super::Setting;
+use super::types::Setting;
 use crate::error::ProbeError;
 
 /// Largest config file read (PHP-FPM, uWSGI ini, gunicorn/hypercorn config).

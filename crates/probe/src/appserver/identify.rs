@@ -6,16 +6,15 @@
 //! working directory and environment) are read here.
 
 use std::collections::VecDeque;
-use std::ffi::OsStr;
-use std::path::PathBuf;
 
 use super::files::as_seen_by;
 use super::kind::kind_of;
 use super::logs::scan_log;
 use super::php_fpm::{php_fpm_details, pool_of_line};
+use super::process::ProcInfo;
 use super::python::{daphne_details, gunicorn_details, hypercorn_details, uvicorn_details};
+use super::types::{AppServer, AppServerKind, LogEvent, Setting, SettingSource};
 use super::uwsgi::uwsgi_details;
-use super::{AppServer, AppServerKind, LogEvent, Setting, SettingSource};
 use crate::error::ProbeError;
 
 /// How many parents [`identify`] walks up looking for the master process.
@@ -24,50 +23,6 @@ const MAX_PARENT_WALK: usize = 8;
 const LOG_TAIL_BYTES: u64 = 256 * 1024;
 /// How many (most recent) log events [`identify`] keeps.
 const MAX_EVENTS: usize = 200;
-
-/// The facts about one process that identification needs.
-#[derive(Debug, Clone)]
-pub(super) struct ProcInfo {
-    pub(super) pid: i32,
-    pub(super) ppid: i32,
-    pub(super) comm: String,
-    pub(super) cmdline: Vec<String>,
-}
-
-impl ProcInfo {
-    pub(super) fn read(pid: i32) -> Result<Self, ProbeError> {
-        let process = procfs::process::Process::new(pid)
-            .map_err(|e| ProbeError::proc(&format!("process {pid}"), &e))?;
-        let stat = process
-            .stat()
-            .map_err(|e| ProbeError::proc(&format!("/proc/{pid}/stat"), &e))?;
-        // Non-UTF-8 or unreadable command lines are treated as empty.
-        let cmdline = process.cmdline().unwrap_or_default();
-        Ok(Self {
-            pid,
-            ppid: stat.ppid,
-            comm: stat.comm,
-            cmdline,
-        })
-    }
-
-    pub(super) fn title(&self) -> String {
-        self.cmdline.join(" ")
-    }
-}
-
-/// The working directory of `pid`, for resolving relative paths on its command line.
-pub(super) fn cwd_of(pid: i32) -> Option<PathBuf> {
-    procfs::process::Process::new(pid).ok()?.cwd().ok()
-}
-
-/// One environment variable of `pid` (readable by root or the same user).
-pub(super) fn env_of(pid: i32, name: &str) -> Option<String> {
-    let environ = procfs::process::Process::new(pid).ok()?.environ().ok()?;
-    environ
-        .get(OsStr::new(name))
-        .map(|v| v.to_string_lossy().into_owned())
-}
 
 /// Names the app server behind a listener owned by `pid` and gathers what is known to make
 /// it close or reset connections: its master, config file, the settings that matter for
@@ -198,6 +153,8 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use fix502_lab::ChildGuard;
+
+    use std::path::PathBuf;
 
     use super::*;
     use crate::appserver::LogEventKind;

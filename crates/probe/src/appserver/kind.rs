@@ -1,7 +1,7 @@
 //! Which app server a process is, from its command name and command line alone: process
 //! titles, program names, and servers run by an interpreter. Pure.
 
-use super::AppServerKind;
+use super::types::AppServerKind;
 
 /// Names the app server from its command name (`comm`) and command line. Pure.
 ///

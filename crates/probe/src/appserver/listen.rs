@@ -6,7 +6,9 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::php_fpm::PHP_FPM_DEFAULT_PREFIX;
+/// PHP-FPM's compile-time prefix on Debian and most builds: base of relative `include=`
+/// and unix `listen` paths when no `-p` prefix is given.
+pub(super) const PHP_FPM_DEFAULT_PREFIX: &str = "/usr";
 
 /// A listening address, from nginx's upstream or an app server's `listen`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 
 use super::files::open_regular;
 use super::log_time::line_time;
-use super::{LogEvent, LogEventKind};
+use super::types::{LogEvent, LogEventKind};
 use crate::error::ProbeError;
 
 /// A log line is kept up to this many bytes.

@@ -5,7 +5,7 @@ use std::fs;
 use std::time::{Duration, SystemTime};
 
 use super::logs::{MAX_LINE_BYTES, is_oom_message, truncate};
-use super::{LogEvent, LogEventKind};
+use super::types::{LogEvent, LogEventKind};
 use crate::error::ProbeError;
 
 /// The kernel's OOM-killer lines (`Out of memory: Killed process N (name)`, `Memory cgroup

@@ -3,7 +3,7 @@
 //! observations resolved in precedence order, documented defaults added, and an
 //! environment variable such as `GUNICORN_CMD_ARGS` split into words.
 
-use super::{Setting, SettingSource};
+use super::types::{Setting, SettingSource};
 
 /// One option of an app server's command line.
 #[derive(Debug, Clone, Copy)]

@@ -9,10 +9,10 @@ use glob::{MatchOptions, Pattern};
 use serde::{Deserialize, Serialize};
 
 use super::files::{read_config_file, relative_to};
-use super::identify::{ProcInfo, cwd_of};
-use super::listen::{addr_matches, parse_endpoint, parse_listen};
+use super::listen::{PHP_FPM_DEFAULT_PREFIX, addr_matches, parse_endpoint, parse_listen};
 use super::options::{opt, parse_options, unquote};
-use super::{AppServer, Setting, SettingSource};
+use super::process::{ProcInfo, cwd_of};
+use super::types::{AppServer, Setting, SettingSource};
 use crate::error::ProbeError;
 
 /// Most config files one PHP-FPM config may pull in through `include=`.
@@ -102,9 +102,6 @@ const PHP_FPM_POOL_SETTINGS: &[(&str, Option<&str>)] = &[
     ("request_slowlog_timeout", Some("0")),
 ];
 
-/// PHP-FPM's compile-time prefix on Debian and most builds: base of relative `include=`
-/// and unix `listen` paths when no `-p` prefix is given.
-pub(super) const PHP_FPM_DEFAULT_PREFIX: &str = "/usr";
 /// Base of a relative `error_log` when no `-p` prefix is given (`PHP_LOCALSTATEDIR`).
 const PHP_FPM_DEFAULT_LOG_PREFIX: &str = "/var";
 

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use super::files::{log_path, read_config_file, relative_to};
-use super::identify::{ProcInfo, cwd_of, env_of};
 use super::kind::args_after;
 use super::options::{
     Opt, multi, names_of, opt, parse_options, resolve, split_words, unquote, with_default,
 };
-use super::{AppServer, Setting, SettingSource};
+use super::process::{ProcInfo, cwd_of, env_of};
+use super::types::{AppServer, Setting, SettingSource};
 
 const GUNICORN_OPTS: &[Opt] = &[
     opt("timeout", &["-t", "--timeout"]),

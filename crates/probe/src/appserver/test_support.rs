@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Setting, SettingSource};
+use super::types::{Setting, SettingSource};
 
 /// The words of a command line.
 pub(super) fn args(text: &str) -> Vec<String> {

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use super::files::{log_path, read_config_file, relative_to};
-use super::identify::{ProcInfo, cwd_of};
 use super::kind::args_after;
 use super::options::{Opt, multi, names_of, opt, parse_options, resolve, with_default};
-use super::{AppServer, Setting, SettingSource};
+use super::process::{ProcInfo, cwd_of};
+use super::types::{AppServer, Setting, SettingSource};
 
 const UWSGI_OPTS: &[Opt] = &[
     opt("ini", &["--ini"]),

@@ -6,9 +6,9 @@
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::{
-    EncodeError, GatewayLimits, GatewayOutcome, GatewayProbe, HeadParser, HeadState, RAW_HEAD,
-};
+use super::head::{HeadParser, HeadState};
+use super::outcome::GatewayOutcome;
+use super::probe::{EncodeError, GatewayLimits, GatewayProbe, RAW_HEAD};
 use crate::stream::{Endpoint, Stream, open, read_bounded};
 
 /// Connects, sends `payload`, and reads one CGI/HTTP response head (an HTTP status line is

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::GatewayLimits;
+use super::probe::GatewayLimits;
 use crate::stream::Endpoint;
 
 /// The limits the gateway-probe tests use: a 4 KiB header cap, 2 s.
