@@ -13,7 +13,7 @@ use fix502_probe::http::{HttpOutcome, HttpProbe, InvalidResponse};
 use fix502_probe::sniff::{Protocol, SniffReport};
 use fix502_probe::tls::{TlsOutcome, TlsProbe, Verification};
 
-use crate::causes::Cause;
+use crate::causes::{self, Answered};
 use crate::check::{FindingsFuture, FnCheck};
 use crate::exchange::{Answer, Exchange};
 use crate::facts::{Endpoint, Facts};
@@ -26,6 +26,19 @@ pub const TLS: CheckId = CheckId::new("upstream.tls", StepId::Upstream, Evidence
 
 /// The checks of this part of the step.
 pub static CHECKS: [FnCheck; 2] = [FnCheck::new(RESPONSE, response), FnCheck::new(TLS, tls)];
+
+/// A finding about a live answer names the cause the table maps that answer to.
+trait AnsweredFinding {
+    /// Sets the cause of `answered` ([`causes::of_answer`]).
+    fn answered(self, answered: Answered) -> Self;
+}
+
+impl AnsweredFinding for Finding {
+    fn answered(mut self, answered: Answered) -> Self {
+        self.cause = causes::of_answer(answered);
+        self
+    }
+}
 
 fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
@@ -139,7 +152,7 @@ fn mismatch(exchange: &Exchange, endpoint: &Endpoint, check: CheckId) -> Option<
             exchange.directive
         ),
     )
-    .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH)
+    .answered(Answered::OtherProtocol)
     .upstream(&endpoint.peer)
     .at(Some(exchange.at.clone()))
     .fix(format!(
@@ -241,7 +254,7 @@ fn header_too_big(
                 size(limit.value)
             ),
         )
-        .cause(Cause::UPSTREAM_HEADER_TOO_BIG)
+        .answered(Answered::HeaderTooBig)
         .evidence(format!("measured header block: {bytes} bytes (status line, headers and the empty line)"))
         .fix(format!(
             "Set `{fix}` in the block of `{}` ({}), then reload; or make the app send smaller headers (cookies, CSP)",
@@ -273,7 +286,7 @@ fn no_header_in_time(
             limit.at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
         ),
     )
-    .cause(Cause::UPSTREAM_TIMEOUT)
+    .answered(Answered::TimedOut)
 }
 
 fn http_findings(
@@ -326,7 +339,7 @@ fn http_findings(
                             .unwrap_or_default()
                     ),
                 )
-                .cause(Cause::UPSTREAM_RETURNED_502);
+                .answered(Answered::Status502);
                 let body = String::from_utf8_lossy(&p.body_sample);
                 if body.contains("<center>nginx") {
                     f = f.evidence("the body is an nginx error page: another nginx or proxy behind this one answers 502 (look at its error log)");
@@ -368,7 +381,7 @@ fn http_findings(
                     size(p.header_bytes as u64)
                 ),
             )
-            .cause(Cause::UPSTREAM_CLOSED_EARLY),
+            .answered(Answered::ClosedEarly),
         ),
         HttpOutcome::Reset => head(
             base(
@@ -378,7 +391,7 @@ fn http_findings(
                 exchange,
                 format!("{up} reset the connection (RST) before a complete response header: nginx logs \"recv() failed (104: ...)\" and answers 502"),
             )
-            .cause(Cause::UPSTREAM_RESET),
+            .answered(Answered::Reset),
         ),
         HttpOutcome::TimedOut => head(no_header_in_time(endpoint, exchange, p.elapsed)),
         HttpOutcome::HeaderTooBig => {
@@ -395,7 +408,7 @@ fn http_findings(
                     exchange,
                     format!("{up} answers an invalid HTTP response: {invalid}"),
                 )
-                .cause(Cause::UPSTREAM_INVALID_RESPONSE),
+                .answered(Answered::Invalid),
             );
             f = f.evidence(match invalid {
                 InvalidResponse::NotHttp { .. } => "nginx logs \"upstream sent no valid HTTP/1.0 header\" and relays the raw bytes as an HTTP/0.9 answer (access log status 009)".to_owned(),
@@ -459,7 +472,7 @@ fn fastcgi_findings(
                 exchange,
                 format!("{up} does not speak FastCGI: nginx logs \"upstream sent unsupported FastCGI protocol version: {version}\" and answers 502"),
             )
-            .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH),
+            .answered(Answered::OtherProtocol),
             &values.gateway.head,
         )),
         GatewayOutcome::ClosedEarly | GatewayOutcome::Reset => out.push(received(
@@ -470,7 +483,7 @@ fn fastcgi_findings(
                 exchange,
                 format!("{up} closed the connection on a FastCGI management record ({outcome})"),
             )
-            .cause(Cause::UPSTREAM_CLOSED_EARLY),
+            .answered(Answered::ClosedEarly),
             &values.gateway.head,
         )),
         other => out.push(base(
@@ -529,7 +542,7 @@ fn gateway_finding(
             };
             let mut f = base(RESPONSE, severity, endpoint, exchange, text);
             if status == 502 {
-                f = f.cause(Cause::UPSTREAM_RETURNED_502);
+                f = f.answered(Answered::Status502);
             }
             if status == 404 && stderr.iter().any(|l| l.contains("Primary script unknown")) {
                 f = f.fix("\"Primary script unknown\": SCRIPT_FILENAME points at a file PHP cannot see; check root and fastcgi_param SCRIPT_FILENAME (this is a 404, not a 502)".to_owned());
@@ -549,12 +562,14 @@ fn gateway_finding(
                     "{up} {did} the {proto} connection before a complete header: nginx answers 502"
                 )
             };
-            let cause = if reset {
-                Cause::UPSTREAM_RESET
+            let answered = if reset {
+                Answered::Reset
             } else {
-                Cause::UPSTREAM_CLOSED_EARLY
+                Answered::ClosedEarly
             };
-            with_stderr(base(RESPONSE, Severity::Error, endpoint, exchange, text).cause(cause))
+            with_stderr(
+                base(RESPONSE, Severity::Error, endpoint, exchange, text).answered(answered),
+            )
         }
         GatewayOutcome::TimedOut => no_header_in_time(endpoint, exchange, p.elapsed),
         GatewayOutcome::HeaderTooBig if fastcgi => {
@@ -568,7 +583,7 @@ fn gateway_finding(
                 exchange,
                 format!("{up} answers an invalid FastCGI response: {other}"),
             )
-            .cause(Cause::UPSTREAM_INVALID_RESPONSE),
+            .answered(Answered::Invalid),
             &p.head,
         )),
         other => base(
@@ -624,7 +639,7 @@ fn tls_findings(
 ) -> Vec<Finding> {
     let up = &endpoint.display;
     let error = |msg: String| {
-        base(TLS, Severity::Error, endpoint, exchange, msg).cause(Cause::UPSTREAM_TLS)
+        base(TLS, Severity::Error, endpoint, exchange, msg).answered(Answered::TlsFailed)
     };
     if let Some(retry) = with_sni
         && matches!(retry.outcome, TlsOutcome::Established)
@@ -673,7 +688,7 @@ fn tls_findings(
             exchange,
             format!("{up} accepted the connection but did not answer the TLS ClientHello: nginx waits proxy_connect_timeout and answers 504"),
         )
-        .cause(Cause::UPSTREAM_TIMEOUT),
+        .answered(Answered::TimedOut),
         TlsOutcome::ConnectFailed(o) => base(
             TLS,
             Severity::Warning,
@@ -688,7 +703,7 @@ fn tls_findings(
             exchange,
             format!("{up} does not speak TLS, but nginx starts TLS (`{}`)", exchange.directive),
         )
-        .cause(Cause::UPSTREAM_PROTOCOL_MISMATCH)
+        .answered(Answered::OtherProtocol)
         .evidence(format!("received: \"{}\"", escape(reply, 64)))
         .fix(format!("Use proxy_pass http://… at {}", exchange.at)),
         TlsOutcome::NoCommonVersion => error(format!(
@@ -726,6 +741,7 @@ fn verify_fix(v: &Verification, exchange: &Exchange) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::causes::Cause;
 
     #[test]
     fn buffer_suggestions_fit_with_room_and_pass_nginx_t_rules() {
