@@ -40,6 +40,67 @@ fn reset() {
 }
 
 #[test]
+fn http2_goaway_names_the_draining_grpc_server() {
+    let Some((_lab, report)) = check("http2-goaway") else {
+        return;
+    };
+    let (summary, fix, evidence) = top(&report);
+    assert!(summary.contains("GOAWAY"), "{summary}");
+    assert!(fix.contains("grpc_next_upstream"), "{fix}");
+    assert!(
+        evidence.contains("upstream sent goaway with error 0"),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn other_http2_errors_are_not_goaway() {
+    // Near miss: an HTTP/2 upstream that refuses the stream (RST_STREAM, REFUSED_STREAM) is
+    // an invalid answer, not a GOAWAY; a frame too large is another protocol.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "events {}\nhttp { server { listen 127.0.0.1:1; location / { grpc_pass grpc://127.0.0.1:9; } } }\n",
+    )
+    .unwrap();
+    let log = dir.path().join("error.log");
+    let now = jiff::ZonedDateTime::now()
+        .strftime("%Y/%m/%d %H:%M:%S")
+        .to_string();
+    let line = |message: &str, port: u16| {
+        format!(
+            "{now} [error] 7#7: *1 {message} while reading response header from upstream, client: 127.0.0.1, server: _, request: \"POST /svc/Call HTTP/2.0\", upstream: \"grpc://127.0.0.1:{port}\", host: \"x\"\n"
+        )
+    };
+    // Two upstreams, or the mismatch would explain (absorb) the invalid answer.
+    let text = line("upstream rejected request with error 7", 9)
+        + &line("upstream sent too large http2 frame: 4740180", 10);
+    std::fs::write(&log, text).unwrap();
+    let out = super::harness::bin()
+        .args(["--json", "--step", "logs", "--config"])
+        .arg(&conf)
+        .arg("--error-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let report = super::harness::parse_report(&out);
+    let found = super::harness::causes(&report);
+    assert!(
+        !found.iter().any(|c| c == "upstream-http2-goaway"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|c| c == "upstream-invalid-response"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|c| c == "upstream-protocol-mismatch"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn header_too_big_names_the_size_and_a_fix_that_works() {
     let Some((lab, report)) = check("header-too-big") else {
         return;

@@ -343,6 +343,7 @@ fn every_scenario_has_a_test_here() {
         "failed-reload",
         "group-one-dead",
         "stale-dns",
+        "http2-goaway",
     ];
     let mut names: Vec<_> = scenarios().map(|s| s.name).collect();
     let mut tested = tested.to_vec();
@@ -425,6 +426,21 @@ fn check_marker_and_status(lab: &Lab, upstream: &str) -> String {
 
 fn http_upstream(lab: &Lab) -> String {
     format!("http://{}/", expected_upstream(lab))
+}
+
+#[test]
+fn http2_goaway_logs_goaway_before_the_header() {
+    let Some(lab) = start("http2-goaway") else {
+        return;
+    };
+    let upstream = format!("grpc://{}", expected_upstream(&lab));
+    let line = check_marker_and_status(&lab, &upstream);
+    assert!(line.contains("[error]"), "{line}");
+    assert!(
+        line.contains("while reading response header from upstream"),
+        "{line}"
+    );
+    stop_and_check(lab);
 }
 
 #[test]

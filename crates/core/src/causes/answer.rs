@@ -1,6 +1,7 @@
 //! Causes in what the upstream answers once nginx is connected: no answer in time, a reset
 //! or an early close, closes on reused keep-alive connections, its own 502, a header too big
-//! for the buffer, an invalid answer, another protocol than nginx speaks, or TLS that fails.
+//! for the buffer, an invalid answer, another protocol than nginx speaks, TLS that fails, or
+//! an HTTP/2 (gRPC) server that says GOAWAY before it answers.
 
 use fix502_nginx::classify::{
     FastCgiKind, Http2Kind, InvalidHeaderKind, Signature, TlsKind, TlsReason,
@@ -30,9 +31,11 @@ impl Cause {
     pub const UPSTREAM_PROTOCOL_MISMATCH: Self = Self("upstream-protocol-mismatch");
     /// `upstream-tls`.
     pub const UPSTREAM_TLS: Self = Self("upstream-tls");
+    /// `upstream-http2-goaway`.
+    pub const UPSTREAM_HTTP2_GOAWAY: Self = Self("upstream-http2-goaway");
 }
 
-pub(super) static ENTRIES: [Entry; 9] = [
+pub(super) static ENTRIES: [Entry; 10] = [
     Entry::new(
         Cause::UPSTREAM_TIMEOUT,
         "connect or read timed out (nginx answers 504, not 502)",
@@ -159,7 +162,7 @@ pub(super) static ENTRIES: [Entry; 9] = [
         }
         Signature::FastCgi(FastCgiKind::UnsupportedVersion(_)) => None,
         Signature::FastCgi(_) => Some("FastCGI protocol errors"),
-        Signature::Http2(Http2Kind::TooLargeFrame(_)) => None,
+        Signature::Http2(Http2Kind::TooLargeFrame(_) | Http2Kind::Goaway { .. }) => None,
         Signature::Http2(_) => Some("HTTP/2 (gRPC) protocol errors"),
         _ => None,
     })
@@ -211,6 +214,26 @@ pub(super) static ENTRIES: [Entry; 9] = [
         _ => None,
     })
     .answered(&[Answered::TlsFailed]),
+    Entry::new(
+        Cause::UPSTREAM_HTTP2_GOAWAY,
+        "a gRPC/HTTP2 upstream ended the connection with GOAWAY before a full response header",
+        Side::Answer,
+        |ctx| {
+            format!(
+                "{}{} ended the HTTP/2 connection with GOAWAY before answering: the gRPC server was shutting down, restarting or draining connections, and nginx answers 502 (it does not retry on GOAWAY by default)",
+                ctx.up(),
+                ctx.role()
+            )
+        },
+        |ctx, v| {
+            v.push(format!("Read the gRPC server's log at the times of the errors: a restart or deploy, a maximum connection age (grpc.max_connection_age), or too many concurrent streams on {}", ctx.up()));
+            v.push("With more than one server in the upstream group, let nginx retry elsewhere: grpc_next_upstream error timeout invalid_header; (and non_idempotent only if the calls are safe to repeat)".to_owned());
+        },
+    )
+    .logged(|l| {
+        matches!(l.signature, Signature::Http2(Http2Kind::Goaway { .. }))
+            .then_some("GOAWAY frames before a response header")
+    }),
 ];
 
 /// Where to look when the app ends requests before answering.

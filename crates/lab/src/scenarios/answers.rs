@@ -1,6 +1,6 @@
 //! Scenarios of what the app answers: an early close, a reset, a header too big or invalid,
 //! silence past nginx's read timeout, its own 502, closes on reused keep-alive connections,
-//! and a PHP script that PHP-FPM kills.
+//! a PHP script that PHP-FPM kills, and a gRPC server that says GOAWAY before answering.
 
 use std::net::SocketAddr;
 
@@ -14,7 +14,17 @@ use crate::upstream::{APP_502_BODY, BIG_HEADER_BYTES, BODY, Behavior, big_header
 const PREMATURE: Option<&str> =
     Some("upstream prematurely closed connection while reading response header from upstream");
 
-pub(super) static SCENARIOS: [ScenarioInfo; 8] = [
+/// What an HTTP/2 server draining its connections sends before any stream: an empty SETTINGS
+/// frame, then GOAWAY with last stream id 0 (nginx's stream 1 was never processed) and
+/// error 0 (NO_ERROR).
+const GOAWAY: [u8; 26] = [
+    0, 0, 0, 4, 0, 0, 0, 0, 0, // SETTINGS: length 0, type 4, no flags, stream 0
+    0, 0, 8, 7, 0, 0, 0, 0, 0, // GOAWAY: length 8, type 7, no flags, stream 0
+    0, 0, 0, 0, // last stream id 0
+    0, 0, 0, 0, // error code 0
+];
+
+pub(super) static SCENARIOS: [ScenarioInfo; 9] = [
     ScenarioInfo::new(
         "closed-early",
         "the app reads the request and closes the connection without answering",
@@ -106,6 +116,21 @@ pub(super) static SCENARIOS: [ScenarioInfo; 8] = [
         },
     )
     .php_fpm(),
+    ScenarioInfo::new(
+        "http2-goaway",
+        "grpc_pass to a gRPC server that sends GOAWAY before answering (it is draining)",
+        Expectation::problem("upstream-http2-goaway", &[]),
+        Some("upstream sent goaway with error 0"),
+        Some(502),
+        |listen, _| {
+            let (addr, responder) = spawn_app(Behavior::Answer(GOAWAY.to_vec()))?;
+            Ok(Setup {
+                location: vec![format!("grpc_pass grpc://{addr}")],
+                responders: vec![responder],
+                ..Setup::new(listen, addr.to_string())
+            })
+        },
+    ),
 ];
 
 /// An app that never answers, and a 1 s `proxy_read_timeout`.
