@@ -6,9 +6,10 @@
 //! during the handshake, no common protocol version, timed out. Like nginx, the handshake
 //! itself accepts any certificate; when `proxy_ssl_verify on` is mirrored
 //! ([`TlsOptions::verify`]) the certificate is judged afterwards against
-//! `proxy_ssl_trusted_certificate` and `proxy_ssl_name` ([`Verification`]), matching catalog
-//! rows C1–C5 (`peer closed connection in SSL handshake`, `SSL_do_handshake() failed`,
-//! `upstream SSL certificate verify error`, `upstream SSL certificate does not match`,
+//! `proxy_ssl_trusted_certificate` and `proxy_ssl_name` ([`Verification`]), matching the
+//! TLS messages of docs/nginx-messages.md §8 (`peer closed connection in SSL handshake`,
+//! `SSL_do_handshake() failed`, `upstream SSL certificate verify error`, `upstream SSL
+//! certificate does not match`,
 //! `upstream timed out ... while SSL handshaking to upstream`).
 //!
 //! Belongs here: the handshake, its classification and the certificate checks. Not here:
@@ -175,23 +176,24 @@ pub enum TlsOutcome {
     /// The connection could not be opened (nginx: `connect() failed`, not a TLS problem).
     ConnectFailed(ConnectOutcome),
     /// The peer answered with bytes that are not a TLS record, e.g. `HTTP/1.1 400 Bad
-    /// Request`: a plain port behind `https://` (nginx C2 `wrong version number`, or C6
+    /// Request`: a plain port behind `https://` (nginx: `wrong version number`, or
     /// `upstream prematurely sent response` when the peer spoke first).
     NotTls {
         /// The first bytes the peer sent (at most 128).
         reply: Vec<u8>,
     },
-    /// The peer closed or reset the connection during the handshake (nginx C1 `peer closed
+    /// The peer closed or reset the connection during the handshake (nginx: `peer closed
     /// connection in SSL handshake`): often a required SNI that nginx does not send, or a
     /// non-TLS service that drops the ClientHello.
     ClosedInHandshake,
-    /// The peer sent a fatal alert (nginx C2 `... alert ...:SSL alert number N`).
+    /// The peer sent a fatal alert (nginx: `... alert ...:SSL alert number N`).
     Alert {
         /// The alert's RFC name: `handshake_failure`, `unrecognized_name`, ... (`alert N`
         /// for an unknown number). See [`TlsOutcome::alert_number`].
         description: String,
     },
-    /// No answer to the ClientHello within the timeout (nginx C5, a 504).
+    /// No answer to the ClientHello within the timeout (nginx: `upstream timed out ... while
+    /// SSL handshaking to upstream`, a 504).
     TimedOut,
     /// No protocol version in common: the peer wants a version outside the offered ones
     /// (or below TLSv1.2, which the probe cannot speak). [`TlsProbe::version`] holds the
@@ -270,7 +272,7 @@ pub enum Verification {
     },
     /// A certificate of the chain is not valid yet (OpenSSL 9); often a wrong clock.
     NotYetValid,
-    /// The chain is trusted but the leaf is not for the expected name (nginx C4 `upstream
+    /// The chain is trusted but the leaf is not for the expected name (nginx: `upstream
     /// SSL certificate does not match "<name>"`).
     NameMismatch {
         /// The name checked (`proxy_ssl_name`).
@@ -936,7 +938,8 @@ fn load_trusted(path: Option<&Path>) -> Result<Vec<CertificateDer<'static>>, Str
 }
 
 /// Judges `chain` (leaf first) as nginx does with `proxy_ssl_verify on`: first the chain
-/// against the trusted certificates (C3), then the name (C4).
+/// against the trusted certificates (`upstream SSL certificate verify error`), then the
+/// name (`upstream SSL certificate does not match`).
 fn verify_chain(
     chain: &[CertificateDer<'static>],
     trusted: Option<&Path>,
@@ -1414,7 +1417,7 @@ mod tests {
         assert_eq!(probe.outcome, TlsOutcome::Established);
         assert_eq!(probe.verification, Some(Verification::Ok));
 
-        // nginx's default name is the upstream group name: C4.
+        // nginx's default name is the upstream group name: a name mismatch.
         let probe = probe_tls(&Endpoint::Tcp(addr), &verifying(trusted.path(), "backend")).await;
         assert_eq!(
             probe.verification,
@@ -1424,7 +1427,7 @@ mod tests {
             })
         );
 
-        // Another CA trusted: unknown issuer (C3, 20).
+        // Another CA trusted: unknown issuer (verify error 20).
         let other = pem_file(&self::ca("Other CA").pem());
         let probe = probe_tls(
             &Endpoint::Tcp(addr),

@@ -103,7 +103,7 @@ pub(super) fn endpoints_of(view: &ConfigView) -> (Vec<Endpoint>, Vec<(String, Lo
                 server_name: server_name.clone(),
                 target: index,
             };
-            match endpoints.iter_mut().find(|e| e.display == display) {
+            match endpoints.iter_mut().find(|e| e.peer == peer) {
                 Some(e) => e.uses.push(use_),
                 None => endpoints.push(Endpoint {
                     peer,

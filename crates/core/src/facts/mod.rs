@@ -422,7 +422,7 @@ impl Facts {
                 let tasks = self.endpoints.iter().enumerate().map(|(i, endpoint)| {
                     let logged = logged
                         .iter()
-                        .find(|(peer, _)| *peer == endpoint.display)
+                        .find(|(peer, _)| Upstream::parse(peer) == Upstream::from(&endpoint.peer))
                         .map(|(_, req)| req.as_str());
                     let conf_dir = conf_dir.clone();
                     async move {

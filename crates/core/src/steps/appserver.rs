@@ -64,7 +64,7 @@ fn listener_of<'a>(endpoint: &Endpoint, all: &'a [Listener]) -> Option<&'a Liste
             let on_port = listeners_on_port(all, *port);
             on_port
                 .iter()
-                .find(|l| l.addr == endpoint.display)
+                .find(|l| Upstream::parse(&l.addr) == Upstream::from(&endpoint.peer))
                 .or_else(|| {
                     on_port
                         .iter()

@@ -1,8 +1,8 @@
 //! The app server behind an upstream that answers badly, and what is known to kill it.
 //!
-//! When nginx logs `upstream prematurely closed connection` (E1) or `recv() failed (104:
-//! ...)` (E2), the cause usually sits in the process behind the upstream's listener: a
-//! worker killed by the server's own timeout (gunicorn `WORKER TIMEOUT`, uWSGI harakiri,
+//! When nginx logs `upstream prematurely closed connection` or `recv() failed (104: ...)`
+//! (docs/nginx-messages.md §10), the cause usually sits in the process behind the upstream's
+//! listener: a worker killed by the server's own timeout (gunicorn `WORKER TIMEOUT`, uWSGI harakiri,
 //! PHP-FPM `request_terminate_timeout`), a crash or an OOM kill, a full worker pool, or an
 //! idle keep-alive timeout shorter than nginx's (the keep-alive race).
 //!

@@ -16,6 +16,7 @@ use fix502_probe::appserver::{AppServerKind, kind_of};
 use fix502_probe::listeners::Listener;
 
 use crate::facts::Endpoint;
+use crate::upstream::Upstream;
 
 /// How far from the endpoint's port a listener counts as a nearby port.
 const NEARBY_PORTS: u16 = 10;
@@ -265,7 +266,7 @@ pub fn candidates(
         Peer::Unix(_) => None,
     };
     let eligible = |l: &Listener| {
-        l.addr != endpoint.display
+        Upstream::parse(&l.addr) != Upstream::from(&endpoint.peer)
             && !l.pid.is_some_and(|p| nginx_pids.contains(&p))
             && !l
                 .path

@@ -406,7 +406,7 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                 .map_or(PassModule::Proxy, |t| t.module);
             let local = endpoint_is_local(endpoint, probe);
             let found = candidates(endpoint, module, local, &all, &nginx_pids, &units);
-            let failing = if target == endpoint.display {
+            let failing = if Upstream::parse(&target) == Upstream::from(&endpoint.peer) {
                 target.clone()
             } else {
                 format!("{} ({target})", endpoint.display)
