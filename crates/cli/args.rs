@@ -1,12 +1,12 @@
 //! The command line of docs/command-line.md, as clap derive types, and its conversion to
-//! [`fix502_core::options::Options`].
+//! [`fix502_core::Options`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fix502_core::options::{Options, check_url, parse_duration};
 use fix502_core::report::StepId;
+use fix502_core::{Options, check_url, parse_duration};
 
 const EXAMPLES: &str = "\
 Examples:

@@ -4,8 +4,8 @@
 
 use std::io::{self, Write};
 
-use fix502_core::engine::Engine;
-use fix502_core::options::Options;
+use fix502_core::Engine;
+use fix502_core::Options;
 use fix502_core::report::{ExitStatus, Report};
 use fix502_lab::{Diagnosed, Lab, LabOptions};
 

@@ -11,8 +11,8 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use fix502_core::discovery::DiscoveryError;
-use fix502_core::engine::Engine;
+use fix502_core::DiscoveryError;
+use fix502_core::Engine;
 use fix502_core::report::ExitStatus;
 
 use crate::args::{Cli, Command};

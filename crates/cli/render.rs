@@ -76,8 +76,8 @@ pub fn step_block(
             && !verbose
             && step.status != StepStatus::Pass
             && !f.could_not_check
-            && f.check != fix502_core::steps::appserver::APP_SERVER
-            && f.check != fix502_core::steps::route::ROUTE
+            && f.check != fix502_core::checks::APP_SERVER
+            && f.check != fix502_core::checks::ROUTE
         {
             continue;
         }
@@ -101,7 +101,7 @@ pub fn step_block(
 
 /// Writes the per-minute sparklines of the window, one row per series, and the first minute
 /// things went wrong.
-pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::timeline::Timeline) -> io::Result<()> {
+pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::Timeline) -> io::Result<()> {
     let unit = if t.bucket_minutes == 1 {
         "per minute".to_owned()
     } else {
@@ -127,7 +127,7 @@ pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::timeline::Timeline) 
             out,
             "  {:<width$} |{}| {total} ({})",
             s.name,
-            fix502_core::timeline::sparkline(&s.counts),
+            fix502_core::sparkline(&s.counts),
             s.source
         )?;
     }

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use fix502_core::discovery::DiscoveryError;
-use fix502_core::engine::Engine;
-use fix502_core::options::Options;
+use fix502_core::DiscoveryError;
+use fix502_core::Engine;
+use fix502_core::Options;
 use fix502_core::report::{Report, StepId};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 

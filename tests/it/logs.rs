@@ -27,7 +27,7 @@ fn an_error_log_on_stderr_is_read_from_the_journal_or_said_where_it_goes() {
         .unwrap_or_else(|| panic!("no finding about error_log stderr: {report:#}"))
         .clone();
     let message = f["message"].as_str().unwrap();
-    if fix502_core::journal::available() {
+    if fix502_core::journal_available() {
         assert!(
             message.contains("read from the systemd journal"),
             "{message}"

@@ -40,6 +40,10 @@
 //!   read as one stream.
 //! - [`LogFileError`] and [`LogKind`]: why a log file could not be scanned, for either
 //!   scanner.
+//!
+//! The types most callers start from are also here at the root: [`Config`] and
+//! [`ConfigView`] (with [`Peer`] and [`PassModule`]), [`Classified`] and [`Signature`],
+//! [`Group`] and [`LogSummary`], [`Request`] and [`Route`].
 #![deny(missing_docs)]
 
 pub mod accesslog;
@@ -60,3 +64,9 @@ pub mod view;
 pub mod window;
 
 pub use lines::{LogFileError, LogKind};
+
+pub use classify::{Classified, Signature};
+pub use config::Config;
+pub use logscan::{Group, LogSummary, ScanOptions};
+pub use route::{Request, Route};
+pub use view::{ConfigView, PassModule, Peer};

@@ -46,7 +46,7 @@ const CHECKS: [&[FnCheck]; 11] = [
 ];
 
 /// Every built-in check of the first four steps, in run order. (The restart step acts on the
-/// diagnosis, so it is not a `Check`: see [`restart`].)
+/// diagnosis, so it is not a `Check`: the engine runs it last, see [`crate::Engine::plan`].)
 pub fn all_checks() -> Vec<&'static dyn Check> {
     CHECKS
         .into_iter()

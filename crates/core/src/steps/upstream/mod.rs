@@ -26,7 +26,7 @@ use crate::facts::{Endpoint, Facts, ProbeResult, short};
 use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
 use crate::upstream::Upstream;
 
-pub use candidates::{Candidate, Reason, candidates, connect_address, name_words, with_address};
+pub use candidates::{candidates, connect_address, with_address};
 
 /// Check id: the list of upstream targets.
 pub const TARGETS: CheckId = CheckId::new("upstream.targets", StepId::Upstream, Evidence::Live);
