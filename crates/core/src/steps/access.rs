@@ -1,8 +1,9 @@
-//! Step 1's access-log check: each access log read with the `log_format` the config gives
-//! it, across its rotated history when the format has a time. It reports what clients really
-//! got (502/504 per upstream and URL, the share of all requests, with a volume guard), the
-//! 502s that left no error-log line (the upstream answered 502 itself, a cached 502), the
-//! upstream errors retries hid, and what the format lacks for a sharper answer.
+//! Step 1's access-log check, over each access log as the facts read it (with the
+//! `log_format` the config gives it, across its rotated history: `facts/access.rs`). It
+//! reports what clients really got (502/504 per upstream and URL, the share of all
+//! requests, with a volume guard), the 502s that left no error-log line (the upstream
+//! answered 502 itself, a cached 502), the upstream errors retries hid, and what the format
+//! lacks for a sharper answer.
 
 use fix502_nginx::accesslog::{self, LineGroup};
 
