@@ -137,6 +137,7 @@ impl Cli {
             steps: self.step.clone(),
             apply: self.apply,
             master_pid: None,
+            replay_logged: false,
         }
     }
 

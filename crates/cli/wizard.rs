@@ -75,6 +75,34 @@ enum Choice {
     Stop,
 }
 
+/// Shows the logged requests that ask for more than the probes send (the location's path)
+/// and asks whether to re-send them as nginx did: that runs the app's code for them.
+async fn ask_replay(
+    engine: &mut Engine,
+    prompter: &mut dyn Prompter,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let requests = engine.facts().replayable_requests().await;
+    if requests.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\nnginx logged these failing requests; the next step sends only the location's path:"
+    )?;
+    for (upstream, request) in &requests {
+        writeln!(out, "    {upstream}: {}", fix502_core::redact(request))?;
+    }
+    out.flush()?;
+    if prompter.confirm(
+        "Re-send them to the upstreams as nginx did? This runs the app's code for them",
+        false,
+    )? {
+        engine.allow_replay();
+    }
+    Ok(())
+}
+
 fn spinner(message: String, show: bool) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(
         None,
@@ -147,6 +175,9 @@ pub async fn run(
             render::timeline_block(out, t)?;
         }
         out.flush()?;
+        if step == StepId::Logs && pending.contains(&StepId::Upstream) {
+            ask_replay(&mut engine, prompter, out).await?;
+        }
         let Some(next) = pending.first().copied() else {
             break;
         };
@@ -282,6 +313,44 @@ mod tests {
             fix502_core::report::StepStatus::Skipped
         );
         assert!(String::from_utf8_lossy(&out).contains("Likely cause: upstream-refused"));
+        lab.stop().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_logged_request_is_re_sent_only_after_a_yes() {
+        let lab = fix502_lab::Lab::start("healthy", &fix502_lab::LabOptions::default())
+            .expect("lab (needs nginx)");
+        let upstream = lab.expected_upstream().expect("the app's address");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("error.log");
+        let now = jiff::ZonedDateTime::now().strftime("%Y/%m/%d %H:%M:%S");
+        std::fs::write(
+            &log,
+            format!("{now} [error] 7#7: *3 upstream prematurely closed connection while reading response header from upstream, client: 127.0.0.1, server: lab.fix502.test, request: \"GET /orders?id=7 HTTP/1.1\", upstream: \"http://{upstream}/orders?id=7\", host: \"lab.fix502.test\"\n"),
+        )
+        .unwrap();
+        for agree in [false, true] {
+            let before = lab.requests_seen().len();
+            let mut out = Vec::new();
+            let options = Options {
+                error_logs: vec![log.clone()],
+                ..lab_options(&lab)
+            };
+            run(
+                options,
+                &mut scripted(&[0, 0, 0], &[agree, false]),
+                &mut out,
+                false,
+            )
+            .await
+            .unwrap();
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("GET /orders?id=… HTTP/1.1"), "{text}");
+            let resent = lab.requests_seen()[before..]
+                .iter()
+                .any(|line| line.starts_with("GET /orders?id=7 "));
+            assert_eq!(resent, agree, "agreed: {agree}");
+        }
         lab.stop().unwrap();
     }
 

@@ -86,7 +86,9 @@ async fn answers_well_now(facts: &Facts, upstream: &Upstream) -> bool {
     match facts.exchanges().await.get(i) {
         Some(Some(x)) => match &x.answer {
             Answer::Http(p) => p.outcome == HttpOutcome::Response,
-            Answer::FastCgi { values, request } => {
+            Answer::FastCgi {
+                values, request, ..
+            } => {
                 values.gateway.outcome == GatewayOutcome::Values
                     && request
                         .as_ref()
@@ -394,6 +396,9 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
                 upstream,
             },
         ));
+    }
+    for (_, d) in &mut out {
+        crate::redact::diagnosis(d);
     }
     out.sort_by(|(ca, a), (cb, b)| {
         ca.cmp(cb)

@@ -41,6 +41,13 @@ impl Engine {
         &self.facts
     }
 
+    /// Lets the upstream step re-send each upstream's logged GET or HEAD request as nginx
+    /// sent it ([`Facts::replayable_requests`]), after the user agreed. It takes effect when
+    /// the upstream step has not spoken to the upstreams yet.
+    pub fn allow_replay(&mut self) {
+        self.facts.options.replay_logged = true;
+    }
+
     /// Runs one of the first four steps (again, if it ran before) and returns its report.
     pub async fn run_step(&mut self, step: StepId) -> &StepReport {
         let report = run_step(step, &self.facts).await;
@@ -86,6 +93,7 @@ impl Engine {
     pub fn record_restart(&mut self, plan: &[Action], applied: Vec<Finding>, duration_ms: u64) {
         let mut findings = restart::plan_findings(plan, &self.diagnosis, !applied.is_empty());
         findings.extend(applied);
+        findings.iter_mut().for_each(crate::redact::finding);
         let status = StepReport::status_of(&findings);
         self.steps.retain(|s| s.step != StepId::Restart);
         self.steps.push(StepReport {

@@ -6,7 +6,11 @@
 //! really speaks. It also holds the limits the answer is judged against (`*_buffer_size`,
 //! `*_read_timeout`) with the config line that sets them.
 //!
-//! Only GET and HEAD are ever sent; a logged POST is probed as `GET /`.
+//! What is sent is read-only by default (docs/probes.md): a GET of the location's path with
+//! no query string and none of the credentials nginx would add; for FastCGI only the
+//! management record, or php-fpm's own ping or status page when the pool has one. A logged
+//! request is re-sent, and a FastCGI script run, only for a URL the user named (`--url`) or
+//! with the user's yes (the wizard). Only GET is ever sent.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,12 +56,15 @@ pub enum Answer {
         /// The same handshake with SNI, when nginx sends none and its handshake failed.
         with_sni: Option<TlsProbe>,
     },
-    /// FastCGI: the management record, and a GET of the logged script when there was one.
+    /// FastCGI: the management record, then php-fpm's own page or (for a URL the user named
+    /// or a request they agreed to re-send) the script.
     FastCgi {
         /// `FCGI_GET_VALUES` (runs no script).
         values: FcgiProbe,
-        /// The GET request, when the script path could be worked out.
+        /// The GET request, when one was sent.
         request: Option<FcgiProbe>,
+        /// The path of php-fpm's own page the request asked for (no script ran), if it did.
+        page: Option<String>,
     },
     /// uwsgi or SCGI.
     Gateway(GatewayProbe),
@@ -95,10 +102,15 @@ pub struct Shape<'a> {
     pub version: Option<(u32, u32, u32)>,
     /// The memory page size (the default header buffer).
     pub page_size: u64,
-    /// The URI to request (from `--url` or the logged request).
+    /// The URI to request: the location's path, or the `--url` or the logged request the
+    /// user agreed to re-send.
     pub uri: String,
-    /// The logged request method was GET or HEAD (FastCGI scripts are only run then).
-    pub logged_get: bool,
+    /// The user named the URL or agreed to re-send the logged request: the app's code for it
+    /// may run (a FastCGI script is requested only then).
+    pub runs_app: bool,
+    /// The path of php-fpm's own ping or status page in the pool behind the endpoint, when
+    /// it has one: answered by php-fpm itself, no script runs.
+    pub fpm_path: Option<String>,
     /// The directory relative paths in the config are resolved against (nginx's prefix).
     pub prefix: Option<&'a Path>,
     /// The directory of the main config (for `*_trusted_certificate` relative paths).
@@ -210,10 +222,34 @@ fn upstream_uri(target: &PassTarget, uri: &str) -> String {
     }
 }
 
-/// The HTTP request nginx sends for this target.
-pub fn http_request(target: &PassTarget, shape: &Shape<'_>) -> HttpRequest {
+/// Whether a request header carries a credential (it is never sent by a probe).
+pub fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    ) || [
+        "token",
+        "secret",
+        "passw",
+        "api-key",
+        "apikey",
+        "api_key",
+        "auth",
+        "session",
+        "signature",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+/// The HTTP request nginx sends for this target, without the credentials it would add;
+/// and the names of the headers left out for that reason.
+pub fn http_request(target: &PassTarget, shape: &Shape<'_>) -> (HttpRequest, Vec<String>) {
     let s = &target.settings;
     let mut headers = Vec::new();
+    let mut withheld = Vec::new();
     let mut host = proxy_host(target);
     for set in s.all("proxy_set_header") {
         let (Some(name), Some(val)) = (set.args.first(), set.args.get(1)) else {
@@ -226,18 +262,21 @@ pub fn http_request(target: &PassTarget, shape: &Shape<'_>) -> HttpRequest {
         }
         if name.eq_ignore_ascii_case("host") {
             host = val.clone();
+        } else if is_credential_header(name) {
+            withheld.push(name.clone());
         } else {
             headers.push((name.clone(), val.clone()));
         }
     }
     let version = value(s, "proxy_http_version", shape.version).0;
-    HttpRequest {
+    let request = HttpRequest {
         method: Method::Get,
         target: upstream_uri(target, &shape.uri),
         host,
         headers,
         http11: version == "1.1",
-    }
+    };
+    (request, withheld)
 }
 
 /// The TLS handshake nginx makes for this target.
@@ -363,13 +402,19 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
             (sent, Answer::Tls { probe, with_sni })
         }
         (PassModule::Proxy, _) => {
-            let request = http_request(target, shape);
-            let sent = format!(
+            let (request, withheld) = http_request(target, shape);
+            let mut sent = format!(
                 "GET {} HTTP/1.{}, Host: {}",
                 request.target,
                 u8::from(request.http11),
                 request.host
             );
+            if !withheld.is_empty() {
+                sent.push_str(&format!(
+                    " (credentials nginx adds left out: {})",
+                    withheld.join(", ")
+                ));
+            }
             (
                 sent,
                 Answer::Http(http::probe_http(peer, &request, limits).await),
@@ -377,18 +422,36 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         }
         (PassModule::FastCgi, _) => {
             let values = fastcgi::get_values(peer, timeout).await;
-            let request = match (&values.gateway.outcome, shape.logged_get) {
-                (GatewayOutcome::Values, true) => match fastcgi_request(target, shape) {
-                    Some(req) => Some(fastcgi::request(peer, &req, gateway_limits).await),
-                    None => None,
-                },
+            // A script runs only for a URL the user named or a request they agreed to
+            // re-send; else php-fpm's own page, which runs none.
+            let planned = match (&values.gateway.outcome, shape.runs_app, &shape.fpm_path) {
+                (GatewayOutcome::Values, true, _) => fastcgi_request(target, shape)
+                    .map(|req| (req, format!("FCGI_GET_VALUES, then GET {}", shape.uri))),
+                (GatewayOutcome::Values, false, Some(path)) => Some((
+                    FcgiRequest::get(path, path, &host_name(target)),
+                    format!("FCGI_GET_VALUES, then php-fpm's own page {path} (runs no script)"),
+                )),
                 _ => None,
             };
-            let sent = match &request {
-                Some(_) => format!("FCGI_GET_VALUES, then GET {}", shape.uri),
-                None => "FCGI_GET_VALUES (runs no script)".to_owned(),
+            let page = planned
+                .as_ref()
+                .filter(|_| !shape.runs_app)
+                .and(shape.fpm_path.clone());
+            let (sent, request) = match planned {
+                Some((req, sent)) => (
+                    sent,
+                    Some(fastcgi::request(peer, &req, gateway_limits).await),
+                ),
+                None => ("FCGI_GET_VALUES (runs no script)".to_owned(), None),
             };
-            (sent, Answer::FastCgi { values, request })
+            (
+                sent,
+                Answer::FastCgi {
+                    values,
+                    request,
+                    page,
+                },
+            )
         }
         (PassModule::Uwsgi, _) => (
             format!("uwsgi GET {}", shape.uri),
@@ -471,7 +534,8 @@ mod tests {
             version: Some((1, 22, 1)),
             page_size: 4096,
             uri: uri.to_owned(),
-            logged_get: true,
+            runs_app: true,
+            fpm_path: None,
             prefix: None,
             conf_dir: None,
             timeout: Duration::from_secs(1),
@@ -483,15 +547,21 @@ mod tests {
         let v = view(
             "http { upstream backend { server 127.0.0.1:8000; }
              server { proxy_set_header X-Static yes; proxy_set_header X-Real-IP $remote_addr;
+               proxy_set_header Authorization \"Bearer s3cret\"; proxy_set_header X-Api-Key k;
                location /api/ { proxy_pass http://backend/v1/; proxy_http_version 1.1; }
                location /raw { proxy_pass http://127.0.0.1:80; proxy_set_header Host app.example; } } }",
         );
-        let api = http_request(&v.targets[0], &shape("/api/users?x=1"));
+        let (api, withheld) = http_request(&v.targets[0], &shape("/api/users?x=1"));
         assert_eq!(api.target, "/v1/users?x=1");
         assert_eq!(api.host, "backend");
         assert!(api.http11);
         assert_eq!(api.headers, [("X-Static".to_owned(), "yes".to_owned())]);
-        let raw = http_request(&v.targets[1], &shape("/raw/a"));
+        assert_eq!(
+            withheld,
+            ["Authorization", "X-Api-Key"],
+            "credentials are never sent"
+        );
+        let (raw, _) = http_request(&v.targets[1], &shape("/raw/a"));
         assert_eq!(raw.target, "/raw/a");
         assert_eq!(raw.host, "app.example");
         assert!(

@@ -30,6 +30,10 @@ pub struct Options {
     pub apply: bool,
     /// Which master to diagnose when several run (the wizard asks; scripts use `--config`).
     pub master_pid: Option<u32>,
+    /// The user agreed (in the wizard) to re-send each upstream's logged GET or HEAD request
+    /// as nginx sent it, which runs the app's code for it. Off: probes request the
+    /// location's path only (docs/probes.md).
+    pub replay_logged: bool,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             steps: Vec::new(),
             apply: false,
             master_pid: None,
+            replay_logged: false,
         }
     }
 }

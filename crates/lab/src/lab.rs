@@ -258,6 +258,12 @@ impl Lab {
         self.php_fpm.as_ref().map(PhpFpm::log)
     }
 
+    /// The first lines of the request heads the scenario's apps were sent so far (by nginx,
+    /// and by anything else that spoke to them), in order per app.
+    pub fn requests_seen(&self) -> Vec<String> {
+        self.responders.iter().flat_map(Responder::seen).collect()
+    }
+
     /// Sends one `GET path` through the lab's nginx (2 s timeouts) and returns the status code.
     pub fn request(&self, path: &str) -> Result<u16, LabError> {
         client::get_status(self.listen, path)

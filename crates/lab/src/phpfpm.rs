@@ -70,7 +70,9 @@ pub(crate) fn config_text(dir: &str, spec: &PoolSpec) -> String {
     if let Some((user, group)) = spec.user.as_deref().and_then(|u| u.split_once(' ')) {
         out.push_str(&format!("user = {user}\ngroup = {group}\n"));
     }
-    out.push_str("pm = static\npm.max_children = 2\n");
+    // php-fpm answers its ping page itself (no script runs), as many production pools
+    // configure it.
+    out.push_str("pm = static\npm.max_children = 2\nping.path = /fpm-ping\n");
     if let Some(secs) = spec.terminate_after_secs {
         out.push_str(&format!("request_terminate_timeout = {secs}s\n"));
     }

@@ -8,8 +8,8 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -168,7 +168,12 @@ fn is_timeout(e: &io::Error) -> bool {
 
 /// Reads one request head, bounded by [`MAX_REQUEST`], `limit` and the stop flag (those two
 /// give a `TimedOut` error).
-fn read_head<S: Read>(stream: &mut S, stop: &AtomicBool, limit: Duration) -> io::Result<Head> {
+fn read_head<S: Read>(
+    stream: &mut S,
+    stop: &AtomicBool,
+    limit: Duration,
+    seen: &Seen,
+) -> io::Result<Head> {
     let deadline = Instant::now() + limit;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -187,6 +192,7 @@ fn read_head<S: Read>(stream: &mut S, stop: &AtomicBool, limit: Duration) -> io:
                     return Ok(Head::NotHttp);
                 }
                 if head.len() >= MAX_REQUEST || head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    seen.record(&head);
                     return Ok(Head::Request);
                 }
             }
@@ -233,28 +239,33 @@ fn send<S: Write>(stream: &mut S, bytes: &[u8]) {
 }
 
 /// Serves one connection according to `behavior`.
-fn serve(mut stream: Stream, behavior: &Behavior, stop: &AtomicBool) -> io::Result<()> {
+fn serve(
+    mut stream: Stream,
+    behavior: &Behavior,
+    stop: &AtomicBool,
+    seen: &Seen,
+) -> io::Result<()> {
     match behavior {
-        Behavior::Ok => serve_ok(&mut stream, stop),
-        Behavior::CloseEarly => read_head(&mut stream, stop, HEAD_WAIT).map(drop),
+        Behavior::Ok => serve_ok(&mut stream, stop, seen),
+        Behavior::CloseEarly => read_head(&mut stream, stop, HEAD_WAIT, seen).map(drop),
         Behavior::Reset => reset(&mut stream, stop),
         Behavior::Answer(bytes) => {
-            if read_head(&mut stream, stop, HEAD_WAIT)? == Head::Request {
+            if read_head(&mut stream, stop, HEAD_WAIT, seen)? == Head::Request {
                 send(&mut stream, bytes);
             }
             Ok(())
         }
         Behavior::Silent => {
-            if read_head(&mut stream, stop, HEAD_WAIT)? == Head::Request {
+            if read_head(&mut stream, stop, HEAD_WAIT, seen)? == Head::Request {
                 hold(&mut stream, stop);
             }
             Ok(())
         }
-        Behavior::KeepAliveRace => keep_alive_race(&mut stream, stop),
+        Behavior::KeepAliveRace => keep_alive_race(&mut stream, stop, seen),
         Behavior::Tls(config) => {
             let conn = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
             let mut tls = StreamOwned::new(conn, stream);
-            serve_ok(&mut tls, stop)?;
+            serve_ok(&mut tls, stop, seen)?;
             tls.conn.send_close_notify();
             send(&mut tls, b"");
             Ok(())
@@ -263,8 +274,8 @@ fn serve(mut stream: Stream, behavior: &Behavior, stop: &AtomicBool) -> io::Resu
 }
 
 /// [`Behavior::Ok`]: 200 for an HTTP request, 400 for anything else.
-fn serve_ok<S: Read + Write>(stream: &mut S, stop: &AtomicBool) -> io::Result<()> {
-    match read_head(stream, stop, HEAD_WAIT)? {
+fn serve_ok<S: Read + Write>(stream: &mut S, stop: &AtomicBool, seen: &Seen) -> io::Result<()> {
+    match read_head(stream, stop, HEAD_WAIT, seen)? {
         Head::Request => send(stream, response("200 OK", BODY, false).as_bytes()),
         Head::NotHttp => send(
             stream,
@@ -306,14 +317,14 @@ fn hold(stream: &mut Stream, stop: &AtomicBool) {
 
 /// [`Behavior::KeepAliveRace`]: the first request is answered with keep-alive; a request that
 /// arrives on the reused connection is read and the connection closed without an answer.
-fn keep_alive_race(stream: &mut Stream, stop: &AtomicBool) -> io::Result<()> {
+fn keep_alive_race(stream: &mut Stream, stop: &AtomicBool, seen: &Seen) -> io::Result<()> {
     for served in 0..MAX_REQUESTS_PER_CONNECTION {
         let limit = if served == 0 {
             HEAD_WAIT
         } else {
             KEEPALIVE_IDLE
         };
-        match read_head(stream, stop, limit) {
+        match read_head(stream, stop, limit, seen) {
             Ok(Head::Request) if served == 0 => {
                 send(stream, response("200 OK", BODY, true).as_bytes());
             }
@@ -331,11 +342,37 @@ fn keep_alive_race(stream: &mut Stream, stop: &AtomicBool) -> io::Result<()> {
     Ok(())
 }
 
+/// The first lines of the request heads an app was sent, in order (at most
+/// [`MAX_SEEN`]), so that tests can tell what reached it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Seen(Arc<Mutex<Vec<String>>>);
+
+/// Most request lines a [`Seen`] keeps.
+const MAX_SEEN: usize = 256;
+
+impl Seen {
+    fn record(&self, head: &[u8]) {
+        let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = String::from_utf8_lossy(line).trim_end().to_owned();
+        if let Ok(mut lines) = self.0.lock()
+            && lines.len() < MAX_SEEN
+        {
+            lines.push(line);
+        }
+    }
+
+    /// The request lines so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
 /// A running responder; stopping (or dropping) it ends its threads.
 #[derive(Debug)]
 pub(crate) struct Responder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    seen: Seen,
 }
 
 impl Responder {
@@ -344,13 +381,21 @@ impl Responder {
         listener.set_nonblocking()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let seen = Seen::default();
+        let log = seen.clone();
         let thread = thread::Builder::new()
             .name("fix502-lab-upstream".to_owned())
-            .spawn(move || accept_loop(&listener, &Arc::new(behavior), &flag))?;
+            .spawn(move || accept_loop(&listener, &Arc::new(behavior), &flag, &log))?;
         Ok(Self {
             stop,
             thread: Some(thread),
+            seen,
         })
+    }
+
+    /// The first lines of the request heads the app was sent so far.
+    pub(crate) fn seen(&self) -> Vec<String> {
+        self.seen.lines()
     }
 
     /// Asks the threads to stop and waits for them (at most one [`READ_POLL`] or write timeout).
@@ -371,7 +416,7 @@ impl Drop for Responder {
 }
 
 /// Accepts connections until `stop` is set, serving each in its own thread; then joins them.
-fn accept_loop(listener: &Listener, behavior: &Arc<Behavior>, stop: &Arc<AtomicBool>) {
+fn accept_loop(listener: &Listener, behavior: &Arc<Behavior>, stop: &Arc<AtomicBool>, seen: &Seen) {
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let (done, running): (Vec<_>, Vec<_>) = workers.into_iter().partition(|w| w.is_finished());
@@ -384,10 +429,11 @@ fn accept_loop(listener: &Listener, behavior: &Arc<Behavior>, stop: &Arc<AtomicB
             Ok(stream) => {
                 let behavior = Arc::clone(behavior);
                 let flag = Arc::clone(stop);
+                let seen = seen.clone();
                 let spawned = thread::Builder::new()
                     .name("fix502-lab-conn".to_owned())
                     .spawn(move || {
-                        if let Err(e) = serve(stream, &behavior, &flag) {
+                        if let Err(e) = serve(stream, &behavior, &flag, &seen) {
                             tracing::debug!(error = %e, "lab upstream: connection failed");
                         }
                     });

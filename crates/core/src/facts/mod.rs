@@ -9,12 +9,14 @@
 //! (`access.rs`), and `--url` routed through the config (`url.rs`).
 
 mod access;
+mod appserver;
 mod endpoint;
 mod logs;
 mod probe;
 mod url;
 
 pub use access::AccessRead;
+pub use appserver::{Behind, is_local};
 pub use endpoint::{Endpoint, EndpointUse, short};
 pub use logs::{JOURNAL_SOURCE, LogRead};
 pub use probe::{ProbeResult, join_all, probe_endpoint};
@@ -26,7 +28,7 @@ use std::time::Duration;
 use fix502_nginx::config::Config;
 use fix502_nginx::logscan::ScanOptions;
 use fix502_nginx::route::Route;
-use fix502_nginx::view::ConfigView;
+use fix502_nginx::view::{ConfigView, PassTarget};
 use fix502_probe::listeners::{self, Listener};
 use fix502_probe::unixsock::{self, Identity};
 use tokio::sync::OnceCell;
@@ -73,6 +75,8 @@ pub struct Facts {
     /// One cell per endpoint, so an endpoint's exchange starts as soon as its own connect
     /// is done, not when the slowest endpoint's is.
     probe_cells: Vec<OnceCell<ProbeResult>>,
+    /// One cell per endpoint: what serves it (local endpoints that accept connections).
+    behind_cells: Vec<OnceCell<Option<Behind>>>,
     listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
     exchanges: OnceCell<Vec<Option<Exchange>>>,
     nginx_test: OnceCell<Result<CommandOutput, String>>,
@@ -173,6 +177,7 @@ impl Facts {
             variable_targets.retain(|(_, loc)| Some(loc) == at.as_ref());
         }
         let probe_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
+        let behind_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         Self {
             options,
             discovery,
@@ -190,6 +195,7 @@ impl Facts {
             access: OnceCell::new(),
             probes: OnceCell::new(),
             probe_cells,
+            behind_cells,
             listeners: OnceCell::new(),
             exchanges: OnceCell::new(),
             nginx_test: OnceCell::new(),
@@ -396,6 +402,28 @@ impl Facts {
             .sum()
     }
 
+    /// What serves endpoint `i` (in the order of [`Facts::endpoints`]), looked at once:
+    /// `None` when the endpoint is not on this host or does not accept connections, and
+    /// `Err` when the listening sockets cannot be read.
+    pub async fn behind(&self, i: usize) -> Result<Option<&Behind>, String> {
+        let (Some(endpoint), Some(cell)) = (self.endpoints.get(i), self.behind_cells.get(i)) else {
+            return Ok(None);
+        };
+        if !is_local(endpoint) || !self.probe_at(i).await.is_some_and(ProbeResult::ok) {
+            return Ok(None);
+        }
+        let all = self.listeners().await?;
+        let behind = cell
+            .get_or_init(|| async {
+                let endpoint = endpoint.clone();
+                tokio::task::spawn_blocking(move || appserver::look(&endpoint, &all))
+                    .await
+                    .ok()
+            })
+            .await;
+        Ok(behind.as_ref())
+    }
+
     /// Listening sockets on this host (read once).
     pub async fn listeners(&self) -> Result<Arc<Vec<Listener>>, String> {
         self.listeners
@@ -429,12 +457,17 @@ impl Facts {
                         let target = self.view.targets.get(endpoint.uses.first()?.target)?;
                         let probe = self.probe_at(i).await?;
                         let peer = probe::reachable_target(&endpoint.peer, probe)?;
-                        let (uri, logged_get) = self.request_uri(logged);
+                        let (uri, runs_app) = self.request_uri(target, logged);
+                        let fpm_path = match self.behind(i).await {
+                            Ok(Some(behind)) => behind.server().and_then(fpm_page),
+                            _ => None,
+                        };
                         let shape = Shape {
                             version,
                             page_size,
                             uri,
-                            logged_get,
+                            runs_app,
+                            fpm_path,
                             prefix: self.discovery.prefix.as_deref(),
                             conf_dir: conf_dir.as_deref(),
                             timeout: self.timeout(),
@@ -475,9 +508,11 @@ impl Facts {
         out
     }
 
-    /// The URI to probe with: `--url`'s path, else the logged GET/HEAD request's, else `/`;
-    /// and whether it came from a logged GET/HEAD.
-    fn request_uri(&self, logged: Option<&str>) -> (String, bool) {
+    /// What to request from a pass target's upstream, and whether that may run the app's
+    /// code for a request someone asked for: the `--url` (the user named it), else the
+    /// logged GET or HEAD request when the user agreed to re-send it, else the path of the
+    /// location the pass directive is in (`/` for a regex or named one) with no query.
+    fn request_uri(&self, target: &PassTarget, logged: Option<&str>) -> (String, bool) {
         if let Some(url) = &self.options.url {
             let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
             let path = after_scheme
@@ -486,11 +521,39 @@ impl Facts {
                 .unwrap_or("/");
             return (path.to_owned(), true);
         }
-        let mut words = logged.unwrap_or_default().split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("GET" | "HEAD"), Some(uri)) if uri.starts_with('/') => (uri.to_owned(), true),
-            _ => ("/".to_owned(), false),
+        if self.options.replay_logged {
+            let mut words = logged.unwrap_or_default().split_whitespace();
+            if let (Some("GET" | "HEAD"), Some(uri)) = (words.next(), words.next())
+                && uri.starts_with('/')
+            {
+                return (uri.to_owned(), true);
+            }
         }
+        (location_path(target.location.as_deref()), false)
+    }
+
+    /// The GET or HEAD request nginx logged for each upstream, as `(upstream, request
+    /// line)`, where it asks for more than the probe sends anyway (the location's path): what
+    /// the user may agree to re-send ([`crate::Options::replay_logged`]). A POST is never
+    /// offered: only GET and HEAD are ever sent.
+    pub async fn replayable_requests(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (peer, req) in self.logged_requests().await {
+            let mut words = req.split_whitespace();
+            let (Some("GET" | "HEAD"), Some(uri)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let path = self
+                .endpoint_of(&Upstream::parse(&peer))
+                .await
+                .and_then(|e| e.uses.first())
+                .and_then(|u| self.view.targets.get(u.target))
+                .map(|t| location_path(t.location.as_deref()));
+            if uri.starts_with('/') && path.as_deref() != Some(uri) {
+                out.push((peer, req));
+            }
+        }
+        out
     }
 
     /// `nginx -t` on this config (run once).
@@ -561,4 +624,29 @@ impl Facts {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
     }
+}
+
+/// The path of a location as written (`/api/`, `= /exact`, `^~ /static/`), or `/` for a
+/// regex or named location, whose requests have no one path.
+fn location_path(location: Option<&str>) -> String {
+    let written = location
+        .unwrap_or("/")
+        .trim_start_matches("= ")
+        .trim_start_matches("^~ ")
+        .trim();
+    if written.starts_with('/') {
+        written.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+/// php-fpm's own page in a pool (`ping.path`, else `pm.status_path`), which php-fpm answers
+/// itself without running a script.
+fn fpm_page(app: &fix502_probe::appserver::AppServer) -> Option<String> {
+    ["ping.path", "pm.status_path"]
+        .iter()
+        .filter_map(|name| app.setting(name))
+        .map(|s| s.value.clone())
+        .find(|path| path.starts_with('/'))
 }

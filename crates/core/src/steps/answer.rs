@@ -202,15 +202,20 @@ fn response(facts: &Facts) -> FindingsFuture<'_> {
                 Answer::Http(p) => {
                     out.extend(http_findings(p, endpoint, exchange, facts.nginx_version()))
                 }
-                Answer::FastCgi { values, request } => {
+                Answer::FastCgi {
+                    values,
+                    request,
+                    page,
+                } => {
                     out.extend(fastcgi_findings(
                         values,
                         request.as_ref(),
+                        page.as_deref(),
                         endpoint,
                         exchange,
                     ));
                 }
-                Answer::Gateway(p) => out.extend(gateway_finding(p, &[], endpoint, exchange)),
+                Answer::Gateway(p) => out.extend(gateway_finding(p, &[], None, endpoint, exchange)),
                 Answer::Grpc => out.push(base(
                     RESPONSE,
                     Severity::Info,
@@ -442,6 +447,7 @@ fn received(f: Finding, head: &[u8]) -> Finding {
 fn fastcgi_findings(
     values: &FcgiProbe,
     request: Option<&FcgiProbe>,
+    page: Option<&str>,
     endpoint: &Endpoint,
     exchange: &Exchange,
 ) -> Vec<Finding> {
@@ -495,20 +501,24 @@ fn fastcgi_findings(
         )),
     }
     if let Some(p) = request {
-        out.extend(gateway_finding(&p.gateway, &p.stderr, endpoint, exchange));
+        out.extend(gateway_finding(
+            &p.gateway, &p.stderr, page, endpoint, exchange,
+        ));
     }
     out
 }
 
 /// The answer to a gateway request (a FastCGI request, uwsgi, SCGI) as a finding with its
 /// cause; `None` for a head larger than the probe's cap that still fits nginx's buffer.
-/// `stderr` is what FastCGI sent in STDERR (nothing for uwsgi and SCGI).
+/// `stderr` is what FastCGI sent in STDERR (nothing for uwsgi and SCGI); `page` is the
+/// php-fpm page asked for instead of a script, if it was.
 ///
 /// FastCGI's wording says it ran the script; for uwsgi and SCGI an invalid head and a head
 /// too big for the probe are only the probe's warnings, as they always were.
 fn gateway_finding(
     p: &GatewayProbe,
     stderr: &[String],
+    page: Option<&str>,
     endpoint: &Endpoint,
     exchange: &Exchange,
 ) -> Option<Finding> {
@@ -527,7 +537,12 @@ fn gateway_finding(
                 return Some(with_stderr(f));
             }
             let status = p.status.unwrap_or(200);
-            let text = if fastcgi {
+            let text = if let Some(page) = page {
+                format!(
+                    "{up}: php-fpm's own page {page} answers {status} (header {}): its workers take requests",
+                    size(p.header_bytes as u64)
+                )
+            } else if fastcgi {
                 format!(
                     "{up} runs the script and answers {status} (header {})",
                     size(p.header_bytes as u64)
@@ -551,7 +566,12 @@ fn gateway_finding(
         }
         GatewayOutcome::ClosedEarly | GatewayOutcome::Reset => {
             let reset = p.outcome == GatewayOutcome::Reset;
-            let text = if fastcgi {
+            let text = if let Some(page) = page {
+                format!(
+                    "{up} closed the connection on php-fpm's own page {page}, before a complete header ({}): nginx answers 502",
+                    p.outcome
+                )
+            } else if fastcgi {
                 format!(
                     "{up} closed the connection while running the script, before a complete header ({}): nginx answers 502",
                     p.outcome
@@ -816,7 +836,7 @@ mod tests {
             header_bytes: 100,
             head: b"Status: OK".to_vec(),
         };
-        let f = gateway_finding(&probe, stderr, &endpoint, &exchange)?;
+        let f = gateway_finding(&probe, stderr, None, &endpoint, &exchange)?;
         Some((f.severity, f.cause, f.message, f.evidence))
     }
 

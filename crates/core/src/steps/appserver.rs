@@ -6,13 +6,11 @@
 
 use std::time::SystemTime;
 
-use fix502_nginx::view::Peer;
 use fix502_probe::appserver::{self, AppServer, LogEvent, LogEventKind, Setting, SettingSource};
-use fix502_probe::listeners::{Listener, ListenerKind, listeners_on_port};
 
 use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
-use crate::facts::{Endpoint, Facts};
+use crate::facts::{Behind, Facts};
 use crate::report::{CheckId, Evidence, Finding, Severity, StepId};
 use crate::upstream::Upstream;
 
@@ -52,27 +50,6 @@ fn source(s: &Setting) -> String {
 
 fn setting_line(s: &Setting) -> String {
     format!("{} = {} ({})", s.name, s.value, source(s))
-}
-
-/// The listener serving an endpoint: the exact address, else a wildcard on its port.
-fn listener_of<'a>(endpoint: &Endpoint, all: &'a [Listener]) -> Option<&'a Listener> {
-    match &endpoint.peer {
-        Peer::Unix(path) => all
-            .iter()
-            .find(|l| l.kind == ListenerKind::Unix && l.path.as_deref() == Some(path.as_path())),
-        Peer::Inet { port, .. } => {
-            let on_port = listeners_on_port(all, *port);
-            on_port
-                .iter()
-                .find(|l| Upstream::parse(&l.addr) == Upstream::from(&endpoint.peer))
-                .or_else(|| {
-                    on_port
-                        .iter()
-                        .find(|l| l.socket_addr.is_some_and(|a| a.ip().is_unspecified()))
-                })
-                .copied()
-        }
-    }
 }
 
 /// What an event means for the requests nginx sends, and the fix; `None` for events that
@@ -156,68 +133,50 @@ fn within(event: &LogEvent, since: SystemTime) -> bool {
 
 fn app_server(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
-        let probes = facts.probes().await;
-        let reachable: Vec<&Endpoint> = facts
-            .endpoints
-            .iter()
-            .zip(probes)
-            .filter(|(e, p)| p.ok() && is_local(e))
-            .map(|(e, _)| e)
-            .collect();
-        if reachable.is_empty() {
-            return Vec::new();
-        }
-        let all = match facts.listeners().await {
-            Ok(all) => all,
-            Err(e) => {
-                return vec![Finding::could_not_check(
-                    APP_SERVER,
-                    format!("cannot list listening sockets to find the app servers: {e}"),
-                )];
-            }
-        };
         let since = SystemTime::now()
             .checked_sub(facts.options.since)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut out = Vec::new();
         let mut oom: Option<Vec<LogEvent>> = None;
-        for endpoint in reachable {
+        for (i, endpoint) in facts.endpoints.iter().enumerate() {
             let up = endpoint.display.clone();
-            let Some(pid) = listener_of(endpoint, &all).and_then(|l| l.pid) else {
-                out.push(
-                    Finding::new(
+            let app = match facts.behind(i).await {
+                Ok(None) => continue,
+                Err(e) => {
+                    return vec![Finding::could_not_check(
                         APP_SERVER,
-                        Severity::Info,
-                        format!("{up}: cannot see which process listens (run as root to see it)"),
-                    )
-                    .upstream(&endpoint.peer),
-                );
-                continue;
-            };
-            let Ok(pid) = i32::try_from(pid) else {
-                continue;
-            };
-            let display = up.clone();
-            let app =
-                tokio::task::spawn_blocking(move || appserver::identify(pid, Some(&display))).await;
-            let app = match app {
-                Ok(Ok(app)) => app,
-                Ok(Err(e)) => {
+                        format!("cannot list listening sockets to find the app servers: {e}"),
+                    )];
+                }
+                Ok(Some(Behind::Unseen)) => {
                     out.push(
                         Finding::new(
                             APP_SERVER,
                             Severity::Info,
-                            format!("{up}: cannot inspect pid {pid}: {e}"),
+                            format!(
+                                "{up}: cannot see which process listens (run as root to see it)"
+                            ),
                         )
                         .upstream(&endpoint.peer),
                     );
                     continue;
                 }
-                Err(_) => continue,
+                Ok(Some(Behind::Uninspectable { pid, why })) => {
+                    out.push(
+                        Finding::new(
+                            APP_SERVER,
+                            Severity::Info,
+                            format!("{up}: cannot inspect pid {pid}: {why}"),
+                        )
+                        .upstream(&endpoint.peer),
+                    );
+                    continue;
+                }
+                Ok(Some(Behind::Server(app))) => app,
             };
-            out.push(summary(&app, &up));
+            out.push(summary(app, &up));
             let recent: Vec<&LogEvent> = app.events.iter().filter(|e| within(e, since)).collect();
-            out.extend(event_findings(&recent, &app, &up));
+            out.extend(event_findings(&recent, app, &up));
             if oom.is_none() {
                 oom = Some(
                     tokio::task::spawn_blocking(move || appserver::oom_kills(Some(since), 200))
@@ -240,19 +199,10 @@ fn app_server(facts: &Facts) -> FindingsFuture<'_> {
                             .any(|p| e.line.contains(&format!("process {p} ")))
                 })
                 .collect();
-            out.extend(event_findings(&killed, &app, &up));
+            out.extend(event_findings(&killed, app, &up));
         }
         out
     })
-}
-
-/// Whether the endpoint is on this host (a unix socket or a loopback address), where its
-/// listener can be seen.
-fn is_local(endpoint: &Endpoint) -> bool {
-    match &endpoint.peer {
-        Peer::Unix(_) => true,
-        peer => peer.is_loopback(),
-    }
 }
 
 fn summary(app: &AppServer, up: &str) -> Finding {

@@ -68,7 +68,8 @@ pub async fn run_step(step: StepId, facts: &Facts) -> StepReport {
         .filter(|c| c.step() == step)
         .collect();
     let results = join_all(checks.iter().map(|c| c.run(facts))).await;
-    let findings: Vec<Finding> = results.into_iter().flatten().collect();
+    let mut findings: Vec<Finding> = results.into_iter().flatten().collect();
+    findings.iter_mut().for_each(crate::redact::finding);
     let status = StepReport::status_of(&findings);
     let next = next_hint(step, &findings);
     StepReport {

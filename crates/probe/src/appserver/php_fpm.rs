@@ -98,6 +98,7 @@ const PHP_FPM_POOL_SETTINGS: &[(&str, Option<&str>)] = &[
     ("pm.max_children", None),
     ("pm.max_requests", Some("0")),
     ("pm.status_path", None),
+    ("ping.path", None),
     ("request_terminate_timeout", Some("0")),
     ("request_slowlog_timeout", Some("0")),
 ];

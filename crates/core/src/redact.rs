@@ -1,0 +1,120 @@
+//! Redaction: what fix502 shows never quotes a secret. Query-string values of logged
+//! requests and URLs (`?token=…`), the user and password of a URL (`http://…@host`), and the
+//! values of credential headers and of directives that set them (`Authorization: …`,
+//! `proxy_set_header Cookie …`) are replaced by `…` in every finding and diagnosis, in the
+//! human report, the JSON and the wizard alike.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::report::{Diagnosis, Finding};
+
+/// The words that make a header or parameter name a credential.
+const CREDENTIAL: &str = r"(?:(?:proxy-)?authorization|cookie|set-cookie|[\w-]*(?:token|secret|passw(?:or)?d?|api[-_]?key|session|signature|credential)[\w-]*)";
+
+static QUERY_VALUE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"([?&][^=&\s"'#<>?]+=)[^&\s"'#<>]+"#).ok());
+
+static USERINFO: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@?#]+@").ok());
+
+/// A credential header: `Authorization: …` to the end of its value.
+static HEADER_VALUE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(&format!(r#"(?i)(\b{CREDENTIAL}\s*:\s*)[^\r\n"]+"#)).ok());
+
+/// A directive that sets a credential header or parameter: `proxy_set_header Cookie …`.
+static DIRECTIVE_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"(?i)(\b(?:proxy_set_header|grpc_set_header|fastcgi_param|uwsgi_param|scgi_param)\s+{CREDENTIAL}\s+)(?:"[^"]*"|'[^']*'|[^\s;]+)"#
+    ))
+    .ok()
+});
+
+/// `text` with its secrets replaced by `…`.
+pub fn redact(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    if let Some(re) = USERINFO.as_ref()
+        && re.is_match(&out)
+    {
+        out = Cow::Owned(re.replace_all(&out, "${1}…@").into_owned());
+    }
+    if let Some(re) = QUERY_VALUE.as_ref()
+        && re.is_match(&out)
+    {
+        out = Cow::Owned(re.replace_all(&out, "${1}…").into_owned());
+    }
+    for re in [&HEADER_VALUE, &DIRECTIVE_VALUE] {
+        if let Some(re) = re.as_ref()
+            && re.is_match(&out)
+        {
+            out = Cow::Owned(re.replace_all(&out, "${1}…").into_owned());
+        }
+    }
+    out
+}
+
+fn in_place(text: &mut String) {
+    if let Cow::Owned(clean) = redact(text) {
+        *text = clean;
+    }
+}
+
+/// Redacts every text of a finding.
+pub fn finding(f: &mut Finding) {
+    in_place(&mut f.message);
+    f.evidence.iter_mut().for_each(in_place);
+    f.fix.iter_mut().for_each(in_place);
+    if let Some(h) = f.headline.as_mut() {
+        in_place(h);
+    }
+}
+
+/// Redacts every text of a diagnosis.
+pub fn diagnosis(d: &mut Diagnosis) {
+    in_place(&mut d.summary);
+    d.evidence.iter_mut().for_each(in_place);
+    d.fix.iter_mut().for_each(in_place);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_replaced_and_the_rest_kept() {
+        let line = r#"2026/11/24 02:11:50 [error] 1#1: *2 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: s, request: "GET /account/delete?id=1&token=abc123 HTTP/1.1", upstream: "http://127.0.0.1:8000/account/delete?id=1&token=abc123", host: "s""#;
+        let clean = redact(line);
+        assert!(!clean.contains("abc123"), "{clean}");
+        assert!(
+            clean.contains("request: \"GET /account/delete?id=…&token=… HTTP/1.1\""),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("connect() failed (111: Connection refused)"),
+            "{clean}"
+        );
+        assert_eq!(
+            redact("proxy_pass http://user:pa55@10.0.0.1:8080/app;"),
+            "proxy_pass http://…@10.0.0.1:8080/app;"
+        );
+        assert_eq!(
+            redact("proxy_set_header Authorization \"Bearer s3cret\";"),
+            "proxy_set_header Authorization …;"
+        );
+        assert_eq!(redact("Cookie: sid=42; theme=dark"), "Cookie: …");
+        assert_eq!(
+            redact("fastcgi_param DB_PASSWORD hunter2;"),
+            "fastcgi_param DB_PASSWORD …;"
+        );
+        assert_eq!(redact("X-Api-Key: k-123"), "X-Api-Key: …");
+        // Nothing to hide: borrowed, unchanged.
+        let plain = "127.0.0.1:8000: connection refused (111), the upstream of location /";
+        assert!(matches!(redact(plain), Cow::Borrowed(_)));
+        assert!(matches!(
+            redact("GET /api/orders HTTP/1.1"),
+            Cow::Borrowed(_)
+        ));
+    }
+}
