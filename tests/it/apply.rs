@@ -87,3 +87,43 @@ fn failed_action_is_rolled_back_and_exits_4() {
     );
     drop(squatter);
 }
+
+#[test]
+fn five_acting_runs_at_once_leave_nginx_running() {
+    // One actor at a time: the first starts nginx under the acting lock; the others wait,
+    // find it running and do nothing; no run stops a master it did not start.
+    let Some(lab) = lab("nginx-not-running") else {
+        return;
+    };
+    let runs: Vec<std::process::Child> = (0..5)
+        .map(|_| {
+            super::harness::bin()
+                .args(["--non-interactive", "--json", "--apply", "--config"])
+                .arg(lab.config())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run fix502")
+        })
+        .collect();
+    let mut applied = 0;
+    let mut rolled_back = 0;
+    for run in runs {
+        let out = run.wait_with_output().expect("wait for fix502");
+        let report = super::harness::parse_report(&out);
+        for f in restart_findings(&report) {
+            let message = f["message"].as_str().unwrap_or_default();
+            if message.contains("applied and verified") {
+                applied += 1;
+            }
+            if f["severity"] == "error" {
+                rolled_back += 1;
+            }
+        }
+    }
+    assert_eq!(applied, 1, "exactly one run started nginx");
+    assert_eq!(rolled_back, 0, "no run rolled anything back");
+    let pid = lab.master_pid().expect("pid file after start");
+    assert!(fix502_lab::process_running(pid));
+    assert_eq!(lab.request("/").unwrap(), 200, "nginx serves at the end");
+}

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::diagnosis::diagnose;
 use crate::discovery::{DiscoveryError, discover};
 use crate::facts::Facts;
+use crate::lock::ActingLock;
 use crate::options::Options;
 use crate::report::{Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport};
 use crate::steps::restart::{self, Action};
@@ -21,6 +22,8 @@ pub struct Engine {
     steps: Vec<StepReport>,
     diagnosis: Vec<Diagnosis>,
     timeline: Option<Timeline>,
+    /// Held from the first action this run applies to its end: one actor at a time.
+    lock: Option<ActingLock>,
 }
 
 impl Engine {
@@ -33,6 +36,7 @@ impl Engine {
             steps: Vec::new(),
             diagnosis: Vec::new(),
             timeline: None,
+            lock: None,
         })
     }
 
@@ -84,8 +88,17 @@ impl Engine {
         restart::plan(&self.facts, &self.diagnosis).await
     }
 
-    /// Applies one planned action (gated, verified, rolled back on failure).
-    pub async fn apply(&self, action: &Action) -> Finding {
+    /// Applies one planned action (gated, verified, rolled back on failure). The first
+    /// action takes the host's acting lock, waiting for another acting fix502 run to finish,
+    /// and the run keeps it to its end; the action is checked again under the lock.
+    pub async fn apply(&mut self, action: &Action) -> Finding {
+        if self.lock.is_none() {
+            match tokio::task::spawn_blocking(|| ActingLock::acquire(crate::lock::WAIT)).await {
+                Ok(Ok(lock)) => self.lock = Some(lock),
+                Ok(Err(why)) => return restart::not_applied(action, &why),
+                Err(e) => return restart::not_applied(action, &e.to_string()),
+            }
+        }
         restart::apply(&self.facts, action).await
     }
 

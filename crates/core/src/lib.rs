@@ -93,6 +93,7 @@ mod engine;
 mod exchange;
 mod facts;
 mod journal;
+mod lock;
 mod options;
 mod redact;
 mod steps;

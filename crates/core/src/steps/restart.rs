@@ -218,9 +218,51 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
         .collect()
 }
 
-/// Applies one action: gate on `nginx -t`, run, verify, roll back on failure.
+/// The finding of an action that was not applied, and why.
+pub fn not_applied(action: &Action, why: &str) -> Finding {
+    Finding::new(
+        APPLY_CHECK,
+        Severity::Warning,
+        format!("{}: not applied: {why}", action.title()),
+    )
+    .cause(action.cause)
+}
+
+/// A process this run started: its pid and start time, so that undoing it can never stop
+/// another process that took the pid over, or one that another actor started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Started {
+    pid: u32,
+    start_time: u64,
+}
+
+impl Started {
+    /// Whether the process is still the one this run started.
+    fn still_ours(self) -> bool {
+        find_masters()
+            .iter()
+            .any(|m| m.pid == self.pid && m.start_time == self.start_time)
+    }
+}
+
+/// Applies one action: check it is still needed, gate on `nginx -t`, run, verify, and roll
+/// back what this run did on failure. The caller holds the acting lock.
 pub async fn apply(facts: &Facts, action: &Action) -> Finding {
     let command = action.command();
+    // Another actor may have fixed it meanwhile (the plan was made before the lock).
+    if action.kind == ActionKind::StartNginx
+        && let Some(pid) = master_for(facts)
+    {
+        return Finding::new(
+            APPLY_CHECK,
+            Severity::Info,
+            format!(
+                "{}: not needed any more: nginx master {pid} runs this config now",
+                action.title()
+            ),
+        )
+        .cause(action.cause);
+    }
     if matches!(
         action.kind,
         ActionKind::StartNginx | ActionKind::ReloadNginx
@@ -251,12 +293,26 @@ pub async fn apply(facts: &Facts, action: &Action) -> Finding {
         .as_ref()
         .map(|m| worker_pids(m.pid))
         .unwrap_or_default();
+    let masters_before: Vec<u32> = find_masters().iter().map(|m| m.pid).collect();
     let ran = run_command(&action.program, &action.args, Duration::from_secs(30)).await;
     let failure = match ran {
         Ok(o) if o.success => verify(facts, action, &before_workers).await.err(),
         Ok(o) => Some(format!("`{command}` failed: {}", o.stderr.trim())),
         Err(e) => Some(e.to_string()),
     };
+    // The master this run started, if it started one: new since, and running this config.
+    let started = (action.kind == ActionKind::StartNginx)
+        .then(|| {
+            let d = &facts.discovery;
+            let now = find_masters();
+            master_running(&now, &d.config, &d.build)
+                .filter(|m| !masters_before.contains(&m.pid))
+                .map(|m| Started {
+                    pid: m.pid,
+                    start_time: m.start_time,
+                })
+        })
+        .flatten();
     match failure {
         None => Finding::new(
             APPLY_CHECK,
@@ -265,7 +321,7 @@ pub async fn apply(facts: &Facts, action: &Action) -> Finding {
         )
         .cause(action.cause),
         Some(why) => {
-            let rollback = rollback(facts, action).await;
+            let rollback = rollback(action, started).await;
             Finding::new(
                 APPLY_CHECK,
                 Severity::Error,
@@ -370,10 +426,13 @@ fn master_for(facts: &Facts) -> Option<u32> {
     master_running(&find_masters(), &d.config, &d.build).map(|m| m.pid)
 }
 
-async fn rollback(facts: &Facts, action: &Action) -> String {
+/// Undoes what this run did, and only that: a master it started (the same pid with the same
+/// start time) is stopped; anything else is left alone.
+async fn rollback(action: &Action, started: Option<Started>) -> String {
     match &action.kind {
-        ActionKind::StartNginx => match master_for(facts) {
-            Some(pid) => {
+        ActionKind::StartNginx => match started {
+            Some(ours) if ours.still_ours() => {
+                let pid = ours.pid;
                 let nix_pid = nix::unistd::Pid::from_raw(pid as i32);
                 if nix::sys::signal::kill(nix_pid, nix::sys::signal::Signal::SIGTERM).is_err() {
                     return format!("could not stop the nginx master {pid} that was started");
@@ -382,9 +441,15 @@ async fn rollback(facts: &Facts, action: &Action) -> String {
                 while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
                     tokio::time::sleep(POLL).await;
                 }
-                format!("stopped the nginx master {pid} that was started; back to the state before")
+                format!(
+                    "stopped the nginx master {pid} that this run started; back to the state before"
+                )
             }
-            None => "nothing was started; nothing to undo".to_owned(),
+            Some(ours) => format!(
+                "the nginx master {} this run started is gone or no longer the same process; nothing to undo",
+                ours.pid
+            ),
+            None => "this run started no nginx master; nothing to undo".to_owned(),
         },
         ActionKind::ReloadNginx => {
             "the config was not changed, so nginx keeps serving the same config; nothing to restore"
