@@ -1,7 +1,7 @@
 //! The command line of docs/command-line.md, as clap derive types, and its conversion to
 //! [`fix502_core::Options`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -48,13 +48,13 @@ pub struct Cli {
     #[arg(long = "access-log", value_name = "PATH")]
     pub access_log: Vec<PathBuf>,
     /// Read log entries newer than this (15m, 2h, 1d)
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = since)]
     pub since: Duration,
     /// The URL that answers 502
     #[arg(long, value_name = "URL", value_parser = url)]
     pub url: Option<String>,
     /// Per-probe timeout
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = timeout)]
     pub timeout: Duration,
     /// Run one step only (logs, upstream, config, network, restart); repeatable
     #[arg(long, value_name = "STEP", value_parser = step)]
@@ -112,6 +112,33 @@ fn duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a duration like 500ms, 15s, 15m, 2h or 1d"))
 }
 
+/// The shortest and longest `--timeout`: a probe needs some milliseconds to connect at all,
+/// and no probe should hold a run for longer than minutes.
+const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(600));
+/// The longest `--since`: a year of logs.
+const SINCE_MAX: Duration = Duration::from_secs(366 * 86400);
+
+fn timeout(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    let (low, high) = TIMEOUT_RANGE;
+    if d < low || d > high {
+        return Err(format!(
+            "`{s}` is out of range: a timeout is from 10ms to 10m"
+        ));
+    }
+    Ok(d)
+}
+
+fn since(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d.is_zero() || d > SINCE_MAX {
+        return Err(format!(
+            "`{s}` is out of range: the window is from 1s to a year (366d)"
+        ));
+    }
+    Ok(d)
+}
+
 fn url(s: &str) -> Result<String, String> {
     check_url(s).map(|()| s.to_owned())
 }
@@ -122,15 +149,54 @@ fn step(s: &str) -> Result<StepId, String> {
     })
 }
 
+/// A path named on the command line, as an absolute path (relative ones are relative to the
+/// working directory, as the user meant them).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Absolute paths, each file once (two names of the same file are one).
+fn each_once(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        let abs = absolute(p);
+        let real = std::fs::canonicalize(&abs).unwrap_or_else(|_| abs.clone());
+        if !seen.contains(&real) {
+            seen.push(real);
+            out.push(abs);
+        }
+    }
+    out
+}
+
+/// What a named input is when it is not a regular file, in words.
+fn not_a_file(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        Some("something else")
+    }
+}
+
 impl Cli {
     /// The engine options these flags ask for.
     pub fn options(&self) -> Options {
         Options {
-            config: self.config.clone(),
-            nginx: self.nginx.clone(),
-            prefix: self.prefix.clone(),
-            error_logs: self.error_log.clone(),
-            access_logs: self.access_log.clone(),
+            config: self.config.as_deref().map(absolute),
+            nginx: self.nginx.as_deref().map(absolute),
+            prefix: self.prefix.as_deref().map(absolute),
+            error_logs: each_once(&self.error_log),
+            access_logs: each_once(&self.access_log),
             since: self.since,
             url: self.url.clone(),
             timeout: self.timeout,
@@ -141,25 +207,53 @@ impl Cli {
         }
     }
 
-    /// Files named on the command line that cannot be read: a usage error (exit 2).
+    /// Files named on the command line that cannot be read, or are not regular files (a
+    /// FIFO, a device, a directory): a usage error (exit 2). The type is looked at before
+    /// anything is opened, so a FIFO is never waited on.
     pub fn unreadable_inputs(&self) -> Option<String> {
         let files = self
             .config
             .iter()
-            .chain(&self.error_log)
-            .chain(&self.access_log);
-        for f in files {
+            .map(|f| ("--config", f))
+            .chain(self.error_log.iter().map(|f| ("--error-log", f)))
+            .chain(self.access_log.iter().map(|f| ("--access-log", f)));
+        for (flag, f) in files {
+            let kind = match std::fs::metadata(f) {
+                Ok(m) => m.file_type(),
+                Err(e) => return Some(format!("cannot read {}: {e}", f.display())),
+            };
+            if let Some(what) = not_a_file(kind) {
+                return Some(format!(
+                    "{flag} {}: is {what}, not a regular file",
+                    f.display()
+                ));
+            }
             if let Err(e) = std::fs::File::open(f) {
                 return Some(format!("cannot read {}: {e}", f.display()));
             }
-            if f.is_dir() {
-                return Some(format!("{} is a directory, not a file", f.display()));
+        }
+        if let Some(n) = &self.nginx {
+            match std::fs::metadata(n) {
+                Err(_) => return Some(format!("--nginx {}: no such file", n.display())),
+                Ok(m) if !m.is_file() => {
+                    return Some(format!(
+                        "--nginx {}: is {}, not a program",
+                        n.display(),
+                        not_a_file(m.file_type()).unwrap_or("something else")
+                    ));
+                }
+                Ok(m) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    if m.permissions().mode() & 0o111 == 0 {
+                        return Some(format!("--nginx {}: not executable", n.display()));
+                    }
+                }
             }
         }
-        if let Some(n) = &self.nginx
-            && !n.is_file()
+        if let Some(p) = &self.prefix
+            && !p.is_dir()
         {
-            return Some(format!("--nginx {}: no such file", n.display()));
+            return Some(format!("--prefix {}: not a directory", p.display()));
         }
         None
     }

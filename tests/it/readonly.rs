@@ -81,3 +81,37 @@ fn the_fastcgi_probe_runs_no_php_script() {
     // The killed script in php-fpm's log still names the cause.
     assert_eq!(report["diagnosis"][0]["cause"], "upstream-closed-early");
 }
+
+#[test]
+fn a_log_that_links_to_a_secret_file_is_skipped_not_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let secret = elsewhere.path().join("shadow");
+    std::fs::write(&secret, "root:$6$s3cr3thash:19000:0:99999:7:::\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.path().join("logs/error.log")).unwrap();
+    std::os::unix::fs::symlink(&secret, dir.path().join("logs/access.log")).unwrap();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        "error_log logs/error.log;\nevents {}\nhttp { access_log logs/access.log; server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n",
+    )
+    .unwrap();
+    for extra in [&[][..], &["--error-log", secret.to_str().unwrap()][..]] {
+        let out = bin()
+            .args(["--json", "--step", "logs", "--prefix"])
+            .arg(dir.path())
+            .arg("--config")
+            .arg(dir.path().join("nginx.conf"))
+            .args(extra)
+            .output()
+            .expect("run fix502");
+        let json = String::from_utf8_lossy(&out.stdout);
+        assert!(!json.contains("s3cr3thash"), "the secret is shown: {json}");
+        if extra.is_empty() {
+            assert!(
+                json.contains("outside the places logs are"),
+                "the skipped log is named: {json}"
+            );
+        }
+    }
+}

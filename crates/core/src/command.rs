@@ -1,11 +1,17 @@
-//! Running external commands (`nginx -t`, `nginx -V`, `systemctl`) with a deadline.
+//! Running external commands (`nginx -t`, `nginx -V`, `systemctl`) with a deadline and a
+//! cap on what they print: a command that runs too long or prints without end is killed,
+//! and said so.
 
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
+
+/// The most a command may print on each of stdout and stderr.
+pub const OUTPUT_CAP: usize = 1024 * 1024;
 
 /// The captured result of a finished command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +24,8 @@ pub struct CommandOutput {
     pub stdout: String,
     /// Standard error, lossily decoded.
     pub stderr: String,
+    /// The signal that ended it, when one did (a crash: 11 is SIGSEGV).
+    pub signal: Option<i32>,
 }
 
 /// Why a command could not be run to its end.
@@ -40,6 +48,32 @@ pub enum CommandError {
         /// The deadline.
         seconds: u64,
     },
+    /// It printed more than [`OUTPUT_CAP`] and was killed.
+    #[error("{program} printed more than {} MiB and was stopped", OUTPUT_CAP / (1024 * 1024))]
+    TooMuchOutput {
+        /// The program.
+        program: String,
+    },
+}
+
+/// Reads a stream to its end, or to `cap` bytes; `None` past the cap.
+async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(mut stream) = stream else {
+        return Some(out);
+    };
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return Some(out),
+            Ok(n) => {
+                if out.len() + n > cap {
+                    return None;
+                }
+                out.extend_from_slice(buf.get(..n).unwrap_or_default());
+            }
+        }
+    }
 }
 
 /// Runs `program args...` with no stdin, capturing its output, killed after `timeout`.
@@ -55,21 +89,39 @@ pub async fn run_command<S: AsRef<OsStr>>(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|source| CommandError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| CommandError::Spawn {
         program: name.clone(),
         source,
     })?;
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(out)) => Ok(CommandOutput {
-            success: out.status.success(),
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }),
-        Ok(Err(source)) => Err(CommandError::Spawn {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let run = async {
+        let (out, err) = tokio::join!(
+            read_capped(stdout, OUTPUT_CAP),
+            read_capped(stderr, OUTPUT_CAP)
+        );
+        match (out, err) {
+            (Some(out), Some(err)) => Ok((out, err, child.wait().await)),
+            _ => Err(()),
+        }
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok((out, err, Ok(status)))) => {
+            use std::os::unix::process::ExitStatusExt;
+            Ok(CommandOutput {
+                success: status.success(),
+                code: status.code(),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+                signal: status.signal(),
+            })
+        }
+        Ok(Ok((_, _, Err(source)))) => Err(CommandError::Spawn {
             program: name,
             source,
         }),
+        // Dropping the child (kill_on_drop) stops it.
+        Ok(Err(())) => Err(CommandError::TooMuchOutput { program: name }),
         Err(_) => Err(CommandError::Timeout {
             program: name,
             seconds: timeout.as_secs(),

@@ -8,6 +8,7 @@ use fix502_nginx::history::{self, HistoryReader};
 use fix502_nginx::logformat::LogFormat;
 use fix502_nginx::view::ConfigView;
 
+use super::logfile::admit;
 use crate::discovery::under_prefix;
 
 /// One access log as read.
@@ -31,6 +32,7 @@ pub(super) fn read_all(
     named: &[(PathBuf, Option<String>)],
     formats: &[LogFormat],
     opts: &AccessOptions,
+    roots: &[PathBuf],
 ) -> Vec<AccessRead> {
     paths
         .iter()
@@ -42,7 +44,8 @@ pub(super) fn read_all(
             let format = LogFormat::find(formats, name)
                 .cloned()
                 .unwrap_or_else(LogFormat::combined);
-            let (report, notes) = match read_one(path, &format, opts) {
+            let read = admit(path, roots).and_then(|()| read_one(path, &format, opts));
+            let (report, notes) = match read {
                 Ok((r, n)) => (Ok(r), n),
                 Err(e) => (Err(e), Vec::new()),
             };

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use fix502_nginx::logscan::{self, LogSummary, ScanOptions};
 
+use super::logfile::admit;
+
 /// The [`LogRead::path`] of the lines read from the systemd journal.
 pub const JOURNAL_SOURCE: &str = "the systemd journal (_COMM=nginx)";
 
@@ -21,20 +23,29 @@ pub struct LogRead {
 
 /// Reads each error log's window (blocking: call from `spawn_blocking`), and the journal's
 /// lines when `journal` is set.
-pub(super) fn read_all(paths: Vec<PathBuf>, opts: &ScanOptions, journal: bool) -> Vec<LogRead> {
+pub(super) fn read_all(
+    paths: Vec<PathBuf>,
+    opts: &ScanOptions,
+    journal: bool,
+    roots: &[PathBuf],
+) -> Vec<LogRead> {
     let mut reads: Vec<LogRead> = paths
         .into_iter()
-        .map(|path| match logscan::scan_history(&path, opts) {
-            Ok((summary, notes)) => LogRead {
-                path,
-                summary: Ok(summary),
-                notes,
-            },
-            Err(e) => LogRead {
-                path,
-                summary: Err(e.to_string()),
-                notes: Vec::new(),
-            },
+        .map(|path| {
+            match admit(&path, roots)
+                .and_then(|()| logscan::scan_history(&path, opts).map_err(|e| e.to_string()))
+            {
+                Ok((summary, notes)) => LogRead {
+                    path,
+                    summary: Ok(summary),
+                    notes,
+                },
+                Err(e) => LogRead {
+                    path,
+                    summary: Err(e),
+                    notes: Vec::new(),
+                },
+            }
         })
         .collect();
     if journal {

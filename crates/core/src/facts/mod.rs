@@ -11,6 +11,7 @@
 mod access;
 mod appserver;
 mod endpoint;
+mod logfile;
 mod logs;
 mod probe;
 mod url;
@@ -291,9 +292,11 @@ impl Facts {
                 };
                 let paths = self.error_logs.clone();
                 let journal = self.reads_journal();
-                let reads =
-                    tokio::task::spawn_blocking(move || logs::read_all(paths, &opts, journal))
-                        .await;
+                let roots = logfile::log_roots(self.discovery.prefix.as_deref());
+                let reads = tokio::task::spawn_blocking(move || {
+                    logs::read_all(paths, &opts, journal, &roots)
+                })
+                .await;
                 reads.unwrap_or_default()
             })
             .await
@@ -309,12 +312,13 @@ impl Facts {
                 };
                 let paths = self.access_logs.clone();
                 let named = access::named_logs(&self.view, self.discovery.prefix.as_deref());
+                let roots = logfile::log_roots(self.discovery.prefix.as_deref());
                 let formats = match &self.config {
                     Some(c) => fix502_nginx::logformat::LogFormat::all(c),
                     None => vec![fix502_nginx::logformat::LogFormat::combined()],
                 };
                 tokio::task::spawn_blocking(move || {
-                    access::read_all(&paths, &named, &formats, &opts)
+                    access::read_all(&paths, &named, &formats, &opts, &roots)
                 })
                 .await
                 .unwrap_or_default()

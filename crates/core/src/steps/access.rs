@@ -5,7 +5,7 @@
 //! answered 502 itself, a cached 502), the upstream errors retries hid, and what the format
 //! lacks for a sharper answer.
 
-use fix502_nginx::accesslog::{self, LineGroup};
+use fix502_nginx::accesslog::{self, AccessOptions, LineGroup};
 
 use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
@@ -146,17 +146,28 @@ fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> V
         f.evidence = report.retried_ok.samples.clone();
         out.push(f);
     }
+    // Lines that are not of the log's format are counted, never quoted: the file may not be
+    // a log at all.
     if report.unmatched > 0 {
-        let mut f = Finding::new(
+        out.push(Finding::new(
             ACCESS_LOG,
             Severity::Warning,
             format!(
                 "{} line(s) of {path} do not match log_format {}: they were skipped",
                 report.unmatched, read.format
             ),
-        );
-        f.evidence = report.unmatched_samples.clone();
-        out.push(f);
+        ));
+    }
+    if report.oversized > 0 {
+        out.push(Finding::new(
+            ACCESS_LOG,
+            Severity::Warning,
+            format!(
+                "{} line(s) of {path} are longer than {} KiB, more than an access-log line holds: they were skipped",
+                report.oversized,
+                AccessOptions::default().max_line_bytes / 1024
+            ),
+        ));
     }
     for note in &read.notes {
         out.push(Finding::new(

@@ -72,8 +72,24 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
                 format!("`{command}`: syntax is ok, test is successful"),
             )];
         }
-        let (text, location) =
+        let (mut text, location) =
             nginx_t_problem(&out.stderr).unwrap_or_else(|| (out.stderr.trim().to_owned(), None));
+        if let Some(signal) = out.signal {
+            let name = nix::sys::signal::Signal::try_from(signal)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            let said = if text.is_empty() {
+                "before it said anything".to_owned()
+            } else {
+                format!("after: {text}")
+            };
+            text = format!("nginx -t crashed with signal {signal}{name} {said}");
+        } else if text.is_empty() {
+            text = format!(
+                "nginx -t exited with status {} and said nothing",
+                out.code.map_or_else(|| "?".to_owned(), |c| c.to_string())
+            );
+        }
         let permission_only = out
             .stderr
             .lines()

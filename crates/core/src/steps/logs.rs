@@ -21,6 +21,21 @@ pub static CHECKS: [FnCheck; 1] = [FnCheck::new(ERROR_LOG, error_log)];
 /// Check id: the error-log scan.
 pub const ERROR_LOG: CheckId = CheckId::new("logs.error-log", StepId::Logs, Evidence::Log);
 
+/// Whether a line that is not in the error-log format still looks like nginx wrote it (its
+/// own messages on stderr, `nginx: [emerg] ...`, or a line that starts with its timestamp).
+fn looks_like_nginx(line: &str) -> bool {
+    let b = line.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    line.starts_with("nginx: ")
+        || (digits(0..4)
+            && b.get(4) == Some(&b'/')
+            && digits(5..7)
+            && b.get(7) == Some(&b'/')
+            && digits(8..10)
+            && b.get(10) == Some(&b' '))
+}
+
 /// How the lines of a group are counted: as the cause table words its signature, unless
 /// they cut short responses the client already had.
 fn describe(group: &Group) -> &'static str {
@@ -61,7 +76,7 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     out.push(
                         Finding::could_not_check(ERROR_LOG, format!("cannot read {path}: {e}"))
                             .fix(
-                                "Run as root or pass a readable copy with --error-log".to_string(),
+                                "Pass a readable copy of the log with --error-log (or run as root)",
                             ),
                     );
                     continue;
@@ -81,7 +96,12 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     "{} lines not in nginx's error-log format, {} oversized lines skipped",
                     summary.lines_unparsed, summary.lines_oversized
                 ));
-                for sample in &summary.unparsed_samples {
+                // Quoted only when nginx wrote them: the file may not be a log at all.
+                for sample in summary
+                    .unparsed_samples
+                    .iter()
+                    .filter(|s| looks_like_nginx(s))
+                {
                     info = info.evidence(format!("not an error-log line: {sample}"));
                 }
             }
