@@ -237,3 +237,24 @@ fn every_cause_id_is_documented() {
         );
     }
 }
+
+#[test]
+fn a_glob_of_thousands_of_files_gives_one_warning_not_thousands() {
+    let dir = tree(
+        "error_log logs/error.log;\nevents {}\nhttp { include conf.d/*.conf; server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n",
+    );
+    let conf_d = dir.path().join("conf.d");
+    std::fs::create_dir_all(&conf_d).unwrap();
+    for i in 0..4200 {
+        std::fs::write(conf_d.join(format!("{i:05}.conf")), "# empty\n").unwrap();
+    }
+    let (_, report) = run_on(&dir, &["--step", "config"]);
+    let json = report.to_string();
+    let too_many = json.matches("too many files").count();
+    assert_eq!(too_many, 1, "one warning for the files past the limit");
+    assert!(
+        json.len() < 64 * 1024,
+        "the report stays small: {} bytes",
+        json.len()
+    );
+}

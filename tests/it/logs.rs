@@ -244,3 +244,28 @@ fn bad_lines_are_counted_never_quoted_never_a_crash() {
         "{evidence:#?}"
     );
 }
+
+#[test]
+fn lines_dated_in_the_future_are_not_in_the_last_hour() {
+    let Some(lab) = super::harness::lab("healthy") else {
+        return;
+    };
+    let line = |date: &str| {
+        format!(
+            "{date} [error] 7#7: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: s, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:9/\", host: \"s\"\n"
+        )
+    };
+    let text = line("2031/01/01 10:00:00") + &line("9999/12/31 23:59:59");
+    std::fs::write(lab.error_log(), text).unwrap();
+    let (out, report) = super::harness::run_json(&lab, &["--step", "logs"]);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let noted = findings(&report, "logs").iter().any(|f| {
+        f["evidence"].as_array().is_some_and(|e| {
+            e.iter().any(|l| {
+                l.as_str()
+                    .is_some_and(|l| l.starts_with("2 lines dated after now"))
+            })
+        })
+    });
+    assert!(noted, "{report:#}");
+}

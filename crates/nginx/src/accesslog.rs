@@ -45,6 +45,9 @@ pub struct AccessOptions {
     /// Keep lines at or after this local time (the time as written, its UTC offset
     /// ignored, as [`crate::logscan`] does); `None` keeps all.
     pub since: Option<DateTime>,
+    /// Lines dated after this local time are left out ([`AccessReport::future`] counts them
+    /// for [`AccessScanner`]); `None` keeps them.
+    pub until: Option<DateTime>,
     /// Lines longer than this (without the line ending) are skipped without being buffered
     /// whole and counted in [`AccessSummary::lines_unparsed`]. Default 16 KiB.
     pub max_line_bytes: usize,
@@ -67,6 +70,7 @@ impl Default for AccessOptions {
     fn default() -> Self {
         Self {
             since: None,
+            until: None,
             max_line_bytes: 16 * 1024,
             max_bytes: 64 * 1024 * 1024,
             max_samples: 3,
@@ -297,7 +301,9 @@ pub fn scan<R: BufRead>(mut reader: R, opts: &AccessOptions) -> io::Result<Acces
                     summary.lines_unparsed += 1;
                     continue;
                 };
-                if opts.since.is_some_and(|since| line.time < since) {
+                if opts.since.is_some_and(|since| line.time < since)
+                    || opts.until.is_some_and(|until| line.time > until)
+                {
                     continue;
                 }
                 summary.lines_in_window += 1;
@@ -463,6 +469,8 @@ pub struct AccessReport {
     pub unmatched: u64,
     /// Lines longer than [`AccessOptions::max_line_bytes`].
     pub oversized: u64,
+    /// Lines dated after [`AccessOptions::until`], left out of the window.
+    pub future: u64,
     /// A few unmatched lines (the first ones and the latest), cut at 4096 bytes.
     pub unmatched_samples: Vec<String>,
     /// Matching lines in the window (requests).
@@ -835,6 +843,12 @@ impl<'f> AccessScanner<'f> {
         if let (Some(since), Some(t)) = (self.opts.since, time)
             && t < since
         {
+            return;
+        }
+        if let (Some(until), Some(t)) = (self.opts.until, time)
+            && t > until
+        {
+            self.report.future += 1;
             return;
         }
         self.in_window(&fields, time, line);

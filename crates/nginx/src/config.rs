@@ -596,7 +596,11 @@ impl Loader<'_> {
     /// failed.
     fn read_new(&mut self, target: &Path, span: &Span) -> bool {
         if self.files.len() >= MAX_FILES {
-            self.limit(span, "too many files", MAX_FILES);
+            // Once: the rest is skipped, as the error says.
+            if !self.limit_hit {
+                self.limit_hit = true;
+                self.limit(span, "too many files", MAX_FILES);
+            }
             return false;
         }
         match self.source.read(target) {

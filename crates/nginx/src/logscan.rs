@@ -49,6 +49,10 @@ pub struct ScanOptions {
     /// Keep lines at or after this local time (nginx logs local time); `None` keeps all.
     /// [`scan_file`] does not even read the lines before the window (it bisects to it).
     pub since: Option<DateTime>,
+    /// Lines dated after this local time are left out and counted in
+    /// [`LogSummary::lines_future`] (a clock that was wrong, or a forged line); `None`
+    /// keeps them.
+    pub until: Option<DateTime>,
     /// Raw lines kept per group: the first `max_samples - 1` and the latest. Default 2.
     pub max_samples: usize,
     /// Lines longer than this (without the line ending) are counted in
@@ -65,6 +69,7 @@ impl Default for ScanOptions {
     fn default() -> Self {
         Self {
             since: None,
+            until: None,
             max_samples: 2,
             max_line_bytes: 4 * 1024,
             bucket_minutes: 1,
@@ -147,6 +152,8 @@ pub struct LogSummary {
     /// A few of those lines, as evidence: the first ones and the latest (see
     /// [`ScanOptions::max_samples`]), each cut at 4096 bytes, invalid UTF-8 replaced.
     pub unparsed_samples: Vec<String>,
+    /// Lines dated after [`ScanOptions::until`], left out of the window.
+    pub lines_future: u64,
     /// Lines longer than [`ScanOptions::max_line_bytes`], skipped.
     pub lines_oversized: u64,
     /// Upstream lines in the window that were not grouped because too many groups existed.
@@ -626,11 +633,15 @@ impl<'o> Scanner<'o> {
             return;
         }
         if candidate {
-            if let Some(since) = self.opts.since
-                && self.stamps.line_time(line).is_some_and(|t| t < since)
-            {
-                // Parsed, but before the window.
-                return;
+            if let Some(time) = self.stamps.line_time(line) {
+                if self.opts.since.is_some_and(|since| time < since) {
+                    // Parsed, but before the window.
+                    return;
+                }
+                if self.opts.until.is_some_and(|until| time > until) {
+                    self.summary.lines_future += 1;
+                    return;
+                }
             }
             // Borrowed when the line is valid UTF-8 (checked the fast way first, as it
             // almost always is); invalid bytes become U+FFFD.
@@ -652,6 +663,10 @@ impl<'o> Scanner<'o> {
             return;
         };
         if self.opts.since.is_some_and(|since| time < since) {
+            return;
+        }
+        if self.opts.until.is_some_and(|until| time > until) {
+            self.summary.lines_future += 1;
             return;
         }
         if self.stamps.folded {
@@ -686,6 +701,7 @@ impl<'o> Scanner<'o> {
         }
         s.lines_unparsed += l.lines_unparsed;
         s.lines_oversized += l.lines_oversized;
+        s.lines_future += l.lines_future;
         s.lines_ungrouped += l.lines_ungrouped;
         s.first_time = match (s.first_time, l.first_time) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -727,6 +743,10 @@ fn scan_line(text: &str, opts: &ScanOptions, summary: &mut LogSummary, groups: &
         return;
     };
     if opts.since.is_some_and(|since| line.time < since) {
+        return;
+    }
+    if opts.until.is_some_and(|until| line.time > until) {
+        summary.lines_future += 1;
         return;
     }
     count_in_window(summary, line.time);
@@ -1249,6 +1269,7 @@ mod tests {
             },
             ScanOptions {
                 since: since("2025/03/14 09:30:00"),
+                until: since("2025/03/14 12:00:00"),
                 max_samples: 3,
                 max_line_bytes: 2048,
                 bucket_minutes: 7,

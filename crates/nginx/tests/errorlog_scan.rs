@@ -657,6 +657,7 @@ fn scan_accepts_any_bufread() {
 fn extreme_option_values() {
     let opts = ScanOptions {
         since: None,
+        until: None,
         max_samples: usize::MAX,
         max_line_bytes: usize::MAX,
         bucket_minutes: u32::MAX,

@@ -271,6 +271,15 @@ impl Facts {
             .map(|z| z.datetime())
     }
 
+    /// The end of the window: now, and a minute more for clocks that differ a little. Lines
+    /// dated later are left out and noted.
+    pub fn window_end(&self) -> Option<jiff::civil::DateTime> {
+        jiff::ZonedDateTime::now()
+            .checked_add(jiff::SignedDuration::from_mins(1))
+            .ok()
+            .map(|z| z.datetime())
+    }
+
     /// Whether nginx's error log goes to stderr or syslog and this host's systemd journal
     /// can be read for it.
     pub fn reads_journal(&self) -> bool {
@@ -287,6 +296,7 @@ impl Facts {
                 let since = self.window_start();
                 let opts = ScanOptions {
                     since,
+                    until: self.window_end(),
                     bucket_minutes: crate::timeline::bucket_for(self.options.since),
                     ..ScanOptions::default()
                 };
@@ -308,6 +318,7 @@ impl Facts {
             .get_or_init(|| async {
                 let opts = fix502_nginx::accesslog::AccessOptions {
                     since: self.window_start(),
+                    until: self.window_end(),
                     ..fix502_nginx::accesslog::AccessOptions::default()
                 };
                 let paths = self.access_logs.clone();

@@ -158,6 +158,16 @@ fn findings_of(facts: &Facts, read: &AccessRead, window: &str, logged: u64) -> V
             ),
         ));
     }
+    if report.future > 0 {
+        out.push(Finding::new(
+            ACCESS_LOG,
+            Severity::Warning,
+            format!(
+                "{} line(s) of {path} are dated after now: left out of the window (a wrong clock, or lines not written by this nginx)",
+                report.future
+            ),
+        ));
+    }
     if report.oversized > 0 {
         out.push(Finding::new(
             ACCESS_LOG,

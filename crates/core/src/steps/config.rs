@@ -120,6 +120,9 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
     })
 }
 
+/// At most this many different problems of the config are listed, one finding each.
+const MAX_PARSE_FINDINGS: usize = 50;
+
 fn parse(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let Some(config) = &facts.config else {
@@ -142,9 +145,37 @@ fn parse(facts: &Facts) -> FindingsFuture<'_> {
                 facts.view.targets.len()
             ),
         )];
+        // The same problem many times over (a glob of thousands of bad files) is one
+        // finding with its count.
+        let mut seen: Vec<(String, usize)> = Vec::new();
         for e in &config.errors {
+            let text = e.to_string();
+            if let Some((_, n)) = seen.iter_mut().find(|(t, _)| *t == text) {
+                *n += 1;
+                continue;
+            }
+            if seen.len() >= MAX_PARSE_FINDINGS {
+                continue;
+            }
+            seen.push((text.clone(), 1));
             let location = e.location().map(|(file, line)| Location { file, line });
-            out.push(Finding::new(PARSE, Severity::Warning, e.to_string()).at(location));
+            out.push(Finding::new(PARSE, Severity::Warning, text).at(location));
+        }
+        let shown: usize = seen.iter().map(|(_, n)| n).sum();
+        for (f, (_, n)) in out.iter_mut().skip(1).zip(&seen) {
+            if *n > 1 {
+                f.message.push_str(&format!(" ({n} times)"));
+            }
+        }
+        if config.errors.len() > shown {
+            out.push(Finding::new(
+                PARSE,
+                Severity::Warning,
+                format!(
+                    "{} more problems of the config are not listed",
+                    config.errors.len() - shown
+                ),
+            ));
         }
         out
     })

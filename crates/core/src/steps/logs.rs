@@ -105,6 +105,12 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     info = info.evidence(format!("not an error-log line: {sample}"));
                 }
             }
+            if summary.lines_future > 0 {
+                info = info.evidence(format!(
+                    "{} lines dated after now were left out of the window (a wrong clock, or lines not written by this nginx)",
+                    summary.lines_future
+                ));
+            }
             out.push(info);
             for note in &read.notes {
                 out.push(Finding::new(
