@@ -48,6 +48,9 @@ pub enum DnsFailure {
     /// The server refused the query (REFUSED), e.g. recursion not allowed for us.
     #[error("query refused (REFUSED)")]
     Refused,
+    /// The server answered with datagrams that do not parse as DNS messages.
+    #[error("the server's answers are not valid DNS messages ({0} received)")]
+    Malformed(usize),
     /// Anything else, described in one line.
     #[error("{0}")]
     Other(String),
@@ -371,12 +374,17 @@ async fn ask_server(
             }
         }
     }
+    let mut malformed = 0;
     match tokio::time::timeout_at(
         deadline,
-        exchange_udp(server, &fqdn, &mut pending, deadline),
+        exchange_udp(server, &fqdn, &mut pending, deadline, &mut malformed),
     )
     .await
     {
+        // Garbage is an answer, not silence: say so rather than "timed out".
+        Err(_) if malformed > 0 => {
+            return Asked::Answered(Err(DnsFailure::Malformed(malformed)), None);
+        }
         Err(_) => return Asked::Silent,
         Ok(Err(err)) => return Asked::Transport(err),
         Ok(Ok(())) => {}
@@ -404,6 +412,7 @@ async fn exchange_udp(
     fqdn: &Name,
     pending: &mut [Pending],
     deadline: tokio::time::Instant,
+    malformed: &mut usize,
 ) -> Result<(), String> {
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
@@ -423,6 +432,7 @@ async fn exchange_udp(
         }
         let len = socket.recv(&mut buf).await.map_err(|e| e.to_string())?;
         let Some(response) = buf.get(..len).and_then(|b| Message::from_vec(b).ok()) else {
+            *malformed += 1;
             continue;
         };
         let Some(query) = pending
@@ -587,6 +597,25 @@ pub async fn resolve_as(
     let servers_count = u32::try_from(servers.len()).unwrap_or(u32::MAX);
     let budget = timeout.min(per_server.saturating_mul(servers_count));
     resolve_with(host, &servers, budget).await
+}
+
+/// The addresses `host` has in the `/etc/hosts` that process `pid` sees (through
+/// `/proc/PID/root`; ours when `pid` is `None`), read from the file only: no query is sent
+/// to any DNS server. Empty when the name is not there or the file cannot be read.
+pub fn hosts_entry(pid: Option<u32>, host: &str) -> Vec<IpAddr> {
+    let path = match pid {
+        Some(pid) => Path::new("/proc")
+            .join(pid.to_string())
+            .join("root/etc/hosts"),
+        None => Path::new("/etc/hosts").to_path_buf(),
+    };
+    match read_bounded(&path) {
+        Ok(text) => hosts_lookup(&text, host),
+        Err(err) => {
+            tracing::debug!(?pid, %err, "cannot read /etc/hosts");
+            Vec::new()
+        }
+    }
 }
 
 /// The start of a file, at most [`MAX_FILE`] bytes, lossily decoded.

@@ -312,3 +312,37 @@ async fn resolve_as_asks_the_nameservers_of_another_mount_namespace() {
         .unwrap();
     assert_eq!(got.addrs, vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
 }
+
+/// A server that answers every datagram with bytes that are not a DNS message is said to
+/// answer garbage, not to be silent.
+#[tokio::test]
+async fn garbage_answers_are_not_a_timeout() {
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let replier = std::thread::spawn(move || {
+        let mut buf = [0_u8; 512];
+        let until = Instant::now() + Duration::from_secs(1);
+        let mut answered = 0;
+        // Bounded: one second or ten datagrams, whichever comes first.
+        while Instant::now() < until && answered < 10 {
+            if let Ok((_, from)) = server.recv_from(&mut buf) {
+                server.send_to(b"\xff\x00garbage", from).unwrap();
+                answered += 1;
+            }
+        }
+    });
+    let got = query_resolver(APP, &[addr], true, false, Duration::from_millis(800)).await;
+    assert!(
+        matches!(got.result, Err(DnsFailure::Malformed(n)) if n >= 1),
+        "{got:?}"
+    );
+    assert_eq!(got.server, Some(addr));
+    assert_eq!(
+        got.result.unwrap_err().to_string(),
+        "the server's answers are not valid DNS messages (1 received)"
+    );
+    replier.join().unwrap();
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use fix502_nginx::resolver::{ResolverSpec, literal_host, resolver_of};
 use fix502_nginx::view::{PassTarget, Peer, TargetAddress};
-use fix502_probe::dns::{self, DnsAnswer, DnsFailure, ResolverQuery};
+use fix502_probe::dns::{self, DnsFailure, ResolverQuery};
 
 use super::names::{DEFAULT_PORT, DNS, join, variable_pass_targets};
 use super::stale::{
@@ -287,13 +287,13 @@ async fn variable_targets(facts: &Facts) -> Vec<Finding> {
     )
     .await;
     let suggestion = suggested_resolver(&nginx_nameservers(master));
-    for (case, (query, servers, getaddrinfo)) in queries.iter().zip(asked) {
+    for (case, (query, servers, in_hosts)) in queries.iter().zip(asked) {
         let logged = resolve_log_lines(logs, &case.host);
         out.push(resolver_finding(
             case,
             &query,
             &servers,
-            getaddrinfo.as_ref(),
+            &in_hosts,
             &logged,
             &suggestion,
             timeout,
@@ -339,13 +339,14 @@ impl ResolverCase {
     }
 }
 
-/// Queries the case's resolver as nginx would, and getaddrinfo (as nginx's master) for
-/// comparison. Returns the query, the servers asked, and getaddrinfo's answer.
+/// Queries the case's resolver as nginx would. Returns the query, the servers asked, and,
+/// when the query failed, the addresses the name has in the `/etc/hosts` nginx's master
+/// sees (read from the file: no other resolver is asked, as nginx would ask none).
 async fn ask_like_nginx(
     case: &ResolverCase,
     master: Option<u32>,
     timeout: Duration,
-) -> (ResolverQuery, Vec<SocketAddr>, Option<DnsAnswer>) {
+) -> (ResolverQuery, Vec<SocketAddr>, Vec<IpAddr>) {
     let mut servers = case.spec.servers.clone();
     // Names in `resolver` were resolved by nginx at start, with getaddrinfo.
     for name in &case.spec.names {
@@ -360,14 +361,12 @@ async fn ask_like_nginx(
     let wait = case.resolver_timeout.min(timeout);
     let query =
         dns::query_resolver(&case.host, &servers, case.spec.ipv4, case.spec.ipv6, wait).await;
-    let getaddrinfo = if query.result.is_err() {
-        dns::resolve_as(master, &case.host, case.port, timeout)
-            .await
-            .ok()
+    let in_hosts = if query.result.is_err() {
+        dns::hosts_entry(master, &case.host)
     } else {
-        None
+        Vec::new()
     };
-    (query, servers, getaddrinfo)
+    (query, servers, in_hosts)
 }
 
 /// Error-log lines about resolving `host` per request: `(count, one line)`.
@@ -557,7 +556,7 @@ fn resolver_finding(
     case: &ResolverCase,
     query: &ResolverQuery,
     servers: &[SocketAddr],
-    getaddrinfo: Option<&DnsAnswer>,
+    in_hosts: &[IpAddr],
     logged: &ResolveLines,
     suggestion: &str,
     timeout: Duration,
@@ -604,6 +603,9 @@ fn resolver_finding(
             .headlined()
             .upstream(Peer::inet(host, case.port));
             f = f.evidence(match (query.server, query.rcode.as_deref()) {
+                (Some(server), _) if matches!(failure, DnsFailure::Malformed(_)) => format!(
+                    "resolver {server} answered the {families} queries with bytes that are not DNS messages (nginx ignores such answers and keeps waiting)"
+                ),
                 (Some(server), Some(rcode)) => {
                     format!(
                         "resolver {server} answered {rcode} to the {families} queries in {took}"
@@ -625,12 +627,13 @@ fn resolver_finding(
                     line
                 }
             });
-            if getaddrinfo.is_some() {
+            if !in_hosts.is_empty() {
                 f = f.evidence(format!(
-                    "getaddrinfo resolves {host} (via /etc/hosts or a search domain), but nginx's resolver ignores /etc/hosts and search domains"
+                    "{host} is in /etc/hosts ({}), but nginx's resolver ignores /etc/hosts",
+                    join(in_hosts)
                 ));
             }
-            for fix in resolver_fixes(host, failure, getaddrinfo, suggestion) {
+            for fix in resolver_fixes(host, failure, in_hosts, suggestion) {
                 f = f.fix(fix);
             }
             f
@@ -655,16 +658,16 @@ fn resolver_finding(
 fn resolver_fixes(
     host: &str,
     failure: &DnsFailure,
-    getaddrinfo: Option<&DnsAnswer>,
+    in_hosts: &[IpAddr],
     suggestion: &str,
 ) -> Vec<String> {
     let mut fixes = Vec::new();
     match failure {
         DnsFailure::NxDomain | DnsFailure::NoRecords => {
-            if let Some(answer) = getaddrinfo {
+            if !in_hosts.is_empty() {
                 fixes.push(format!(
                     "Give nginx's resolver a DNS server that knows {host} (systemd-resolved's 127.0.0.53 also answers /etc/hosts names), or use the address {} instead of the name",
-                    join(&answer.addrs)
+                    join(in_hosts)
                 ));
             } else {
                 fixes.push(format!("Create the DNS record of {host}, or fix the name in the pass directive"));
@@ -698,6 +701,7 @@ fn ms(d: Duration) -> String {
 mod tests {
     use super::super::fixtures::*;
     use super::*;
+    use fix502_probe::dns::DnsAnswer;
     use std::net::UdpSocket;
     use std::path::Path;
     use std::sync::Arc;
@@ -779,10 +783,7 @@ mod tests {
     #[test]
     fn resolver_failure_wording() {
         let servers = [addr("127.0.0.1:5353")];
-        let hosts = DnsAnswer {
-            addrs: vec![ip("10.0.0.5")],
-            elapsed: Duration::ZERO,
-        };
+        let hosts = [ip("10.0.0.5")];
         let logged = ResolveLines {
             no_resolver: 0,
             not_resolved: 4,
@@ -792,7 +793,7 @@ mod tests {
             &case(),
             &query(Err(DnsFailure::NxDomain), Some("NXDOMAIN")),
             &servers,
-            Some(&hosts),
+            &hosts,
             &logged,
             "resolver 127.0.0.53 valid=30s;",
             Duration::from_secs(2),
@@ -811,7 +812,7 @@ mod tests {
             f.evidence,
             vec![
                 "resolver 127.0.0.1:5353 answered NXDOMAIN to the A (ipv6=off) queries in 3 ms",
-                "getaddrinfo resolves app.internal (via /etc/hosts or a search domain), but nginx's resolver ignores /etc/hosts and search domains",
+                "app.internal is in /etc/hosts (10.0.0.5), but nginx's resolver ignores /etc/hosts",
                 "4 error-log lines in the window about resolving app.internal",
                 "… app.internal could not be resolved (3: Host not found) …",
                 "also `proxy_pass http://app.internal:8080$uri` at x.conf:3",
@@ -832,7 +833,7 @@ mod tests {
             &case(),
             &silent,
             &servers,
-            None,
+            &[],
             &ResolveLines::default(),
             "resolver 127.0.0.53 valid=30s;",
             Duration::from_secs(2),
@@ -858,7 +859,7 @@ mod tests {
             &case(),
             &ok,
             &servers,
-            None,
+            &[],
             &ResolveLines::default(),
             "",
             Duration::from_secs(2),
@@ -972,8 +973,8 @@ mod tests {
         );
     }
 
-    /// Only names the test server answers, and `localhost` (for getaddrinfo, which the
-    /// check asks when the resolver fails), are ever resolved.
+    /// Only names the test server answers are ever resolved; `localhost` is looked up in
+    /// /etc/hosts (the file) when the resolver fails, and no other resolver is asked.
     #[tokio::test]
     async fn variable_targets_asked_at_their_resolver() {
         let dns = tiny_dns("app.lab.fix502.test", [127, 0, 0, 7], 8);
@@ -1017,9 +1018,11 @@ mod tests {
                 hosts.evidence[0].rsplit(" in ").next().unwrap()
             )
         );
-        assert_eq!(
-            hosts.evidence[1],
-            "getaddrinfo resolves localhost (via /etc/hosts or a search domain), but nginx's resolver ignores /etc/hosts and search domains"
+        assert!(
+            hosts.evidence[1].starts_with("localhost is in /etc/hosts (127.0.0.1")
+                && hosts.evidence[1].ends_with("), but nginx's resolver ignores /etc/hosts"),
+            "{:?}",
+            hosts.evidence
         );
 
         let refused = &findings[2];
@@ -1044,6 +1047,6 @@ mod tests {
             "{:?}",
             refused.evidence
         );
-        assert!(refused.evidence[1].starts_with("getaddrinfo resolves localhost"));
+        assert!(refused.evidence[1].starts_with("localhost is in /etc/hosts"));
     }
 }
