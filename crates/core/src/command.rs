@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 /// The captured result of a finished command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,17 +48,40 @@ pub async fn run_command<S: AsRef<OsStr>>(
     args: &[S],
     timeout: Duration,
 ) -> Result<CommandOutput, CommandError> {
-    let name = program.display().to_string();
+    let child = spawn(program, args)?;
+    finish(child, program, timeout).await
+}
+
+/// `program args...` set up as every command here runs: no stdin, its output captured, killed
+/// when dropped.
+pub fn command<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|source| CommandError::Spawn {
-        program: name.clone(),
-        source,
-    })?;
+    cmd
+}
+
+/// Starts `program args...` as [`command`] sets it up.
+pub fn spawn<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Result<Child, CommandError> {
+    command(program, args)
+        .spawn()
+        .map_err(|source| CommandError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })
+}
+
+/// Waits for a child started by [`spawn`] (or set up by [`command`]) and captures its output;
+/// kills it after `timeout`.
+pub async fn finish(
+    child: Child,
+    program: &Path,
+    timeout: Duration,
+) -> Result<CommandOutput, CommandError> {
+    let name = program.display().to_string();
     match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(out)) => Ok(CommandOutput {
             success: out.status.success(),

@@ -95,6 +95,7 @@ mod facts;
 mod journal;
 mod options;
 mod steps;
+mod throwaway;
 mod timeline;
 mod upstream;
 mod words;
