@@ -198,3 +198,64 @@ fn config_step_gives_plain_nginx_t_verdict_on_a_broken_config() {
         messages(&String::from_utf8_lossy(&plain.stderr))
     );
 }
+
+#[test]
+fn unisolated_nginx_t_is_reported_with_what_it_created() {
+    if !as_root("unisolated_nginx_t_is_reported_with_what_it_created") {
+        return;
+    }
+    // fix502 run as nobody cannot make a mount namespace: nginx -t runs as it is.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = prefix("");
+    let p = dir.path();
+    for (sub, mode) in [("", 0o755), ("logs", 0o777), ("tmp", 0o777)] {
+        std::fs::set_permissions(p.join(sub), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // umask 022, so that the modes below do not depend on the test runner's.
+    let out = Command::new("/bin/sh")
+        .args(["-c", "umask 022 && exec \"$@\"", "sh", "setpriv"])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_fix502"))
+        .args([
+            "--non-interactive",
+            "--json",
+            "--step",
+            "config",
+            "--nginx",
+            NGINX,
+        ])
+        .arg("--prefix")
+        .arg(p)
+        .arg("--config")
+        .arg(p.join("conf/nginx.conf"))
+        .env("NO_COLOR", "1")
+        .env_remove("FIX502_LOG")
+        .output()
+        .unwrap();
+    let report = parse_report(&out);
+    let found = nginx_t_findings(&report);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(": syntax is ok, test is successful")),
+        "{found:#?}"
+    );
+    assert_eq!(found[1]["severity"], "info");
+    assert_eq!(
+        found[1]["message"],
+        "nginx -t could not be isolated (fix502 is not root) and changed 8 paths on this host"
+    );
+    let d = p.display();
+    let mut expected = vec![
+        format!("created the file {d}/logs/nginx.pid (owner nobody, mode 0644)"),
+        format!("created the file {d}/logs/error.log (owner nobody, mode 0644)"),
+        format!("created the file {d}/logs/access.log (owner nobody, mode 0644)"),
+    ];
+    for t in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        expected.push(format!(
+            "created the directory {d}/tmp/{t} (owner nobody, mode 0700)"
+        ));
+    }
+    assert_eq!(found[1]["evidence"], serde_json::json!(expected));
+}
