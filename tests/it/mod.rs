@@ -6,6 +6,7 @@ mod discovery;
 mod harness;
 mod logs;
 mod names;
+mod nginx_t;
 mod readonly;
 mod responses;
 mod routing;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 /// The most a command may print on each of stdout and stderr.
 pub const OUTPUT_CAP: usize = 1024 * 1024;
@@ -76,23 +76,47 @@ async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize) -> Opt
     }
 }
 
-/// Runs `program args...` with no stdin, capturing its output, killed after `timeout`.
+/// Runs `program args...` with no stdin, capturing its output, killed after `timeout` or
+/// once it prints more than [`OUTPUT_CAP`].
 pub async fn run_command<S: AsRef<OsStr>>(
     program: &Path,
     args: &[S],
     timeout: Duration,
 ) -> Result<CommandOutput, CommandError> {
-    let name = program.display().to_string();
+    let child = spawn(program, args)?;
+    finish(child, program, timeout).await
+}
+
+/// `program args...` set up as every command here runs: no stdin, its output captured, killed
+/// when dropped.
+pub fn command<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|source| CommandError::Spawn {
-        program: name.clone(),
-        source,
-    })?;
+    cmd
+}
+
+/// Starts `program args...` as [`command`] sets it up.
+pub fn spawn<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> Result<Child, CommandError> {
+    command(program, args)
+        .spawn()
+        .map_err(|source| CommandError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })
+}
+
+/// Waits for a child started by [`spawn`] (or set up by [`command`]) and captures its output,
+/// at most [`OUTPUT_CAP`] of each stream; kills it after `timeout` or past the cap.
+pub async fn finish(
+    mut child: Child,
+    program: &Path,
+    timeout: Duration,
+) -> Result<CommandOutput, CommandError> {
+    let name = program.display().to_string();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let run = async {

@@ -63,6 +63,11 @@ pub struct BuildInfo {
     pub http_log_path: Option<String>,
     /// `--user`.
     pub user: Option<String>,
+    /// `--pid-path`.
+    pub pid_path: Option<String>,
+    /// The `--http-*-temp-path` options given, as `(option, path)`, e.g.
+    /// `("--http-proxy-temp-path", "/var/lib/nginx/proxy")`.
+    pub http_temp_paths: Vec<(String, String)>,
 }
 
 /// The nginx to diagnose, and how each part was found.
@@ -166,6 +171,10 @@ pub fn parse_build_info(text: &str) -> BuildInfo {
                     "--error-log-path" => info.error_log_path = Some(value),
                     "--http-log-path" => info.http_log_path = Some(value),
                     "--user" => info.user = Some(value),
+                    "--pid-path" => info.pid_path = Some(value),
+                    k if k.starts_with("--http-") && k.ends_with("-temp-path") => {
+                        info.http_temp_paths.push((k.to_owned(), value));
+                    }
                     _ => {}
                 }
             }
@@ -464,8 +473,22 @@ mod tests {
 
     #[test]
     fn build_info_debian() {
-        let text = "nginx version: nginx/1.22.1\nbuilt with OpenSSL 3.0.11 19 Sep 2023\nTLS SNI support enabled\nconfigure arguments: --with-cc-opt='-g -O2 -ffile-prefix-map=/build/nginx=. -fstack-protector-strong' --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf --http-log-path=/var/log/nginx/access.log --error-log-path=stderr --lock-path=/var/lock/nginx.lock --with-threads\n";
+        let text = "nginx version: nginx/1.22.1\nbuilt with OpenSSL 3.0.11 19 Sep 2023\nTLS SNI support enabled\nconfigure arguments: --with-cc-opt='-g -O2 -ffile-prefix-map=/build/nginx=. -fstack-protector-strong' --prefix=/usr/share/nginx --conf-path=/etc/nginx/nginx.conf --http-log-path=/var/log/nginx/access.log --error-log-path=stderr --lock-path=/var/lock/nginx.lock --pid-path=/run/nginx.pid --http-client-body-temp-path=/var/lib/nginx/body --http-proxy-temp-path=/var/lib/nginx/proxy --with-threads\n";
         let info = parse_build_info(text);
+        assert_eq!(info.pid_path.as_deref(), Some("/run/nginx.pid"));
+        assert_eq!(
+            info.http_temp_paths,
+            vec![
+                (
+                    "--http-client-body-temp-path".to_owned(),
+                    "/var/lib/nginx/body".to_owned()
+                ),
+                (
+                    "--http-proxy-temp-path".to_owned(),
+                    "/var/lib/nginx/proxy".to_owned()
+                ),
+            ]
+        );
         assert_eq!(info.version.as_deref(), Some("1.22.1"));
         assert_eq!(info.prefix, Some(PathBuf::from("/usr/share/nginx")));
         assert_eq!(info.conf_path, Some(PathBuf::from("/etc/nginx/nginx.conf")));

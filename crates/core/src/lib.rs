@@ -97,6 +97,7 @@ mod lock;
 mod options;
 mod redact;
 mod steps;
+mod throwaway;
 mod timeline;
 mod upstream;
 mod words;

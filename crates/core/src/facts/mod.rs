@@ -1,7 +1,8 @@
 //! Facts: what every check reads, computed once and shared. The parsed config, the worker
 //! identity, the log paths and the upstream endpoints are made when the run starts; log
 //! summaries, probe results, listeners and the `nginx -t` verdict are computed lazily, the
-//! first time a check asks, so a check never re-parses or re-probes.
+//! first time a check asks, so a check never re-parses or re-probes. nginx itself (`-t`,
+//! `-T`) runs as `throwaway.rs` runs it: over throw-away layers, so it leaves nothing.
 //!
 //! [`Facts`] and its accessors live here; how each fact is read is in its own file, which
 //! knows nothing of [`Facts`]: the config's endpoints (`endpoint.rs`), the live connect
@@ -34,11 +35,12 @@ use fix502_probe::listeners::{self, Listener};
 use fix502_probe::unixsock::{self, Identity};
 use tokio::sync::OnceCell;
 
-use crate::command::{CommandOutput, run_command, shell_line};
+use crate::command::{CommandOutput, shell_line};
 use crate::discovery::{Discovery, under_prefix};
 use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
 use crate::report::{Location, NginxInfo};
+use crate::throwaway::{self, Invocation, TestRun, Touched};
 use crate::upstream::Upstream;
 
 /// Everything the checks share.
@@ -80,7 +82,8 @@ pub struct Facts {
     behind_cells: Vec<OnceCell<Option<Behind>>>,
     listeners: OnceCell<Result<Arc<Vec<Listener>>, String>>,
     exchanges: OnceCell<Vec<Option<Exchange>>>,
-    nginx_test: OnceCell<Result<CommandOutput, String>>,
+    nginx_test: OnceCell<Result<TestRun, String>>,
+    nginx_dump: OnceCell<Result<TestRun, String>>,
 }
 
 impl Facts {
@@ -200,6 +203,7 @@ impl Facts {
             listeners: OnceCell::new(),
             exchanges: OnceCell::new(),
             nginx_test: OnceCell::new(),
+            nginx_dump: OnceCell::new(),
         }
     }
 
@@ -571,19 +575,54 @@ impl Facts {
         out
     }
 
-    /// `nginx -t` on this config (run once).
+    /// `nginx -t` on this config (run once, over throw-away layers where it can be: see
+    /// [`Facts::nginx_test_run`]).
     pub async fn nginx_test(&self) -> Result<&CommandOutput, &String> {
+        self.nginx_test_run().await.map(|run| &run.output)
+    }
+
+    /// `nginx -t` on this config, run once, and what it left on the host (nothing, unless it
+    /// could not be isolated).
+    pub(crate) async fn nginx_test_run(&self) -> Result<&TestRun, &String> {
         self.nginx_test
-            .get_or_init(|| async {
-                let Some((program, args)) = self.nginx_command(&["-t"]) else {
-                    return Err("no nginx binary found (pass --nginx)".to_owned());
-                };
-                run_command(&program, &args, Duration::from_secs(30))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_init(|| self.run_nginx(&["-t"], true))
             .await
             .as_ref()
+    }
+
+    /// `nginx -T` on this config (run once, as [`Facts::nginx_test`] is, and after it, so that
+    /// what a run that cannot be isolated leaves is the test's).
+    pub(crate) async fn nginx_dump(&self) -> Result<&CommandOutput, &String> {
+        let _ = self.nginx_test().await;
+        self.nginx_dump
+            .get_or_init(|| self.run_nginx(&["-T"], false))
+            .await
+            .as_ref()
+            .map(|run| &run.output)
+    }
+
+    async fn run_nginx(&self, extra: &[&str], watch: bool) -> Result<TestRun, String> {
+        let (Some(binary), Some(plain)) =
+            (self.discovery.binary.clone(), self.nginx_command(extra))
+        else {
+            return Err("no nginx binary found (pass --nginx)".to_owned());
+        };
+        let touched = Touched::of(
+            self.config.as_ref(),
+            &self.view,
+            &self.discovery.build,
+            self.discovery.prefix.as_deref(),
+        );
+        throwaway::run(&Invocation {
+            binary,
+            args: self.nginx_args(extra),
+            namespace_of: self.foreign_mount_namespace(),
+            plain,
+            touched,
+            timeout: Duration::from_secs(30),
+            watch,
+        })
+        .await
     }
 
     /// The command that runs the nginx binary with this run's `-p`, `-c` and `extra`, as
@@ -593,10 +632,7 @@ impl Facts {
     pub fn nginx_command(&self, extra: &[&str]) -> Option<(PathBuf, Vec<String>)> {
         let binary = self.discovery.binary.clone()?;
         let args = self.nginx_args(extra);
-        match self
-            .master_pid()
-            .filter(|pid| fix502_probe::process::same_namespace(*pid, "mnt") == Some(false))
-        {
+        match self.foreign_mount_namespace() {
             Some(pid) => {
                 let mut wrapped = vec![
                     format!("--mount=/proc/{pid}/ns/mnt"),
@@ -608,6 +644,12 @@ impl Facts {
             }
             None => Some((binary, args)),
         }
+    }
+
+    /// The master's pid when it runs in another mount namespace than fix502.
+    fn foreign_mount_namespace(&self) -> Option<u32> {
+        self.master_pid()
+            .filter(|pid| fix502_probe::process::same_namespace(*pid, "mnt") == Some(false))
     }
 
     /// `nginx -t && nginx -s reload` as the user should type it for this nginx.

@@ -1,6 +1,6 @@
 //! Step 3, the configuration: `nginx -t` on the exact config and prefix (its verdict with
-//! file:line), what fix502's own parser read, and whether a master runs this config and
-//! listens where the config says.
+//! file:line, and what it changed on the host when it could not be isolated), what fix502's
+//! own parser read, and whether a master runs this config and listens where the config says.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,9 +10,10 @@ use fix502_probe::listeners::ListenerKind;
 
 use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
-use crate::command::shell_line;
+use crate::command::{CommandOutput, shell_line};
 use crate::facts::Facts;
 use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
+use crate::throwaway::TestRun;
 
 /// Check id: `nginx -t`.
 pub const NGINX_T: CheckId = CheckId::new("config.nginx-t", StepId::Config, Evidence::Config);
@@ -56,8 +57,8 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
             Some((program, args)) => shell_line(&program, &args),
             None => "nginx -t".to_owned(),
         };
-        let out = match facts.nginx_test().await {
-            Ok(out) => out,
+        let run = match facts.nginx_test_run().await {
+            Ok(run) => run,
             Err(e) => {
                 return vec![Finding::could_not_check(
                     NGINX_T,
@@ -65,59 +66,98 @@ fn nginx_t(facts: &Facts) -> FindingsFuture<'_> {
                 )];
             }
         };
-        if out.success {
-            return vec![Finding::new(
-                NGINX_T,
-                Severity::Info,
-                format!("`{command}`: syntax is ok, test is successful"),
-            )];
-        }
-        let (mut text, location) =
-            nginx_t_problem(&out.stderr).unwrap_or_else(|| (out.stderr.trim().to_owned(), None));
-        if let Some(signal) = out.signal {
-            let name = nix::sys::signal::Signal::try_from(signal)
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default();
-            let said = if text.is_empty() {
-                "before it said anything".to_owned()
-            } else {
-                format!("after: {text}")
-            };
-            text = format!("nginx -t crashed with signal {signal}{name} {said}");
-        } else if text.is_empty() {
-            text = format!(
-                "nginx -t exited with status {} and said nothing",
-                out.code.map_or_else(|| "?".to_owned(), |c| c.to_string())
-            );
-        }
-        let permission_only = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("[emerg]"))
-            .all(|l| l.contains("(13: "))
-            && !nix::unistd::geteuid().is_root();
-        if permission_only {
-            return vec![
-                Finding::could_not_check(
-                    NGINX_T,
-                    format!("nginx -t needs more permission than this user has: {text}"),
-                )
-                .fix("Run fix502 as root (sudo fix502)"),
-            ];
-        }
-        let mut f = Finding::new(NGINX_T, Severity::Error, format!("nginx -t fails: {text}"))
-            .cause(Cause::CONFIG_INVALID)
-            .at(location.clone());
-        for line in out.stderr.lines().filter(|l| !l.trim().is_empty()).take(6) {
-            f = f.evidence(line.trim().to_owned());
-        }
-        if let Some(loc) = &location {
-            f = f.fix(format!("Fix {loc}, then check with: {command}"));
-        } else {
-            f = f.fix(format!("Fix the error, then check with: {command}"));
-        }
-        vec![f]
+        let mut findings = verdict(&run.output, &command);
+        findings.extend(left_behind(run));
+        findings
     })
+}
+
+/// The findings of `nginx -t`'s exit status and messages.
+fn verdict(out: &CommandOutput, command: &str) -> Vec<Finding> {
+    if out.success {
+        return vec![Finding::new(
+            NGINX_T,
+            Severity::Info,
+            format!("`{command}`: syntax is ok, test is successful"),
+        )];
+    }
+    let (mut text, location) =
+        nginx_t_problem(&out.stderr).unwrap_or_else(|| (out.stderr.trim().to_owned(), None));
+    if let Some(signal) = out.signal {
+        let name = nix::sys::signal::Signal::try_from(signal)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        let said = if text.is_empty() {
+            "before it said anything".to_owned()
+        } else {
+            format!("after: {text}")
+        };
+        text = format!("nginx -t crashed with signal {signal}{name} {said}");
+    } else if text.is_empty() {
+        text = format!(
+            "nginx -t exited with status {} and said nothing",
+            out.code.map_or_else(|| "?".to_owned(), |c| c.to_string())
+        );
+    }
+    let permission_only = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("[emerg]"))
+        .all(|l| l.contains("(13: "))
+        && !nix::unistd::geteuid().is_root();
+    if permission_only {
+        return vec![
+            Finding::could_not_check(
+                NGINX_T,
+                format!("nginx -t needs more permission than this user has: {text}"),
+            )
+            .fix("Run fix502 as root (sudo fix502)"),
+        ];
+    }
+    let mut f = Finding::new(NGINX_T, Severity::Error, format!("nginx -t fails: {text}"))
+        .cause(Cause::CONFIG_INVALID)
+        .at(location.clone());
+    for line in out.stderr.lines().filter(|l| !l.trim().is_empty()).take(6) {
+        f = f.evidence(line.trim().to_owned());
+    }
+    if let Some(loc) = &location {
+        f = f.fix(format!("Fix {loc}, then check with: {command}"));
+    } else {
+        f = f.fix(format!("Fix the error, then check with: {command}"));
+    }
+    vec![f]
+}
+
+/// What a run of `nginx -t` that could not be isolated changed on this host (docs/architecture.md,
+/// "How nginx -t runs").
+fn left_behind(run: &TestRun) -> Option<Finding> {
+    if run.left.is_empty() {
+        return None;
+    }
+    let how = match &run.unisolated {
+        Some(why) => format!("nginx -t could not be isolated ({why})"),
+        None => format!(
+            "nginx -t wrote through to {} (layering failed there)",
+            run.through
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let n = run.left.len();
+    let mut f = Finding::new(
+        NGINX_T,
+        Severity::Info,
+        format!(
+            "{how} and changed {n} path{} on this host",
+            if n == 1 { "" } else { "s" }
+        ),
+    );
+    for change in &run.left {
+        f = f.evidence(change.to_string());
+    }
+    Some(f)
 }
 
 /// At most this many different problems of the config are listed, one finding each.
@@ -323,6 +363,57 @@ mod tests {
             nginx_t_problem("nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn what_nginx_t_left_when_it_could_not_be_isolated() {
+        use crate::throwaway::Change;
+        let mut run = TestRun {
+            output: CommandOutput {
+                success: true,
+                code: Some(0),
+                stdout: String::new(),
+                stderr: String::new(),
+                signal: None,
+            },
+            unisolated: Some("fix502 is not root".to_owned()),
+            through: Vec::new(),
+            left: vec![
+                Change::Created {
+                    path: PathBuf::from("/run/nginx.pid"),
+                    dir: false,
+                    owner: "www".to_owned(),
+                    mode: 0o644,
+                },
+                Change::Appended {
+                    path: PathBuf::from("/var/log/nginx/error.log"),
+                    lines: 2,
+                },
+            ],
+            workspace: None,
+        };
+        let f = left_behind(&run).unwrap();
+        assert_eq!(f.severity, Severity::Info);
+        assert_eq!(
+            f.message,
+            "nginx -t could not be isolated (fix502 is not root) and changed 2 paths on this host"
+        );
+        assert_eq!(
+            f.evidence,
+            [
+                "created the file /run/nginx.pid (owner www, mode 0644)",
+                "appended 2 lines to /var/log/nginx/error.log"
+            ]
+        );
+        run.unisolated = None;
+        run.through = vec![PathBuf::from("/srv")];
+        run.left.truncate(1);
+        assert_eq!(
+            left_behind(&run).unwrap().message,
+            "nginx -t wrote through to /srv (layering failed there) and changed 1 path on this host"
+        );
+        run.left.clear();
+        assert!(left_behind(&run).is_none());
     }
 
     #[test]

@@ -16,7 +16,6 @@ use procfs::Current;
 
 use crate::causes::Cause;
 use crate::check::{FindingsFuture, FnCheck};
-use crate::command::run_command;
 use crate::discovery::{Master, under_prefix};
 use crate::facts::Facts;
 use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
@@ -417,24 +416,23 @@ fn short_path(path: &Path) -> String {
 /// The files nginx would load now: `nginx -T`'s, else fix502's own parse (with a note why).
 async fn config_files(facts: &Facts) -> Result<(Vec<PathBuf>, Option<String>), String> {
     let prefix = facts.discovery.prefix.as_deref();
-    let why = match facts.nginx_command(&["-T"]) {
-        Some((program, args)) => {
-            match run_command(&program, &args, Duration::from_secs(30)).await {
-                Ok(out) if out.success => {
-                    let files: Vec<PathBuf> = split_dump(&out.stdout)
-                        .into_iter()
-                        .map(|f| under_prefix(&f.path, prefix))
-                        .collect();
-                    if !files.is_empty() {
-                        return Ok((files, None));
-                    }
-                    "nginx -T listed no files".to_owned()
+    let why = if facts.discovery.binary.is_none() {
+        "no nginx binary to run nginx -T".to_owned()
+    } else {
+        match facts.nginx_dump().await {
+            Ok(out) if out.success => {
+                let files: Vec<PathBuf> = split_dump(&out.stdout)
+                    .into_iter()
+                    .map(|f| under_prefix(&f.path, prefix))
+                    .collect();
+                if !files.is_empty() {
+                    return Ok((files, None));
                 }
-                Ok(out) => format!("nginx -T fails ({})", test_problem(&out.stderr)),
-                Err(e) => format!("cannot run nginx -T: {e}"),
+                "nginx -T listed no files".to_owned()
             }
+            Ok(out) => format!("nginx -T fails ({})", test_problem(&out.stderr)),
+            Err(e) => format!("cannot run nginx -T: {e}"),
         }
-        None => "no nginx binary to run nginx -T".to_owned(),
     };
     match &facts.config {
         Some(config) => Ok((
