@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use super::harness::{bin, parse_report, write};
 
-const NGINX: &str = "/usr/sbin/nginx";
+/// The distribution's nginx, which the tests run.
+pub const NGINX: &str = "/usr/sbin/nginx";
 
 /// The paths the config below makes nginx -t write, relative to the prefix.
 const WRITTEN: [&str; 8] = [

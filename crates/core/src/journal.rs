@@ -21,12 +21,23 @@ const JOURNAL_WAIT: Duration = Duration::from_secs(30);
 /// Poll interval of the watchdog.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Where the journal keeps its files; without either there is no journal to read.
-const JOURNAL_DIRS: [&str; 2] = ["/run/systemd/journal", "/var/log/journal"];
+/// journald's socket: present while journald runs.
+const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
+/// Where the journal keeps its files (per machine id), volatile and persistent.
+const JOURNAL_FILES: [&str; 2] = [
+    "/run/log/journal/*/*.journal",
+    "/var/log/journal/*/*.journal",
+];
 
-/// Whether this host has a systemd journal and `journalctl` to read it.
+/// Whether this host has a systemd journal to read (journald runs, or journal files are
+/// there) and `journalctl` to read it. An empty `/var/log/journal` is not a journal.
 pub fn available() -> bool {
-    JOURNAL_DIRS.iter().any(|d| Path::new(d).is_dir()) && which::which("journalctl").is_ok()
+    let has_files = || {
+        JOURNAL_FILES
+            .iter()
+            .any(|pattern| glob::glob(pattern).is_ok_and(|mut paths| paths.any(|p| p.is_ok())))
+    };
+    (Path::new(JOURNALD_SOCKET).exists() || has_files()) && which::which("journalctl").is_ok()
 }
 
 /// The `journalctl` arguments that print nginx's messages since `since` (local time), one

@@ -1,7 +1,8 @@
-//! The error logs: each file's summary within the window (with its rotated history), and
-//! the systemd journal when nginx logs to stderr or syslog.
+//! The error logs: each file's summary within the window (with its rotated history), the
+//! systemd journal when nginx logs to stderr or syslog, and where the running master's
+//! stderr goes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fix502_nginx::logscan::{self, LogSummary, ScanOptions};
 
@@ -56,4 +57,84 @@ pub(super) fn read_all(
         });
     }
     reads
+}
+
+/// Where the running nginx master's standard error goes (what `error_log stderr` writes to),
+/// from the target of `/proc/PID/fd/2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StderrTarget {
+    /// A socket: under systemd, the journal's stream socket.
+    Socket,
+    /// A pipe or FIFO: a service manager, supervisor or container runtime reads it.
+    Pipe,
+    /// `/dev/null`: the messages are discarded.
+    Null,
+    /// A terminal: nginx runs in the foreground of a shell.
+    Terminal(PathBuf),
+    /// A file.
+    File(PathBuf),
+    /// Something else, as the kernel names it.
+    Other(String),
+}
+
+impl StderrTarget {
+    /// Reads where process `pid`'s fd 2 points; `None` when it cannot be read (not root, or
+    /// the process is gone) or the fd is closed.
+    pub fn of(pid: u32) -> Option<Self> {
+        let link = std::fs::read_link(format!("/proc/{pid}/fd/2")).ok()?;
+        Some(Self::from_link(&link))
+    }
+
+    /// Classifies a `/proc/PID/fd/N` link target.
+    pub fn from_link(link: &Path) -> Self {
+        let text = link.to_string_lossy();
+        if text.starts_with("socket:[") {
+            Self::Socket
+        } else if text.starts_with("pipe:[") {
+            Self::Pipe
+        } else if link == Path::new("/dev/null") {
+            Self::Null
+        } else if text.starts_with("/dev/pts/") || text.starts_with("/dev/tty") {
+            Self::Terminal(link.to_path_buf())
+        } else if text.starts_with('/') {
+            let fifo = std::fs::metadata(link).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_fifo()
+            });
+            if fifo {
+                Self::Pipe
+            } else {
+                Self::File(link.to_path_buf())
+            }
+        } else {
+            Self::Other(text.into_owned())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_targets() {
+        let of = |s: &str| StderrTarget::from_link(Path::new(s));
+        assert_eq!(of("socket:[48213]"), StderrTarget::Socket);
+        assert_eq!(of("pipe:[9912]"), StderrTarget::Pipe);
+        assert_eq!(of("/dev/null"), StderrTarget::Null);
+        assert_eq!(
+            of("/dev/pts/3"),
+            StderrTarget::Terminal(PathBuf::from("/dev/pts/3"))
+        );
+        assert_eq!(
+            of("/var/log/nginx/stderr.log"),
+            StderrTarget::File(PathBuf::from("/var/log/nginx/stderr.log"))
+        );
+        assert_eq!(
+            of("anon_inode:[eventfd]"),
+            StderrTarget::Other("anon_inode:[eventfd]".to_owned())
+        );
+        // Our own stderr is something of these, whatever runs the tests.
+        assert!(StderrTarget::of(std::process::id()).is_some());
+    }
 }

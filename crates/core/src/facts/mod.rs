@@ -20,7 +20,7 @@ mod url;
 pub use access::AccessRead;
 pub use appserver::{Behind, is_local};
 pub use endpoint::{Endpoint, EndpointUse, short};
-pub use logs::{JOURNAL_SOURCE, LogRead};
+pub use logs::{JOURNAL_SOURCE, LogRead, StderrTarget};
 pub use probe::{ProbeResult, join_all, probe_endpoint};
 
 use std::path::{Path, PathBuf};
@@ -285,12 +285,23 @@ impl Facts {
     }
 
     /// Whether nginx's error log goes to stderr or syslog and this host's systemd journal
-    /// can be read for it.
+    /// can be read for it: journald runs (or left files), and the running master's stderr,
+    /// when `error_log stderr` is what counts, is a socket (the journal's stream) or cannot
+    /// be seen.
     pub fn reads_journal(&self) -> bool {
-        self.error_log_elsewhere
+        let syslog = self
+            .error_log_elsewhere
             .iter()
-            .any(|d| d == "stderr" || d.starts_with("syslog:"))
-            && crate::journal::available()
+            .any(|d| d.starts_with("syslog:"));
+        let stderr = self.error_log_elsewhere.iter().any(|d| d == "stderr")
+            && matches!(self.master_stderr(), None | Some(StderrTarget::Socket));
+        (syslog || stderr) && crate::journal::available()
+    }
+
+    /// Where the running master's stderr goes (`None` when nginx does not run, or its fds
+    /// cannot be read).
+    pub fn master_stderr(&self) -> Option<StderrTarget> {
+        self.master_pid().and_then(StderrTarget::of)
     }
 
     /// The error-log summaries (read once).

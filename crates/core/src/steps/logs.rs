@@ -9,7 +9,7 @@ use fix502_nginx::logscan::Group;
 
 use crate::causes;
 use crate::check::{FindingsFuture, FnCheck};
-use crate::facts::Facts;
+use crate::facts::{Facts, StderrTarget};
 use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
 use crate::steps::route::logged_chain;
 use crate::upstream::Upstream;
@@ -222,7 +222,9 @@ fn disk_config_elsewhere(
 fn elsewhere_finding(facts: &Facts, dest: &str, journal: bool) -> Finding {
     let since = facts.window_start();
     let journal_cmd = crate::journal::command_line(since);
-    let to_journal = dest == "stderr" || dest.starts_with("syslog:");
+    let stderr = facts.master_stderr();
+    let to_journal = dest.starts_with("syslog:")
+        || (dest == "stderr" && matches!(stderr, None | Some(StderrTarget::Socket)));
     if to_journal && journal {
         return Finding::new(
             ERROR_LOG,
@@ -235,14 +237,28 @@ fn elsewhere_finding(facts: &Facts, dest: &str, journal: bool) -> Finding {
             .is_ok_and(|c| c.contains("docker") || c.contains("containerd"))
     });
     let window = duration(facts.options.since);
-    let how = match dest {
-        "stderr" if in_docker => {
-            format!("nginx runs in a container: docker logs --since {window} CONTAINER 2>&1")
+    let docker = format!("docker logs --since {window} CONTAINER 2>&1");
+    let how = match (dest, stderr) {
+        ("stderr", Some(StderrTarget::Null)) => {
+            "nginx's stderr is /dev/null, so these messages are discarded".to_owned()
         }
-        "stderr" => format!(
-            "this host has no systemd journal to read; nginx's stderr goes wherever its service manager sends it (under systemd: {journal_cmd}; under Docker: docker logs --since {window} CONTAINER 2>&1)"
+        ("stderr", Some(StderrTarget::File(path))) => format!(
+            "nginx's stderr goes to the file {}; pass it with --error-log {}",
+            path.display(),
+            path.display()
         ),
-        d if d.starts_with("syslog:") => format!(
+        ("stderr", Some(StderrTarget::Terminal(tty))) => format!(
+            "nginx runs in the foreground and its stderr is the terminal {}",
+            tty.display()
+        ),
+        ("stderr", _) if in_docker => format!("nginx runs in a container: {docker}"),
+        ("stderr", Some(StderrTarget::Pipe)) => format!(
+            "nginx's stderr is a pipe read by whatever started it (a supervisor: its log; under Docker: {docker})"
+        ),
+        ("stderr", _) => format!(
+            "this host has no systemd journal to read; nginx's stderr goes wherever its service manager sends it (under systemd: {journal_cmd}; under Docker: {docker})"
+        ),
+        (d, _) if d.starts_with("syslog:") => format!(
             "this host has no systemd journal to read; see the syslog server named in `error_log {d}` (rsyslog: /var/log/syslog or /var/log/messages, grep nginx)"
         ),
         _ => "not a file (memory buffer or off)".to_owned(),
