@@ -208,6 +208,21 @@ pub async fn run(
         }
     }
 
+    if let Some(change) = engine.nginx_changed() {
+        writeln!(
+            out,
+            "\n{} nginx changed while the steps ran: {change}.",
+            console::style("Note:").bold()
+        )?;
+        if prompter.confirm("Run the steps again on the nginx running now?", true)? {
+            let pb = spinner("Checking again…".to_owned(), spinners);
+            engine.recheck(&change).await?;
+            pb.finish_and_clear();
+            for report in engine.steps() {
+                render::step_block(out, &g, report, false)?;
+            }
+        }
+    }
     render::diagnosis_block(out, &g, engine.diagnosis())?;
     if options.wants(StepId::Restart) {
         let started = Instant::now();
@@ -351,6 +366,74 @@ mod tests {
                 .any(|line| line.starts_with("GET /orders?id=7 "));
             assert_eq!(resent, agree, "agreed: {agree}");
         }
+        lab.stop().unwrap();
+    }
+
+    /// Reloads the lab's nginx when the user is first asked what next (between steps), and
+    /// records the yes/no questions.
+    struct ReloadingPrompter {
+        inner: ScriptedPrompter,
+        master: u32,
+        reloaded: bool,
+        asked: Vec<String>,
+    }
+
+    impl Prompter for ReloadingPrompter {
+        fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize> {
+            if !self.reloaded {
+                self.reloaded = true;
+                let pid = nix::unistd::Pid::from_raw(self.master as i32);
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)?;
+                // The new workers are there within moments.
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            self.inner.select(prompt, items, default)
+        }
+
+        fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool> {
+            self.asked.push(prompt.to_owned());
+            self.inner.confirm(prompt, default)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reload_between_steps_is_said_and_checked_again() {
+        let lab = fix502_lab::Lab::start("refused", &fix502_lab::LabOptions::default())
+            .expect("lab (needs nginx)");
+        let mut prompter = ReloadingPrompter {
+            inner: scripted(&[0, 0, 0], &[true]),
+            master: lab.master_pid().expect("the lab's nginx runs"),
+            reloaded: false,
+            asked: Vec::new(),
+        };
+        let mut out = Vec::new();
+        let report = run(lab_options(&lab), &mut prompter, &mut out, false)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.contains(
+                "Note: nginx changed while the steps ran: nginx's workers changed (pids "
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            prompter.asked.first().map(String::as_str),
+            Some("Run the steps again on the nginx running now?")
+        );
+        let config = report
+            .steps
+            .iter()
+            .find(|s| s.step == StepId::Config)
+            .unwrap();
+        assert!(
+            config.findings[0]
+                .message
+                .starts_with("nginx changed while fix502 was looking at it"),
+            "{:?}",
+            config.findings[0]
+        );
+        assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
         lab.stop().unwrap();
     }
 

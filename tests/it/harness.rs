@@ -100,3 +100,69 @@ pub fn findings<'a>(report: &'a Value, step: &str) -> &'a Vec<Value> {
         .as_array()
         .unwrap_or_else(|| panic!("no findings in {step:#}"))
 }
+
+/// A real nginx started by a test from its own config in a temporary prefix (daemonized,
+/// its stderr where the test says), stopped by its pid when dropped.
+pub struct Nginx {
+    /// The temporary prefix; holds `nginx.conf`, `nginx.pid` and the temp directories.
+    pub dir: tempfile::TempDir,
+    /// The master's pid.
+    pub pid: i32,
+}
+
+impl Nginx {
+    /// Writes `http` (the body of the `http` block) and `main` (main-context directives) into
+    /// `nginx.conf` with the pid file and every temp path in the prefix, and starts nginx.
+    pub fn start(main: &str, http: &str, stderr: std::process::Stdio) -> Self {
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir logs");
+        write(
+            &dir.path().join("nginx.conf"),
+            &format!(
+                "{main}\npid {d}/nginx.pid;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n{http}\n}}\n"
+            ),
+        );
+        let status = Command::new(super::nginx_t::NGINX)
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .status()
+            .expect("start nginx");
+        assert!(status.success(), "nginx did not start");
+        // Bounded: the daemon writes its pid file within moments.
+        let start = Instant::now();
+        let pid = loop {
+            if let Some(pid) = std::fs::read_to_string(dir.path().join("nginx.pid"))
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                break pid;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "no pid file");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Self { dir, pid }
+    }
+
+    /// Its config file.
+    pub fn config(&self) -> std::path::PathBuf {
+        self.dir.path().join("nginx.conf")
+    }
+
+    /// Sends the master a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), signal);
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+}

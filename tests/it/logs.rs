@@ -1,10 +1,9 @@
 //! The logs step at scale and away from files: where an error log that is not a file goes,
 //! the window, the rotated history, the access log's own format.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use super::harness::{bin, findings, parse_report, write};
+use super::harness::{Nginx, bin, findings, parse_report, write};
 
 #[test]
 fn an_error_log_on_stderr_is_read_from_the_journal_or_said_where_it_goes() {
@@ -52,54 +51,25 @@ fn an_error_log_on_stderr_is_read_from_the_journal_or_said_where_it_goes() {
 fn where_a_running_nginx_sends_its_stderr_is_said_and_is_no_pass() {
     for (port, to_file) in [(18097_u16, false), (18098, true)] {
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("nginx.conf");
-        let pid_file = dir.path().join("nginx.pid");
-        write(
-            &config,
-            &format!(
-                "error_log stderr;\npid {};\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{ proxy_pass http://127.0.0.1:1; }}\n    }}\n}}\n",
-                pid_file.display(),
-                d = dir.path().display()
-            ),
-        );
         let stderr_file = dir.path().join("stderr.log");
         let stderr = if to_file {
             Stdio::from(std::fs::File::create(&stderr_file).unwrap())
         } else {
             Stdio::null()
         };
-        let status = Command::new(super::nginx_t::NGINX)
-            .arg("-c")
-            .arg(&config)
-            .arg("-p")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .status()
-            .expect("start nginx");
-        assert!(status.success(), "nginx did not start");
-        // Bounded: the daemon writes its pid file within a second or two.
-        let start = Instant::now();
-        let pid = loop {
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
-                .ok()
-                .and_then(|t| t.trim().parse::<i32>().ok())
-            {
-                break pid;
-            }
-            assert!(start.elapsed() < Duration::from_secs(5), "no pid file");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let nginx = Nginx::start(
+            "error_log stderr;",
+            &format!(
+                "    server {{\n        listen 127.0.0.1:{port};\n        location / {{ proxy_pass http://127.0.0.1:1; }}\n    }}"
+            ),
+            stderr,
+        );
         let out = bin()
             .args(["--non-interactive", "--json", "--step", "logs", "--config"])
-            .arg(&config)
+            .arg(nginx.config())
             .output()
             .unwrap();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        drop(nginx);
         let report = parse_report(&out);
         let said = findings(&report, "logs")
             .iter()

@@ -12,4 +12,5 @@ mod responses;
 mod routing;
 mod scenarios;
 mod snapshots;
+mod stale;
 mod wizard;

@@ -106,6 +106,11 @@ pub enum DiscoveryError {
         /// Why.
         source: std::io::Error,
     },
+    /// nginx's processes changed during the run and again while it was checked a second time.
+    #[error(
+        "nginx changed during the run ({0}) and again while fix502 checked it a second time ({1}); run fix502 again once nginx has settled"
+    )]
+    Unsettled(String, String),
     /// No nginx binary, no running master and no config at the default place.
     #[error(
         "no nginx found: no running master, no `nginx` binary on PATH or in /usr/sbin, and no {0}; pass --config (and --nginx)"
@@ -244,6 +249,35 @@ pub fn find_masters() -> Vec<Master> {
     }
     masters.sort_by_key(|m| m.pid);
     masters
+}
+
+/// What changed in nginx's processes since `before` was seen: its master exited (or its pid
+/// now belongs to another process), or its workers are not the same ones (a reload, or a
+/// worker that died and was replaced). `None` when nothing changed.
+pub fn changes_since(before: &Master) -> Option<String> {
+    let now = find_masters()
+        .into_iter()
+        .find(|m| m.pid == before.pid && m.start_time.abs_diff(before.start_time) <= 1);
+    let Some(now) = now else {
+        return Some(format!("nginx's master (pid {}) exited", before.pid));
+    };
+    let pids = |m: &Master| m.workers.iter().map(|w| w.pid).collect::<Vec<_>>();
+    let (old, new) = (pids(before), pids(&now));
+    if old == new {
+        return None;
+    }
+    let list = |p: &[u32]| {
+        if p.is_empty() {
+            "none".to_owned()
+        } else {
+            p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        }
+    };
+    Some(format!(
+        "nginx's workers changed (pids {} → {}): it reloaded, or workers died and were replaced",
+        list(&old),
+        list(&new)
+    ))
 }
 
 /// The live worker pids of one master, now.

@@ -142,13 +142,73 @@ impl Engine {
         }
     }
 
-    /// Runs every selected step without asking; acts only when `options.apply` is set.
+    /// What changed in nginx's processes since this run found them: its master exited (or
+    /// its pid is another process now), or its workers are not the same ones (a reload, or
+    /// workers that died and were replaced). `None` when nothing did, or nginx did not run.
+    pub fn nginx_changed(&self) -> Option<String> {
+        self.facts
+            .discovery
+            .master
+            .as_ref()
+            .and_then(crate::discovery::changes_since)
+    }
+
+    /// Starts over after nginx changed mid-run (`change` says how): finds nginx again, runs
+    /// the steps that ran once more on the processes there are now, and says so in the
+    /// report. Fails with [`DiscoveryError::Unsettled`] when nginx changes again meanwhile.
+    pub async fn recheck(&mut self, change: &str) -> Result<(), DiscoveryError> {
+        let ran: Vec<StepId> = self
+            .steps
+            .iter()
+            .map(|s| s.step)
+            .filter(|s| *s != StepId::Restart)
+            .collect();
+        let mut options = self.facts.options.clone();
+        // A master chosen by pid that is gone cannot be chosen again.
+        if options
+            .master_pid
+            .is_some_and(|pid| !std::path::Path::new("/proc").join(pid.to_string()).exists())
+        {
+            options.master_pid = None;
+        }
+        let mut fresh = Self::new(options).await?;
+        fresh.lock = self.lock.take();
+        for step in ran {
+            fresh.run_step(step).await;
+        }
+        if let Some(again) = fresh.nginx_changed() {
+            return Err(DiscoveryError::Unsettled(change.to_owned(), again));
+        }
+        let note = Finding::new(
+            crate::steps::config::PROCESS,
+            crate::report::Severity::Info,
+            format!(
+                "nginx changed while fix502 was looking at it ({change}): every step was run again on the processes running now"
+            ),
+        );
+        let at = fresh
+            .steps
+            .iter()
+            .position(|s| s.step == StepId::Config)
+            .unwrap_or(0);
+        if let Some(report) = fresh.steps.get_mut(at) {
+            report.findings.insert(0, note);
+        }
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Runs every selected step without asking; acts only when `options.apply` is set. When
+    /// nginx's processes change while the steps run, they run once more ([`Self::recheck`]).
     pub async fn run_all(options: Options) -> Result<Report, DiscoveryError> {
         let mut engine = Self::new(options).await?;
         for step in StepId::ALL {
             if step != StepId::Restart && engine.facts.options.wants(step) {
                 engine.run_step(step).await;
             }
+        }
+        if let Some(change) = engine.nginx_changed() {
+            engine.recheck(&change).await?;
         }
         if engine.facts.options.wants(StepId::Restart) {
             let started = Instant::now();

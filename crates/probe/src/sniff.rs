@@ -34,6 +34,8 @@ pub const SENT_POSTGRES: &str = "Postgres SSLRequest";
 
 /// Longest banner wait, whatever the timeout.
 pub const BANNER_WAIT_MAX: Duration = Duration::from_millis(300);
+/// How long the other sniff attempts may still answer once one reply decided the protocol.
+const EVIDENCE_GRACE: Duration = Duration::from_millis(150);
 
 /// How many reply bytes an [`Attempt`] keeps.
 pub const REPLY_EVIDENCE: usize = 64;
@@ -638,6 +640,19 @@ async fn run(endpoint: &Endpoint, deadline: Instant, timeout: Duration, report: 
     let speaks = tokio::time::timeout_at(deadline + Duration::from_millis(50), collect)
         .await
         .unwrap_or_default();
+    // The other answers are evidence too: give those on their way a moment, so what is shown
+    // does not depend on which reply came first.
+    if speaks.is_some() {
+        let grace = (Instant::now() + EVIDENCE_GRACE).min(deadline);
+        let drain = async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok(done) = joined {
+                    replies.done.push(done);
+                }
+            }
+        };
+        let _ = tokio::time::timeout_at(grace, drain).await;
+    }
     tasks.abort_all();
     report.speaks = speaks;
     for kind in Kind::ALL {

@@ -587,7 +587,7 @@ impl Facts {
     }
 
     /// `nginx -t` on this config (run once, over throw-away layers where it can be: see
-    /// [`Facts::nginx_test_run`]).
+    /// docs/architecture.md, "How `nginx -t` runs").
     pub async fn nginx_test(&self) -> Result<&CommandOutput, &String> {
         self.nginx_test_run().await.map(|run| &run.output)
     }

@@ -29,9 +29,29 @@ struct WorkerFilesFacts {
     /// Whether nginx runs.
     running: bool,
     /// Each worker's open files, or why they could not be read.
-    workers: Vec<(u32, Result<FdUsage, String>)>,
+    workers: Vec<(u32, Result<FdUsage, Unread>)>,
     /// The system file table: (allocated, max).
     file_nr: Option<(u64, u64)>,
+}
+
+/// Why a worker's open files could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unread {
+    /// The worker is gone: it exited since the run found it (a reload, a stop, a crash).
+    Exited,
+    /// Anything else, e.g. permission denied.
+    Failed(String),
+}
+
+/// Reads worker `pid`'s open files; a worker that is no longer there is [`Unread::Exited`].
+fn read_worker(root: &Path, pid: u32) -> Result<FdUsage, Unread> {
+    host::fd_usage(root, pid, MAX_FD_COUNT).map_err(|e| {
+        if root.join(format!("proc/{pid}")).exists() {
+            Unread::Failed(e.to_string())
+        } else {
+            Unread::Exited
+        }
+    })
 }
 
 pub(super) fn worker_files_check(facts: &Facts) -> FindingsFuture<'_> {
@@ -46,12 +66,7 @@ pub(super) fn worker_files_check(facts: &Facts) -> FindingsFuture<'_> {
                 running,
                 workers: workers
                     .iter()
-                    .map(|&pid| {
-                        (
-                            pid,
-                            host::fd_usage(root, pid, MAX_FD_COUNT).map_err(|e| e.to_string()),
-                        )
-                    })
+                    .map(|&pid| (pid, read_worker(root, pid)))
                     .collect(),
                 file_nr: host::file_nr(root),
             };
@@ -148,10 +163,15 @@ fn worker_files_findings(facts: &WorkerFilesFacts, log: &[LogHit], window: &str)
     // The workers now.
     let mut busiest: Option<(u32, FdUsage)> = None;
     let mut unreadable = Vec::new();
+    let mut exited = Vec::new();
     for (pid, usage) in &facts.workers {
         let usage = match usage {
             Ok(u) => *u,
-            Err(e) => {
+            Err(Unread::Exited) => {
+                exited.push(pid.to_string());
+                continue;
+            }
+            Err(Unread::Failed(e)) => {
                 unreadable.push(format!("worker {pid}: {e}"));
                 continue;
             }
@@ -210,7 +230,19 @@ fn worker_files_findings(facts: &WorkerFilesFacts, log: &[LogHit], window: &str)
         }
         out.push(f);
     }
-    if facts.running && !facts.workers.is_empty() && unreadable.len() == facts.workers.len() {
+    if !exited.is_empty() {
+        out.push(Finding::could_not_check(
+            WORKER_FILES,
+            format!(
+                "worker(s) {} exited while fix502 read them: nginx reloaded, stopped or lost workers during the run",
+                exited.join(", ")
+            ),
+        ));
+    }
+    if facts.running
+        && !unreadable.is_empty()
+        && unreadable.len() + exited.len() == facts.workers.len()
+    {
         out.push(
             Finding::could_not_check(
                 WORKER_FILES,
@@ -296,7 +328,7 @@ mod tests {
         "2026/11/24 10:00:03 [crit] 1235#1235: accept4() failed (24: Too many open files)";
     const LOG_23: &str = "2026/11/24 10:00:04 [alert] 1235#1235: *10 socket() failed (23: Too many open files in system) while connecting to upstream, client: 127.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:8000/\", host: \"localhost\"\n";
 
-    fn usage(open: usize, soft: u64) -> Result<FdUsage, String> {
+    fn usage(open: usize, soft: u64) -> Result<FdUsage, Unread> {
         Ok(FdUsage {
             open,
             truncated: false,
@@ -445,12 +477,32 @@ mod tests {
         );
         let facts = WorkerFilesFacts {
             running: true,
-            workers: vec![(1234, Err("listing /proc/1234/fd: denied".to_owned()))],
+            workers: vec![(
+                1234,
+                Err(Unread::Failed("listing /proc/1234/fd: denied".to_owned())),
+            )],
             file_nr: None,
         };
         let out = worker_files_findings(&facts, &[], "1h");
         assert_eq!(out.len(), 1);
         assert!(out.first().unwrap().could_not_check);
+        assert!(out.first().unwrap().message.contains("needs root"));
+
+        // A worker that exited is said as such, never as a permission problem.
+        let facts = WorkerFilesFacts {
+            running: true,
+            workers: vec![(1234, Err(Unread::Exited)), (1235, usage(12, 1024))],
+            file_nr: None,
+        };
+        let out = worker_files_findings(&facts, &[], "1h");
+        let gone = out.iter().find(|f| f.could_not_check).unwrap();
+        assert_eq!(
+            gone.message,
+            "worker(s) 1234 exited while fix502 read them: nginx reloaded, stopped or lost workers during the run"
+        );
+        assert!(!out.iter().any(|f| f.message.contains("needs root")));
+        // A pid that does not exist reads as exited.
+        assert_eq!(read_worker(Path::new("/"), u32::MAX), Err(Unread::Exited));
     }
 
     #[test]
