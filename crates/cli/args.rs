@@ -131,7 +131,7 @@ fn timeout(s: &str) -> Result<Duration, String> {
 
 fn since(s: &str) -> Result<Duration, String> {
     let d = duration(s)?;
-    if d.is_zero() || d > SINCE_MAX {
+    if d < Duration::from_secs(1) || d > SINCE_MAX {
         return Err(format!(
             "`{s}` is out of range: the window is from 1s to a year (366d)"
         ));

@@ -32,11 +32,17 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let text = e.to_string();
-            let line = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut line = lines
+                .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_owned();
+            // "the following required arguments were not provided:" names them below.
+            if line.ends_with(':') {
+                let named: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
+                line = format!("{line} {}", named.join(", "));
+            }
             render::error_line(&format!("{line} (see fix502 --help)"));
             return code(ExitStatus::Usage);
         }

@@ -252,7 +252,11 @@ pub fn header(out: &mut dyn Write, report: &Report) -> io::Result<()> {
 
 /// Writes the JSON report: exactly one document.
 pub fn json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, report).map_err(|e| match e.io_error_kind() {
+        // A write error keeps its kind (a closed pipe stays BrokenPipe).
+        Some(kind) => io::Error::new(kind, e),
+        None => io::Error::other(e),
+    })?;
     writeln!(out)
 }
 

@@ -5,61 +5,10 @@ use std::process::Output;
 
 use super::harness::{bin, causes, parse_report, write};
 
+// Usage errors, one line each with exit 2: the bad-input matrix in hostile.rs.
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn one_line_error(out: &Output, code: i32, needle: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "one line expected: {err}");
-    assert!(err.contains(needle), "{needle:?} not in {err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
-    assert!(out.stdout.is_empty(), "nothing on stdout");
-}
-
-#[test]
-fn usage_errors_exit_2() {
-    one_line_error(&bin().arg("--bogus").output().unwrap(), 2, "--bogus");
-    one_line_error(
-        &bin().args(["--since", "soon"]).output().unwrap(),
-        2,
-        "not a duration",
-    );
-    one_line_error(
-        &bin().args(["--step", "everything"]).output().unwrap(),
-        2,
-        "not a step",
-    );
-    one_line_error(
-        &bin()
-            .args(["--json", "--config", "/nonexistent/nginx.conf"])
-            .output()
-            .unwrap(),
-        2,
-        "/nonexistent/nginx.conf",
-    );
-    one_line_error(
-        &bin().args(["--json", "--error-log", "/"]).output().unwrap(),
-        2,
-        "is a directory",
-    );
-    one_line_error(
-        &bin()
-            .args(["--json", "--nginx", "/nonexistent/nginx"])
-            .output()
-            .unwrap(),
-        2,
-        "/nonexistent/nginx",
-    );
-    one_line_error(
-        &bin().args(["lab", "run", "nope"]).output().unwrap(),
-        2,
-        "no lab scenario",
-    );
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod discovery;
 mod harness;
+mod hostile;
 mod logs;
 mod names;
 mod nginx_t;

@@ -20,9 +20,20 @@ static QUERY_VALUE: LazyLock<Option<Regex>> =
 static USERINFO: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@?#]+@").ok());
 
-/// A credential header: `Authorization: …` to the end of its value.
-static HEADER_VALUE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(&format!(r#"(?i)(\b{CREDENTIAL}\s*:\s*)[^\r\n"]+"#)).ok());
+/// A user and password without a scheme, as nginx quotes a pass target it cannot parse:
+/// `invalid port in upstream "user:pass@10.0.0.1:8080"`.
+static BARE_USERINFO: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"((?:^|[\s"'(]))[^\s"'/@:]+:[^\s"'/@]+@"#).ok());
+
+/// A credential header: `Authorization: …` to the end of its value. The name starts a line
+/// or follows a space, quote or bracket, so a path such as `/etc/app/secret:12` (a file and
+/// line) is not taken for one.
+static HEADER_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"(?i)((?:^|[\s"'(\[{{,;]){CREDENTIAL}\s*:\s*)[^\r\n"]+"#
+    ))
+    .ok()
+});
 
 /// A directive that sets a credential header or parameter: `proxy_set_header Cookie …`.
 static DIRECTIVE_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
@@ -36,6 +47,11 @@ static DIRECTIVE_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 pub fn redact(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
     if let Some(re) = USERINFO.as_ref()
+        && re.is_match(&out)
+    {
+        out = Cow::Owned(re.replace_all(&out, "${1}…@").into_owned());
+    }
+    if let Some(re) = BARE_USERINFO.as_ref()
         && re.is_match(&out)
     {
         out = Cow::Owned(re.replace_all(&out, "${1}…@").into_owned());
@@ -109,6 +125,19 @@ mod tests {
             "fastcgi_param DB_PASSWORD …;"
         );
         assert_eq!(redact("X-Api-Key: k-123"), "X-Api-Key: …");
+        assert_eq!(
+            redact("sent: \"X-Session-Id: 77\" left out"),
+            "sent: \"X-Session-Id: …\" left out"
+        );
+        assert_eq!(
+            redact(r#"[emerg] invalid port in upstream "user:pa55@127.0.0.1:1" in x.conf:11"#),
+            r#"[emerg] invalid port in upstream "…@127.0.0.1:1" in x.conf:11"#
+        );
+        // A file and line whose name has a credential word is no header.
+        assert!(matches!(
+            redact("unexpected end of file in /etc/nginx/secret:12"),
+            Cow::Borrowed(_)
+        ));
         // Nothing to hide: borrowed, unchanged.
         let plain = "127.0.0.1:8000: connection refused (111), the upstream of location /";
         assert!(matches!(redact(plain), Cow::Borrowed(_)));
