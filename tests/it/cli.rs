@@ -207,3 +207,22 @@ fn a_glob_of_thousands_of_files_gives_one_warning_not_thousands() {
         json.len()
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // `fix502 --json | head -c 10`: the pipe closes before the report is written.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nginx.conf");
+    write(&config, "events {}\nhttp {}\n");
+    let mut child = bin()
+        .args(["--json", "--step", "config", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    assert_ne!(out.status.code(), Some(3));
+}
