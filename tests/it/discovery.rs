@@ -89,3 +89,53 @@ fn finds_the_only_master_of_every_scenario() {
         diagnose_without_flags(name);
     }
 }
+
+/// No nginx binary where fix502 looks and no master: "could not check" (exit 3), never
+/// `nginx-not-running`. The binary is hidden in a mount namespace of the run's own (root).
+#[test]
+fn no_nginx_binary_at_all_is_could_not_check() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: hiding /usr/sbin/nginx in a mount namespace needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nginx.conf");
+    super::harness::write(
+        &config,
+        "events {}\nhttp {\n    server {\n        listen 127.0.0.1:18064;\n        location / { return 200; }\n    }\n}\n",
+    );
+    let out = Command::new("/usr/bin/unshare")
+        .args(["--mount", "/bin/sh", "-c"])
+        .arg(r#"/bin/mount --bind /dev/null "$1" && shift && exec "$@""#)
+        .args(["sh", super::nginx_t::NGINX, env!("CARGO_BIN_EXE_fix502")])
+        .args(["--json", "--timeout", "300ms", "--config"])
+        .arg(&config)
+        .env("PATH", "/nonexistent")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run unshare (util-linux)");
+    let report = parse_report(&out);
+    assert_eq!(
+        report["nginx"]["binary"],
+        serde_json::Value::Null,
+        "{report:#}"
+    );
+    assert!(
+        !super::harness::causes(&report).contains(&"nginx-not-running".to_owned()),
+        "{report:#}"
+    );
+    let process = super::harness::findings(&report, "config")
+        .iter()
+        .find(|f| f["check"] == "config.process")
+        .unwrap()
+        .clone();
+    assert_eq!(process["could_not_check"], true, "{process:#}");
+    assert!(
+        process["message"]
+            .as_str()
+            .unwrap()
+            .contains("no nginx binary was found"),
+        "{process:#}"
+    );
+    assert_eq!(out.status.code(), Some(3), "{report:#}");
+}

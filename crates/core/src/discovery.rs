@@ -13,8 +13,9 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Us
 use crate::command::{CommandError, run_command};
 use crate::options::Options;
 
-/// Extra directories searched for `nginx`, since `/usr/sbin` is often missing from PATH.
-const SBIN_DIRS: &str = "/usr/sbin:/sbin:/usr/local/sbin:/usr/local/nginx/sbin";
+/// Extra directories searched for `nginx` after PATH, since `/usr/sbin` is often missing
+/// from it.
+pub(crate) const SBIN_DIRS: &str = "/usr/sbin:/sbin:/usr/local/sbin:/usr/local/nginx/sbin";
 
 /// A running nginx worker.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -240,6 +240,20 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let config = facts.discovery.config.display().to_string();
         let Some(master) = &facts.discovery.master else {
+            if facts.discovery.binary.is_none() {
+                // No binary and no master: nginx is not installed where fix502 looks, which
+                // is not the same as nginx being down.
+                return vec![
+                    Finding::could_not_check(
+                        PROCESS,
+                        format!(
+                            "no nginx master runs {config} and no nginx binary was found (PATH, {}): cannot tell whether nginx should run here",
+                            crate::discovery::SBIN_DIRS.replace(':', ", ")
+                        ),
+                    )
+                    .fix("Pass the binary with --nginx, or run fix502 on the host (or in the container) where nginx runs"),
+                ];
+            }
             let mut f = Finding::new(
                 PROCESS,
                 Severity::Error,
