@@ -129,6 +129,26 @@ fn url_prints_the_chain_and_narrows_the_diagnosis() {
             .contains("no server listens on port 80"),
         "{route:#}"
     );
+    // ...and no upstream is probed or blamed for it, although the API is down.
+    assert!(
+        report["diagnosis"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["upstream"].is_null()),
+        "{report:#}"
+    );
+    assert!(
+        findings(&report, "upstream").iter().any(|f| f["message"]
+            == "the --url is served by nginx itself (no pass directive handles it): no upstream to check"),
+        "{report:#}"
+    );
+    assert!(
+        !findings(&report, "upstream")
+            .iter()
+            .any(|f| f["check"] == "upstream.tcp-connect"),
+        "{report:#}"
+    );
 
     // Another Host goes to the default server.
     let report = run(&config, "http://unknown.test:18080/api/");

@@ -154,13 +154,14 @@ fn name_of(upstream: &Upstream) -> Option<&str> {
 }
 
 /// Whether a claim about `upstream` concerns what `--url` routes to (always true without
-/// `--url`, for claims about no upstream, and when the route reaches no pass directive).
+/// `--url`, and for claims about no upstream). A URL that nginx serves itself (the route
+/// reaches no pass directive) concerns no upstream.
 fn in_scope(facts: &Facts, upstream: Option<&Upstream>) -> bool {
     let (Some(Ok(route)), Some(u)) = (&facts.route, upstream) else {
         return true;
     };
     let Some(target) = route.target else {
-        return true;
+        return false;
     };
     facts.endpoints.iter().any(|e| {
         u.peer() == Some(&e.peer)

@@ -171,14 +171,21 @@ impl Facts {
 
         let (mut endpoints, mut variable_targets) = endpoint::endpoints_of(&view);
         let route = options.url.as_deref().map(|url| url::route_url(&view, url));
-        if let Some(Ok(Route {
-            target: Some(target),
-            ..
-        })) = &route
-        {
-            endpoints.retain(|e| e.uses.iter().any(|u| u.target == *target));
-            let at = view.targets.get(*target).map(|t| Location::from(&t.span));
-            variable_targets.retain(|(_, loc)| Some(loc) == at.as_ref());
+        match &route {
+            Some(Ok(Route {
+                target: Some(target),
+                ..
+            })) => {
+                endpoints.retain(|e| e.uses.iter().any(|u| u.target == *target));
+                let at = view.targets.get(*target).map(|t| Location::from(&t.span));
+                variable_targets.retain(|(_, loc)| Some(loc) == at.as_ref());
+            }
+            // The URL is served by nginx itself (files, return): it reaches no upstream.
+            Some(Ok(Route { target: None, .. })) => {
+                endpoints.clear();
+                variable_targets.clear();
+            }
+            _ => {}
         }
         let probe_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         let behind_cells = endpoints.iter().map(|_| OnceCell::new()).collect();

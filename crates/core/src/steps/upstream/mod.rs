@@ -50,7 +50,15 @@ pub static CHECKS: [FnCheck; 4] = [
 fn targets(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
-        if facts.endpoints.is_empty() && facts.variable_targets.is_empty() {
+        if let Some(Ok(route)) = &facts.route
+            && route.target.is_none()
+        {
+            out.push(Finding::new(
+                TARGETS,
+                Severity::Info,
+                "the --url is served by nginx itself (no pass directive handles it): no upstream to check",
+            ));
+        } else if facts.endpoints.is_empty() && facts.variable_targets.is_empty() {
             out.push(Finding::new(TARGETS, Severity::Info, "the config has no proxy_pass / fastcgi_pass / uwsgi_pass / scgi_pass / grpc_pass targets"));
         } else if !facts.endpoints.is_empty() {
             let list: Vec<_> = facts.endpoints.iter().map(|e| e.display.as_str()).collect();
