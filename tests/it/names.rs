@@ -70,6 +70,50 @@ fn no_resolver_defined() {
     assert!(text.contains("resolver"), "{text}");
 }
 
+/// One cause at one upstream is one diagnosis: the config rule (no upstream), the DNS check
+/// and the log's line about the name join into one claim that names the host.
+#[test]
+fn a_variable_host_without_resolver_is_one_diagnosis() {
+    use std::io::{Read, Write};
+    let nginx = super::harness::Nginx::start(
+        "error_log logs/error.log;",
+        "    server {\n        listen 127.0.0.1:18067;\n        location / {\n            set $backend app.lab.fix502.test;\n            proxy_pass http://$backend;\n        }\n    }",
+        std::process::Stdio::null(),
+    );
+    // One request through the real nginx, so that it logs its own line.
+    let mut client = std::net::TcpStream::connect("127.0.0.1:18067").unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    client
+        .write_all(b"GET / HTTP/1.0\r\nHost: shop.test\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = client.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+    let out = super::harness::bin()
+        .args(["--json", "--timeout", "500ms", "--config"])
+        .arg(nginx.config())
+        .output()
+        .unwrap();
+    drop(nginx);
+    let report = super::harness::parse_report(&out);
+    let dns: Vec<&Value> = report["diagnosis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["cause"] == "upstream-dns")
+        .collect();
+    assert_eq!(dns.len(), 1, "{report:#}");
+    assert_eq!(dns[0]["upstream"], "app.lab.fix502.test", "{report:#}");
+    let evidence = dns[0]["evidence"].to_string();
+    assert!(
+        evidence.contains("no resolver defined to resolve app.lab.fix502.test")
+            && evidence.contains("resolves its host $backend per request"),
+        "{evidence}"
+    );
+}
+
 #[test]
 fn config_changed_but_not_reloaded() {
     let Some((lab, report)) = check("not-reloaded") else {

@@ -63,8 +63,8 @@ fn settings(lab: &Lab) -> insta::Settings {
         (r"(?m)^ *sent [^\n]* → got [^\n]*\n", ""),
         // A TLS server's handshake answer carries random bytes.
         (
-            r#"got "\\x16\\x03\\x0[0-4][^"\n]*""#,
-            "got \"[TLS HANDSHAKE]\"",
+            r#"got "\\x16\\x03\\x0[0-4][^\n]*?" \(TLS\)"#,
+            "got \"[TLS HANDSHAKE]\" (TLS)",
         ),
         // The sparkline's bars move with the minute the lab ran in.
         (r"\|[ ▁▂▃▄▅▆▇█]+\|", "|[BARS]|"),

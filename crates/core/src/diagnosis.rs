@@ -54,6 +54,68 @@ fn absorb_into(claims: &mut Claims, root: Cause, absorbed: &[Cause]) {
     }
 }
 
+/// Merges claim `from` into claim `into` (support and findings).
+fn merge_claim(into: &mut Claim, from: Claim) {
+    into.support.log |= from.support.log;
+    into.support.live |= from.support.live;
+    into.support.config |= from.support.config;
+    into.findings.extend(from.findings);
+}
+
+/// Joins claims that are one cause at one upstream said two ways: `Name(host)` into the one
+/// claim of the same cause at `host:port` (when there is exactly one such port), then a
+/// claim without an upstream into every claim of its cause that has one.
+fn merge_same_claims(claims: &mut Claims) {
+    let named: Vec<(Cause, Upstream)> = claims
+        .keys()
+        .filter_map(|(c, u)| match u {
+            Some(u @ Upstream::Name(_)) => Some((*c, u.clone())),
+            _ => None,
+        })
+        .collect();
+    for (cause, name) in named {
+        let with_port: Vec<Upstream> = claims
+            .keys()
+            .filter(|(c, u)| {
+                *c == cause
+                    && u.as_ref().is_some_and(|u| {
+                        u.port().is_some() && u.host().is_some_and(|h| Some(h) == name.host())
+                    })
+            })
+            .filter_map(|(_, u)| u.clone())
+            .collect();
+        if let [target] = with_port.as_slice()
+            && let Some(from) = claims.remove(&(cause, Some(name)))
+            && let Some(into) = claims.get_mut(&(cause, Some(target.clone())))
+        {
+            merge_claim(into, from);
+        }
+    }
+    let general: Vec<Cause> = claims
+        .keys()
+        .filter(|(_, u)| u.is_none())
+        .map(|(c, _)| *c)
+        .collect();
+    for cause in general {
+        let specific: Vec<Option<Upstream>> = claims
+            .keys()
+            .filter(|(c, u)| *c == cause && u.is_some())
+            .map(|(_, u)| u.clone())
+            .collect();
+        if specific.is_empty() {
+            continue;
+        }
+        let Some(from) = claims.remove(&(cause, None)) else {
+            continue;
+        };
+        for upstream in specific {
+            if let Some(into) = claims.get_mut(&(cause, upstream)) {
+                merge_claim(into, from.clone());
+            }
+        }
+    }
+}
+
 /// The causes that absorb others, in an order where a cause has absorbed what it explains
 /// before a cause that explains it takes its claim over.
 fn absorbing_order() -> Vec<Cause> {
@@ -276,6 +338,11 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
     // 1c. The config on disk changed and nginx did not load it: failures at addresses the
     //     config no longer has come from the old config nginx still runs.
     rekey_not_reloaded(&mut claims, facts).await;
+
+    // 1d. One claim per cause and upstream: a bare name joins the claim of the same name
+    //     with its port, and a claim without an upstream joins the claims of its cause that
+    //     have one. The most specific upstream keeps all the evidence.
+    merge_same_claims(&mut claims);
 
     // 2. Root causes absorb what they explain at the same upstream (the table says which).
     for root in absorbing_order() {
