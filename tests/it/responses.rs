@@ -391,7 +391,18 @@ fn hostile_upstreams_become_evidence_within_the_timeout() {
         })
     };
     assert!(about(endless, "upstream-header-too-big"), "{report:#}");
-    assert!(about(slow, "upstream-timeout"), "{report:#}");
+    // 1 byte a second: slow, but nginx (proxy_read_timeout 60s by default) has not given up
+    // yet when the probe does, so no timeout is claimed.
+    assert!(
+        findings.iter().any(|f| {
+            f["upstream"].as_str() == Some(slow.to_string().as_str())
+                && f["cause"].is_null()
+                && f["message"]
+                    .as_str()
+                    .is_some_and(|m| m.ends_with("not yet a timeout of nginx's"))
+        }),
+        "{report:#}"
+    );
     assert!(about(noise, "upstream-invalid-response"), "{report:#}");
     assert!(
         findings

@@ -93,6 +93,8 @@ pub struct Exchange {
     pub buffer: Limit<u64>,
     /// How long nginx waits for the header (`proxy_read_timeout`, ...).
     pub read_timeout: Limit<Duration>,
+    /// How long nginx waits to connect and for a TLS handshake (`proxy_connect_timeout`, ...).
+    pub connect_timeout: Limit<Duration>,
 }
 
 /// Everything about the run an exchange needs besides the target.
@@ -160,8 +162,25 @@ pub fn buffer_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<u64> {
 
 /// How long nginx waits for the response header for this target.
 pub fn read_timeout_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<Duration> {
-    let directive = settings::timeout_directive(target.module, "read");
-    let (written, at) = value(&target.settings, directive, shape.version);
+    timeout_limit(target, "read", shape.version)
+}
+
+/// How long nginx waits for a connection (and a TLS handshake) to this target's upstream.
+pub fn connect_timeout_limit(
+    target: &PassTarget,
+    version: Option<(u32, u32, u32)>,
+) -> Limit<Duration> {
+    timeout_limit(target, "connect", version)
+}
+
+/// The effective `*_{which}_timeout` of the target's module (`read`, `connect`).
+fn timeout_limit(
+    target: &PassTarget,
+    which: &str,
+    version: Option<(u32, u32, u32)>,
+) -> Limit<Duration> {
+    let directive = settings::timeout_directive(target.module, which);
+    let (written, at) = value(&target.settings, directive, version);
     Limit {
         directive,
         value: settings::parse_time(&written).unwrap_or(Duration::from_secs(60)),
@@ -482,6 +501,7 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         sniff,
         buffer: buffer_limit(target, shape),
         read_timeout: read_timeout_limit(target, shape),
+        connect_timeout: connect_timeout_limit(target, shape.version),
     }
 }
 
@@ -493,9 +513,10 @@ fn needs_sniff(answer: &Answer) -> bool {
     match answer {
         // Not HTTP at all, or a close or reset before a single byte (php-fpm and TLS
         // servers hang up on an HTTP request).
+        // ... or silence: a server of another protocol may wait for more of what it speaks.
         Answer::Http(p) => match p.outcome {
             H::Invalid(I::NotHttp { .. }) => true,
-            H::ClosedEarly | H::Reset => p.header_bytes == 0,
+            H::ClosedEarly | H::Reset | H::TimedOut => p.header_bytes == 0,
             _ => false,
         },
         Answer::Tls { probe: p, with_sni } => {
@@ -509,9 +530,9 @@ fn needs_sniff(answer: &Answer) -> bool {
         }
         Answer::FastCgi { values, .. } => matches!(
             values.gateway.outcome,
-            F::NotFastCgi { .. } | F::ClosedEarly | F::Reset | F::InvalidRecord(_)
+            F::NotFastCgi { .. } | F::ClosedEarly | F::Reset | F::InvalidRecord(_) | F::TimedOut
         ),
-        Answer::Gateway(_) => false,
+        Answer::Gateway(p) => matches!(p.outcome, F::TimedOut) && p.header_bytes == 0,
         Answer::Grpc => true,
     }
 }

@@ -22,8 +22,9 @@ static USERINFO: LazyLock<Option<Regex>> =
 
 /// A user and password without a scheme, as nginx quotes a pass target it cannot parse:
 /// `invalid port in upstream "user:pass@10.0.0.1:8080"`.
-static BARE_USERINFO: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"((?:^|[\s"'(]))[^\s"'/@:]+:[^\s"'/@]+@"#).ok());
+static BARE_USERINFO: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r#"((?:^|[\s"'(]))[A-Za-z0-9._~%+-]+:[^\s"'/@\\]+@([A-Za-z0-9\[])"#).ok()
+});
 
 /// A credential header: `Authorization: …` to the end of its value. The name starts a line
 /// or follows a space, quote or bracket, so a path such as `/etc/app/secret:12` (a file and
@@ -54,7 +55,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     if let Some(re) = BARE_USERINFO.as_ref()
         && re.is_match(&out)
     {
-        out = Cow::Owned(re.replace_all(&out, "${1}…@").into_owned());
+        out = Cow::Owned(re.replace_all(&out, "${1}…@${2}").into_owned());
     }
     if let Some(re) = QUERY_VALUE.as_ref()
         && re.is_match(&out)
@@ -133,6 +134,9 @@ mod tests {
             redact(r#"[emerg] invalid port in upstream "user:pa55@127.0.0.1:1" in x.conf:11"#),
             r#"[emerg] invalid port in upstream "…@127.0.0.1:1" in x.conf:11"#
         );
+        // Bytes of a binary answer, escaped, are no user and password.
+        let escaped = r#"got "\x16\x03\x03\x00z\x02:\xad@3g\x10" (TLS)"#;
+        assert!(matches!(redact(escaped), Cow::Borrowed(_)));
         // A file and line whose name has a credential word is no header.
         assert!(matches!(
             redact("unexpected end of file in /etc/nginx/secret:12"),

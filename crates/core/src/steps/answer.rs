@@ -269,29 +269,64 @@ fn header_too_big(
     )
 }
 
-/// The upstream sent no complete header within the probe's time: nginx waits its own read
-/// timeout and answers 504.
+/// The upstream sent no complete header within the probe's time. Only a probe that waited
+/// as long as nginx does (its `*_read_timeout`) saw what nginx sees, a 504; one that gave up
+/// sooner only knows the app is slow so far, and claims no cause (nginx's log may).
 fn no_header_in_time(
     endpoint: &Endpoint,
     exchange: &Exchange,
     elapsed: std::time::Duration,
 ) -> Finding {
     let limit = &exchange.read_timeout;
-    base(
-        RESPONSE,
-        Severity::Warning,
-        endpoint,
-        exchange,
-        format!(
-            "{} sent no complete header within the probe's {:.1} s; nginx waits {} {}{} and then answers 504",
-            endpoint.display,
-            elapsed.as_secs_f64(),
-            limit.directive,
-            limit.written,
-            limit.at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default()
+    let nginx_waits = format!(
+        "{} {}{}",
+        limit.directive,
+        limit.written,
+        limit
+            .at
+            .as_ref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default()
+    );
+    waited_like_nginx(
+        base(
+            RESPONSE,
+            Severity::Warning,
+            endpoint,
+            exchange,
+            String::new(),
         ),
+        &endpoint.display,
+        "sent no complete header",
+        elapsed,
+        limit.value,
+        &nginx_waits,
     )
-    .answered(Answered::TimedOut)
+}
+
+/// A probe that heard nothing (`what`) within `elapsed`: a timeout claim when the probe
+/// waited as long as nginx (`nginx_limit`), else "no answer within N s (nginx waits M)".
+fn waited_like_nginx(
+    f: Finding,
+    up: &str,
+    what: &str,
+    elapsed: std::time::Duration,
+    nginx_limit: std::time::Duration,
+    nginx_waits: &str,
+) -> Finding {
+    let mut f = f;
+    let waited = elapsed.as_secs_f64();
+    if elapsed >= nginx_limit {
+        f.message = format!(
+            "{up} {what} within the probe's {waited:.1} s; nginx waits only {nginx_waits}, so it answers 504"
+        );
+        f.answered(Answered::TimedOut)
+    } else {
+        f.message = format!(
+            "{up} {what} within the probe's {waited:.1} s; nginx waits {nginx_waits}, so this is slow so far, not yet a timeout of nginx's"
+        );
+        f
+    }
 }
 
 fn http_findings(
@@ -701,14 +736,17 @@ fn tls_findings(
                 ),
             }
         }
-        TlsOutcome::TimedOut => base(
-            TLS,
-            Severity::Warning,
-            endpoint,
-            exchange,
-            format!("{up} accepted the connection but did not answer the TLS ClientHello: nginx waits proxy_connect_timeout and answers 504"),
-        )
-        .answered(Answered::TimedOut),
+        TlsOutcome::TimedOut => {
+            let limit = &exchange.connect_timeout;
+            waited_like_nginx(
+                base(TLS, Severity::Warning, endpoint, exchange, String::new()),
+                up,
+                "accepted the connection but did not answer the TLS ClientHello",
+                p.elapsed,
+                limit.value,
+                &format!("{} {}", limit.directive, limit.written),
+            )
+        }
         TlsOutcome::ConnectFailed(o) => base(
             TLS,
             Severity::Warning,
@@ -818,6 +856,12 @@ mod tests {
                 value: std::time::Duration::from_secs(60),
                 written: "60s".to_owned(),
                 at: Some(at),
+            },
+            connect_timeout: Limit {
+                directive: "uwsgi_connect_timeout",
+                value: std::time::Duration::from_secs(60),
+                written: "60s (the default)".to_owned(),
+                at: None,
             },
         };
         let endpoint = Endpoint {

@@ -120,12 +120,24 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
                     unix: false,
                     ipv6: a.target.starts_with('['),
                 };
-                let cause = causes::of_connect(&a.outcome, via);
+                let mut cause = causes::of_connect(&a.outcome, via);
                 let severity = if cause == Some(Cause::UPSTREAM_TIMEOUT) {
                     Severity::Warning
                 } else {
                     Severity::Error
                 };
+                // nginx's clock, not ours: a connect the probe gave up on before nginx would
+                // is no timeout of nginx's yet.
+                let limit = endpoint
+                    .uses
+                    .first()
+                    .and_then(|u| facts.view.targets.get(u.target))
+                    .map(|t| crate::exchange::connect_timeout_limit(t, facts.nginx_version()));
+                if a.outcome == ConnectOutcome::TimedOut
+                    && limit.as_ref().is_some_and(|l| a.elapsed < l.value)
+                {
+                    cause = None;
+                }
                 let mut f = Finding::new(
                     TCP_CONNECT,
                     severity,
@@ -138,8 +150,16 @@ fn tcp_connect(facts: &Facts) -> FindingsFuture<'_> {
                     a.target, a.outcome
                 ));
                 f.cause = cause;
-                if a.outcome == ConnectOutcome::TimedOut {
-                    f = f.evidence(format!("no answer within --timeout {:?}; nginx waits proxy_connect_timeout (60s by default) and then answers 504", facts.timeout()));
+                if a.outcome == ConnectOutcome::TimedOut
+                    && let Some(l) = &limit
+                {
+                    let at = l.at.as_ref().map(|a| format!(" ({a})")).unwrap_or_default();
+                    let claimed = f.cause.is_some();
+                    f = f.evidence(if claimed {
+                        format!("no answer within {ms:.0} ms, as long as nginx waits ({} {}{at}): nginx answers 504", l.directive, l.written)
+                    } else {
+                        format!("no answer within the probe's {ms:.0} ms (nginx waits {} {}{at}): not yet a timeout of nginx's", l.directive, l.written)
+                    });
                 }
                 out.push(f);
             }
