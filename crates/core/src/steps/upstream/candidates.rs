@@ -101,9 +101,11 @@ impl Reason {
         }
     }
 
-    /// Whether the reason alone makes a listener a candidate.
-    fn is_enough(&self) -> bool {
-        !matches!(self, Self::SamePort { local: false } | Self::NearbyPort)
+    /// Whether the reason is evidence of identity: the app's own port on another address
+    /// of this host, or the kind of server the directive talks to. Names, directories and
+    /// nearby ports are hints: a word in a command line is not an identity.
+    fn is_identity(&self) -> bool {
+        matches!(self, Self::SamePort { local: true } | Self::AppServer(_))
     }
 
     /// Why, for a person: `same port 8000, IPv6 instead of IPv4`.
@@ -158,9 +160,9 @@ impl Candidate {
         self.reasons.iter().map(Reason::weight).sum()
     }
 
-    /// Only a nearby port: a hint, not evidence.
-    pub fn is_weak(&self) -> bool {
-        self.reasons.iter().all(|r| *r == Reason::NearbyPort)
+    /// No reason is evidence of identity: a hint, shown as such, never a cause.
+    pub fn is_hint(&self) -> bool {
+        !self.reasons.iter().any(Reason::is_identity)
     }
 
     /// `php-fpm8.2 (pid 4242, unit php8.2-fpm.service)`.
@@ -241,25 +243,63 @@ fn is_fastcgi_only(listener: &Listener) -> bool {
     expected_server(PassModule::FastCgi, listener).is_some()
 }
 
+/// What there is around a failed endpoint to look for where its app went.
+pub struct Around<'a> {
+    /// Every listening socket of the host.
+    pub listeners: &'a [Listener],
+    /// nginx's own processes, whose sockets are never candidates.
+    pub nginx_pids: &'a [u32],
+    /// The other addresses the config sends requests to: a listener serving one of them is
+    /// another upstream's app, not where this one went.
+    pub configured: &'a [Peer],
+    /// The systemd unit of a pid.
+    pub units: &'a dyn Fn(u32) -> Option<String>,
+}
+
+/// Whether `listener` serves `peer`: the same socket file, or the same port on the same or
+/// a wildcard address.
+fn serves(listener: &Listener, peer: &Peer) -> bool {
+    match peer {
+        Peer::Unix(path) => listener.path.as_deref() == Some(path.as_path()),
+        Peer::Inet { port, .. } => listener.socket_addr.is_some_and(|sa| {
+            sa.port() == *port
+                && (sa.ip().is_unspecified()
+                    || peer.ip().is_some_and(|ip| ip == sa.ip())
+                    || (!peer.is_ip_literal() && sa.ip().is_loopback()))
+        }),
+    }
+}
+
+/// The candidate to claim the app moved to: the best one, when it has evidence of identity
+/// and no other candidate with identity ranks as high (two php-fpm pools nobody uses are
+/// not one answer). `None`: hints only.
+pub fn decisive(found: &[Candidate]) -> Option<&Candidate> {
+    let best = found.first().filter(|c| !c.is_hint())?;
+    let tied = found
+        .iter()
+        .skip(1)
+        .any(|c| !c.is_hint() && c.score() == best.score());
+    (!tied).then_some(best)
+}
+
 /// Ranks the listeners that may be what `endpoint` (which refuses, is unreachable or
 /// missing) was meant to be, best first. `module` is what the pass directive speaks;
-/// `local`: the endpoint's address is on this host. nginx's own sockets (`nginx_pids`) and
-/// abstract unix sockets are never candidates. `units` names a pid's systemd unit.
+/// `local`: the endpoint's address is on this host. nginx's own sockets, listeners that
+/// serve another address of the config, and abstract unix sockets are never candidates.
 ///
 /// The rules, strongest first: the same port on another address or family (only when the
 /// endpoint is local); the server kind the directive talks to anywhere (php-fpm for
-/// `fastcgi_pass`, uWSGI for `uwsgi_pass`); the upstream's name in the owner's name,
-/// command line or unit; a socket in the same (not shared) directory. Only when none of
-/// these matches, and the endpoint is local: a loopback or wildcard listener within ±10
-/// ports of another process ([`Reason::NearbyPort`]).
+/// `fastcgi_pass`, uWSGI for `uwsgi_pass`). Those are evidence of identity. Hints only:
+/// the upstream's name in the owner's name, command line or unit; a socket in the same (not
+/// shared) directory; and, when nothing else matched and the endpoint is local, a loopback
+/// or wildcard listener within ±10 ports ([`Reason::NearbyPort`]).
 pub fn candidates(
     endpoint: &Endpoint,
     module: PassModule,
     local: bool,
-    all: &[Listener],
-    nginx_pids: &[u32],
-    units: &dyn Fn(u32) -> Option<String>,
+    around: &Around<'_>,
 ) -> Vec<Candidate> {
+    let (all, nginx_pids, units) = (around.listeners, around.nginx_pids, around.units);
     let wanted = name_words(endpoint);
     let endpoint_port = match &endpoint.peer {
         Peer::Inet { port, .. } => Some(*port),
@@ -268,6 +308,10 @@ pub fn candidates(
     let eligible = |l: &Listener| {
         Upstream::parse(&l.addr) != Upstream::from(&endpoint.peer)
             && !l.pid.is_some_and(|p| nginx_pids.contains(&p))
+            && !around
+                .configured
+                .iter()
+                .any(|p| *p != endpoint.peer && serves(l, p))
             && !l
                 .path
                 .as_ref()
@@ -311,7 +355,7 @@ pub fn candidates(
         {
             reasons.push(Reason::SameDirectory);
         }
-        if reasons.iter().any(Reason::is_enough) {
+        if !reasons.is_empty() && reasons != [Reason::SamePort { local: false }] {
             out.push(Candidate {
                 listener: l.clone(),
                 unit,
@@ -401,6 +445,24 @@ mod tests {
 
     use super::*;
 
+    /// `candidates` with no other configured address.
+    fn find(
+        e: &Endpoint,
+        module: PassModule,
+        local: bool,
+        all: &[Listener],
+        nginx_pids: &[u32],
+        units: &dyn Fn(u32) -> Option<String>,
+    ) -> Vec<Candidate> {
+        let around = Around {
+            listeners: all,
+            nginx_pids,
+            configured: &[],
+            units,
+        };
+        candidates(e, module, local, &around)
+    }
+
     fn tcp(addr: &str, pid: u32, process: &str, cmdline: &str) -> Listener {
         let sa: SocketAddr = addr.parse().unwrap();
         Listener {
@@ -476,7 +538,7 @@ mod tests {
             tcp("127.0.0.2:8000", 501, "ruby", "ruby server.rb"),
             tcp("127.0.0.1:8001", 502, "node", "node /srv/shop/index.js"),
         ];
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[NGINX], &no_units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[NGINX], &no_units);
         // Same port outranks a name match ("shop" in node's command line).
         assert_eq!(
             addrs(&found),
@@ -493,9 +555,7 @@ mod tests {
         );
         // A remote endpoint: the same port on this host alone is not enough.
         let remote = endpoint(Peer::inet("10.9.9.9", 8000), None);
-        assert!(
-            candidates(&remote, PassModule::Proxy, false, &all, &[NGINX], &no_units).is_empty()
-        );
+        assert!(find(&remote, PassModule::Proxy, false, &all, &[NGINX], &no_units).is_empty());
     }
 
     #[test]
@@ -510,7 +570,7 @@ mod tests {
             ),
             tcp("127.0.0.1:81", NGINX + 1, "nginx", "nginx: worker process"),
         ];
-        let found = candidates(
+        let found = find(
             &e,
             PassModule::Proxy,
             true,
@@ -531,7 +591,7 @@ mod tests {
             tcp("127.0.0.1:3000", 600, "node", "node server.js"),
             tcp("127.0.0.1:9005", 601, "python3", "python3 app.py"),
         ];
-        let found = candidates(&e, PassModule::FastCgi, true, &all, &[NGINX], &units);
+        let found = find(&e, PassModule::FastCgi, true, &all, &[NGINX], &units);
         assert_eq!(addrs(&found), vec!["unix:/run/php/php8.2-fpm.sock"]);
         assert_eq!(
             found[0].reasons,
@@ -544,7 +604,7 @@ mod tests {
         );
         // proxy_pass never gets a FastCGI server, even by name.
         let e = endpoint(Peer::inet("127.0.0.1", 9000), Some("php"));
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[NGINX], &units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[NGINX], &units);
         assert_eq!(addrs(&found), vec!["127.0.0.1:9005"], "{found:?}");
         assert_eq!(found[0].reasons, vec![Reason::NearbyPort]);
         // uwsgi_pass wants uWSGI.
@@ -555,7 +615,7 @@ mod tests {
             "uwsgi --ini /etc/uwsgi/app.ini",
         )];
         let e = endpoint(Peer::inet("127.0.0.1", 8000), None);
-        let found = candidates(&e, PassModule::Uwsgi, true, &all, &[], &no_units);
+        let found = find(&e, PassModule::Uwsgi, true, &all, &[], &no_units);
         assert_eq!(
             found[0].reasons,
             vec![Reason::AppServer("uWSGI".to_owned())]
@@ -580,12 +640,12 @@ mod tests {
             ),
             unix("/run/other/x.sock", 800, "sshd", "sshd: /usr/sbin/sshd"),
         ];
-        let found = candidates(&sock, PassModule::Proxy, true, &all, &[], &units);
+        let found = find(&sock, PassModule::Proxy, true, &all, &[], &units);
         assert!(
             found.is_empty(),
             "proxy_pass never points at php-fpm: {found:?}"
         );
-        let found = candidates(&sock, PassModule::FastCgi, true, &all, &[], &units);
+        let found = find(&sock, PassModule::FastCgi, true, &all, &[], &units);
         assert_eq!(addrs(&found), vec!["unix:/run/php/php8.2-fpm.sock"]);
         assert_eq!(
             found[0].reasons,
@@ -600,7 +660,7 @@ mod tests {
         let e = endpoint(Peer::inet("127.0.0.1", 5000), Some("billing"));
         let all = vec![tcp("127.0.0.1:6000", 900, "python3", "python3 main.py")];
         let billing = |pid: u32| (pid == 900).then(|| "billing.service".to_owned());
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[], &billing);
+        let found = find(&e, PassModule::Proxy, true, &all, &[], &billing);
         assert_eq!(
             found[0].reasons,
             vec![Reason::Name(vec!["billing".to_owned()])]
@@ -630,14 +690,14 @@ mod tests {
             // A shared directory is no reason.
             unix("/run/foo.sock", 4, "foo", "foo"),
         ];
-        assert!(candidates(&e, PassModule::Proxy, true, &all, &[], &no_units).is_empty());
+        assert!(find(&e, PassModule::Proxy, true, &all, &[], &no_units).is_empty());
         // A near port on loopback or all addresses is a weak candidate, only for a local endpoint.
         let mut all = all;
         all.push(tcp("0.0.0.0:8010", 5, "java", "java -jar shop.jar"));
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[], &no_units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[], &no_units);
         assert_eq!(addrs(&found), vec!["0.0.0.0:8010"]);
-        assert!(found[0].is_weak());
-        assert!(candidates(&e, PassModule::Proxy, false, &all, &[], &no_units).is_empty());
+        assert!(found[0].is_hint());
+        assert!(find(&e, PassModule::Proxy, false, &all, &[], &no_units).is_empty());
         // Missing unix socket next to another app's socket.
         let sock = endpoint(Peer::Unix(PathBuf::from("/run/shop/web.sock")), None);
         let all = vec![unix(
@@ -646,7 +706,7 @@ mod tests {
             "gunicorn",
             "gunicorn shop.wsgi",
         )];
-        let found = candidates(&sock, PassModule::Proxy, true, &all, &[], &no_units);
+        let found = find(&sock, PassModule::Proxy, true, &all, &[], &no_units);
         assert_eq!(
             found[0].reasons,
             vec![Reason::Name(vec!["shop".to_owned()]), Reason::SameDirectory]
@@ -654,11 +714,94 @@ mod tests {
         // A generic word ("app") is no name match.
         let sock = endpoint(Peer::Unix(PathBuf::from("/srv/x/app.sock")), Some("api"));
         let all = vec![tcp("127.0.0.1:5000", 9, "python3", "python3 app.py api")];
-        assert!(candidates(&sock, PassModule::Proxy, true, &all, &[], &no_units).is_empty());
+        assert!(find(&sock, PassModule::Proxy, true, &all, &[], &no_units).is_empty());
         // An abstract socket is never one.
         let sock = endpoint(Peer::Unix(PathBuf::from("/run/shop/web.sock")), None);
         let all = vec![unix("@/run/shop/web", 8, "shop", "shop")];
-        assert!(candidates(&sock, PassModule::Proxy, true, &all, &[], &no_units).is_empty());
+        assert!(find(&sock, PassModule::Proxy, true, &all, &[], &no_units).is_empty());
+    }
+
+    /// A busy host: what identifies where an app went, and what only looks like it.
+    #[test]
+    fn identity_not_words() {
+        let fpm = "php-fpm: pool www";
+        let around = |all: &'static [Listener], configured: &'static [Peer]| Around {
+            listeners: all,
+            nginx_pids: &[],
+            configured,
+            units: &no_units,
+        };
+        let leak = |v: Vec<Listener>| -> &'static [Listener] { Vec::leak(v) };
+        let peers = |v: Vec<Peer>| -> &'static [Peer] { Vec::leak(v) };
+
+        // Several apps with overlapping names: the shop's web app serves another location
+        // (excluded); the admin app only shares a word (a hint, no claim).
+        let api = endpoint(Peer::inet("127.0.0.1", 8000), Some("shop_api"));
+        let all = leak(vec![
+            tcp(
+                "127.0.0.1:8001",
+                10,
+                "gunicorn",
+                "gunicorn shop_web.wsgi -b 127.0.0.1:8001",
+            ),
+            tcp("127.0.0.1:8002", 11, "python3", "python3 shop_admin.py"),
+        ]);
+        let configured = peers(vec![api.peer.clone(), Peer::inet("127.0.0.1", 8001)]);
+        let found = candidates(&api, PassModule::Proxy, true, &around(all, configured));
+        assert_eq!(addrs(&found), vec!["127.0.0.1:8002"]);
+        assert!(found[0].is_hint());
+        assert!(decisive(&found).is_none());
+
+        // A dead php-fpm pool left its socket; the other site's pool is that site's.
+        let site_a = endpoint(Peer::Unix(PathBuf::from("/run/php/site-a.sock")), None);
+        let all = leak(vec![unix("/run/php/site-b.sock", 20, "php-fpm8.2", fpm)]);
+        let configured = peers(vec![
+            site_a.peer.clone(),
+            Peer::Unix(PathBuf::from("/run/php/site-b.sock")),
+        ]);
+        let found = candidates(&site_a, PassModule::FastCgi, true, &around(all, configured));
+        assert!(found.is_empty(), "{found:?}");
+
+        // Two pools nobody uses: either could be it, so neither is claimed.
+        let all = leak(vec![
+            unix("/run/php/one.sock", 21, "php-fpm8.2", fpm),
+            unix("/run/php/two.sock", 22, "php-fpm8.2", fpm),
+        ]);
+        let found = candidates(&site_a, PassModule::FastCgi, true, &around(all, &[]));
+        assert_eq!(found.len(), 2);
+        assert!(decisive(&found).is_none());
+
+        // One pool of the next PHP version, used by nothing else: that is where it went.
+        let fpm81 = endpoint(Peer::Unix(PathBuf::from("/run/php/php8.1-fpm.sock")), None);
+        let all = leak(vec![unix(
+            "/run/php/php8.2-fpm.sock",
+            23,
+            "php-fpm8.2",
+            fpm,
+        )]);
+        let found = candidates(&fpm81, PassModule::FastCgi, true, &around(all, &[]));
+        assert_eq!(
+            decisive(&found).map(|c| c.listener.addr.as_str()),
+            Some("unix:/run/php/php8.2-fpm.sock")
+        );
+
+        // A decoy on a nearby port: a hint.
+        let app = endpoint(Peer::inet("127.0.0.1", 8000), None);
+        let all = leak(vec![tcp("127.0.0.1:8003", 30, "node", "node decoy.js")]);
+        let found = candidates(&app, PassModule::Proxy, true, &around(all, &[]));
+        assert!(found[0].is_hint() && decisive(&found).is_none());
+
+        // The same port on IPv6: identity.
+        let all = leak(vec![tcp("[::1]:8000", 31, "node", "node server.js")]);
+        let found = candidates(&app, PassModule::Proxy, true, &around(all, &[]));
+        assert!(decisive(&found).is_some());
+
+        // A group with one dead server: the live one serves the group, it is no candidate.
+        let dead = endpoint(Peer::inet("127.0.0.1", 9001), Some("pool"));
+        let all = leak(vec![tcp("127.0.0.1:9002", 40, "python3", "python3 app.py")]);
+        let configured = peers(vec![dead.peer.clone(), Peer::inet("127.0.0.1", 9002)]);
+        let found = candidates(&dead, PassModule::Proxy, true, &around(all, configured));
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]
@@ -736,7 +879,7 @@ mod tests {
 
         let wanted = if port == u16::MAX { port - 1 } else { port + 1 };
         let e = endpoint(Peer::inet("127.0.0.1", wanted), Some(&group));
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[], &no_units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[], &no_units);
         let c = found
             .iter()
             .find(|c| c.listener.socket_addr == named.local_addr().ok())
@@ -745,13 +888,13 @@ mod tests {
 
         // Same port, other address; never when our pid counts as nginx's.
         let e = endpoint(Peer::inet("127.0.0.1", other_port), None);
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[], &no_units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[], &no_units);
         assert_eq!(
             found.first().map(|c| c.listener.addr.clone()),
             Some(format!("127.0.0.2:{other_port}"))
         );
         assert_eq!(found[0].reasons, vec![Reason::SamePort { local: true }]);
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[me], &no_units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[me], &no_units);
         assert!(
             found.iter().all(|c| c.listener.pid != Some(me)),
             "{found:?}"
@@ -811,7 +954,7 @@ mod tests {
         assert!(up, "php-fpm did not listen on 127.0.0.1:{pool_port}");
         let all = all.unwrap();
         let e = endpoint(Peer::inet("127.0.0.1", wanted), None);
-        let found = candidates(&e, PassModule::FastCgi, true, &all, &[], &|pid| {
+        let found = find(&e, PassModule::FastCgi, true, &all, &[], &|pid| {
             systemd_unit_of(pid)
         });
         let c = found
@@ -821,7 +964,7 @@ mod tests {
         assert_eq!(c.listener.pid, Some(child.id()));
         assert_eq!(c.reasons, vec![Reason::AppServer("php-fpm".to_owned())]);
         // The same pool is no candidate for proxy_pass.
-        let found = candidates(&e, PassModule::Proxy, true, &all, &[], &no_units);
+        let found = find(&e, PassModule::Proxy, true, &all, &[], &no_units);
         assert!(
             found.iter().all(|c| c.listener.pid != Some(child.id())),
             "{found:#?}"

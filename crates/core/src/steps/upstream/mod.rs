@@ -26,7 +26,7 @@ use crate::facts::{Endpoint, Facts, ProbeResult, short};
 use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
 use crate::upstream::Upstream;
 
-pub use candidates::{candidates, connect_address, with_address};
+pub use candidates::{Around, candidates, connect_address, decisive, with_address};
 
 /// Check id: the list of upstream targets.
 pub const TARGETS: CheckId = CheckId::new("upstream.targets", StepId::Upstream, Evidence::Live);
@@ -318,7 +318,12 @@ fn is_local_ip(ip: IpAddr) -> bool {
 }
 
 /// How an endpoint failed: the address that failed and a verb phrase (`refuses`).
-fn failure_of(endpoint: &Endpoint, probe: &ProbeResult) -> Option<(String, &'static str)> {
+/// How an endpoint failed, when it may mean the app is elsewhere: the failing target, a
+/// verb for it, and the cause the connect check claims for it.
+fn failure_of(
+    endpoint: &Endpoint,
+    probe: &ProbeResult,
+) -> Option<(String, &'static str, Option<Cause>)> {
     match probe {
         ProbeResult::Tcp { attempts, .. } => attempts.iter().find_map(|a| {
             let verb = match a.outcome {
@@ -329,17 +334,24 @@ fn failure_of(endpoint: &Endpoint, probe: &ProbeResult) -> Option<(String, &'sta
                 }
                 _ => return None,
             };
-            Some((a.target.clone(), verb))
+            let via = Connected {
+                unix: false,
+                ipv6: a.target.starts_with('['),
+            };
+            Some((a.target.clone(), verb, causes::of_connect(&a.outcome, via)))
         }),
         ProbeResult::Unix { info, connect, .. } => {
-            let verb = if info.socket.kind == FileKind::Missing {
-                "does not exist"
+            let (verb, cause) = if info.socket.kind == FileKind::Missing {
+                ("does not exist", Some(Cause::UNIX_SOCKET_MISSING))
             } else if connect.outcome == ConnectOutcome::Refused {
-                "refuses (a stale socket file)"
+                (
+                    "refuses (a stale socket file)",
+                    Some(Cause::UPSTREAM_REFUSED),
+                )
             } else {
                 return None;
             };
-            Some((endpoint.display.clone(), verb))
+            Some((endpoint.display.clone(), verb, cause))
         }
     }
 }
@@ -425,15 +437,22 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                 .or_insert_with(|| systemd_unit_of(pid));
         }
         let units = |pid: u32| unit_by_pid.get(&pid).cloned().flatten();
+        let configured: Vec<Peer> = facts.endpoints.iter().map(|e| e.peer.clone()).collect();
+        let around = Around {
+            listeners: &all,
+            nginx_pids: &nginx_pids,
+            configured: &configured,
+            units: &units,
+        };
         let mut out = Vec::new();
-        for (endpoint, probe, (target, verb)) in failed {
+        for (endpoint, probe, (target, verb, failed_as)) in failed {
             let module = endpoint
                 .uses
                 .first()
                 .and_then(|u| facts.view.targets.get(u.target))
                 .map_or(PassModule::Proxy, |t| t.module);
             let local = endpoint_is_local(endpoint, probe);
-            let found = candidates(endpoint, module, local, &all, &nginx_pids, &units);
+            let found = candidates(endpoint, module, local, &around);
             let failing = if Upstream::parse(&target) == Upstream::from(&endpoint.peer) {
                 target.clone()
             } else {
@@ -464,14 +483,19 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                 continue;
             };
             let address = connect_address(&best.listener, &endpoint.peer);
-            // A nearby port alone is a hint, not evidence: a warning without a cause, so it
-            // never turns a refusal into a wrong address.
-            let mut f = if best.is_weak() {
+            // Hints (a name, a directory, a nearby port) and ties are not evidence: a warning
+            // without a cause, so they never turn a refusal into a wrong address.
+            let mut f = if decisive(&found).is_none() {
+                let why = if best.is_hint() {
+                    "a hint, not proof that the app moved"
+                } else {
+                    "one of several that could be it"
+                };
                 Finding::new(
                     LISTENERS,
                     Severity::Warning,
                     format!(
-                        "{failing} {verb}; on a nearby port, {} listens on {address}",
+                        "{failing} {verb}; {} listens on {address} ({why})",
                         best.owner()
                     ),
                 )
@@ -512,6 +536,13 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                     "... and {} more candidate(s)",
                     found.len() - MAX_CANDIDATES_SHOWN
                 ));
+            }
+            if f.cause.is_none() {
+                // Hints join the claim of the failure itself (what to start), and no fix
+                // points nginx at a guess.
+                f.cause = failed_as;
+                out.push(f);
+                continue;
             }
             if let Some(fix) = point_at(facts, endpoint, &address) {
                 f = f.fix(fix);
