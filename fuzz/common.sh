@@ -4,15 +4,29 @@
 # Every fuzz target, in the order they run.
 FUZZ_TARGETS=(config dump errorlog logscan logformat fastcgi gateway_head http_head tls_cert dns_answer)
 
-# cargo-fuzz passes nightly flags (-Zsanitizer=...); RUSTC_BOOTSTRAP=1 lets the stable
-# toolchain take them. The targets are built in release mode with debug assertions (so an
-# arithmetic overflow is a crash) and without a sanitizer: the fix502 crates forbid unsafe
-# code, and AddressSanitizer makes the parsers about six times slower.
-FUZZ_BUILD_FLAGS=(--release --debug-assertions --sanitizer none)
+# The targets are built in release mode with debug assertions (so an arithmetic overflow
+# is a crash) and, by default, without a sanitizer: the fix502 crates forbid unsafe code,
+# and AddressSanitizer makes the parsers about six times slower. Without a sanitizer
+# cargo-fuzz passes only stable rustc flags; FUZZ_SANITIZER=address makes it pass
+# -Zsanitizer=address, which the stable toolchain takes with RUSTC_BOOTSTRAP=1 (set by
+# fuzz_build).
+FUZZ_SANITIZER=${FUZZ_SANITIZER:-none}
+FUZZ_BUILD_FLAGS=(--release --debug-assertions --sanitizer "$FUZZ_SANITIZER")
 FUZZ_BIN_DIR=target/x86_64-unknown-linux-gnu/release
 
-# Installs cargo-fuzz when it is missing (the version this crate was made with).
+# Installs what the build needs when it is missing: a C++ compiler (libfuzzer-sys compiles
+# libFuzzer; as root through apt-get) and cargo-fuzz (the version this crate was made with;
+# `cargo install` keeps it in ~/.cargo/bin, so only the first run pays).
 fuzz_install() {
+  if ! command -v c++ >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null
+    else
+      echo "a C++ compiler is missing: install g++" >&2
+      return 1
+    fi
+  fi
   if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --version 0.13.2 --locked
   fi
