@@ -8,7 +8,7 @@
 //! It knows no directive semantics except `include`; the meaning of `server`, `proxy_pass`
 //! and friends lives in [`crate::view`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -243,6 +243,8 @@ impl Config {
             total_bytes: 0,
             directive_count: 0,
             limit_hit: false,
+            globs: HashMap::new(),
+            reported: HashSet::new(),
         };
         loader.add_parsed(main, &text);
         let directives = loader.expand_file(main, 0);
@@ -450,6 +452,11 @@ struct Loader<'a> {
     directive_count: usize,
     /// Set once [`MAX_DIRECTIVES`] is reached, so the error is recorded only once.
     limit_hit: bool,
+    /// The targets of each glob pattern, expanded once per load.
+    globs: HashMap<PathBuf, Result<Vec<PathBuf>, String>>,
+    /// The text of each problem recorded: a line that includes bring in again and again
+    /// is reported once.
+    reported: HashSet<String>,
 }
 
 impl Loader<'_> {
@@ -527,7 +534,7 @@ impl Loader<'_> {
     }
 
     fn limit(&mut self, span: &Span, what: &'static str, limit: usize) {
-        self.errors.push(ConfigError::Limit {
+        self.record(ConfigError::Limit {
             file: span.file.to_path_buf(),
             line: span.line,
             what,
@@ -540,7 +547,7 @@ impl Loader<'_> {
         let file = directive.span.file.to_path_buf();
         let line = directive.span.line;
         let [arg] = directive.args.as_slice() else {
-            self.errors.push(ConfigError::Syntax {
+            self.record(ConfigError::Syntax {
                 file,
                 line,
                 message: "invalid number of arguments in \"include\" directive".into(),
@@ -549,14 +556,19 @@ impl Loader<'_> {
         };
         let target = self.prefix.join(arg);
         let targets = if arg.contains(['*', '?', '[']) {
-            match self.source.glob(&target) {
+            let source = self.source;
+            let globbed = self
+                .globs
+                .entry(target.clone())
+                .or_insert_with(|| source.glob(&target).map_err(|e| e.to_string()));
+            match globbed.clone() {
                 Ok(paths) => paths,
-                Err(e) => {
-                    self.errors.push(ConfigError::Glob {
+                Err(message) => {
+                    self.record(ConfigError::Glob {
                         file,
                         line,
                         pattern: target,
-                        message: e.to_string(),
+                        message,
                     });
                     return;
                 }
@@ -565,11 +577,13 @@ impl Loader<'_> {
             vec![target]
         };
         for target in targets {
-            if self.limit_hit {
+            // Every file brought in counts, and so does every cycle: files that include
+            // each other (`include *;` in each) have factorially many include paths.
+            if !self.count_directive(&directive.span) {
                 return;
             }
             if self.stack.contains(&target) {
-                self.errors.push(ConfigError::IncludeCycle {
+                self.record(ConfigError::IncludeCycle {
                     file: file.clone(),
                     line,
                     target,
@@ -589,6 +603,13 @@ impl Loader<'_> {
             }
             let expanded = self.expand_file(&target, nesting);
             out.extend(expanded);
+        }
+    }
+
+    /// Records a problem, unless the same one (same text) was recorded already.
+    fn record(&mut self, error: ConfigError) {
+        if self.reported.insert(error.to_string()) {
+            self.errors.push(error);
         }
     }
 
@@ -613,7 +634,7 @@ impl Loader<'_> {
                 true
             }
             Err(source) => {
-                self.errors.push(ConfigError::Include {
+                self.record(ConfigError::Include {
                     file: span.file.to_path_buf(),
                     line: span.line,
                     target: target.to_path_buf(),

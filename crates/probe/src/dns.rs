@@ -484,12 +484,44 @@ async fn exchange_tcp(
 /// A response to `query`: same id, a response, the same question (names compare
 /// case-insensitively).
 fn matches_query(response: &Message, query: &Pending, fqdn: &Name) -> bool {
-    response.metadata.id == query.id
+    answers(response, query.id, query.kind, fqdn)
+}
+
+/// A response to query `id` for the `kind` records of `fqdn`.
+fn answers(response: &Message, id: u16, kind: RecordType, fqdn: &Name) -> bool {
+    response.metadata.id == id
         && response.metadata.message_type == MessageType::Response
         && response
             .queries
             .first()
-            .is_some_and(|q| q.query_type() == query.kind && q.name() == fqdn)
+            .is_some_and(|q| q.query_type() == kind && q.name() == fqdn)
+}
+
+/// The fuzzing entry point (`fuzz/`), not API: what [`query_resolver`] takes from one
+/// received datagram. `None` when it is no DNS message answering query `id` for the A
+/// (or, with `ipv6`, AAAA) records of `name`; else whether it is truncated, and its
+/// addresses or the name of its response code.
+#[doc(hidden)]
+pub fn parse_answer(
+    datagram: &[u8],
+    id: u16,
+    ipv6: bool,
+    name: &str,
+) -> Option<(bool, Result<Vec<IpAddr>, String>)> {
+    let fqdn = Name::from_ascii(absolute(name)).ok()?;
+    let response = Message::from_vec(datagram).ok()?;
+    let kind = if ipv6 {
+        RecordType::AAAA
+    } else {
+        RecordType::A
+    };
+    if !answers(&response, id, kind, &fqdn) {
+        return None;
+    }
+    Some((
+        response.metadata.truncation,
+        reply_of(&response).map_err(rcode_name),
+    ))
 }
 
 /// The addresses of a NOERROR answer, or its error response code.

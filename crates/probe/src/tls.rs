@@ -842,6 +842,15 @@ fn summarize(der: &CertificateDer<'_>) -> CertSummary {
     cert_info(der).summary
 }
 
+/// The fuzzing entry point (`fuzz/`), not API: the summary of a DER certificate as a
+/// probe reports it, and whether it is for `expected` by the name check a probe makes.
+#[doc(hidden)]
+pub fn summarize_der(der: &[u8], expected: &str) -> (CertSummary, bool) {
+    let info = cert_info(&CertificateDer::from(der));
+    let matches = host_matches(expected, &info.dns, &info.common_names);
+    (info.summary, matches)
+}
+
 fn cert_info(der: &CertificateDer<'_>) -> CertInfo {
     let cert = match x509_parser::parse_x509_certificate(der.as_ref()) {
         Ok((_, cert)) => cert,

@@ -27,3 +27,28 @@ pub(crate) use head::HeadParser;
 pub use outcome::GatewayOutcome;
 pub use probe::{EncodeError, GatewayLimits, GatewayProbe};
 pub(crate) use probe::{RAW_HEAD, safe_method};
+
+/// The fuzzing entry point (`fuzz/`), not API: reads the response head in `bytes` as a
+/// probe does, the buffer growing to each of `ends` in turn (then to all of `bytes`), and
+/// judges it against `cap`. `None` while the head is incomplete; else the outcome and the
+/// status nginx derives. `status_line_allowed` is uwsgi and SCGI (an HTTP status line may
+/// come first), not FastCGI.
+#[doc(hidden)]
+pub fn judge_head_bytes(
+    bytes: &[u8],
+    ends: &[usize],
+    status_line_allowed: bool,
+    cap: usize,
+) -> Option<(GatewayOutcome, Option<u16>)> {
+    let mut parser = HeadParser::new(status_line_allowed);
+    let mut state = head::HeadState::Incomplete;
+    for &end in ends.iter().chain([&bytes.len()]) {
+        state = parser.advance(bytes.get(..end).unwrap_or(bytes));
+        if state != head::HeadState::Incomplete {
+            break;
+        }
+    }
+    let mut probe = GatewayProbe::new(&crate::stream::Endpoint::Unix("/fuzz".into()));
+    let outcome = probe.judge_head(state, cap)?;
+    Some((outcome, probe.status))
+}
