@@ -30,7 +30,80 @@ pub(super) fn check(name: &str) -> Option<(fix502_lab::Lab, serde_json::Value)> 
         stderr.trim().is_empty(),
         "{name}: --json run wrote to stderr: {stderr}"
     );
+    if let Err(e) = calibrated(&report) {
+        panic!("{name}: {e}; report {report:#}");
+    }
     Some((lab, report))
+}
+
+/// The confidence follows the evidence (docs/causes.md, "How sure"): no diagnosis is surer
+/// than the kinds of its findings allow (nginx's log, a live check now, the config or nginx's
+/// own verdict), and the causes that are not consequences come surest first.
+fn calibrated(report: &serde_json::Value) -> Result<(), String> {
+    use fix502_core::causes::{Cause, Support};
+    let diagnosis = report["diagnosis"].as_array().cloned().unwrap_or_default();
+    let findings: Vec<serde_json::Value> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["findings"].as_array().cloned().unwrap_or_default())
+        .filter(|f| f["severity"] != "info" && f["could_not_check"] != true)
+        .collect();
+    let host = |u: &serde_json::Value| {
+        u.as_str()
+            .map(|u| u.rsplit_once(':').map_or(u, |(h, _)| h).to_owned())
+    };
+    let mut last: Option<f64> = None;
+    for d in &diagnosis {
+        let id = d["cause"].as_str().unwrap_or_default();
+        let cause = Cause::parse(id).ok_or_else(|| format!("{id} is no cause"))?;
+        let mut related: Vec<Cause> = vec![cause];
+        related.extend(cause.entry().absorbs);
+        if cause == Cause::UPSTREAM_KEEPALIVE_RACE {
+            related.extend([Cause::UPSTREAM_CLOSED_EARLY, Cause::UPSTREAM_RESET]);
+        }
+        let mut support = Support::default();
+        for f in &findings {
+            let Some(fc) = f["cause"].as_str().and_then(Cause::parse) else {
+                continue;
+            };
+            let same_upstream = f["upstream"].is_null()
+                || d["upstream"].is_null()
+                || f["upstream"] == d["upstream"]
+                || host(&f["upstream"]) == host(&d["upstream"])
+                || cause == Cause::CONFIG_NOT_RELOADED;
+            // A config nginx did not reload takes over the failures at the addresses only
+            // the old config has, whatever their cause.
+            let taken_over = cause == Cause::CONFIG_NOT_RELOADED;
+            if !(related.contains(&fc) || taken_over) || !same_upstream {
+                continue;
+            }
+            let check = f["check"].as_str().unwrap_or_default();
+            if check.starts_with("logs.") {
+                support.log = true;
+            } else if check.starts_with("config.") {
+                support.config = true;
+            } else {
+                support.live = true;
+            }
+        }
+        let level = (cause.entry().confidence)(support.level(false), support);
+        let confidence = d["confidence"].as_f64().unwrap_or(1.0);
+        if confidence > level + 1e-9 {
+            return Err(format!(
+                "{id} at {confidence} is surer than its evidence allows ({level}, {support:?})"
+            ));
+        }
+        if !cause.entry().consequence {
+            if last.is_some_and(|l| confidence > l + 1e-9) {
+                return Err(format!(
+                    "{id} at {confidence} ranks below a less sure cause"
+                ));
+            }
+            last = Some(confidence);
+        }
+    }
+    Ok(())
 }
 
 #[test]

@@ -403,16 +403,7 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
                 .and_then(name_of)
                 .is_some_and(|g| groups_with_causes.iter().any(|n| n == g))
                 || any_other_cause);
-        let base: f64 = match (support.log, support.live, support.config) {
-            (_, _, true) => 0.9,
-            (true, true, _) => 0.95,
-            (false, true, _) => 0.85,
-            (true, false, _) => match live_ok_now {
-                Some(true) => 0.4,
-                _ => 0.6,
-            },
-            _ => 0.5,
-        };
+        let base = support.level(live_ok_now == Some(true));
         let mut confidence = (cause.entry().confidence)(base, support);
         if consequence {
             confidence = confidence.min(0.5);

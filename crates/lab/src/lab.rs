@@ -7,7 +7,7 @@
 //! scenario's config edit (and failed reload); [`Lab::stop`] or `Drop` stops nginx by its pid
 //! file, stops PHP-FPM and the upstream threads, and removes the dir.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -73,6 +73,8 @@ pub struct Lab {
     hosts: Option<PathBuf>,
     /// The DNS server the config's `resolver` names (`dns-nxdomain`).
     dns: Option<DnsResponder>,
+    /// Held for the lab's life by a scenario that runs alone ([`ScenarioInfo::runs_alone`]).
+    _alone: Option<nix::fcntl::Flock<File>>,
     stopped: bool,
 }
 
@@ -96,6 +98,11 @@ impl Lab {
             return Err(LabError::NeedsRoot(info.name));
         }
         let nginx = nginx::find_binary(opts.nginx.as_deref())?;
+        let alone = if info.alone {
+            Some(wait_alone()?)
+        } else {
+            None
+        };
         let user = if root { Some(worker_user()?) } else { None };
         let temp = create_dir(root)?;
         let dir = temp.path().to_path_buf();
@@ -124,6 +131,7 @@ impl Lab {
             php_fpm: None,
             hosts: setup.hosts.as_ref().map(|h| h.path.clone()),
             dns: None,
+            _alone: alone,
             stopped: false,
         };
         if opts.keep
@@ -502,4 +510,39 @@ fn create_dir(root: bool) -> Result<TempDir, LabError> {
         fs::write(&path, "").map_err(|e| LabError::io(format!("create {}", path.display()), e))?;
     }
     Ok(temp)
+}
+
+/// The lock file of the scenarios that run alone.
+const ALONE_LOCK: &str = "fix502-lab-alone.lock";
+/// How long a scenario that runs alone waits for another one to end.
+const ALONE_WAIT: Duration = Duration::from_secs(300);
+
+/// Takes the host-wide lock of the scenarios that run alone, waiting (bounded) for the
+/// scenario that holds it to end.
+fn wait_alone() -> Result<nix::fcntl::Flock<File>, LabError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = std::env::temp_dir().join(ALONE_LOCK);
+    let start = Instant::now();
+    // Bounded: polled until ALONE_WAIT.
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| LabError::io(format!("open {}", path.display()), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((_, errno)) if start.elapsed() < ALONE_WAIT => {
+                tracing::debug!(%errno, "another scenario that runs alone holds the lock");
+                thread::sleep(Duration::from_millis(50));
+            }
+            Err((_, errno)) => {
+                return Err(LabError::io(
+                    format!("wait for {}", path.display()),
+                    std::io::Error::from(errno),
+                ));
+            }
+        }
+    }
 }

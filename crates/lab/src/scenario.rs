@@ -136,6 +136,7 @@ pub struct ScenarioInfo {
     pub(crate) http_status: Option<u16>,
     pub(crate) php_fpm: bool,
     pub(crate) header_bytes: Option<usize>,
+    pub(crate) alone: bool,
     pub(crate) build: Build,
 }
 
@@ -159,6 +160,7 @@ impl ScenarioInfo {
             http_status,
             php_fpm: false,
             header_bytes: None,
+            alone: false,
             build,
         }
     }
@@ -173,6 +175,19 @@ impl ScenarioInfo {
     pub(crate) const fn php_fpm(mut self) -> Self {
         self.php_fpm = true;
         self
+    }
+
+    /// The scenario's diagnosis holds only while no other scenario of this kind runs on the
+    /// host (an app server that no nginx uses is the answer only when it is the only one):
+    /// [`crate::Lab::start`] waits for the others to end.
+    pub(crate) const fn alone(mut self) -> Self {
+        self.alone = true;
+        self
+    }
+
+    /// Whether the scenario runs alone among scenarios of its kind ([`Self::alone`]).
+    pub fn runs_alone(&self) -> bool {
+        self.alone
     }
 
     /// The app sends a response head of exactly `bytes`.

@@ -32,8 +32,26 @@ pub struct Support {
     pub log: bool,
     /// A live probe or a reading of the host.
     pub live: bool,
-    /// The configuration.
+    /// The configuration, or nginx's own verdict on it (`nginx -t`, its processes).
     pub config: bool,
+}
+
+impl Support {
+    /// How sure a claim with this support can be, before its cause's own rule (docs/causes.md,
+    /// "How sure"): what nginx logged and what is true now (a live check, or the config and
+    /// nginx's own verdict) together 0.95; nginx's own verdict now 0.9; a live check now
+    /// 0.85; the log alone 0.6, or 0.4 when the upstream answers well again (`recovered`);
+    /// anything else (hints) 0.5 at most.
+    pub fn level(self, recovered: bool) -> f64 {
+        match (self.log, self.live, self.config) {
+            (true, true, _) | (true, _, true) => 0.95,
+            (false, _, true) => 0.9,
+            (false, true, false) => 0.85,
+            (true, false, false) if recovered => 0.4,
+            (true, false, false) => 0.6,
+            (false, false, false) => 0.5,
+        }
+    }
 }
 
 /// One group of error-log lines, as the table matches it.

@@ -30,7 +30,7 @@ use std::time::Duration;
 use fix502_nginx::config::Config;
 use fix502_nginx::logscan::ScanOptions;
 use fix502_nginx::route::Route;
-use fix502_nginx::view::{ConfigView, PassTarget};
+use fix502_nginx::view::{ConfigView, PassTarget, Peer};
 use fix502_probe::listeners::{self, Listener};
 use fix502_probe::unixsock::{self, Identity};
 use tokio::sync::OnceCell;
@@ -42,6 +42,9 @@ use crate::options::Options;
 use crate::report::{Location, NginxInfo};
 use crate::throwaway::{self, Invocation, TestRun, Touched};
 use crate::upstream::Upstream;
+
+/// The most other nginx masters whose configs are read (for the addresses they use).
+pub const MAX_OTHER_INSTANCES: usize = 16;
 
 /// Everything the checks share.
 #[derive(Debug)]
@@ -243,6 +246,51 @@ impl Facts {
             return unixsock::identity_of_uid(uid);
         }
         unixsock::identity_of(user, group.as_deref())
+    }
+
+    /// The addresses the other running nginx instances send requests to (each master's
+    /// config, read from disk; at most [`MAX_OTHER_INSTANCES`] masters). An app one of them
+    /// uses is that instance's, not where an app of this config went.
+    pub fn peers_of_other_instances(&self) -> Vec<Peer> {
+        let default_config = self
+            .discovery
+            .build
+            .conf_path
+            .as_deref()
+            .map(|c| under_prefix(c, self.discovery.build.prefix.as_deref()));
+        let mut out: Vec<Peer> = Vec::new();
+        for m in self
+            .discovery
+            .other_masters
+            .iter()
+            .take(MAX_OTHER_INSTANCES)
+        {
+            let config = match &m.conf_arg {
+                Some(c) => under_prefix(
+                    c,
+                    m.prefix_arg
+                        .as_deref()
+                        .or(self.discovery.build.prefix.as_deref()),
+                ),
+                None => match &default_config {
+                    Some(c) => c.clone(),
+                    None => continue,
+                },
+            };
+            if config == self.discovery.config {
+                continue;
+            }
+            let Ok(loaded) = Config::load(&config) else {
+                continue;
+            };
+            let (endpoints, _) = endpoint::endpoints_of(&ConfigView::new(&loaded));
+            for e in endpoints {
+                if !out.contains(&e.peer) {
+                    out.push(e.peer);
+                }
+            }
+        }
+        out
     }
 
     /// The pid of the running nginx master, if one runs this config.

@@ -33,7 +33,8 @@ pub(super) static SCENARIOS: [ScenarioInfo; 8] = [
             Ok(fastcgi(listen, dir, upstream, Vec::new(), Some(fpm)))
         },
     )
-    .php_fpm(),
+    .php_fpm()
+    .alone(),
     ScenarioInfo::new(
         "wrong-interface",
         "the app listens on 127.0.0.2:PORT only; nginx connects to 127.0.0.1:PORT",

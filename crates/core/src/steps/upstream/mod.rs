@@ -437,7 +437,8 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                 .or_insert_with(|| systemd_unit_of(pid));
         }
         let units = |pid: u32| unit_by_pid.get(&pid).cloned().flatten();
-        let configured: Vec<Peer> = facts.endpoints.iter().map(|e| e.peer.clone()).collect();
+        let mut configured: Vec<Peer> = facts.endpoints.iter().map(|e| e.peer.clone()).collect();
+        configured.extend(facts.peers_of_other_instances());
         let around = Around {
             listeners: &all,
             nginx_pids: &nginx_pids,
