@@ -185,7 +185,7 @@ impl ScenarioInfo {
         self
     }
 
-    /// Whether the scenario runs alone among scenarios of its kind ([`Self::alone`]).
+    /// Whether the scenario runs alone among scenarios of its kind (set by `alone()`).
     pub fn runs_alone(&self) -> bool {
         self.alone
     }

@@ -29,6 +29,31 @@ pub const MAX_DIRECTIVES: usize = 1_000_000;
 /// How deeply blocks may nest, counting blocks across included files.
 pub const MAX_NESTING: usize = 100;
 
+/// The bounds of one load ([`Config::load_limited`]); the default is the `MAX_*` constants.
+/// A load that reaches one keeps what it read so far and records the limit as an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How many directives the expanded tree may hold.
+    pub directives: usize,
+    /// How many distinct files may be read.
+    pub files: usize,
+    /// How deep `include` may nest.
+    pub include_depth: usize,
+    /// How many bytes of configuration text may be read in total.
+    pub total_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            directives: MAX_DIRECTIVES,
+            files: MAX_FILES,
+            include_depth: MAX_INCLUDE_DEPTH,
+            total_bytes: MAX_TOTAL_BYTES,
+        }
+    }
+}
+
 /// Where a directive was written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Span {
@@ -228,6 +253,15 @@ impl Config {
     /// Loads `main` and everything it includes from `source`. Only an unreadable main
     /// file is an `Err`; every other problem is recorded in [`Config::errors`].
     pub fn load_from(main: &Path, source: &dyn Source) -> Result<Self, ConfigError> {
+        Self::load_limited(main, source, Limits::default())
+    }
+
+    /// [`Config::load_from`] within other bounds than the default ones.
+    pub fn load_limited(
+        main: &Path,
+        source: &dyn Source,
+        limits: Limits,
+    ) -> Result<Self, ConfigError> {
         let text = source.read(main).map_err(|e| ConfigError::Io {
             path: main.to_path_buf(),
             source: e,
@@ -245,6 +279,7 @@ impl Config {
             limit_hit: false,
             globs: HashMap::new(),
             reported: HashSet::new(),
+            limits,
         };
         loader.add_parsed(main, &text);
         let directives = loader.expand_file(main, 0);
@@ -450,13 +485,15 @@ struct Loader<'a> {
     stack: Vec<PathBuf>,
     total_bytes: usize,
     directive_count: usize,
-    /// Set once [`MAX_DIRECTIVES`] is reached, so the error is recorded only once.
+    /// Set once the directive limit is reached, so the error is recorded only once.
     limit_hit: bool,
     /// The targets of each glob pattern, expanded once per load.
     globs: HashMap<PathBuf, Result<Vec<PathBuf>, String>>,
     /// The text of each problem recorded: a line that includes bring in again and again
     /// is reported once.
     reported: HashSet<String>,
+    /// The bounds of this load.
+    limits: Limits,
 }
 
 impl Loader<'_> {
@@ -522,10 +559,10 @@ impl Loader<'_> {
 
     /// Counts one more directive; false once the limit is reached.
     fn count_directive(&mut self, span: &Span) -> bool {
-        if self.directive_count >= MAX_DIRECTIVES {
+        if self.directive_count >= self.limits.directives {
             if !self.limit_hit {
                 self.limit_hit = true;
-                self.limit(span, "too many directives", MAX_DIRECTIVES);
+                self.limit(span, "too many directives", self.limits.directives);
             }
             return false;
         }
@@ -590,11 +627,11 @@ impl Loader<'_> {
                 });
                 continue;
             }
-            if self.stack.len() > MAX_INCLUDE_DEPTH {
+            if self.stack.len() > self.limits.include_depth {
                 self.limit(
                     &directive.span,
                     "includes nested too deeply",
-                    MAX_INCLUDE_DEPTH,
+                    self.limits.include_depth,
                 );
                 return;
             }
@@ -616,18 +653,22 @@ impl Loader<'_> {
     /// Reads and parses a file not seen before; false (with an error recorded) if that
     /// failed.
     fn read_new(&mut self, target: &Path, span: &Span) -> bool {
-        if self.files.len() >= MAX_FILES {
+        if self.files.len() >= self.limits.files {
             // Once: the rest is skipped, as the error says.
             if !self.limit_hit {
                 self.limit_hit = true;
-                self.limit(span, "too many files", MAX_FILES);
+                self.limit(span, "too many files", self.limits.files);
             }
             return false;
         }
         match self.source.read(target) {
             Ok(text) => {
-                if self.total_bytes.saturating_add(text.len()) > MAX_TOTAL_BYTES {
-                    self.limit(span, "too many bytes of configuration", MAX_TOTAL_BYTES);
+                if self.total_bytes.saturating_add(text.len()) > self.limits.total_bytes {
+                    self.limit(
+                        span,
+                        "too many bytes of configuration",
+                        self.limits.total_bytes,
+                    );
                     return false;
                 }
                 self.add_parsed(target, &text);

@@ -55,3 +55,38 @@ fn dump_files_including_each_other_stay_bounded() {
             .any(|d| d.name == "user" && d.args == ["u0"])
     );
 }
+
+/// The bounds the fuzz target `dump` loads with (`Config::load_limited`) stop a load where
+/// the default ones would: each limit is recorded once, and what was read so far is kept.
+#[test]
+fn smaller_limits_stop_the_load_the_same_way() {
+    use fix502_nginx::config::Limits;
+    let dump: String = (0..8)
+        .map(|i| format!("# configuration file /etc/nginx/f{i}.conf:\ninclude *;\nuser u{i};\n\n"))
+        .collect();
+    let source = DumpSource::from_dump(&dump);
+    let main = source.main_file().expect("a main file").to_path_buf();
+    let limits = Limits {
+        directives: 50,
+        files: 3,
+        include_depth: 2,
+        total_bytes: 1 << 20,
+    };
+    let config = Config::load_limited(&main, &source, limits).expect("loads");
+    assert!(config.files.len() <= 3, "{:?}", config.files);
+    let limited: Vec<String> = config
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .filter(|e| e.contains("too many") || e.contains("nested too deeply"))
+        .collect();
+    assert!(!limited.is_empty(), "{:?}", config.errors);
+    let mut unique = limited.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), limited.len(), "each limit once: {limited:?}");
+    // The defaults are the MAX_* constants.
+    assert_eq!(
+        Limits::default().directives,
+        fix502_nginx::config::MAX_DIRECTIVES
+    );
+}

@@ -249,7 +249,7 @@ impl Facts {
     }
 
     /// The addresses the other running nginx instances send requests to (each master's
-    /// config, read from disk; at most [`MAX_OTHER_INSTANCES`] masters). An app one of them
+    /// config, read from disk; at most `MAX_OTHER_INSTANCES` (16) masters). An app one of them
     /// uses is that instance's, not where an app of this config went.
     pub fn peers_of_other_instances(&self) -> Vec<Peer> {
         let default_config = self
