@@ -238,6 +238,27 @@ fn in_scope(facts: &Facts, upstream: Option<&Upstream>) -> bool {
         .is_some_and(|t| matches!(t.address, TargetAddress::Variable(_)))
 }
 
+/// The claim an app server's `reason` explains: the first of its causes claimed at the same
+/// upstream (or at an address of the same endpoint).
+async fn explained_claim(
+    claims: &Claims,
+    facts: &Facts,
+    reason: &Finding,
+) -> Option<(Cause, Option<Upstream>)> {
+    let at = reason.upstream.as_ref()?;
+    for cause in &reason.explains {
+        for (c, u) in claims.keys() {
+            let Some(u) = u.as_ref().filter(|_| c == cause) else {
+                continue;
+            };
+            if u == at || facts.same_endpoint(u, at).await {
+                return Some((*c, Some(u.clone())));
+            }
+        }
+    }
+    None
+}
+
 /// Gives a `config-not-reloaded` claim the upstreams it explains: logged failures at
 /// addresses the config on disk no longer connects to.
 async fn rekey_not_reloaded(claims: &mut Claims, facts: &Facts) {
@@ -299,11 +320,16 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
     // 1. Claims: (cause, upstream) with the findings behind them.
     let mut claims: Claims = BTreeMap::new();
     let mut risks: Vec<&Finding> = Vec::new();
+    let mut reasons: Vec<&Finding> = Vec::new();
     for f in steps.iter().flat_map(|s| &s.findings) {
-        let Some(cause) = f.cause else { continue };
         if f.could_not_check || f.severity == Severity::Info {
             continue;
         }
+        if !f.explains.is_empty() && in_scope(facts, f.upstream.as_ref()) {
+            reasons.push(f);
+            continue;
+        }
+        let Some(cause) = f.cause else { continue };
         if is_risk(f) {
             risks.push(f);
             continue;
@@ -331,6 +357,27 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             if let Some(claim) = claims.get_mut(&key) {
                 claim.support.config = true;
                 claim.findings.push(risk.clone());
+            }
+        }
+    }
+
+    // 1b'. An app server's own reason joins the claim of what nginx saw at its upstream
+    //      (the first of the causes it explains that has a claim there); only a reason
+    //      that explains nothing claimed makes a claim of its own, when it has a cause.
+    for reason in reasons {
+        match explained_claim(&claims, facts, reason).await {
+            Some(key) => {
+                if let Some(claim) = claims.get_mut(&key) {
+                    claim.findings.push(reason.clone());
+                }
+            }
+            None => {
+                if let Some(cause) = reason.cause {
+                    claims
+                        .entry((cause, reason.upstream.clone()))
+                        .or_default()
+                        .add(reason);
+                }
             }
         }
     }
@@ -466,4 +513,91 @@ pub async fn diagnose(steps: &[StepReport], facts: &Facts) -> Vec<Diagnosis> {
             .then(a.upstream.cmp(&b.upstream))
     });
     out.into_iter().map(|(_, d)| d).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{StepId, StepStatus};
+    use crate::steps::appserver::APP_SERVER;
+    use crate::steps::logs::ERROR_LOG;
+    use crate::steps::network::fixtures::facts_for;
+
+    const CONF: &str = "events {}\nhttp { server { listen 127.0.0.1:8080; location / { fastcgi_pass 127.0.0.1:9; } location /b { fastcgi_pass 127.0.0.1:10; } } }\n";
+
+    fn step(findings: Vec<Finding>) -> StepReport {
+        StepReport {
+            step: StepId::Logs,
+            status: StepStatus::Fail,
+            duration_ms: 0,
+            findings,
+            next: None,
+        }
+    }
+
+    fn logged(cause: Cause, at: &str) -> Finding {
+        Finding::new(ERROR_LOG, Severity::Error, format!("nginx logged {cause}"))
+            .cause(cause)
+            .upstream(Upstream::parse(at))
+    }
+
+    fn pool_full(at: &str) -> Finding {
+        Finding::new(
+            APP_SERVER,
+            Severity::Warning,
+            "php-fpm log: server reached pm.max_children setting (1)",
+        )
+        .upstream(Upstream::parse(at))
+        .explains(&[Cause::UPSTREAM_BACKLOG_FULL, Cause::UPSTREAM_TIMEOUT])
+        .evidence("pm.max_children = 1 (/etc/php/fpm/pool.d/www.conf:12)")
+        .fix("raise pm.max_children")
+    }
+
+    async fn run(findings: Vec<Finding>) -> Vec<Diagnosis> {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = facts_for(dir.path(), CONF, "");
+        diagnose(&[step(findings)], &facts).await
+    }
+
+    #[tokio::test]
+    async fn an_app_servers_reason_joins_what_nginx_logged_there() {
+        let d = run(vec![
+            logged(Cause::UPSTREAM_TIMEOUT, "127.0.0.1:9"),
+            pool_full("127.0.0.1:9"),
+        ])
+        .await;
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].cause, Cause::UPSTREAM_TIMEOUT);
+        assert!(d[0].evidence.iter().any(|e| e.contains("pm.max_children")));
+        assert!(d[0].evidence.iter().any(|e| e.contains("www.conf:12")));
+        assert_eq!(
+            d[0].fix.first().map(String::as_str),
+            Some("raise pm.max_children")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reason_joins_only_its_own_upstream_and_claims_only_with_a_cause() {
+        let d = run(vec![
+            logged(Cause::UPSTREAM_TIMEOUT, "127.0.0.1:10"),
+            pool_full("127.0.0.1:9"),
+        ])
+        .await;
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert!(!d[0].evidence.iter().any(|e| e.contains("pm.max_children")));
+        let disallowed = Finding::new(APP_SERVER, Severity::Error, "Connection disallowed")
+            .cause(Cause::UPSTREAM_CLOSED_EARLY)
+            .upstream(Upstream::parse("127.0.0.1:9"))
+            .explains(&[Cause::UPSTREAM_CLOSED_EARLY, Cause::UPSTREAM_RESET]);
+        let d = run(vec![
+            logged(Cause::UPSTREAM_RESET, "127.0.0.1:9"),
+            disallowed.clone(),
+        ])
+        .await;
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].cause, Cause::UPSTREAM_RESET);
+        let d = run(vec![disallowed]).await;
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(d[0].cause, Cause::UPSTREAM_CLOSED_EARLY);
+    }
 }

@@ -249,6 +249,11 @@ pub struct Finding {
     /// the JSON report).
     #[serde(skip)]
     pub headline: Option<String>,
+    /// The causes this finding is a reason for (not in the JSON report): an app server's own
+    /// account of why requests failed, which joins the diagnosis of the first of these causes
+    /// at its upstream instead of making a claim of its own (`diagnosis.rs`).
+    #[serde(skip)]
+    pub explains: Vec<Cause>,
 }
 
 impl Finding {
@@ -266,6 +271,7 @@ impl Finding {
             fix: Vec::new(),
             could_not_check: false,
             headline: None,
+            explains: Vec::new(),
         }
     }
 
@@ -309,6 +315,13 @@ impl Finding {
     /// Sets the configuration location.
     pub fn at(mut self, location: Option<Location>) -> Self {
         self.location = location;
+        self
+    }
+
+    /// Makes the finding a reason for what nginx saw as one of `causes`, first match first
+    /// (see [`Finding::explains`]).
+    pub fn explains(mut self, causes: &[Cause]) -> Self {
+        self.explains = causes.to_vec();
         self
     }
 

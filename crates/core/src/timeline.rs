@@ -104,6 +104,45 @@ pub fn minute_of(t: DateTime) -> DateTime {
     t.with().second(0).subsec_nanosecond(0).build().unwrap_or(t)
 }
 
+/// How the minutes with 502/504 answers line up with the minutes an app server said it was
+/// full (all workers busy, its listen queue overflowing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlap {
+    /// 502s and 504s in the access log's window.
+    pub errors: u64,
+    /// Of those, in a minute the app server said it was full.
+    pub errors_when_full: u64,
+    /// The minutes with most errors, most first (at most three), with their counts.
+    pub peaks: Vec<(DateTime, u64)>,
+}
+
+/// The overlap of `errors` (per minute, as counted) with the `full` minutes; `None` when
+/// there were no errors.
+pub fn overlap(errors: &[(DateTime, u64)], full: &[DateTime]) -> Option<Overlap> {
+    let full: std::collections::BTreeSet<DateTime> = full.iter().map(|t| minute_of(*t)).collect();
+    let mut by_minute: BTreeMap<DateTime, u64> = BTreeMap::new();
+    for (minute, n) in errors.iter().filter(|(_, n)| *n > 0) {
+        *by_minute.entry(minute_of(*minute)).or_default() += n;
+    }
+    if by_minute.is_empty() {
+        return None;
+    }
+    let total = by_minute.values().sum();
+    let when_full = by_minute
+        .iter()
+        .filter(|(m, _)| full.contains(m))
+        .map(|(_, n)| n)
+        .sum();
+    let mut peaks: Vec<(DateTime, u64)> = by_minute.into_iter().collect();
+    peaks.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    peaks.truncate(3);
+    Some(Overlap {
+        errors: total,
+        errors_when_full: when_full,
+        peaks,
+    })
+}
+
 /// One character per bucket, from a blank for zero to `█` for the series' maximum.
 pub fn sparkline(counts: &[u64]) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -127,6 +166,28 @@ pub fn sparkline(counts: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlap_counts_errors_in_full_minutes() {
+        let t = |h: i8, m: i8, s: i8| date(2026, 12, 6).at(h, m, s, 0);
+        let errors = [
+            (t(10, 1, 0), 41),
+            (t(10, 2, 0), 17),
+            (t(10, 7, 0), 2),
+            (t(10, 8, 0), 0),
+        ];
+        let full = [t(10, 1, 13), t(10, 2, 59), t(10, 8, 1)];
+        let o = overlap(&errors, &full).unwrap();
+        assert_eq!(o.errors, 60);
+        assert_eq!(o.errors_when_full, 58);
+        assert_eq!(
+            o.peaks,
+            vec![(t(10, 1, 0), 41), (t(10, 2, 0), 17), (t(10, 7, 0), 2)]
+        );
+        assert_eq!(overlap(&[(t(10, 8, 0), 0)], &full), None);
+        let none_full = overlap(&errors, &[]).unwrap();
+        assert_eq!(none_full.errors_when_full, 0);
+    }
     use jiff::civil::date;
 
     fn events(name: &str, at: &[(DateTime, u64)]) -> Events {

@@ -190,11 +190,13 @@ pub(super) static ENTRIES: [Entry; 10] = [
     })
     .answered(&[Answered::OtherProtocol])
     // A port that speaks another protocol explains what nginx saw when speaking its own.
+    // nginx also times out waiting for an answer in its protocol that never comes.
     .absorbs(&[
         Cause::UPSTREAM_CLOSED_EARLY,
         Cause::UPSTREAM_RESET,
         Cause::UPSTREAM_INVALID_RESPONSE,
         Cause::UPSTREAM_TLS,
+        Cause::UPSTREAM_TIMEOUT,
     ]),
     Entry::new(
         Cause::UPSTREAM_TLS,

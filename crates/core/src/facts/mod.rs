@@ -464,6 +464,15 @@ impl Facts {
         self.endpoints.iter().position(|e| e.peer == *peer)
     }
 
+    /// Whether two upstreams are one endpoint of the config (by address, or by an address
+    /// its host name resolved to).
+    pub async fn same_endpoint(&self, a: &Upstream, b: &Upstream) -> bool {
+        match (self.index_of(a).await, self.index_of(b).await) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
+    }
+
     /// The index of an endpoint: its own address first, else an address its host name
     /// resolved to (which needs the probes).
     async fn index_of(&self, upstream: &Upstream) -> Option<usize> {

@@ -113,6 +113,12 @@ pub fn classify_log_line(line: &str) -> Option<LogEventKind> {
     if line.contains("reached pm.max_children setting") || line.contains("reached max_children") {
         return Some(K::MaxChildrenReached);
     }
+    if line.contains("executing too slow (") {
+        return Some(K::SlowRequest);
+    }
+    if line.contains("listen queue of socket") && line.contains(" full !!!") {
+        return Some(K::ListenQueueFull);
+    }
     if line.contains("invalid request block size") {
         return Some(K::InvalidRequestBlockSize);
     }
@@ -233,6 +239,18 @@ mod tests {
             (
                 "[24-Nov-2026 10:00:01] ERROR: Connection disallowed: IP address '10.0.0.9' has been dropped.",
                 Some(K::ConnectionDisallowed),
+            ),
+            (
+                "[24-Nov-2026 10:00:01] WARNING: [pool www] child 1234, script '/var/www/report.php' (request: \"GET /report.php\") executing too slow (5.012345 sec), logging",
+                Some(K::SlowRequest),
+            ),
+            (
+                "Tue Nov 24 10:00:01 2026 - *** uWSGI listen queue of socket \"127.0.0.1:3031\" (fd: 3) full !!! (101/100) ***",
+                Some(K::ListenQueueFull),
+            ),
+            (
+                "Tue Nov 24 10:00:01 2026 - your server socket listen backlog is limited to 100 connections",
+                None,
             ),
             (
                 "[24-Nov-2026 10:00:01] NOTICE: [pool www] child 1235 started",

@@ -183,6 +183,12 @@ pub enum LogEventKind {
     /// PHP-FPM `server reached pm.max_children setting` / `reached max_children`: all
     /// workers busy, requests queue in the listen backlog.
     MaxChildrenReached,
+    /// PHP-FPM `executing too slow (N sec), logging`: a request ran past
+    /// `request_slowlog_timeout` (its stack is in the pool's `slowlog`).
+    SlowRequest,
+    /// uWSGI `listen queue of socket "..." full`: connections wait beyond the `listen`
+    /// backlog.
+    ListenQueueFull,
     /// uWSGI `invalid request block size`: request headers larger than `buffer-size`; the
     /// connection is closed without an answer.
     InvalidRequestBlockSize,

@@ -1,4 +1,4 @@
-//! Fixtures shared by the tests of `network.dns`.
+//! Fixtures shared by the tests of `network.dns` and the diagnosis: log lines and a [`Facts`] built from a config and an error log.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,7 @@ pub(super) fn log_reads(text: &str) -> Vec<LogRead> {
     }]
 }
 
-pub(super) fn facts_for(dir: &Path, conf: &str, log: &str) -> Facts {
+pub(crate) fn facts_for(dir: &Path, conf: &str, log: &str) -> Facts {
     let config = dir.join("nginx.conf");
     std::fs::write(&config, conf).unwrap();
     let error_log = dir.join("error.log");

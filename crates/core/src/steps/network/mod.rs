@@ -14,7 +14,7 @@ use crate::check::FnCheck;
 
 mod dns;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod local;
 mod names;
 mod stale;
