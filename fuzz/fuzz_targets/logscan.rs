@@ -14,8 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let since = (flags & 1 == 1).then(|| jiff::civil::date(2025, 3, 14).at(9, 22, 0, 0));
+    let until = (flags & 4 == 4).then(|| jiff::civil::date(2025, 3, 14).at(10, 0, 0, 0));
     let opts = ScanOptions {
         since,
+        until,
         max_samples: usize::from(samples % 8),
         max_line_bytes: if flags & 2 == 2 {
             usize::from(line_cap)
@@ -30,6 +32,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(summary.lines_in_window <= summary.lines_read);
     assert!(summary.lines_unparsed <= summary.lines_read);
+    assert!(summary.lines_future <= summary.lines_read);
     for group in &summary.groups {
         assert!(group.count > 0);
     }
