@@ -324,3 +324,160 @@ fn lines_dated_in_the_future_are_not_in_the_last_hour() {
     });
     assert!(noted, "{report:#}");
 }
+
+/// `line` with its nginx timestamp (the first `YYYY/MM/DD HH:MM:SS`, after any container
+/// prefix) replaced by `now`.
+fn restamped(line: &str, now: &str) -> String {
+    let shape = |w: &[u8]| {
+        w.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'/',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+    };
+    let at = line
+        .as_bytes()
+        .windows(19)
+        .position(shape)
+        .unwrap_or_else(|| panic!("no nginx time in {line}"));
+    format!("{}{now}{}", &line[..at], &line[at + 19..])
+}
+
+/// The lines users posted (crates/nginx/tests/fixtures/errorlog/real-world.log, re-dated
+/// to now) through the binary: each claims the cause docs/causes.md gives it, or none.
+#[test]
+fn real_world_lines_claim_their_causes() {
+    const LOG: &str = include_str!("../../crates/nginx/tests/fixtures/errorlog/real-world.log");
+    // (text that finds the line's evidence, the cause: `Some("")` for a finding without
+    // a cause, `None` for a line that is no finding at all).
+    const EXPECTED: &[(&str, Option<&str>)] = &[
+        ("*2001 ", Some("upstream-protocol-mismatch")),
+        ("*2002 ", Some("upstream-invalid-response")),
+        ("*2003 ", Some("upstream-invalid-response")),
+        ("*2004 ", Some("upstream-invalid-response")),
+        ("*2005 ", Some("upstream-invalid-response")),
+        ("*2006 ", Some("upstream-protocol-mismatch")),
+        ("*2007 ", Some("upstream-invalid-response")),
+        ("*2008 ", Some("upstream-invalid-response")),
+        ("*2009 ", Some("upstream-invalid-response")),
+        ("*2010 ", Some("upstream-invalid-response")),
+        ("*2011 ", Some("upstream-invalid-response")),
+        ("*2012 ", Some("upstream-invalid-response")),
+        ("*2013 ", Some("upstream-invalid-response")),
+        ("*2014 ", Some("upstream-protocol-mismatch")),
+        ("*2015 ", Some("upstream-invalid-response")),
+        ("*2016 ", Some("upstream-invalid-response")),
+        ("*2017 ", Some("upstream-invalid-response")),
+        ("*2018 ", Some("upstream-http2-goaway")),
+        ("*2019 ", Some("upstream-invalid-response")),
+        ("*2020 ", None),
+        ("*2021 ", Some("upstream-protocol-mismatch")),
+        ("*2022 ", Some("upstream-invalid-response")),
+        ("*2023 ", Some("upstream-invalid-response")),
+        ("*2101 ", None),
+        ("*2102 ", Some("upstream-dns")),
+        ("*2103 ", Some("")),
+        ("*2104 ", Some("")),
+        ("*2105 ", None),
+        ("service _http._tcp of backend.local", Some("upstream-dns")),
+        ("ocsp.example.com could not", None),
+        ("*2106 ", Some("upstream-dns")),
+        ("*2107 ", None),
+        ("*2301 ", Some("upstream-protocol-mismatch")),
+        ("*2302 ", Some("upstream-protocol-mismatch")),
+        ("*2303 ", Some("upstream-protocol-mismatch")),
+        ("*2304 ", None),
+        ("*2305 ", None),
+        ("*2306 ", Some("upstream-protocol-mismatch")),
+        ("*2307 ", Some("upstream-tls")),
+        ("*2401 ", Some("upstream-refused")),
+        ("*2402 ", Some("upstream-unreachable")),
+        ("*2403 ", Some("upstream-timeout")),
+        ("*2404 ", Some("upstream-reset")),
+        ("*2405 ", Some("upstream-unreachable")),
+        ("*2406 ", Some("upstream-unreachable")),
+        ("*2407 ", Some("upstream-reset")),
+        ("*2408 ", Some("")),
+        ("*2501 ", Some("upstream-refused")),
+        ("*2502 ", Some("unix-socket-missing")),
+        ("*2503 ", Some("unix-socket-permission")),
+        ("*2504 ", Some("upstream-unreachable")),
+        ("*2505 ", Some("upstream-timeout")),
+        ("*2506 ", Some("upstream-reset")),
+        ("*2507 ", Some("upstream-backlog-full")),
+        ("*2508 ", Some("upstream-unreachable")),
+        ("*2509 ", Some("upstream-unreachable")),
+        ("*2510 ", Some("upstream-wrong-address")),
+        ("*2511 ", Some("upstream-unreachable")),
+        ("*2512 ", Some("upstream-reset")),
+        ("*2601 ", Some("upstream-refused")),
+        ("*2602 ", Some("upstream-refused")),
+        ("*2603 ", Some("upstream-refused")),
+        ("*2604 ", Some("upstream-refused")),
+        ("*2605 ", Some("upstream-refused")),
+        ("*2606 ", Some("upstream-refused")),
+        ("*2607 ", Some("upstream-refused")),
+        ("*2608 ", Some("upstream-refused")),
+    ];
+    assert_eq!(EXPECTED.len(), LOG.lines().count());
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("nginx.conf"),
+        "events {}\nhttp { server { listen 127.0.0.1:1; location / { proxy_pass http://127.0.0.1:9; } } }\n",
+    );
+    let now = jiff::ZonedDateTime::now()
+        .strftime("%Y/%m/%d %H:%M:%S")
+        .to_string();
+    let text: String = LOG.lines().map(|l| restamped(l, &now) + "\n").collect();
+    let log = dir.path().join("error.log");
+    write(&log, &text);
+    let out = bin()
+        .args(["--json", "--step", "logs", "--prefix"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(dir.path().join("nginx.conf"))
+        .arg("--error-log")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let report = parse_report(&out);
+    let logs = findings(&report, "logs");
+    let mut wrong = Vec::new();
+    for (needle, cause) in EXPECTED {
+        let found: Vec<&serde_json::Value> = logs
+            .iter()
+            .filter(|f| {
+                f["evidence"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|l| l.as_str().is_some_and(|l| l.contains(needle)))
+                })
+            })
+            .collect();
+        let got = match found.as_slice() {
+            [] => None,
+            [f] => Some(f["cause"].as_str().unwrap_or_default()),
+            _ => {
+                wrong.push(format!("{needle}: in {} findings", found.len()));
+                continue;
+            }
+        };
+        if got != *cause {
+            wrong.push(format!("{needle}: cause {got:?}, want {cause:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}\n{report:#}", wrong.join("\n"));
+    // Every upstream named is one nginx wrote: no Lua text, no container prefix.
+    for f in logs {
+        if let Some(up) = f["upstream"].as_str() {
+            assert!(!up.contains(' ') && !up.contains("lua"), "{up}");
+        }
+    }
+    // The evidence is the nginx line, without the container prefix.
+    assert!(logs.iter().any(
+        |f| f["evidence"].as_array().is_some_and(|e| e.iter().any(|l| {
+            l.as_str()
+                .is_some_and(|l| l.starts_with(&format!("{now} [error] 7#7: *2604 ")))
+        }))
+    ));
+}

@@ -13,6 +13,11 @@
 //! header-phase answer; [`Classified::http_status`] and [`Classified::truncates_response`]
 //! take the line's phase into account.
 //!
+//! Names (the peer) come only from where nginx itself writes them: the `upstream:` field,
+//! `connect() to <peer> failed`, and the whole message of its resolver's `<name> could not
+//! be resolved`. A message a Lua script or a third-party module wrote (`[lua] access.lua:202:
+//! ...`) is free text: it gives no signature and no name (nginx-messages.md §24).
+//!
 //! Lines that are not about an upstream at all (static files, client aborts, startup
 //! notices) and harmless upstream warnings (`..., ignored` duplicates, a response buffered
 //! to a temporary file, extra data after the body) classify as `None`.
@@ -580,29 +585,51 @@ impl TlsReason {
         }
     }
 
-    /// The reason named in an OpenSSL error text.
+    /// The reason named in an OpenSSL error text. BoringSSL's spelling of the same reasons
+    /// (`error:100000f7:SSL routines:OPENSSL_internal:WRONG_VERSION_NUMBER`) counts too:
+    /// case and `_` for a space do not matter.
     #[must_use]
     pub fn from_openssl(text: &str) -> Self {
-        if text.contains("wrong version number") {
+        let has = |reason: &str| contains_reason(text, reason);
+        if has("wrong version number") {
             Self::WrongVersionNumber
-        } else if text.contains("unrecognized name") {
+        } else if has("unrecognized name") {
             Self::UnrecognizedName
-        } else if text.contains("unsupported protocol")
-            || text.contains("alert protocol version")
-            || text.contains("no protocols available")
+        } else if has("unsupported protocol")
+            || has("alert protocol version")
+            || has("no protocols available")
         {
             Self::ProtocolVersion
-        } else if text.contains("certificate required")
-            || text.contains("alert bad certificate")
-            || text.contains("alert unknown ca")
+        } else if has("certificate required")
+            || has("alert bad certificate")
+            || has("alert unknown ca")
         {
             Self::ClientCertificate
-        } else if text.contains("alert handshake failure") {
+        } else if has("alert handshake failure") {
             Self::HandshakeFailureAlert
         } else {
             Self::Other
         }
     }
+}
+
+/// True when `text` contains `reason` (lowercase words separated by spaces), ignoring ASCII
+/// case and taking `_` for a space.
+fn contains_reason(text: &str, reason: &str) -> bool {
+    let same = |a: &u8, b: &u8| {
+        let fold = |c: u8| {
+            if c == b'_' {
+                b' '
+            } else {
+                c.to_ascii_lowercase()
+            }
+        };
+        fold(*a) == fold(*b)
+    };
+    let reason = reason.as_bytes();
+    text.as_bytes()
+        .windows(reason.len())
+        .any(|w| w.iter().zip(reason).all(|(a, b)| same(a, b)))
 }
 
 /// What was wrong with the response body (nginx-messages.md §14).
@@ -736,6 +763,15 @@ impl Classified {
     pub fn is_gateway_error(&self) -> bool {
         matches!(self.http_status(), 502 | 504)
     }
+
+    /// True when this line, as the last attempt, failed the client's request: nginx's 502
+    /// or 504 ([`Classified::is_gateway_error`]), or the upstream's raw bytes relayed as an
+    /// HTTP/0.9 answer with no status line ([`InvalidHeaderKind::NoValidHttpHeader`], status
+    /// 9), which no client takes for the page it asked for.
+    #[must_use]
+    pub fn fails_request(&self) -> bool {
+        self.is_gateway_error() || self.http_status() == 9
+    }
 }
 
 /// [`Classified`] borrowing from the line: what the scanner uses to avoid allocating.
@@ -825,6 +861,15 @@ pub(crate) fn classify_ref<'a>(line: &ErrorLine<'a>) -> Option<ClassifiedRef<'a>
             phase,
             detail,
         };
+    if is_module_message(message) {
+        // A Lua script's or a third-party module's own text: free text that may quote
+        // nginx's messages. Only what nginx itself wrote around it counts: its `upstream:`
+        // field or an upstream action; the message gives no name and no signature.
+        let upstream_action = action.is_some_and(|a| UPSTREAM_ACTIONS.contains(&a));
+        let peer = field.map(|f| f.peer);
+        return (peer.is_some() || upstream_action)
+            .then(|| make(Signature::OtherUpstream, peer, None));
+    }
 
     if let (Some(connect_peer), Some(errno)) = (connect_failure(message), line.errno) {
         if resolving {
@@ -865,7 +910,7 @@ pub(crate) fn classify_ref<'a>(line: &ErrorLine<'a>) -> Option<ClassifiedRef<'a>
     }
     if let Some(host) = setup_failure(message) {
         let resolve = message.starts_with("no resolver defined to resolve ")
-            || message.contains(" could not be resolved");
+            || message.ends_with(" could not be resolved");
         return Some(make(
             if resolve {
                 Signature::Resolve
@@ -880,6 +925,21 @@ pub(crate) fn classify_ref<'a>(line: &ErrorLine<'a>) -> Option<ClassifiedRef<'a>
         return Some(make(Signature::OtherUpstream, None, None));
     }
     None
+}
+
+/// Messages written by a Lua script (OpenResty's `ngx.log`: `[lua] access.lua:202:
+/// authenticate(): ...`) or a third-party module that tags its own (`[kong] ...`): a
+/// bracketed tag of letters, digits, `_` or `-`, then a space. No message of nginx's own
+/// starts with `[`.
+fn is_module_message(message: &str) -> bool {
+    let Some(rest) = message.strip_prefix('[') else {
+        return false;
+    };
+    let tag = rest
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+        .count();
+    tag > 0 && rest.get(tag..).is_some_and(|r| r.starts_with("] "))
 }
 
 /// Messages about the client, not the upstream (499s, 494s, client body errors).
@@ -902,6 +962,7 @@ fn is_harmless(message: &str, level: Level) -> bool {
         || message.starts_with("an upstream response is buffered to a temporary file")
         || message.starts_with("upstream sent more data than specified in ")
         || message == "upstream sent data after final chunk"
+        || message == "upstream sent data after trailers"
         || message == "upstream sent too big early hints"
         || (message.starts_with("key: ") && message.ends_with(" was not found by memcached"))
 }
@@ -939,12 +1000,19 @@ fn response_signature<'a>(
 
 /// Socket reads and writes (nginx-messages.md §9, §10, §14).
 fn io_signature(message: &str, errno: Option<i32>) -> Option<(Signature, Option<&str>)> {
-    const READS: [&str; 3] = ["recv() failed", "readv() failed", "SSL_read() failed"];
-    const WRITES: [&str; 4] = [
+    // `WSARecv()` and `WSASend()`: nginx for Windows.
+    const READS: [&str; 4] = [
+        "recv() failed",
+        "readv() failed",
+        "SSL_read() failed",
+        "WSARecv() failed",
+    ];
+    const WRITES: [&str; 5] = [
         "writev() failed",
         "send() failed",
         "sendfile() failed",
         "SSL_write() failed",
+        "WSASend() failed",
     ];
     let (write, rest) = match READS.iter().find_map(|op| message.strip_prefix(op)) {
         Some(rest) => (false, rest),
@@ -955,12 +1023,12 @@ fn io_signature(message: &str, errno: Option<i32>) -> Option<(Signature, Option<
     } else {
         Some(ssl_errors(rest.strip_prefix(' ')?)?)
     };
-    // Linux numbers first, then the BSD ones (kqueue builds): ECONNRESET 104/54,
-    // EPIPE 32, ETIMEDOUT 110/60.
+    // Linux numbers first, then the BSD ones (kqueue builds) and Windows' WSA ones:
+    // ECONNRESET 104/54/10054, EPIPE 32, ETIMEDOUT 110/60/10060.
     let signature = match errno {
-        Some(104 | 54) => Signature::Reset,
+        Some(104 | 54 | 10054) => Signature::Reset,
         Some(32) if write => Signature::Reset,
-        Some(110 | 60) => Signature::KernelTimedOut,
+        Some(110 | 60 | 10060) => Signature::KernelTimedOut,
         Some(errno) if write => Signature::SendFailed { errno },
         Some(errno) => Signature::RecvFailed { errno },
         None if ssl.is_some() => Signature::Tls(TlsKind::IoFailed),
@@ -1215,30 +1283,59 @@ fn connect_failure(message: &str) -> Option<Option<&str>> {
 }
 
 /// The signature of a connect failure by errno number. Linux numbers first; the BSD
-/// numbers (kqueue builds) do not occur on Linux connects, so both are accepted.
+/// numbers (kqueue builds) and Windows' WSA numbers (nginx for Windows) do not occur on
+/// Linux connects, so all are accepted. Of the WSA numbers only those whose meaning is the
+/// POSIX one are taken: `WSAECONNREFUSED` 10061, `WSAENETDOWN` 10050, `WSAENETUNREACH`
+/// 10051, `WSAEHOSTDOWN` 10064, `WSAEHOSTUNREACH` 10065, `WSAETIMEDOUT` 10060 (not
+/// `WSAEACCES` 10013, a local firewall rather than SELinux, nor `WSAEADDRNOTAVAIL` 10049,
+/// which Windows gives for a connect to an unusable address such as `0.0.0.0`).
 fn connect_signature(errno: i32, unix: bool) -> Option<Signature> {
     Some(match errno {
-        111 | 61 => Signature::ConnectRefused,
+        111 | 61 | 10061 => Signature::ConnectRefused,
         2 if unix => Signature::SocketMissing,
         13 => Signature::PermissionDenied,
         11 | 35 if unix => Signature::BacklogFull,
-        101 | 100 | 51 | 50 => Signature::NetUnreachable,
-        113 | 112 | 65 | 64 => Signature::HostUnreachable,
+        101 | 100 | 51 | 50 | 10051 | 10050 => Signature::NetUnreachable,
+        113 | 112 | 65 | 64 | 10065 | 10064 => Signature::HostUnreachable,
         99 | 49 => Signature::AddressNotAvailable,
         1 => Signature::NotPermitted,
-        110 | 60 => Signature::ConnectTimedOut,
+        110 | 60 | 10060 => Signature::ConnectTimedOut,
         _ => return None,
     })
+}
+
+/// True when `text` can be a host name as nginx's resolver writes it: letters, digits,
+/// `-`, `_` and `.`, nothing else (no space, no quote, no bracket).
+fn is_host_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// If `message` is a DNS or URL failure from before any peer was chosen (nginx-messages.md §5,
 /// and the config-time `host not found in upstream`), the host name it names, if any.
 fn setup_failure(message: &str) -> Option<Option<&str>> {
     if let Some(host) = message.strip_prefix("no resolver defined to resolve ") {
-        return Some(Some(host));
+        return Some(Some(host).filter(|h| is_host_name(h)));
     }
-    if let Some((host, _)) = message.split_once(" could not be resolved") {
-        return Some(Some(host.trim_matches('"')));
+    if let Some((host, after)) = message.split_once(" could not be resolved") {
+        // `<name> could not be resolved` (ngx_resolver's callers write the bare name; the
+        // mail module quotes it), or the zone module's `service <svc> of <name> ...`. Only
+        // when the name is all the text before it, as nginx writes it: in other text (a
+        // script's message, a cut line) the words before are not a name.
+        if !after.is_empty() {
+            return None;
+        }
+        let host = match host.strip_prefix("service ") {
+            Some(service) => service.split_once(" of ").map_or(service, |(_, h)| h),
+            None => host,
+        };
+        let host = host
+            .strip_prefix('"')
+            .and_then(|h| h.strip_suffix('"'))
+            .unwrap_or(host);
+        return is_host_name(host).then_some(Some(host));
     }
     if message.starts_with("invalid URL prefix in ") || message == "zero length URI to proxy" {
         return Some(None);

@@ -6,6 +6,10 @@
 //! What a line *means* is decided in [`crate::classify`]. Everything here borrows from the
 //! input line: parsing a line allocates nothing.
 //!
+//! Lines copied out of a container runtime (`docker compose logs`, `docker logs
+//! --timestamps`, the CRI files of Kubernetes nodes) carry a prefix before nginx's line;
+//! [`strip_container_prefix`] takes it off, anchored, and [`parse_line`] uses it.
+//!
 //! The parser is tolerant: nginx writes header values raw (quotes are not escaped) and cuts
 //! lines at 2048 bytes, so trailing fields may be missing or cut short. Such lines still
 //! parse; the missing fields are `None` and a cut value is returned as far as it goes.
@@ -134,7 +138,8 @@ pub struct ErrorLine<'a> {
     pub referrer: Option<&'a str>,
     /// `resolver:` value of resolver socket errors (` while resolving, resolver: <addr>`).
     pub resolver: Option<&'a str>,
-    /// The whole line, without its line ending.
+    /// The whole nginx line, without its line ending and without a container log prefix
+    /// (see [`strip_container_prefix`]).
     pub raw: &'a str,
 }
 
@@ -227,12 +232,16 @@ const FIELDS: [Field; 7] = [
 ];
 
 /// Parses one error-log line. Returns `None` when the line does not start like an nginx
-/// error-log line (`YYYY/MM/DD HH:MM:SS [level] PID#TID: `).
+/// error-log line (`YYYY/MM/DD HH:MM:SS [level] PID#TID: `), after a container log prefix
+/// if it has one (see [`strip_container_prefix`]; [`ErrorLine::raw`] is then the nginx line
+/// without it).
 ///
 /// A trailing `\n` or `\r\n` is ignored.
 #[must_use]
 pub fn parse_line(line: &str) -> Option<ErrorLine<'_>> {
-    let raw = line.trim_end_matches(['\n', '\r']);
+    let line = line.trim_end_matches(['\n', '\r']);
+    let prefix = line.len() - strip_container_prefix(line.as_bytes()).len();
+    let raw = line.get(prefix..)?;
     let time = parse_time(raw.as_bytes())?;
     let after_time = raw.get(19..)?.strip_prefix(" [")?;
     let (level, after_level) = after_time.split_once("] ")?;
@@ -275,6 +284,144 @@ pub fn parse_line(line: &str) -> Option<ErrorLine<'_>> {
         fill_suffix(&mut parsed, suffix);
     }
     Some(parsed)
+}
+
+/// Longest container name or service name taken for a `docker compose` prefix.
+const MAX_SERVICE_NAME: usize = 128;
+
+/// The nginx line inside a line that a container runtime or log collector prefixed, or the
+/// line itself when it has no such prefix (docs/nginx-messages.md, "Real-world variants").
+///
+/// Recognised, anchored at the start of the line, and only when the rest then starts like
+/// an nginx error-log line (`YYYY/MM/DD HH:MM:SS [`), so a line nginx wrote is never cut:
+///
+/// - `docker compose logs`: `web-1  | ` (Compose v2), `web_1  | ` (v1), `proj-web-1  | `: a
+///   name of letters, digits, `_`, `.` and `-`, padding spaces, `|` and a space; colour
+///   escapes (`ESC[..m`) around it are skipped;
+/// - `docker logs --timestamps` / `kubectl logs --timestamps`: an RFC 3339 time with an
+///   optional fraction and `Z` or an offset, then a space (also after a Compose prefix);
+/// - the CRI format of containerd and CRI-O (Kubernetes node logs): the RFC 3339 time,
+///   `stdout` or `stderr`, the tag `F` (full line) or `P` (partial: the runtime split a
+///   long line; the part after it starts with no nginx timestamp and is not read).
+///
+/// A line that already starts with an nginx timestamp is returned unchanged.
+#[must_use]
+pub fn strip_container_prefix(line: &[u8]) -> &[u8] {
+    if starts_like_nginx(line) {
+        return line;
+    }
+    let mut rest = skip_colour(line);
+    if let Some(after) = compose_prefix(rest) {
+        rest = after;
+    }
+    if let Some(after) = rfc3339_prefix(rest) {
+        rest = after;
+        // CRI: `<stream> <tag> ` after the time.
+        for stream in [&b"stdout "[..], b"stderr "] {
+            if let Some(after) = rest.strip_prefix(stream)
+                && let Some(after) = after
+                    .strip_prefix(b"F ")
+                    .or_else(|| after.strip_prefix(b"P "))
+            {
+                rest = after;
+            }
+        }
+    }
+    if rest.len() < line.len() && starts_like_nginx(rest) {
+        rest
+    } else {
+        line
+    }
+}
+
+/// True when `b` starts with the shape of nginx's `YYYY/MM/DD HH:MM:SS` followed by ` [`
+/// (digits and separators; the parsers validate the date).
+fn starts_like_nginx(b: &[u8]) -> bool {
+    let Some(stamp) = b.get(..21) else {
+        return false;
+    };
+    stamp.iter().enumerate().all(|(i, c)| match i {
+        4 | 7 => *c == b'/',
+        10 | 19 => *c == b' ',
+        13 | 16 => *c == b':',
+        20 => *c == b'[',
+        _ => c.is_ascii_digit(),
+    })
+}
+
+/// `b` after any ANSI colour escapes (`ESC [ digits-and-semicolons m`) at its start.
+fn skip_colour(mut b: &[u8]) -> &[u8] {
+    // Each iteration removes one escape; bounded by the length of `b`.
+    while let Some(after) = b.strip_prefix(b"\x1b[") {
+        let len = after
+            .iter()
+            .take_while(|c| c.is_ascii_digit() || **c == b';')
+            .count();
+        match after.get(len..).and_then(|a| a.strip_prefix(b"m")) {
+            Some(a) => b = a,
+            None => break,
+        }
+    }
+    b
+}
+
+/// The text after a `docker compose logs` prefix (`NAME  | `), if `b` starts with one.
+fn compose_prefix(b: &[u8]) -> Option<&[u8]> {
+    let name = b
+        .iter()
+        .take(MAX_SERVICE_NAME + 1)
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        .count();
+    if name == 0 || name > MAX_SERVICE_NAME || !b.first()?.is_ascii_alphanumeric() {
+        return None;
+    }
+    let after_name = skip_colour(b.get(name..)?);
+    let pad = after_name.iter().take_while(|c| **c == b' ').count();
+    if pad == 0 {
+        return None;
+    }
+    let after_bar = skip_colour(after_name.get(pad..)?.strip_prefix(b"|")?);
+    let after_space = after_bar.strip_prefix(b" ")?;
+    Some(skip_colour(after_space))
+}
+
+/// The text after an RFC 3339 time and one space (`2024-05-01T10:00:00.123456789Z `,
+/// `2024-05-01T10:00:00+02:00 `), if `b` starts with one.
+fn rfc3339_prefix(b: &[u8]) -> Option<&[u8]> {
+    let stamp = b.get(..19)?;
+    let seps = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    let digits_ok = stamp
+        .iter()
+        .enumerate()
+        .all(|(i, c)| seps.iter().any(|&(at, _)| at == i) || c.is_ascii_digit());
+    if !digits_ok || seps.iter().any(|&(i, c)| stamp.get(i) != Some(&c)) {
+        return None;
+    }
+    let mut rest = b.get(19..)?;
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = fraction.iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=9).contains(&n) {
+            return None;
+        }
+        rest = fraction.get(n..)?;
+    }
+    rest = match rest.first()? {
+        b'Z' => rest.get(1..)?,
+        b'+' | b'-' => {
+            let offset = rest.get(1..6)?;
+            let ok = offset.get(2) == Some(&b':')
+                && offset
+                    .iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 2 || c.is_ascii_digit());
+            if !ok {
+                return None;
+            }
+            rest.get(6..)?
+        }
+        _ => return None,
+    };
+    rest.strip_prefix(b" ")
 }
 
 /// Parses the fixed-width `YYYY/MM/DD HH:MM:SS` at the start of `b` and validates it.

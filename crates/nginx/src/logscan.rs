@@ -34,7 +34,7 @@ use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample};
 use crate::window::{self, Stamp};
 
 use crate::classify::{Classified, ClassifiedRef, Phase, Signature, classify_ref};
-use crate::errorlog::{ErrorLine, parse_line};
+use crate::errorlog::{ErrorLine, parse_line, strip_container_prefix};
 
 /// Why an error log could not be scanned (the kind is always [`LogKind::Error`]).
 pub type LogError = LogFileError;
@@ -769,8 +769,10 @@ struct StampCache {
 
 impl StampCache {
     /// The line's time, or `None` when [`parse_line`] would reject the line: it must start
-    /// with `YYYY/MM/DD HH:MM:SS [level] PID#TID:`.
+    /// with `YYYY/MM/DD HH:MM:SS [level] PID#TID:`, after a container log prefix if it has
+    /// one ([`strip_container_prefix`]).
     fn line_time(&mut self, line: &[u8]) -> Option<DateTime> {
+        let line = strip_container_prefix(line);
         let (stamp, rest) = line.split_first_chunk::<19>()?;
         if !header_ok(rest) {
             return None;
@@ -1109,6 +1111,7 @@ mod tests {
     const CATALOG: &str = include_str!("../tests/fixtures/errorlog/catalog.log");
     const REAL: &str = include_str!("../tests/fixtures/errorlog/real-nginx.log");
     const RESPONSE: &str = include_str!("../tests/fixtures/errorlog/real-response.log");
+    const REAL_WORLD: &str = include_str!("../tests/fixtures/errorlog/real-world.log");
 
     /// The scan without any shortcut: every line read one at a time, parsed in full and
     /// classified, on one thread. The fast paths must give exactly this.
@@ -1140,6 +1143,7 @@ mod tests {
             .lines()
             .chain(REAL.lines())
             .chain(RESPONSE.lines())
+            .chain(REAL_WORLD.lines())
             .collect()
     }
 

@@ -24,7 +24,8 @@ use jiff::civil::DateTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Stamp {
-    /// The error log: `YYYY/MM/DD HH:MM:SS` at the start of the line.
+    /// The error log: `YYYY/MM/DD HH:MM:SS` at the start of the line, or right after a
+    /// container log prefix (`docker compose`, `docker logs --timestamps`, CRI).
     ErrorLog,
     /// An access log with `$time_local`: the first `[dd/Mon/yyyy:HH:MM:SS +zzzz]` in the
     /// line. The offset must be well-formed but is not applied (the time as written, like
@@ -231,8 +232,10 @@ const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
-/// `YYYY/MM/DD HH:MM:SS` at the start of `b`.
+/// `YYYY/MM/DD HH:MM:SS` at the start of `b`, after a container log prefix if it has one
+/// ([`crate::errorlog::strip_container_prefix`]).
 fn error_log_time(b: &[u8]) -> Option<DateTime> {
+    let b = crate::errorlog::strip_container_prefix(b);
     fixed_time(b.get(..19)?, [b'/', b'/', b' ', b':', b':'])
 }
 

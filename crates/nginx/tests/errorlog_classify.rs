@@ -8,17 +8,11 @@ use fix502_nginx::classify::{
 };
 use fix502_nginx::errorlog::parse_line;
 
+mod common;
+use common::find;
+
 const CATALOG: &str = include_str!("fixtures/errorlog/catalog.log");
 const REAL: &str = include_str!("fixtures/errorlog/real-nginx.log");
-
-fn find(log: &'static str, needle: &str) -> &'static str {
-    let mut found = log.lines().filter(|l| l.contains(needle));
-    let line = found
-        .next()
-        .unwrap_or_else(|| panic!("no line contains {needle:?}"));
-    assert!(found.next().is_none(), "several lines contain {needle:?}");
-    line
-}
 
 fn classify_str(line: &str) -> Option<Classified> {
     classify(&parse_line(line).unwrap_or_else(|| panic!("unparsed: {line}")))

@@ -152,10 +152,11 @@ pub fn of_group_lines(group: &Group) -> Option<(Cause, &'static str)> {
 }
 
 /// The cause a group of logged failures points to (before other evidence refines it);
-/// `None` for lines that did not give the client nginx's 502 or 504 (truncated bodies,
-/// PHP's stderr).
+/// `None` for lines that did not fail the client's request (truncated bodies, PHP's
+/// stderr). A non-HTTP answer relayed as HTTP/0.9 (`upstream sent no valid HTTP/1.0
+/// header`) did fail it.
 pub fn of_group(group: &Group) -> Option<Cause> {
-    if !group.failure.is_gateway_error() {
+    if !group.failure.fails_request() {
         return None;
     }
     of_group_lines(group).map(|(cause, _)| cause)
