@@ -68,8 +68,8 @@ pub(crate) struct LabChild {
 }
 
 impl LabChild {
-    /// Starts `command` (stdin from /dev/null, stdout discarded, stderr as the command says)
-    /// in a process group of its own.
+    /// Starts `command` (stdin from /dev/null, stdout and stderr as the command says) in a
+    /// process group of its own.
     pub(crate) fn spawn(
         command: &mut Command,
         name: &'static str,
@@ -77,7 +77,6 @@ impl LabChild {
     ) -> Result<Self, LabError> {
         let child = command
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .process_group(0)
             .spawn()
             .map_err(|e| LabError::io(format!("start {name}"), e))?;
@@ -102,19 +101,35 @@ impl LabChild {
         endpoint: &Endpoint,
         log_tail: impl Fn() -> String,
     ) -> Result<bool, LabError> {
+        self.wait_until(
+            &format!("accept on {endpoint}"),
+            || endpoint.accepts(),
+            log_tail,
+        )
+    }
+
+    /// Waits (at most 5 s) until `ready()` says so (`what` it waits for, for the message).
+    /// `Ok(false)`: the child exited first. On a timeout the child is stopped and the error
+    /// says so, with `log_tail()`.
+    pub(crate) fn wait_until(
+        &mut self,
+        what: &str,
+        ready: impl Fn() -> bool,
+        log_tail: impl Fn() -> String,
+    ) -> Result<bool, LabError> {
         let deadline = Instant::now() + READY_WAIT;
         loop {
             if self.exited()? {
                 return Ok(false);
             }
-            if endpoint.accepts() {
+            if ready() {
                 return Ok(true);
             }
             if Instant::now() >= deadline {
                 let log = log_tail();
                 self.stop()?;
                 return Err(LabError::Timeout(format!(
-                    "{} did not accept on {endpoint} within {} s: {log}",
+                    "{} did not {what} within {} s: {log}",
                     self.name,
                     READY_WAIT.as_secs()
                 )));

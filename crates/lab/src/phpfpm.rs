@@ -205,6 +205,7 @@ impl PhpFpm {
                 .arg("-y")
                 .arg(&config)
                 .arg("-F")
+                .stdout(Stdio::null())
                 .stderr(Stdio::from(stderr)),
             "php-fpm",
             Signal::SIGQUIT,

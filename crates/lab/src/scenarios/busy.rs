@@ -159,15 +159,26 @@ fn decoy(dir: &Path, port: u16) -> Result<LabChild, LabError> {
     let log = dir.join("logs/decoy.log");
     let mut child = LabChild::spawn(
         Command::new(python)
-            .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(&served)
             .arg(port.to_string())
+            .stdout(log_file(&log)?)
             .stderr(log_file(&log)?),
         "python3 -m http.server",
         Signal::SIGTERM,
     )?;
-    let endpoint = Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    if child.wait_ready(&endpoint, || log_tail(&log))? {
+    // Its own words that it bound the port: a connect could reach another test's listener
+    // that got the port in between.
+    let bound = format!("Serving HTTP on 127.0.0.1 port {port} ");
+    let ready = || fs::read_to_string(&log).is_ok_and(|t| t.contains(&bound));
+    if child.wait_until(&format!("listen on port {port}"), ready, || log_tail(&log))? {
         Ok(child)
     } else {
         Err(LabError::Unsupported(format!(
@@ -257,6 +268,7 @@ fn uwsgi_http_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabEr
             .args(["--route-run", "return:200", "--master", "--processes", "1"])
             .arg("--logto")
             .arg(&log)
+            .stdout(Stdio::null())
             .stderr(Stdio::null()),
         "uwsgi",
         // SIGTERM makes uWSGI reload; SIGINT ends it.
