@@ -312,3 +312,70 @@ fn the_lab_expects_only_causes_of_the_cause_table() {
         }
     }
 }
+
+/// No diagnosis of a busy host names one of its healthy members (the lab's other sites' apps
+/// and pools), and none says the app moved: the decoy, the neighbouring ports and the other
+/// pools are hints at most.
+fn blames_no_healthy_member(lab: &fix502_lab::Lab, report: &serde_json::Value) {
+    let healthy = lab.healthy_upstreams();
+    assert!(
+        !healthy.is_empty(),
+        "{}: no healthy members",
+        lab.info().name
+    );
+    for d in report["diagnosis"].as_array().into_iter().flatten() {
+        let upstream = d["upstream"].as_str().unwrap_or_default();
+        assert!(
+            !healthy.iter().any(|h| h == upstream),
+            "{}: {} names the healthy {upstream}; report {report:#}",
+            lab.info().name,
+            d["cause"]
+        );
+        assert_ne!(
+            d["cause"],
+            "upstream-wrong-address",
+            "{}: {report:#}",
+            lab.info().name
+        );
+    }
+}
+
+#[test]
+fn busy_host_one_down() {
+    let Some((lab, report)) = check("busy-host-one-down") else {
+        return;
+    };
+    blames_no_healthy_member(&lab, &report);
+}
+
+#[test]
+fn busy_host_healthy() {
+    let Some((lab, report)) = check("busy-host-healthy") else {
+        return;
+    };
+    blames_no_healthy_member(&lab, &report);
+}
+
+#[test]
+fn php_fpm_saturated() {
+    check("php-fpm-saturated");
+}
+
+#[test]
+fn php_fpm_allowed_clients() {
+    check("php-fpm-allowed-clients");
+}
+
+#[test]
+#[ignore = "issue 12 item 4: uWSGI on --http-socket is silent to uwsgi_pass; nginx logs a read timeout (504) and fix502 reports upstream-timeout (0.95) at it, without sniffing that the port speaks HTTP, instead of upstream-protocol-mismatch"]
+fn uwsgi_http_socket() {
+    check("uwsgi-http-socket");
+}
+
+#[test]
+fn php_fpm_stale_socket() {
+    let Some((lab, report)) = check("php-fpm-stale-socket") else {
+        return;
+    };
+    blames_no_healthy_member(&lab, &report);
+}

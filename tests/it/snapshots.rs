@@ -55,6 +55,11 @@ fn settings(lab: &Lab) -> insta::Settings {
             "$1:[PORT]",
         ),
         (r"sport = :\d+", "sport = :[PORT]"),
+        // The busy host's decoy takes its port as its last argument.
+        (
+            r"(http\.server [^)\n]*--directory \S+) \d{2,5}\b",
+            "$1 [PORT]",
+        ),
         (r"\bport \d{2,5}\b", "port [PORT]"),
         // A line cut short: where the cut falls moves with the length of pids and ports.
         (r#"(?m)(request: "[^"\n]*")[^\n]*…$"#, "$1, […]"),
@@ -132,9 +137,19 @@ fn assert_all(
     assert!(differ.is_empty(), "snapshots differ: {differ:?}");
 }
 
+/// Scenarios whose report races, so their end-to-end tests check the cause instead: php-fpm
+/// closes the connection of a client it does not allow as soon as it accepts it, so nginx
+/// (and fix502's probe) sees a reset or a close, whichever came first; and how many of the
+/// saturated pool's connects found its queue full, and whether fix502's own connect does,
+/// depends on how far its one worker got.
+const RACING: &[&str] = &["php-fpm-allowed-clients", "php-fpm-saturated"];
+
 #[test]
 fn human_report_of_every_scenario() {
-    assert_all("human", fix502_lab::scenarios().map(|s| s.name), |lab| {
+    let names = fix502_lab::scenarios()
+        .map(|s| s.name)
+        .filter(|name| !RACING.contains(name));
+    assert_all("human", names, |lab| {
         let out = run(bin()
             .args(["--non-interactive", "--config"])
             .arg(lab.config()));

@@ -17,10 +17,26 @@ pub(crate) fn get_status(addr: SocketAddr, path: &str) -> Result<u16, LabError> 
     status(addr, "GET", path, b"")
 }
 
+/// Sends `GET path` to `addr` with `Host: host` and returns the response status.
+pub(crate) fn get_status_at(addr: SocketAddr, host: &str, path: &str) -> Result<u16, LabError> {
+    request(addr, host, "GET", path, b"")
+}
+
 /// Sends `method path` with `body` (a `Content-Length` header when it is not empty) to `addr`
 /// and returns the response status.
 pub(crate) fn status(
     addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<u16, LabError> {
+    request(addr, SERVER_NAME, method, path, body)
+}
+
+/// Sends `method path` with `Host: host` and `body` to `addr` and returns the response status.
+fn request(
+    addr: SocketAddr,
+    host: &str,
     method: &str,
     path: &str,
     body: &[u8],
@@ -38,10 +54,9 @@ pub(crate) fn status(
             body.len()
         )
     };
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {SERVER_NAME}\r\n{length}Connection: close\r\n\r\n"
-    )
-    .into_bytes();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n{length}Connection: close\r\n\r\n")
+            .into_bytes();
     request.extend_from_slice(body);
     stream.write_all(&request).map_err(io)?;
 

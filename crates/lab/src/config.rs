@@ -26,7 +26,34 @@ pub(crate) struct ConfigSpec {
     pub error_log_level: &'static str,
     /// Log with [`UPSTREAM_LOG_FORMAT`] instead of nginx's built-in `combined`.
     pub upstream_log: bool,
+    /// More named upstream groups, after `backend`.
+    pub groups: Vec<Group>,
+    /// Whether other sites' server blocks are included from `conf/sites/*.conf` (after the
+    /// lab's own server block, which stays the default server).
+    pub sites: bool,
 }
+
+/// A named `upstream NAME { server ...; }` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Group {
+    /// The group's name, as pass directives write it (`http://NAME`).
+    pub name: String,
+    /// Its servers' addresses.
+    pub servers: Vec<String>,
+}
+
+/// Another site on the lab's nginx: a server block of its own on the same listen address,
+/// in `conf/sites/SERVER_NAME.conf`, with one `location /`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Site {
+    /// Its `server_name` (also its file name and the Host of the lab's request to it).
+    pub server_name: String,
+    /// The directives of its `location /`, without `;`, the pass directive first.
+    pub location: Vec<String>,
+}
+
+/// The directory of the other sites' files, relative to the lab dir.
+pub(crate) const SITES_DIR: &str = "conf/sites";
 
 /// An access-log format that records every upstream attempt, as operators add it to see who
 /// made a 502 (`combined` plus the `$upstream_*` variables).
@@ -95,15 +122,42 @@ pub(crate) fn main_conf(dir: &str, spec: &ConfigSpec) -> String {
         }
         out.push_str("    }\n\n");
     }
+    for group in &spec.groups {
+        out.push_str(&format!("    upstream {} {{\n", group.name));
+        for server in &group.servers {
+            out.push_str(&format!("        server {server};\n"));
+        }
+        out.push_str("    }\n\n");
+    }
     out.push_str(&format!(
         "    server {{\n\
          \x20       listen {listen};\n\
          \x20       server_name {SERVER_NAME};\n\
          \x20       include \"{dir}/conf/app.conf\";\n\
-         \x20   }}\n\
-         }}\n",
+         \x20   }}\n",
         listen = spec.listen
     ));
+    if spec.sites {
+        out.push_str(&format!("\n    include \"{dir}/{SITES_DIR}/*.conf\";\n"));
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// The file of another site: its server block on `listen`.
+pub(crate) fn site_conf(listen: SocketAddr, site: &Site) -> String {
+    let mut out = format!(
+        "# fix502 lab: another site on the same nginx\n\
+         server {{\n\
+         \x20   listen {listen};\n\
+         \x20   server_name {};\n\
+         \x20   location / {{\n",
+        site.server_name
+    );
+    for directive in &site.location {
+        out.push_str(&format!("        {directive};\n"));
+    }
+    out.push_str("    }\n}\n");
     out
 }
 
@@ -202,6 +256,11 @@ mod tests {
             group_extra: vec!["keepalive 8".to_owned()],
             error_log_level: NOTICE_LEVEL,
             upstream_log: true,
+            groups: vec![Group {
+                name: "shop".to_owned(),
+                servers: vec!["127.0.0.1:3".to_owned()],
+            }],
+            sites: true,
         };
         let conf = main_conf("/tmp/lab", &spec);
         assert!(conf.contains("error_log \"/tmp/lab/logs/error.log\" notice;\n"));
@@ -212,6 +271,35 @@ mod tests {
         assert!(conf.contains("        server 127.0.0.1:2;\n        keepalive 8;\n    }\n"));
         assert!(conf.contains("listen 127.0.0.1:8080;"));
         assert!(conf.contains("include \"/tmp/lab/conf/app.conf\";"));
+        assert!(conf.contains("    upstream shop {\n        server 127.0.0.1:3;\n    }\n"));
+        assert!(conf.ends_with("    }\n\n    include \"/tmp/lab/conf/sites/*.conf\";\n}\n"));
+        let plain = main_conf(
+            "/tmp/lab",
+            &ConfigSpec {
+                groups: Vec::new(),
+                sites: false,
+                ..spec
+            },
+        );
+        assert!(
+            plain.ends_with("/tmp/lab/conf/app.conf\";\n    }\n}\n"),
+            "{plain}"
+        );
+        assert!(!plain.contains("upstream shop"));
+    }
+
+    #[test]
+    fn a_site_is_a_server_block_with_one_location() {
+        let site = Site {
+            server_name: "shop.lab.fix502.test".to_owned(),
+            location: proxy("http://shop"),
+        };
+        let conf = site_conf("127.0.0.1:8080".parse().expect("addr"), &site);
+        assert!(
+            conf.contains("    listen 127.0.0.1:8080;\n    server_name shop.lab.fix502.test;\n")
+        );
+        assert!(conf.contains("    location / {\n        proxy_pass \"http://shop\";\n"));
+        assert!(conf.ends_with("    }\n}\n"));
     }
 
     #[test]

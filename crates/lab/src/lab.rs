@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::{Group, User, geteuid};
 use tempfile::TempDir;
 
+use crate::child::LabChild;
 use crate::config::{self, ConfigSpec};
 use crate::dns::DnsResponder;
 use crate::nginx::{self, ConfigTest, Instance};
@@ -69,6 +70,14 @@ pub struct Lab {
     expected_upstream: Option<String>,
     responders: Vec<Responder>,
     php_fpm: Option<PhpFpm>,
+    /// Other sites' PHP-FPM masters.
+    more_php_fpm: Vec<PhpFpm>,
+    /// Other programs serving for the scenario (uWSGI, a decoy listener).
+    children: Vec<LabChild>,
+    /// The other sites: their server names, for their requests.
+    sites: Vec<String>,
+    /// The upstreams of the host's other members that work.
+    healthy: Vec<String>,
     /// The hosts file nginx sees as `/etc/hosts`, when it runs in its own mount namespace.
     hosts: Option<PathBuf>,
     /// The DNS server the config's `resolver` names (`dns-nxdomain`).
@@ -129,6 +138,10 @@ impl Lab {
             expected_upstream: setup.expected_upstream.clone(),
             responders: Vec::new(),
             php_fpm: None,
+            more_php_fpm: Vec::new(),
+            children: Vec::new(),
+            sites: setup.sites.iter().map(|s| s.server_name.clone()).collect(),
+            healthy: setup.healthy.clone(),
             hosts: setup.hosts.as_ref().map(|h| h.path.clone()),
             dns: None,
             _alone: alone,
@@ -155,10 +168,17 @@ impl Lab {
             upstream_log,
             hosts,
             dns,
+            groups,
+            sites,
+            more_php_fpm,
+            children,
+            app_marker,
             ..
         } = setup;
         lab.responders = responders;
         lab.php_fpm = php_fpm;
+        lab.more_php_fpm = more_php_fpm;
+        lab.children = children;
         lab.dns = dns;
 
         let spec = ConfigSpec {
@@ -168,9 +188,22 @@ impl Lab {
             group_extra,
             error_log_level,
             upstream_log,
+            groups,
+            sites: !sites.is_empty(),
         };
         lab.write("conf/nginx.conf", &config::main_conf(&dir_text, &spec))?;
         lab.write("conf/app.conf", &config::app_conf(&location))?;
+        if !sites.is_empty() {
+            let path = lab.dir.join(config::SITES_DIR);
+            fs::create_dir(&path)
+                .map_err(|e| LabError::io(format!("create {}", path.display()), e))?;
+        }
+        for site in &sites {
+            lab.write(
+                &format!("{}/{}.conf", config::SITES_DIR, site.server_name),
+                &config::site_conf(listen, site),
+            )?;
+        }
         tracing::info!(scenario = info.name, dir = %lab.dir.display(), "lab set up");
 
         let mut started = None;
@@ -187,6 +220,9 @@ impl Lab {
             } else if let Some(status) = info.http_status() {
                 // nginx logs nothing: wait until it has logged the answer it gave.
                 lab.wait_for(&lab.access_log, &format!("\" {status} "))?;
+            }
+            if let Some((log, marker)) = &app_marker {
+                lab.wait_for(log, marker)?;
             }
         }
         if let Some(edit) = edit {
@@ -264,6 +300,23 @@ impl Lab {
     /// pool.
     pub fn app_log(&self) -> Option<&Path> {
         self.php_fpm.as_ref().map(PhpFpm::log)
+    }
+
+    /// The pids of the scenario's other programs: other sites' PHP-FPM masters, uWSGI, the
+    /// decoy listener (each leads a process group of its own, stopped with the lab).
+    pub fn other_pids(&self) -> Vec<u32> {
+        self.more_php_fpm
+            .iter()
+            .map(PhpFpm::pid)
+            .chain(self.children.iter().map(LabChild::pid))
+            .collect()
+    }
+
+    /// The upstreams of the host's other members that work (other sites' apps and pools), as
+    /// nginx writes them: a correct diagnosis names none of them. Empty for scenarios with one
+    /// site.
+    pub fn healthy_upstreams(&self) -> &[String] {
+        &self.healthy
     }
 
     /// The first lines of the request heads the scenario's apps were sent so far (by nginx,
@@ -361,8 +414,27 @@ impl Lab {
         fs::write(&path, text).map_err(|e| LabError::io(format!("write {}", path.display()), e))
     }
 
-    /// Sends the scenario's requests so that nginx logs its failure; outcomes are only traced.
+    /// Sends the scenario's requests so that nginx logs its failure, and one `GET /` to each
+    /// other site; outcomes are only traced.
     fn send_traffic(&self, traffic: Traffic) {
+        for site in &self.sites {
+            match client::get_status_at(self.listen, site, "/") {
+                Ok(status) => tracing::debug!(status, site, "lab request"),
+                Err(e) => tracing::debug!(error = %e, site, "lab request failed"),
+            }
+        }
+        if traffic.concurrent {
+            // Bounded: one thread per request, each under the client's timeouts.
+            thread::scope(|scope| {
+                for _ in 0..traffic.gets {
+                    scope.spawn(|| match self.request("/") {
+                        Ok(status) => tracing::debug!(status, "lab request"),
+                        Err(e) => tracing::debug!(error = %e, "lab request failed"),
+                    });
+                }
+            });
+            return;
+        }
         for i in 0..traffic.gets {
             if i > 0 {
                 thread::sleep(traffic.gap);
@@ -407,9 +479,15 @@ impl Lab {
         }
         self.stopped = true;
         let nginx = stop_master(&self.pid_file, &self.dir_marker());
-        let php_fpm = self.php_fpm.as_mut().map_or(Ok(()), PhpFpm::stop);
+        let mut php_fpm = self.php_fpm.as_mut().map_or(Ok(()), PhpFpm::stop);
         if php_fpm.is_ok() {
             self.php_fpm = None;
+        }
+        for other in &mut self.more_php_fpm {
+            php_fpm = php_fpm.and(other.stop());
+        }
+        for child in &mut self.children {
+            php_fpm = php_fpm.and(child.stop());
         }
         for responder in &mut self.responders {
             responder.stop();

@@ -2,8 +2,10 @@
 //!
 //! Each [scenario](scenarios) builds one failure that ends in a 502 (or a healthy baseline) in
 //! its own temp dir: a generated config, its own loopback ports, upstream "apps" served by
-//! threads of this process (plain HTTP or TLS) or by a real PHP-FPM child, and a daemonized
-//! nginx started with `-p <dir>/ -c <dir>/conf/nginx.conf`.
+//! threads of this process (plain HTTP or TLS) or by real child programs (PHP-FPM pools,
+//! uWSGI, a decoy `python3 -m http.server`, each in its own process group and stopped by its
+//! pid), other sites' server blocks in `conf/sites/`, and a daemonized nginx started with
+//! `-p <dir>/ -c <dir>/conf/nginx.conf`.
 //! [`Lab::start`] returns once nginx has logged the failure; [`Lab::stop`] (or `Drop`) stops
 //! nginx by its pid file and removes everything. Nothing outside the temp dir is changed:
 //! `stale-dns` runs nginx in its own mount namespace with the lab's hosts file bind-mounted on
@@ -24,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod child;
 mod client;
 mod config;
 pub mod dns;

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::LabError;
-use crate::config::{self, ERROR_LEVEL};
+use crate::child::LabChild;
+use crate::config::{self, ERROR_LEVEL, Group, Site};
 use crate::dns::DnsResponder;
 use crate::phpfpm::{self, PhpFpm, PoolSpec};
 use crate::upstream::{Behavior, Listener, Responder};
@@ -35,6 +36,9 @@ pub(crate) struct Traffic {
     pub gap: Duration,
     /// Whether a `POST /` with a small body follows the GETs.
     pub post: bool,
+    /// Whether the GETs are sent all at once, each from a thread of its own (so that a
+    /// busy app server has more connections than it takes), instead of one after the other.
+    pub concurrent: bool,
 }
 
 impl Default for Traffic {
@@ -43,6 +47,7 @@ impl Default for Traffic {
             gets: DEFAULT_GETS,
             gap: Duration::ZERO,
             post: false,
+            concurrent: false,
         }
     }
 }
@@ -114,6 +119,20 @@ pub(crate) struct Setup {
     pub hosts: Option<NamespaceHosts>,
     /// The DNS server the config's `resolver` names, if the scenario has one.
     pub dns: Option<DnsResponder>,
+    /// More named upstream groups in `conf/nginx.conf`.
+    pub groups: Vec<Group>,
+    /// Other sites on the same nginx (`conf/sites/*.conf`); the lab sends each one `GET /`.
+    pub sites: Vec<Site>,
+    /// The upstreams of the other members of the host that work, as nginx writes them: no
+    /// diagnosis may name one.
+    pub healthy: Vec<String>,
+    /// More PHP-FPM masters (other sites' pools).
+    pub more_php_fpm: Vec<PhpFpm>,
+    /// Other programs serving for the scenario (uWSGI, a decoy listener).
+    pub children: Vec<LabChild>,
+    /// A line the scenario's app server writes to its own log (the file and a fragment of
+    /// the line): the lab waits for it after nginx logged its line.
+    pub app_marker: Option<(PathBuf, &'static str)>,
 }
 
 impl Setup {
@@ -134,6 +153,12 @@ impl Setup {
             upstream_log: false,
             hosts: None,
             dns: None,
+            groups: Vec::new(),
+            sites: Vec::new(),
+            healthy: Vec::new(),
+            more_php_fpm: Vec::new(),
+            children: Vec::new(),
+            app_marker: None,
         }
     }
 
@@ -187,13 +212,13 @@ pub(crate) fn php_fpm(
     dir: LabDir<'_>,
     terminate_after_secs: Option<u32>,
 ) -> Result<(String, PhpFpm), LabError> {
+    let port = free_port()?;
     let spec = PoolSpec {
-        port: free_port()?,
-        user: dir.user.map(str::to_owned),
         terminate_after_secs,
+        ..PoolSpec::tcp(port, dir.user)
     };
     let fpm = PhpFpm::start(dir.path, dir.text, &spec)?;
-    Ok((format!("127.0.0.1:{}", spec.port), fpm))
+    Ok((format!("127.0.0.1:{port}"), fpm))
 }
 
 /// nginx passes requests with FastCGI to `upstream`, served by `responders` or `php_fpm`.
@@ -246,7 +271,12 @@ pub(crate) fn listener_with_closed_twin(
 
 /// `unix:<dir>/run/app.sock`, as nginx writes it; fails if the path is too long for a socket.
 pub(crate) fn unix_upstream(dir: &Path) -> Result<String, LabError> {
-    let path = dir.join("run/app.sock");
+    unix_upstream_named(dir, "app")
+}
+
+/// `unix:<dir>/run/NAME.sock`, as nginx writes it; fails if the path is too long for a socket.
+pub(crate) fn unix_upstream_named(dir: &Path, name: &str) -> Result<String, LabError> {
+    let path = dir.join(format!("run/{name}.sock"));
     let text = path.to_string_lossy();
     if text.len() > MAX_UNIX_PATH {
         return Err(LabError::Unsupported(format!(
@@ -254,6 +284,27 @@ pub(crate) fn unix_upstream(dir: &Path) -> Result<String, LabError> {
         )));
     }
     Ok(format!("unix:{text}"))
+}
+
+/// `n` consecutive loopback ports that were free a moment ago, the lowest first (a busy host
+/// gives its apps neighbouring ports).
+pub(crate) fn free_ports(n: u16) -> Result<Vec<u16>, LabError> {
+    for _ in 0..PORT_ATTEMPTS {
+        let first = free_port()?;
+        let Some(last) = first.checked_add(n.saturating_sub(1)) else {
+            continue;
+        };
+        // Binding each proves it is free; dropping the listeners frees them again.
+        let bound: Vec<_> = (first..=last)
+            .map_while(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok())
+            .collect();
+        if bound.len() == usize::from(n) {
+            return Ok((first..=last).collect());
+        }
+    }
+    Err(LabError::Unsupported(format!(
+        "found no {n} consecutive free ports on 127.0.0.1"
+    )))
 }
 
 /// A loopback port that was free a moment ago (bound to port 0, then released).

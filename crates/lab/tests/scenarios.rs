@@ -9,6 +9,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -83,26 +84,27 @@ fn assert_config_ok(lab: &Lab) {
     );
 }
 
-/// Stops the lab and checks that its nginx master, its PHP-FPM processes (if any) are gone and
-/// the dir removed.
+/// Stops the lab and checks that its nginx master, its PHP-FPM processes and other programs
+/// (if any) are gone and the dir removed.
 fn stop_and_check(lab: Lab) {
     let pid = lab.master_pid();
     let app_pid = lab.app_pid();
+    let others = lab.other_pids();
     let dir = lab.dir().to_path_buf();
     lab.stop().expect("stop the lab");
-    if let Some(app_pid) = app_pid {
+    for other in app_pid.into_iter().chain(others) {
         assert!(
-            !process_running(app_pid),
-            "php-fpm master {app_pid} survived stop()"
+            !process_running(other),
+            "app process {other} survived stop()"
         );
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !group_members(app_pid).is_empty() && Instant::now() < deadline {
+        while !group_members(other).is_empty() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
         }
-        let left = group_members(app_pid);
+        let left = group_members(other);
         assert!(
             left.is_empty(),
-            "php-fpm processes {left:?} survived stop()"
+            "processes {left:?} of group {other} survived stop()"
         );
     }
     if let Some(pid) = pid {
@@ -344,6 +346,12 @@ fn every_scenario_has_a_test_here() {
         "group-one-dead",
         "stale-dns",
         "http2-goaway",
+        "busy-host-one-down",
+        "busy-host-healthy",
+        "php-fpm-saturated",
+        "php-fpm-allowed-clients",
+        "uwsgi-http-socket",
+        "php-fpm-stale-socket",
     ];
     let mut names: Vec<_> = scenarios().map(|s| s.name).collect();
     let mut tested = tested.to_vec();
@@ -974,4 +982,154 @@ fn keep_leaves_the_dir_with_its_logs() {
     let log = fs::read_to_string(dir.join("logs/error.log")).expect("the kept error log");
     assert!(log.contains("(111: Connection refused)"), "{log}");
     fs::remove_dir_all(&dir).expect("remove the kept dir");
+}
+
+/// The lab's other sites answer 200 (their requests are in the access log) and the
+/// healthy members' ports accept connections.
+fn check_healthy_members(lab: &Lab, count: usize) {
+    let healthy = lab.healthy_upstreams();
+    assert_eq!(healthy.len(), count, "{healthy:?}");
+    for upstream in healthy {
+        if let Some(path) = upstream.strip_prefix("unix:") {
+            UnixStream::connect(path).expect("a healthy pool listens");
+        } else {
+            TcpStream::connect(upstream.as_str()).expect("a healthy app listens");
+        }
+    }
+    let access = fs::read_to_string(lab.access_log()).expect("read access log");
+    let sites = fs::read_dir(lab.dir().join("conf/sites"))
+        .expect("conf/sites")
+        .count();
+    assert!(sites > 0);
+    assert!(
+        access.matches("\"GET / HTTP/1.1\" 200 ").count() >= sites,
+        "{access}"
+    );
+}
+
+#[test]
+fn busy_host_one_down_refuses_only_the_admin_app() {
+    let Some(lab) = start("busy-host-one-down") else {
+        return;
+    };
+    let line = check_marker_and_status(&lab, &http_upstream(&lab));
+    assert!(line.contains("while connecting to upstream"), "{line}");
+    check_healthy_members(&lab, 2);
+    // Neighbouring ports: shop, shop API, the admin app (down), the decoy.
+    let down = port_of(&expected_upstream(&lab));
+    let ports: Vec<u16> = lab.healthy_upstreams().iter().map(|u| port_of(u)).collect();
+    assert_eq!(ports, [down - 2, down - 1]);
+    TcpStream::connect(("127.0.0.1", down + 1)).expect("the decoy listens");
+    let conf = fs::read_to_string(lab.config()).expect("nginx.conf");
+    assert!(conf.contains("    upstream shop_admin {\n"), "{conf}");
+    assert!(conf.contains("/conf/sites/*.conf\";\n}\n"), "{conf}");
+    let site = fs::read_to_string(lab.dir().join("conf/sites/api.shop.lab.fix502.test.conf"))
+        .expect("the API site");
+    assert!(site.contains("proxy_pass \"http://shop_api\";"), "{site}");
+    stop_and_check(lab);
+    assert!(TcpStream::connect(("127.0.0.1", down + 1)).is_err());
+}
+
+#[test]
+fn busy_host_healthy_answers_every_site() {
+    let Some(lab) = start("busy-host-healthy") else {
+        return;
+    };
+    assert_config_ok(&lab);
+    assert_eq!(lab.request("/").expect("request"), 200);
+    check_healthy_members(&lab, 3);
+    let log = fs::read_to_string(lab.error_log()).expect("read error log");
+    assert!(!log.contains("upstream"), "unexpected errors:\n{log}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn php_fpm_saturated_fills_the_backlog() {
+    let Some(lab) = start("php-fpm-saturated") else {
+        return;
+    };
+    // Not check_marker_and_status: whether one more request finds the queue full depends
+    // on how far the pool got with the queued ones.
+    assert_config_ok(&lab);
+    let upstream = expected_upstream(&lab);
+    let line = log_line(&lab, &format!("connect() to {upstream} failed (11: "));
+    assert!(
+        line.contains(&format!("upstream: \"fastcgi://{upstream}:\"")),
+        "{line}"
+    );
+    let access = fs::read_to_string(lab.access_log()).expect("read access log");
+    assert!(access.contains("\"GET / HTTP/1.1\" 502 "), "{access}");
+    let log = fs::read_to_string(lab.app_log().expect("php-fpm log")).expect("read php-fpm log");
+    assert!(
+        log.contains("WARNING: [pool lab] server reached pm.max_children setting (1)"),
+        "{log}"
+    );
+    let conf = fs::read_to_string(lab.dir().join("conf/php-fpm.conf")).expect("php-fpm.conf");
+    assert!(conf.contains("pm.max_children = 1\n"), "{conf}");
+    assert!(conf.contains("listen.backlog = 1\n"), "{conf}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn php_fpm_allowed_clients_drops_nginx() {
+    let Some(lab) = start("php-fpm-allowed-clients") else {
+        return;
+    };
+    let upstream = format!("fastcgi://{}\"", expected_upstream(&lab));
+    let line = check_marker_and_status(&lab, &upstream);
+    assert!(
+        line.contains("recv() failed (104: ")
+            || line.contains("upstream prematurely closed connection"),
+        "{line}"
+    );
+    let log = fs::read_to_string(lab.app_log().expect("php-fpm log")).expect("read php-fpm log");
+    assert!(
+        log.contains("Connection disallowed: IP address '127.0.0.1' has been dropped."),
+        "{log}"
+    );
+    let conf = fs::read_to_string(lab.dir().join("conf/php-fpm.conf")).expect("php-fpm.conf");
+    assert!(
+        conf.contains("listen.allowed_clients = 127.0.0.2\n"),
+        "{conf}"
+    );
+    stop_and_check(lab);
+}
+
+#[test]
+fn uwsgi_http_socket_times_out_on_a_uwsgi_request() {
+    let Some(lab) = start("uwsgi-http-socket") else {
+        return;
+    };
+    let upstream = expected_upstream(&lab);
+    let line = check_marker_and_status(&lab, &format!("uwsgi://{upstream}\""));
+    assert!(
+        line.contains("while reading response header from upstream"),
+        "{line}"
+    );
+    // The port speaks HTTP.
+    let answer = String::from_utf8_lossy(&raw_get(upstream.parse().expect("addr"))).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(lab.other_pids().len(), 1);
+    stop_and_check(lab);
+}
+
+#[test]
+fn php_fpm_stale_socket_refuses_next_to_another_pool() {
+    let Some(lab) = start("php-fpm-stale-socket") else {
+        return;
+    };
+    let upstream = expected_upstream(&lab);
+    let line = check_marker_and_status(&lab, &format!("fastcgi://{upstream}:\""));
+    assert!(
+        line.contains(&format!("connect() to {upstream} failed (111: ")),
+        "{line}"
+    );
+    let path = upstream.strip_prefix("unix:").expect("a unix socket");
+    let meta = fs::metadata(path).expect("the socket file stays");
+    assert!(meta.file_type().is_socket());
+    let refused = UnixStream::connect(path).expect_err("nothing listens");
+    assert_eq!(refused.raw_os_error(), Some(111));
+    assert!(!lab.app_pid().is_some_and(process_running), "killed");
+    check_healthy_members(&lab, 1);
+    stop_and_check(lab);
 }

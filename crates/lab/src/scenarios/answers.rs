@@ -163,6 +163,7 @@ fn keepalive_race(listen: SocketAddr) -> Result<Setup, LabError> {
             gets: DEFAULT_GETS,
             gap: RACE_GAP,
             post: true,
+            ..Traffic::default()
         },
         ..Setup::new(listen, addr.to_string())
     })

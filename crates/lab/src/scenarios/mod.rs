@@ -6,11 +6,13 @@
 //! | `answers.rs` | what the app answers: early close, reset, big or invalid headers, read timeout, its own 502, keep-alive race, a killed PHP script |
 //! | `protocols.rs` | the wrong protocol or TLS: https to plain, http to TLS, HTTP to FastCGI and back, an untrusted certificate |
 //! | `world.rs` | the config and the world: wrong port or interface, DNS, configs not reloaded, a dead group member, a name that moved |
+//! | `busy.rs` | a busy host: one app down among healthy ones and a decoy (and all up), a saturated or refusing PHP-FPM pool, uWSGI speaking HTTP, a killed pool's stale socket next to another site's |
 //!
 //! A scenario is one entry: its name, summary, expectation, what nginx logs and answers,
 //! and the function that builds it from the blocks of `setup.rs`.
 
 mod answers;
+mod busy;
 mod connecting;
 mod protocols;
 mod world;
@@ -18,11 +20,12 @@ mod world;
 use crate::scenario::ScenarioInfo;
 
 /// The families, in the order of `fix502 lab list`.
-const FAMILIES: [&[ScenarioInfo]; 4] = [
+const FAMILIES: [&[ScenarioInfo]; 5] = [
     &connecting::SCENARIOS,
     &answers::SCENARIOS,
     &protocols::SCENARIOS,
     &world::SCENARIOS,
+    &busy::SCENARIOS,
 ];
 
 /// Every scenario, in a stable order.
@@ -56,14 +59,28 @@ mod tests {
             .filter(|s| s.needs_php_fpm())
             .map(|s| s.name)
             .collect();
-        assert_eq!(php, ["php-fpm-killed", "proxy-to-fastcgi", "wrong-port"]);
+        assert_eq!(
+            php,
+            [
+                "php-fpm-killed",
+                "proxy-to-fastcgi",
+                "wrong-port",
+                "php-fpm-saturated",
+                "php-fpm-allowed-clients",
+                "php-fpm-stale-socket"
+            ]
+        );
         for s in scenarios() {
             let want = (s.name == "header-too-big").then_some(BIG_HEADER_BYTES);
             assert_eq!(s.upstream_header_bytes(), want, "{}", s.name);
             let logs = s.log_marker().is_some();
             let silent = matches!(
                 s.name,
-                "healthy" | "nginx-not-running" | "config-invalid" | "upstream-502"
+                "healthy"
+                    | "nginx-not-running"
+                    | "config-invalid"
+                    | "upstream-502"
+                    | "busy-host-healthy"
             );
             assert_eq!(logs, !silent, "{}", s.name);
         }
@@ -86,6 +103,11 @@ mod tests {
         assert_eq!(root, ["unix-socket-permission", "stale-dns"]);
         let refused = find("group-one-dead").and_then(ScenarioInfo::log_marker);
         assert_eq!(refused, Some("failed (111: "));
+        let alone: Vec<_> = scenarios()
+            .filter(|s| s.runs_alone())
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(alone, ["wrong-port", "php-fpm-stale-socket"]);
     }
 
     #[test]
