@@ -166,3 +166,16 @@ impl Drop for Nginx {
         self.signal(nix::sys::signal::Signal::SIGTERM);
     }
 }
+
+/// The first diagnosis's summary, evidence and fix lines, joined by newlines.
+pub fn top_text(report: &Value) -> String {
+    let d = &report["diagnosis"][0];
+    let mut out = d["summary"].as_str().unwrap_or_default().to_owned();
+    for key in ["evidence", "fix"] {
+        for line in d[key].as_array().into_iter().flatten() {
+            out.push('\n');
+            out.push_str(line.as_str().unwrap_or_default());
+        }
+    }
+    out
+}

@@ -4,25 +4,12 @@
 
 use serde_json::Value;
 
-use super::harness::{findings, lab, run_json};
+use super::harness::{findings, lab, run_json, top_text};
 use super::scenarios::check;
 
 /// The first diagnosis, as JSON.
 fn top(report: &Value) -> &Value {
     &report["diagnosis"][0]
-}
-
-/// Every evidence and fix line of the first diagnosis, joined.
-fn top_text(report: &Value) -> String {
-    let d = top(report);
-    let mut out = d["summary"].as_str().unwrap_or_default().to_owned();
-    for key in ["evidence", "fix"] {
-        for line in d[key].as_array().into_iter().flatten() {
-            out.push('\n');
-            out.push_str(line.as_str().unwrap_or_default());
-        }
-    }
-    out
 }
 
 #[test]

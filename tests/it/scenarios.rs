@@ -2,7 +2,7 @@
 //! causes, and the exit code (the lab's one check, `Expectation::check`), as
 //! docs/command-line.md and docs/json-report.md promise them to scripts.
 
-use super::harness::{causes, check_expectation, lab, run_json};
+use super::harness::{causes, check_expectation, lab, run_json, top_text};
 
 /// Runs the binary on scenario `name` and checks the contract's promises; returns the
 /// running lab and the report for more checks.
@@ -356,20 +356,67 @@ fn busy_host_healthy() {
     blames_no_healthy_member(&lab, &report);
 }
 
+/// The top diagnosis carries the app server's own reason: each of `wanted` is in its
+/// summary, evidence or fix.
+fn explained(report: &serde_json::Value, wanted: &[&str]) {
+    let text = top_text(report);
+    for w in wanted {
+        assert!(
+            text.contains(w),
+            "{w:?} is not in the top diagnosis: {text}"
+        );
+    }
+}
+
 #[test]
 fn php_fpm_saturated() {
-    check("php-fpm-saturated");
+    let Some((lab, report)) = check("php-fpm-saturated") else {
+        return;
+    };
+    let conf = lab.prefix().join("conf/php-fpm.conf");
+    explained(
+        &report,
+        &[
+            "server reached pm.max_children setting (1)",
+            &format!("pm.max_children = 1 ({}:", conf.display()),
+            &format!("listen.backlog = 1 ({}:", conf.display()),
+            "came in minutes when the pool was full",
+        ],
+    );
 }
 
 #[test]
 fn php_fpm_allowed_clients() {
-    check("php-fpm-allowed-clients");
+    let Some((lab, report)) = check("php-fpm-allowed-clients") else {
+        return;
+    };
+    let conf = lab.prefix().join("conf/php-fpm.conf");
+    explained(
+        &report,
+        &[
+            "nginx connects from 127.0.0.1, so the pool drops them",
+            &format!(
+                "Add 127.0.0.1 to listen.allowed_clients = 127.0.0.2 ({}:",
+                conf.display()
+            ),
+            "Connection disallowed: IP address '127.0.0.1' has been dropped",
+        ],
+    );
 }
 
 #[test]
-#[ignore = "issue 12 item 4: uWSGI on --http-socket is silent to uwsgi_pass; nginx logs a read timeout (504) and fix502 reports upstream-timeout (0.95) at it, without sniffing that the port speaks HTTP, instead of upstream-protocol-mismatch"]
 fn uwsgi_http_socket() {
-    check("uwsgi-http-socket");
+    let Some((_lab, report)) = check("uwsgi-http-socket") else {
+        return;
+    };
+    explained(
+        &report,
+        &[
+            "with http-socket (HTTP), but nginx speaks uwsgi to it",
+            "http-socket = 127.0.0.1:",
+            "upstream timed out",
+        ],
+    );
 }
 
 #[test]

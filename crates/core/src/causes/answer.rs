@@ -46,8 +46,9 @@ pub(super) static ENTRIES: [Entry; 10] = [
                 ctx.up()
             )
         },
-        |_, v| {
-            v.push("Find what makes the upstream slow; raise proxy_connect_timeout / proxy_read_timeout only if the wait is expected".to_owned());
+        |ctx, v| {
+            let m = ctx.module();
+            v.push(format!("Find what makes the upstream slow; raise {m}_connect_timeout / {m}_read_timeout only if the wait is expected"));
         },
     )
     .status(504)

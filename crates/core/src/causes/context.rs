@@ -27,6 +27,18 @@ impl Context<'_> {
         self.facts.endpoint_at(self.upstream?)
     }
 
+    /// The prefix of the upstream's module's directives (`proxy`, `fastcgi`, `uwsgi`, ...),
+    /// from its first pass directive; `proxy` when the config has none.
+    pub fn module(&self) -> &'static str {
+        self.endpoint()
+            .and_then(|e| e.uses.first())
+            .and_then(|u| self.facts.view.targets.get(u.target))
+            .map_or("proxy", |t| {
+                let d = t.module.directive();
+                d.strip_suffix("_pass").unwrap_or(d)
+            })
+    }
+
     /// `, the upstream of location / (conf/app.conf:3)`, or nothing.
     pub fn role(&self) -> String {
         self.endpoint()

@@ -497,16 +497,24 @@ impl Facts {
     }
 
     /// What serves endpoint `i` (in the order of [`Facts::endpoints`]), looked at once:
-    /// `None` when the endpoint is not on this host or does not accept connections, and
+    /// `None` when the endpoint is not on this host, or neither accepts connections nor
+    /// has a listening socket, and
     /// `Err` when the listening sockets cannot be read.
     pub async fn behind(&self, i: usize) -> Result<Option<&Behind>, String> {
         let (Some(endpoint), Some(cell)) = (self.endpoints.get(i), self.behind_cells.get(i)) else {
             return Ok(None);
         };
-        if !is_local(endpoint) || !self.probe_at(i).await.is_some_and(ProbeResult::ok) {
+        if !is_local(endpoint) {
             return Ok(None);
         }
         let all = self.listeners().await?;
+        // A listener whose queue is full refuses no connection but accepts none either
+        // (EAGAIN, a connect timeout): its app server is still the one to ask.
+        if !self.probe_at(i).await.is_some_and(ProbeResult::ok)
+            && appserver::listener_of(endpoint, &all).is_none()
+        {
+            return Ok(None);
+        }
         let behind = cell
             .get_or_init(|| async {
                 let endpoint = endpoint.clone();

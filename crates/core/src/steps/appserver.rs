@@ -4,6 +4,7 @@
 //! `harakiri`, ...) with where they are set, and reports what its own log and the kernel's
 //! OOM killer say happened within `--since`.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::SystemTime;
 
 use fix502_nginx::view::{PassModule, Peer};
@@ -244,6 +245,7 @@ fn app_server(facts: &Facts) -> FindingsFuture<'_> {
             };
             out.push(summary(app, &up));
             out.extend(protocol_mismatch(facts, endpoint, app));
+            out.extend(clients_not_allowed(facts, endpoint, app));
             let recent: Vec<&LogEvent> = app.events.iter().filter(|e| within(e, since)).collect();
             let traffic = errors_per_minute(facts).await;
             out.extend(event_findings(&recent, app, &up, &traffic));
@@ -343,6 +345,76 @@ fn protocol_mismatch(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> Opt
         .evidence(setting_line(setting))
         .headlined()
         .fix(fix),
+    )
+}
+
+/// The address nginx connects from to a loopback `peer` when no `*_bind` says otherwise:
+/// the kernel picks 127.0.0.1 (or ::1) for every loopback destination.
+fn loopback_source(peer: &Peer) -> Option<IpAddr> {
+    let Peer::Inet { host, .. } = peer else {
+        return None;
+    };
+    match host.parse::<IpAddr>().ok()? {
+        IpAddr::V4(ip) if ip.is_loopback() => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(ip) if ip.is_loopback() => Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => None,
+    }
+}
+
+/// Whether php-fpm's `listen.allowed_clients` list lets `source` in (`any` does; an
+/// IPv4-mapped IPv6 address counts as its IPv4 address).
+fn allows(list: &str, source: IpAddr) -> bool {
+    let plain = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    list.split(',').map(str::trim).any(|entry| {
+        entry.eq_ignore_ascii_case("any")
+            || entry
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| plain(ip) == plain(source))
+    })
+}
+
+/// php-fpm's `listen.allowed_clients` leaves out the address nginx connects from, so the
+/// pool drops nginx's connections right after accepting them (only judged for a loopback
+/// upstream without a `*_bind`, where that address is known).
+fn clients_not_allowed(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> Option<Finding> {
+    if app.kind != AppServerKind::PhpFpm {
+        return None;
+    }
+    let setting = app
+        .setting("listen.allowed_clients")
+        .filter(|s| s.source != SettingSource::Default)?;
+    let used = endpoint.uses.first()?;
+    let target = facts.view.targets.get(used.target)?;
+    if ["proxy_bind", "fastcgi_bind", "uwsgi_bind", "scgi_bind"]
+        .iter()
+        .any(|d| target.settings.get(d).is_some())
+    {
+        return None;
+    }
+    let source = loopback_source(&endpoint.peer)?;
+    if allows(&setting.value, source) {
+        return None;
+    }
+    Some(
+        Finding::new(
+            APP_SERVER,
+            Severity::Error,
+            format!(
+                "php-fpm accepts connections to {} only from {}; nginx connects from {source}, so the pool drops them",
+                endpoint.display, setting.value
+            ),
+        )
+        .cause(Cause::UPSTREAM_CLOSED_EARLY)
+        .upstream(&endpoint.peer)
+        .evidence(setting_line(setting))
+        .headlined()
+        .fix(format!(
+            "Add {source} to {} and reload php-fpm",
+            setting_line(setting)
+        )),
     )
 }
 
@@ -482,6 +554,25 @@ fn event_finding(event: &LogEvent, count: usize, app: &AppServer, up: &str) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allowed_clients_lists_are_read_like_php_fpm() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(allows("any", lo));
+        assert!(allows("127.0.0.1", lo));
+        assert!(allows("10.0.0.1, 127.0.0.1", lo));
+        assert!(allows("::ffff:127.0.0.1", lo));
+        assert!(!allows("127.0.0.2", lo));
+        assert!(!allows("127.0.0.10,10.0.0.1", lo));
+        assert!(!allows("", lo));
+        assert_eq!(loopback_source(&Peer::inet("127.0.0.5", 9000)), Some(lo));
+        assert_eq!(
+            loopback_source(&Peer::inet("::1", 9000)),
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
+        assert_eq!(loopback_source(&Peer::inet("10.0.0.5", 9000)), None);
+        assert_eq!(loopback_source(&Peer::Unix("/run/php.sock".into())), None);
+    }
 
     #[test]
     fn listen_values_name_their_peer() {

@@ -89,11 +89,14 @@ pub(super) fn truncate(text: &str, max: usize) -> &str {
 /// for lines that do not matter for a closed or reset connection. Pure.
 ///
 /// PHP-FPM's `child N said into stderr: "..."` lines carry the application's own output
-/// and are never classified.
+/// and are never classified, but for the one message of PHP-FPM's own FastCGI code that a
+/// child writes there (with `catch_workers_output = yes`): `"ERROR: Connection disallowed`.
 pub fn classify_log_line(line: &str) -> Option<LogEventKind> {
     use LogEventKind as K;
-    if line.contains("said into stderr") {
-        return None;
+    if let Some((_, said)) = line.split_once("said into stderr: ") {
+        return said
+            .starts_with("\"ERROR: Connection disallowed: IP address '")
+            .then_some(K::ConnectionDisallowed);
     }
     if line.contains("WORKER TIMEOUT")
         || line.contains("Terminating timed out worker")
@@ -239,6 +242,14 @@ mod tests {
             (
                 "[24-Nov-2026 10:00:01] ERROR: Connection disallowed: IP address '10.0.0.9' has been dropped.",
                 Some(K::ConnectionDisallowed),
+            ),
+            (
+                "[06-Dec-2026 16:58:30] WARNING: [pool lab] child 3835 said into stderr: \"ERROR: Connection disallowed: IP address '127.0.0.1' has been dropped.\"",
+                Some(K::ConnectionDisallowed),
+            ),
+            (
+                "[06-Dec-2026 16:58:30] WARNING: [pool lab] child 3835 said into stderr: \"app says: ERROR: Connection disallowed: IP address '1.2.3.4'\"",
+                None,
             ),
             (
                 "[24-Nov-2026 10:00:01] WARNING: [pool www] child 1234, script '/var/www/report.php' (request: \"GET /report.php\") executing too slow (5.012345 sec), logging",
