@@ -1,6 +1,7 @@
 //! The command line of docs/command-line.md, as clap derive types, and its conversion to
 //! [`fix502_core::Options`].
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -160,7 +161,12 @@ fn each_once(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
     for p in paths {
-        let abs = absolute(p);
+        // Standard input stays `-`: the engine reads it from `Options::stdin_log`.
+        let abs = if p.as_os_str() == crate::stdin_log::STDIN {
+            p.clone()
+        } else {
+            absolute(p)
+        };
         let real = std::fs::canonicalize(&abs).unwrap_or_else(|_| abs.clone());
         if !seen.contains(&real) {
             seen.push(real);
@@ -204,7 +210,15 @@ impl Cli {
             apply: self.apply,
             master_pid: None,
             replay_logged: false,
+            stdin_log: None,
         }
+    }
+
+    /// Whether an error log comes on standard input (`--error-log -`).
+    pub fn reads_stdin(&self) -> bool {
+        self.error_log
+            .iter()
+            .any(|f| f.as_os_str() == crate::stdin_log::STDIN)
     }
 
     /// Files named on the command line that cannot be read, or are not regular files (a
@@ -215,8 +229,19 @@ impl Cli {
             .config
             .iter()
             .map(|f| ("--config", f))
-            .chain(self.error_log.iter().map(|f| ("--error-log", f)))
+            .chain(
+                self.error_log
+                    .iter()
+                    .filter(|f| f.as_os_str() != crate::stdin_log::STDIN)
+                    .map(|f| ("--error-log", f)),
+            )
             .chain(self.access_log.iter().map(|f| ("--access-log", f)));
+        if self.reads_stdin() && std::io::stdin().is_terminal() {
+            return Some(
+                "--error-log -: standard input is a terminal; pipe the log in (docker logs web 2>&1 | fix502 --error-log - …)"
+                    .to_owned(),
+            );
+        }
         for (flag, f) in files {
             let kind = match std::fs::metadata(f) {
                 Ok(m) => m.file_type(),

@@ -5,6 +5,7 @@
 mod args;
 mod lab;
 mod render;
+mod stdin_log;
 mod wizard;
 
 use std::io::{self, IsTerminal, Write};
@@ -104,6 +105,23 @@ async fn run(cli: Cli) -> ExitStatus {
         render::error_line(&problem);
         return ExitStatus::Usage;
     }
+    // Kept until the run ends: its path is the piped log's.
+    let stdin_log = if cli.reads_stdin() {
+        match stdin_log::StdinLog::capture() {
+            Ok(log) => Some(log),
+            Err(e) => {
+                render::error_line(&format!("{e:#}"));
+                return ExitStatus::Usage;
+            }
+        }
+    } else {
+        None
+    };
+    let options = || {
+        let mut o = cli.options();
+        o.stdin_log = stdin_log.as_ref().map(stdin_log::StdinLog::path);
+        o
+    };
     let interactive = !cli.non_interactive
         && !cli.json
         && io::stdin().is_terminal()
@@ -113,7 +131,7 @@ async fn run(cli: Cli) -> ExitStatus {
     if interactive {
         let mut out = stdout.lock();
         return match wizard::run(
-            cli.options(),
+            options(),
             &mut wizard::DialoguerPrompter,
             &mut out,
             io::stderr().is_terminal(),
@@ -131,7 +149,7 @@ async fn run(cli: Cli) -> ExitStatus {
             },
         };
     }
-    match Engine::run_all(cli.options()).await {
+    match Engine::run_all(options()).await {
         Ok(report) => {
             let mut out = stdout.lock();
             let written = if cli.json {

@@ -486,3 +486,72 @@ fn real_world_lines_claim_their_causes() {
         }))
     ));
 }
+
+/// `--error-log -`: a container's log piped in (`docker logs web 2>&1 | fix502 --error-log -`)
+/// is read like a file by every check, named as standard input, and a terminal on standard
+/// input is a usage error rather than a wait.
+#[test]
+fn an_error_log_piped_on_standard_input_is_read() {
+    use std::io::Write as _;
+    let Some(lab) = super::harness::lab("refused") else {
+        return;
+    };
+    let now = jiff::ZonedDateTime::now()
+        .datetime()
+        .strftime("%Y/%m/%d %H:%M:%S")
+        .to_string();
+    // The lab's own log, as `docker compose logs` prints it, goes in on stdin; the file the
+    // config names is emptied, so only stdin can hold the evidence.
+    let logged = std::fs::read_to_string(lab.error_log()).unwrap();
+    assert!(logged.contains("(111: "), "{logged}");
+    let piped: String = logged
+        .lines()
+        .map(|l| format!("web-1  | {}\n", restamped(l, &now)))
+        .collect();
+    std::fs::write(lab.error_log(), "").unwrap();
+    let mut child = bin()
+        .args(["--non-interactive", "--json", "--config"])
+        .arg(lab.config())
+        .args(["--error-log", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(piped.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = parse_report(&out);
+    assert_eq!(report["nginx"]["error_logs"], serde_json::json!(["-"]));
+    assert_eq!(
+        report["diagnosis"][0]["cause"], "upstream-refused",
+        "{report:#}"
+    );
+    let evidence = report["diagnosis"][0]["evidence"].to_string();
+    assert!(evidence.contains("connect() failed (111: "), "{evidence}");
+    assert!(
+        findings(&report, "logs").iter().any(|f| f["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("standard input (--error-log -): "))),
+        "{report:#}"
+    );
+
+    // A terminal on standard input: one line, exit 2, no wait.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fix502"));
+    command
+        .args(["--non-interactive", "--config"])
+        .arg(lab.config())
+        .args(["--error-log", "-"]);
+    let mut pty = rexpect::session::spawn_command(command, Some(10_000)).unwrap();
+    pty.exp_string("--error-log -: standard input is a terminal")
+        .unwrap();
+    let status = pty.process().wait().unwrap();
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 2)),
+        "{status:?}"
+    );
+}

@@ -34,6 +34,10 @@ pub struct Options {
     /// as nginx sent it, which runs the app's code for it. Off: probes request the
     /// location's path only (docs/probes.md).
     pub replay_logged: bool,
+    /// Where the caller put the error log it read from standard input (`--error-log -`): a
+    /// path every check can open again (the binary's is an in-memory file). A `-` in
+    /// `error_logs` stands for it; without it, `-` is a file that cannot be read.
+    pub stdin_log: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -51,6 +55,7 @@ impl Default for Options {
             apply: false,
             master_pid: None,
             replay_logged: false,
+            stdin_log: None,
         }
     }
 }

@@ -23,18 +23,24 @@ pub struct LogRead {
 }
 
 /// Reads each error log's window (blocking: call from `spawn_blocking`), and the journal's
-/// lines when `journal` is set.
+/// lines when `journal` is set. Each log is its name and the file to open: they differ for
+/// standard input (`-`), which the user piped in and is read without the admission rules.
 pub(super) fn read_all(
-    paths: Vec<PathBuf>,
+    paths: Vec<(PathBuf, PathBuf)>,
     opts: &ScanOptions,
     journal: bool,
     roots: &[PathBuf],
 ) -> Vec<LogRead> {
     let mut reads: Vec<LogRead> = paths
         .into_iter()
-        .map(|path| {
-            match admit(&path, roots)
-                .and_then(|()| logscan::scan_history(&path, opts).map_err(|e| e.to_string()))
+        .map(|(path, file)| {
+            let admitted = if path == file {
+                admit(&path, roots)
+            } else {
+                Ok(())
+            };
+            match admitted
+                .and_then(|()| logscan::scan_history(&file, opts).map_err(|e| e.to_string()))
             {
                 Ok((summary, notes)) => LogRead {
                     path,

@@ -370,7 +370,11 @@ impl Facts {
                     bucket_minutes: crate::timeline::bucket_for(self.options.since),
                     ..ScanOptions::default()
                 };
-                let paths = self.error_logs.clone();
+                let paths = self
+                    .error_logs
+                    .iter()
+                    .map(|p| (p.clone(), self.error_log_file(p)))
+                    .collect();
                 let journal = self.reads_journal();
                 let roots = logfile::log_roots(self.discovery.prefix.as_deref());
                 let reads = tokio::task::spawn_blocking(move || {
@@ -462,6 +466,23 @@ impl Facts {
     pub fn index_at(&self, upstream: &Upstream) -> Option<usize> {
         let peer = upstream.peer()?;
         self.endpoints.iter().position(|e| e.peer == *peer)
+    }
+
+    /// The file to open for error log `path`: `-` is the log the caller read from standard
+    /// input ([`Options::stdin_log`](crate::Options::stdin_log)).
+    pub fn error_log_file(&self, path: &Path) -> PathBuf {
+        match &self.options.stdin_log {
+            Some(stdin) if path.as_os_str() == "-" => stdin.clone(),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// The error logs' files to open ([`Facts::error_log_file`] of each).
+    pub fn error_log_files(&self) -> Vec<PathBuf> {
+        self.error_logs
+            .iter()
+            .map(|p| self.error_log_file(p))
+            .collect()
     }
 
     /// Whether two upstreams are one endpoint of the config (by address, or by an address

@@ -69,7 +69,11 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
         }
         let window = duration(facts.options.since);
         for read in facts.logs().await {
-            let path = read.path.display();
+            let path = if read.path.as_os_str() == "-" {
+                "standard input (--error-log -)".to_owned()
+            } else {
+                read.path.display().to_string()
+            };
             let summary = match &read.summary {
                 Ok(s) => s,
                 Err(e) => {

@@ -572,7 +572,7 @@ fn reload(facts: &Facts) -> FindingsFuture<'_> {
             .map(|z| z.datetime());
         let mut failed: Vec<FailedReload> = Vec::new();
         if let Some(loaded_civil) = loaded_civil {
-            let logs = facts.error_logs.clone();
+            let logs = facts.error_log_files();
             failed = tokio::task::spawn_blocking(move || {
                 let mut found: Vec<FailedReload> = Vec::new();
                 for log in &logs {

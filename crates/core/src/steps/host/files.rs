@@ -58,7 +58,7 @@ pub(super) fn worker_files_check(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let workers = facts.worker_pids();
         let running = facts.discovery.master.is_some();
-        let paths = facts.error_logs.clone();
+        let paths = facts.error_log_files();
         let window_start = facts.window_start();
         let read = tokio::task::spawn_blocking(move || {
             let root = Path::new("/");
