@@ -16,6 +16,8 @@ Examples:
   fix502 --json | jq .diagnosis[0]         the report as JSON (implies --non-interactive)
   fix502 --config /etc/nginx/nginx.conf --since 15m
   fix502 --step logs --step upstream       run only some steps
+  fix502 --url http://127.0.0.1:8080/      several nginx masters: diagnose the one on port 8080
+  fix502 --pid 812                         several nginx masters: diagnose the one with pid 812
   fix502 --non-interactive --apply         let the restart step act (after nginx -t passes)
   fix502 lab list                          the reproducible broken setups
   fix502 lab run refused                   set one up on loopback, diagnose it, tear it down
@@ -63,6 +65,9 @@ pub struct Cli {
     /// Let the restart step act (reload/restart) without asking
     #[arg(long)]
     pub apply: bool,
+    /// The nginx master to diagnose when several run [default: the one --url's port reaches]
+    #[arg(long, value_name = "PID", value_parser = pid)]
+    pub pid: Option<u32>,
     /// Subcommands.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -144,6 +149,14 @@ fn url(s: &str) -> Result<String, String> {
     check_url(s).map(|()| s.to_owned())
 }
 
+fn pid(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p >= 1 && i32::try_from(*p).is_ok())
+        .ok_or_else(|| format!("`{s}` is not a process id (a whole number from 1)"))
+}
+
 fn step(s: &str) -> Result<StepId, String> {
     StepId::parse(s).ok_or_else(|| {
         format!("`{s}` is not a step: use logs, upstream, config, network or restart")
@@ -208,7 +221,7 @@ impl Cli {
             timeout: self.timeout,
             steps: self.step.clone(),
             apply: self.apply,
-            master_pid: None,
+            master_pid: self.pid,
             replay_logged: false,
             stdin_log: None,
         }
@@ -316,5 +329,13 @@ mod tests {
         assert_eq!(cli.timeout, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["fix502", "--step", "nope"]).is_err());
         assert!(Cli::try_parse_from(["fix502", "--since", "soon"]).is_err());
+        let cli = Cli::try_parse_from(["fix502", "--pid", "812"]).unwrap();
+        assert_eq!(cli.options().master_pid, Some(812));
+        for bad in ["0", "-1", "abc", "4294967296", "2147483648", ""] {
+            assert!(
+                Cli::try_parse_from(["fix502", "--pid", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

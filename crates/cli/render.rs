@@ -6,7 +6,9 @@
 use std::io::{self, Write};
 
 use console::{Style, style};
-use fix502_core::report::{Diagnosis, Finding, Report, Severity, StepReport, StepStatus};
+use fix502_core::report::{
+    Diagnosis, Finding, MasterInfo, Namespaces, Report, Severity, StepReport, StepStatus,
+};
 
 /// Glyphs for statuses: Unicode when the terminal can, ASCII otherwise.
 pub struct Glyphs {
@@ -242,12 +244,85 @@ pub fn header(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     match n.master_pid {
         Some(pid) => writeln!(
             out,
-            "master pid {pid}, workers as {}\n",
+            "master pid {pid}, workers as {}",
             n.worker_user.as_deref().unwrap_or("?")
         )?,
-        None => writeln!(out, "no master process runs this config\n")?,
+        None => writeln!(out, "no master process runs this config")?,
+    }
+    if let Some(ns) = &n.namespaces {
+        let what = sandbox_words(ns)
+            .map(|w| format!(" ({w})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "runs in other namespaces than fix502: {}{what}",
+            namespace_ids(ns)
+        )?;
+    }
+    masters_block(out, &n.masters)?;
+    writeln!(out)
+}
+
+/// Most masters the header lists one by one.
+const MASTERS_SHOWN: usize = 10;
+
+/// Every running master, when several run: the diagnosed one marked with an arrow.
+fn masters_block(out: &mut dyn Write, masters: &[MasterInfo]) -> io::Result<()> {
+    if masters.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{} nginx masters run:", masters.len())?;
+    for m in masters.iter().take(MASTERS_SHOWN) {
+        let mark = if m.selected { "→" } else { " " };
+        let net = m
+            .namespaces
+            .net
+            .map(|n| format!("net:[{n}]"))
+            .unwrap_or_else(|| "net:[?]".to_owned());
+        let config = m
+            .config
+            .as_ref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_else(|| "(config unknown)".to_owned());
+        let what = sandbox_words(&m.namespaces)
+            .map(|w| format!("  ({w})"))
+            .unwrap_or_default();
+        writeln!(out, "  {mark} pid {}  {net}  {config}{what}", m.pid)?;
+    }
+    if masters.len() > MASTERS_SHOWN {
+        writeln!(
+            out,
+            "    … and {} more (fix502 --json: nginx.masters)",
+            masters.len() - MASTERS_SHOWN
+        )?;
     }
     Ok(())
+}
+
+/// `net:[A] mnt:[B] pid:[C]`.
+fn namespace_ids(ns: &Namespaces) -> String {
+    let id = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+    format!(
+        "net:[{}] mnt:[{}] pid:[{}]",
+        id(ns.net),
+        id(ns.mnt),
+        id(ns.pid)
+    )
+}
+
+/// `docker container 0123456789ab, a sandbox of its own network and mount namespaces`.
+fn sandbox_words(ns: &Namespaces) -> Option<String> {
+    let container = ns.container.as_ref().map(|c| match &c.id {
+        Some(id) => format!("{} container {}", c.runtime, id.get(..12).unwrap_or(id)),
+        None => format!("{} container", c.runtime),
+    });
+    let sandbox = ns
+        .sandboxed
+        .then(|| "a sandbox: its own network and mount namespaces".to_owned());
+    match (container, sandbox) {
+        (Some(c), Some(s)) => Some(format!("{c}, {s}")),
+        (c, s) => c.or(s),
+    }
 }
 
 /// Writes the JSON report: exactly one document.

@@ -136,7 +136,10 @@ pub async fn run(
             pb.finish_and_clear();
             let items: Vec<String> = masters
                 .iter()
-                .map(|m| format!("pid {}: {}", m.pid, m.title))
+                .map(|m| match m.whereabouts() {
+                    Some(w) => format!("pid {}: {} ({w})", m.pid, m.title),
+                    None => format!("pid {}: {}", m.pid, m.title),
+                })
                 .collect();
             let i = prompter.select(
                 "Several nginx masters run. Which one answers 502?",

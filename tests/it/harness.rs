@@ -114,6 +114,17 @@ impl Nginx {
     /// Writes `http` (the body of the `http` block) and `main` (main-context directives) into
     /// `nginx.conf` with the pid file and every temp path in the prefix, and starts nginx.
     pub fn start(main: &str, http: &str, stderr: std::process::Stdio) -> Self {
+        Self::start_under(&[], main, http, stderr)
+    }
+
+    /// [`Nginx::start`], with nginx's command line run by `wrapper` (a command and its
+    /// arguments, e.g. `unshare --net sh -c '...' sh`), which must exec what follows it.
+    pub fn start_under(
+        wrapper: &[&str],
+        main: &str,
+        http: &str,
+        stderr: std::process::Stdio,
+    ) -> Self {
         use std::time::{Duration, Instant};
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().display();
@@ -124,7 +135,15 @@ impl Nginx {
                 "{main}\npid {d}/nginx.pid;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n{http}\n}}\n"
             ),
         );
-        let status = Command::new(super::nginx_t::NGINX)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(super::nginx_t::NGINX);
+                cmd
+            }
+            None => Command::new(super::nginx_t::NGINX),
+        };
+        let status = cmd
             .arg("-c")
             .arg(dir.path().join("nginx.conf"))
             .arg("-p")

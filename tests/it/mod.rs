@@ -6,6 +6,7 @@ mod discovery;
 mod harness;
 mod hostile;
 mod logs;
+mod masters;
 mod names;
 mod nginx_t;
 mod readonly;

@@ -77,6 +77,11 @@ fn settings(lab: &Lab) -> insta::Settings {
         (r"/\S*/integration-[0-9a-f]+[^)]*", "[TEST BINARY]"),
         (r"integration-[0-9a-f]+", "[TEST BINARY]"),
         (r"(?m)^[^\n]*another master runs: [^\n]*\n", ""),
+        // ... and the header lists them, as does the JSON's nginx.masters.
+        (r"(?m)^\d+ nginx masters run:\n(  [^\n]*\n)*", ""),
+        (r#"\n    "masters": \[(\n {6,}[^\n]*)*\n    \],"#, ""),
+        // Namespace inode ids (the stale-dns lab's nginx has a mount namespace of its own).
+        (r"\b(net|mnt|pid):\[\d+\]", "$1:[ID]"),
         // What the host's limits and load are.
         (
             r"against the \d+ ports of \d+-\d+",

@@ -5,9 +5,11 @@
 //! Only finding things belongs here; judging them is the checks' job.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fix502_probe::namespace::{self, Container, NamespaceIds, NamespaceListeners};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Users};
 
 use crate::command::{CommandError, run_command};
@@ -47,6 +49,67 @@ pub struct Master {
     pub workers: Vec<Worker>,
     /// Start time, seconds since the epoch.
     pub start_time: u64,
+    /// Its network, mount and pid namespaces.
+    pub ns: NamespaceIds,
+    /// The container its cgroup names, if any.
+    pub container: Option<Container>,
+    /// Whether it has a network and a mount namespace of its own (other than pid 1's): a
+    /// container-like sandbox.
+    pub sandboxed: bool,
+    /// Whether its network namespace is not the host's (pid 1's).
+    pub other_net: bool,
+}
+
+impl Master {
+    /// Where it runs, in words, when that is not the host's namespaces: `in a docker
+    /// container 0123456789ab`, `in a sandbox of its own (network and mount namespaces)`,
+    /// `in network namespace net:[4026532712]`.
+    pub fn whereabouts(&self) -> Option<String> {
+        if let Some(c) = &self.container {
+            return Some(match &c.id {
+                Some(id) => format!(
+                    "in a {} container {}",
+                    c.runtime,
+                    id.get(..12).unwrap_or(id)
+                ),
+                None => format!("in a {} container", c.runtime),
+            });
+        }
+        if self.sandboxed {
+            return Some("in a sandbox of its own (network and mount namespaces)".to_owned());
+        }
+        if self.other_net {
+            return Some(match self.ns.net {
+                Some(net) => format!("in network namespace net:[{net}]"),
+                None => "in another network namespace".to_owned(),
+            });
+        }
+        None
+    }
+
+    /// Its namespaces as the report writes them.
+    pub fn namespaces(&self) -> crate::report::Namespaces {
+        crate::report::Namespaces {
+            net: self.ns.net,
+            mnt: self.ns.mnt,
+            pid: self.ns.pid,
+            sandboxed: self.sandboxed,
+            container: self
+                .container
+                .as_ref()
+                .map(|c| crate::report::ContainerInfo {
+                    runtime: c.runtime.clone(),
+                    id: c.id.clone(),
+                }),
+        }
+    }
+
+    /// The pids that hold its sockets: the master and its workers.
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(self.pid)
+            .chain(self.workers.iter().map(|w| w.pid))
+            .collect()
+    }
 }
 
 /// What `nginx -V` says about the binary.
@@ -86,6 +149,8 @@ pub struct Discovery {
     pub master: Option<Master>,
     /// Masters running other configurations.
     pub other_masters: Vec<Master>,
+    /// fix502's own namespaces, to say when nginx's differ.
+    pub own_ns: NamespaceIds,
     /// Key (`config`, `binary`, `prefix`, `master`) to how it was found.
     pub via: BTreeMap<String, String>,
     /// Problems met on the way (e.g. `nginx -V` failed), for the report.
@@ -97,8 +162,16 @@ pub struct Discovery {
 #[non_exhaustive]
 pub enum DiscoveryError {
     /// Several masters run and nothing says which one to diagnose.
-    #[error("{} nginx masters are running ({}); choose one with --config", .0.len(), describe_masters(.0))]
+    #[error("{} nginx masters are running ({}); choose one with --config or --pid", .0.len(), describe_masters(.0))]
     AmbiguousMasters(Vec<Master>),
+    /// `--pid` names a process that is not a running nginx master.
+    #[error("--pid {pid}: {why}")]
+    NotAMaster {
+        /// The pid given.
+        pid: u32,
+        /// What it is instead, and which masters run.
+        why: String,
+    },
     /// The configuration named with `--config` (or discovered) cannot be read.
     #[error("cannot read nginx config {path}: {source}")]
     ConfigUnreadable {
@@ -122,9 +195,15 @@ pub enum DiscoveryError {
 fn describe_masters(masters: &[Master]) -> String {
     masters
         .iter()
-        .map(|m| match &m.conf_arg {
-            Some(c) => format!("pid {} -c {}", m.pid, c.display()),
-            None => format!("pid {} (default config)", m.pid),
+        .map(|m| {
+            let conf = match &m.conf_arg {
+                Some(c) => format!("pid {} -c {}", m.pid, c.display()),
+                None => format!("pid {} (default config)", m.pid),
+            };
+            match m.whereabouts() {
+                Some(w) => format!("{conf} {w}"),
+                None => conf,
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -189,6 +268,76 @@ pub fn parse_build_info(text: &str) -> BuildInfo {
     info
 }
 
+/// Why `--pid PID` names no master: a worker's master, or the masters that run.
+fn not_a_master(pid: u32, masters: &[Master]) -> DiscoveryError {
+    let why = if let Some(m) = masters
+        .iter()
+        .find(|m| m.workers.iter().any(|w| w.pid == pid))
+    {
+        format!(
+            "is a worker of the nginx master pid {}; pass --pid {}",
+            m.pid, m.pid
+        )
+    } else if masters.is_empty() {
+        "is not an nginx master process, and no nginx master runs".to_owned()
+    } else {
+        format!(
+            "is not an nginx master process; running: {}",
+            describe_masters(masters)
+        )
+    };
+    DiscoveryError::NotAMaster { pid, why }
+}
+
+/// Whether a listening address takes a connection to `port` on `local` (any local address
+/// when `None`): the same port, on that address or on a wildcard.
+fn serves(addr: &SocketAddr, local: Option<IpAddr>, port: u16) -> bool {
+    if addr.port() != port {
+        return false;
+    }
+    use fix502_probe::listeners::unmapped;
+    match local {
+        None => true,
+        Some(local) => addr.ip().is_unspecified() || unmapped(addr.ip()) == unmapped(local),
+    }
+}
+
+/// The masters that serve `port` (on `local`, when the URL's host is an IP address), each
+/// judged by the listeners of its own network namespace (`listeners_of` reads them). A
+/// master whose open files cannot be read counts only when it is alone in its network
+/// namespace (every listener there is then its). When several serve the port, those in
+/// `own_net` (fix502's network namespace, where a connection to this host's port lands)
+/// are preferred.
+pub fn masters_serving(
+    masters: &[Master],
+    local: Option<IpAddr>,
+    port: u16,
+    own_net: Option<u64>,
+    listeners_of: impl Fn(&Master) -> NamespaceListeners,
+) -> Vec<&Master> {
+    let alone_in_net = |m: &Master| {
+        m.ns.net.is_some() && masters.iter().filter(|o| o.ns.net == m.ns.net).count() == 1
+    };
+    let serving: Vec<&Master> = masters
+        .iter()
+        .filter(|m| {
+            let found = listeners_of(m);
+            (found.held || alone_in_net(m)) && found.addrs.iter().any(|a| serves(a, local, port))
+        })
+        .collect();
+    if serving.len() > 1 {
+        let here: Vec<&Master> = serving
+            .iter()
+            .copied()
+            .filter(|m| own_net.is_some() && m.ns.net == own_net)
+            .collect();
+        if !here.is_empty() {
+            return here;
+        }
+    }
+    serving
+}
+
 /// Lists the running nginx masters with their workers.
 pub fn find_masters() -> Vec<Master> {
     let Ok(mut sys) = System::new() else {
@@ -210,6 +359,7 @@ pub fn find_masters() -> Vec<Master> {
             .join(" ")
     };
     let mut masters = Vec::new();
+    let host = NamespaceIds::init_or_own();
     for (pid, process) in sys.processes() {
         let title = title_of(process.cmd());
         let Some((conf_arg, prefix_arg)) = parse_master_title(&title) else {
@@ -235,8 +385,13 @@ pub fn find_masters() -> Vec<Master> {
             })
             .collect();
         workers.sort_by_key(|w| w.pid);
+        let ns = NamespaceIds::of(&pid.as_u32().to_string());
         masters.push(Master {
             pid: pid.as_u32(),
+            ns,
+            container: namespace::container_of(pid.as_u32()),
+            sandboxed: ns.sandboxed_from(&host),
+            other_net: ns.other_net_than(&host),
             exe: process
                 .exe()
                 .map(Path::to_path_buf)
@@ -351,7 +506,7 @@ pub fn master_running<'a>(
 }
 
 /// The config a master runs, given what its binary was built with.
-fn master_config(master: &Master, build: &BuildInfo) -> Option<PathBuf> {
+pub fn master_config(master: &Master, build: &BuildInfo) -> Option<PathBuf> {
     let prefix = master.prefix_arg.clone().or_else(|| build.prefix.clone());
     let conf = master
         .conf_arg
@@ -365,12 +520,52 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
     let mut via = BTreeMap::new();
     let mut notes = Vec::new();
     let masters = find_masters();
+    let own_ns = NamespaceIds::own();
 
-    // The binary: flag, else a master's executable, else PATH.
+    // A master picked before anything else is known: by `--pid`, or, when several run and
+    // neither `--pid` nor `--config` says which, by the port of `--url`.
+    let picked: Option<(Master, String)> = if let Some(pid) = opts.master_pid {
+        match masters.iter().find(|m| m.pid == pid) {
+            Some(m) => Some((m.clone(), format!("master pid {pid} (chosen)"))),
+            None => return Err(not_a_master(pid, &masters)),
+        }
+    } else if opts.config.is_none() && masters.len() > 1 {
+        let request = opts
+            .url
+            .as_deref()
+            .and_then(|u| fix502_nginx::route::Request::from_url(u).ok());
+        let Some(request) = request else {
+            return Err(DiscoveryError::AmbiguousMasters(masters));
+        };
+        let serving = masters_serving(&masters, request.local, request.port, own_ns.net, |m| {
+            namespace::listeners_of(&m.pids())
+        });
+        match serving.as_slice() {
+            [m] => Some((
+                (*m).clone(),
+                format!(
+                    "master pid {}, the one listening on --url's port {}",
+                    m.pid, request.port
+                ),
+            )),
+            [] => return Err(DiscoveryError::AmbiguousMasters(masters)),
+            several => {
+                return Err(DiscoveryError::AmbiguousMasters(
+                    several.iter().map(|m| (*m).clone()).collect(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+
+    // The binary: flag, else the picked master's executable, else a master's, else PATH.
     let (mut binary, mut binary_via) = match &opts.nginx {
         Some(b) => (Some(b.clone()), "--nginx".to_owned()),
-        None => match masters
+        None => match picked
             .iter()
+            .map(|(m, _)| m)
+            .chain(masters.iter())
             .find_map(|m| m.exe.clone().map(|e| (e, m.pid)))
         {
             Some((exe, pid)) => (Some(exe), format!("/proc/{pid}/exe")),
@@ -400,12 +595,14 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
         tracing::debug!(binary = %b.display(), "nginx binary");
     }
 
-    // The master: the one matching --config, or the chosen pid, or the only one.
-    let (master, config, config_via) = if let Some(pid) = opts.master_pid {
-        let m = masters.iter().find(|m| m.pid == pid).cloned();
-        let conf = m.as_ref().and_then(|m| master_config(m, &build));
-        let conf = opts.config.clone().or(conf);
-        (m, conf, format!("master pid {pid} (chosen)"))
+    // The master: the one picked (--pid, --url's port), or the one matching --config, or
+    // the only one.
+    let (master, config, config_via) = if let Some((m, how)) = picked {
+        let conf = master_config(&m, &build);
+        match &opts.config {
+            Some(c) => (Some(m), Some(c.clone()), "--config".to_owned()),
+            None => (Some(m), conf, how),
+        }
     } else if let Some(config) = &opts.config {
         let m = master_running(&masters, config, &build).cloned();
         (m, Some(config.clone()), "--config".to_owned())
@@ -480,6 +677,7 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
         prefix,
         master,
         other_masters,
+        own_ns,
         via,
         notes,
     })
@@ -533,6 +731,182 @@ mod tests {
             Some("/var/log/nginx/access.log")
         );
         assert_eq!(parse_build_info("garbage"), BuildInfo::default());
+    }
+
+    fn master(pid: u32, net: u64) -> Master {
+        Master {
+            pid,
+            exe: None,
+            title: format!("nginx: master process nginx -c /etc/n{pid}.conf"),
+            conf_arg: Some(PathBuf::from(format!("/etc/n{pid}.conf"))),
+            prefix_arg: None,
+            workers: Vec::new(),
+            start_time: 0,
+            ns: NamespaceIds {
+                net: Some(net),
+                mnt: Some(net + 1),
+                pid: Some(net + 2),
+            },
+            container: None,
+            sandboxed: false,
+            other_net: false,
+        }
+    }
+
+    fn listening(addrs: &[&str], held: bool) -> NamespaceListeners {
+        NamespaceListeners {
+            addrs: addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            held,
+        }
+    }
+
+    fn pids(found: &[&Master]) -> Vec<u32> {
+        found.iter().map(|m| m.pid).collect()
+    }
+
+    #[test]
+    fn the_port_of_the_url_picks_the_master_listening_on_it() {
+        let masters = [master(10, 100), master(20, 100)];
+        let listeners = |m: &Master| match m.pid {
+            10 => listening(&["127.0.0.1:18080"], true),
+            _ => listening(&["127.0.0.1:18081", "[::1]:18081"], true),
+        };
+        let local = Some(IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(
+            pids(&masters_serving(
+                &masters,
+                local,
+                18080,
+                Some(100),
+                listeners
+            )),
+            [10]
+        );
+        assert_eq!(
+            pids(&masters_serving(
+                &masters,
+                None,
+                18081,
+                Some(100),
+                listeners
+            )),
+            [20]
+        );
+        assert!(masters_serving(&masters, local, 80, Some(100), listeners).is_empty());
+    }
+
+    #[test]
+    fn the_address_of_the_url_narrows_and_wildcards_serve_every_address() {
+        let masters = [master(10, 100), master(20, 100), master(30, 100)];
+        let listeners = |m: &Master| match m.pid {
+            10 => listening(&["127.0.0.1:80"], true),
+            20 => listening(&["127.0.0.2:80"], true),
+            _ => listening(&["[::]:8443"], true),
+        };
+        let two = Some(IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(
+            pids(&masters_serving(&masters, two, 80, None, listeners)),
+            [20]
+        );
+        assert_eq!(
+            pids(&masters_serving(&masters, None, 80, None, listeners)),
+            [10, 20]
+        );
+        assert_eq!(
+            pids(&masters_serving(&masters, two, 8443, None, listeners)),
+            [30]
+        );
+        let mapped: SocketAddr = "[::ffff:127.0.0.2]:80".parse().unwrap();
+        assert!(serves(&mapped, two, 80));
+        assert!(!serves(&mapped, two, 81));
+    }
+
+    #[test]
+    fn unread_open_files_count_only_for_a_master_alone_in_its_namespace() {
+        // 10 and 20 share a namespace whose listeners cannot be told apart; 30 is alone in
+        // its own.
+        let masters = [master(10, 100), master(20, 100), master(30, 300)];
+        let listeners = |m: &Master| match m.ns.net {
+            Some(100) => listening(&["0.0.0.0:80"], false),
+            _ => listening(&["0.0.0.0:80", "0.0.0.0:81"], false),
+        };
+        assert_eq!(
+            pids(&masters_serving(&masters, None, 80, Some(100), listeners)),
+            [30]
+        );
+        assert_eq!(
+            pids(&masters_serving(&masters, None, 81, Some(100), listeners)),
+            [30]
+        );
+    }
+
+    #[test]
+    fn several_on_the_port_prefer_the_one_in_our_network_namespace() {
+        let masters = [master(10, 100), master(20, 200), master(30, 300)];
+        let listeners = |_: &Master| listening(&["0.0.0.0:80"], true);
+        assert_eq!(
+            pids(&masters_serving(&masters, None, 80, Some(200), listeners)),
+            [20]
+        );
+        assert_eq!(
+            pids(&masters_serving(&masters, None, 80, Some(999), listeners)),
+            [10, 20, 30]
+        );
+    }
+
+    #[test]
+    fn where_a_master_runs_and_why_a_pid_is_no_master() {
+        let mut m = master(10, 100);
+        assert_eq!(m.whereabouts(), None);
+        m.other_net = true;
+        assert_eq!(
+            m.whereabouts().as_deref(),
+            Some("in network namespace net:[100]")
+        );
+        m.sandboxed = true;
+        assert_eq!(
+            m.whereabouts().as_deref(),
+            Some("in a sandbox of its own (network and mount namespaces)")
+        );
+        m.container = Some(Container {
+            runtime: "docker".to_owned(),
+            id: Some("0123456789abcdef".to_owned()),
+        });
+        assert_eq!(
+            m.whereabouts().as_deref(),
+            Some("in a docker container 0123456789ab")
+        );
+        let ns = m.namespaces();
+        assert_eq!(
+            (ns.net, ns.mnt, ns.pid, ns.sandboxed),
+            (Some(100), Some(101), Some(102), true)
+        );
+
+        let mut with_worker = master(10, 100);
+        with_worker.workers.push(Worker {
+            pid: 11,
+            user: None,
+            uid: None,
+            start_time: 0,
+        });
+        let masters = [with_worker, master(20, 100)];
+        assert_eq!(
+            not_a_master(11, &masters).to_string(),
+            "--pid 11: is a worker of the nginx master pid 10; pass --pid 10"
+        );
+        assert_eq!(
+            not_a_master(99, &masters).to_string(),
+            "--pid 99: is not an nginx master process; running: pid 10 -c /etc/n10.conf, pid 20 -c /etc/n20.conf"
+        );
+        assert_eq!(
+            not_a_master(99, &[]).to_string(),
+            "--pid 99: is not an nginx master process, and no nginx master runs"
+        );
+        assert!(
+            DiscoveryError::AmbiguousMasters(masters.to_vec())
+                .to_string()
+                .starts_with("2 nginx masters are running (pid 10 -c /etc/n10.conf, pid 20")
+        );
     }
 
     #[test]

@@ -468,6 +468,10 @@ pub struct NginxInfo {
     pub prefix: Option<PathBuf>,
     /// The master process, when running.
     pub master_pid: Option<u32>,
+    /// Every nginx master running on the host, the diagnosed one marked `selected`; written
+    /// only when more than one runs (added field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masters: Vec<MasterInfo>,
     /// The user the workers run as.
     pub worker_user: Option<String>,
     /// Whether a master process runs this configuration.
@@ -478,6 +482,57 @@ pub struct NginxInfo {
     pub access_logs: Vec<PathBuf>,
     /// How each path was found: key (`config`, `binary`, `prefix`, ...) to a short description.
     pub discovered_via: BTreeMap<String, String>,
+    /// The namespaces the master runs in, written only when they differ from fix502's (a
+    /// container, for instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<Namespaces>,
+}
+
+/// The namespaces a process runs in: the inode ids of its `/proc/PID/ns/{net,mnt,pid}`
+/// links, and the container its cgroup names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Namespaces {
+    /// The network namespace's inode id; null when it cannot be read.
+    pub net: Option<u64>,
+    /// The mount namespace's inode id; null when it cannot be read.
+    pub mnt: Option<u64>,
+    /// The pid namespace's inode id; null when it cannot be read.
+    pub pid: Option<u64>,
+    /// Whether it runs in a container-like sandbox: a network namespace and a mount
+    /// namespace of its own, both other than the host's (pid 1's) (added field).
+    #[serde(default)]
+    pub sandboxed: bool,
+    /// The container runtime and id its cgroup path names (docker, containerd, podman,
+    /// cri-o, kubepods), when it names one.
+    #[serde(default)]
+    pub container: Option<ContainerInfo>,
+}
+
+/// A container, as the cgroup path of a process names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerInfo {
+    /// `docker`, `containerd`, `podman`, `cri-o` or `kubepods` (a Kubernetes pod whose
+    /// runtime the path does not name).
+    pub runtime: String,
+    /// The container id (hex), when the path carries it.
+    pub id: Option<String>,
+}
+
+/// One running nginx master, as discovery found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MasterInfo {
+    /// Its pid.
+    pub pid: u32,
+    /// The config it runs (its `-c`, else its binary's `--conf-path`), when known.
+    pub config: Option<PathBuf>,
+    /// Its prefix (`-p`), when given on its command line.
+    pub prefix: Option<PathBuf>,
+    /// Its executable (`/proc/PID/exe`), when readable.
+    pub binary: Option<PathBuf>,
+    /// Its namespaces (always written here, also when they are fix502's).
+    pub namespaces: Namespaces,
+    /// Whether this is the master diagnosed.
+    pub selected: bool,
 }
 
 /// The whole report.

@@ -24,6 +24,8 @@
 //!   `/proc/net/*` with their owning process, plus TIME_WAIT counts.
 //! - [`process`]: facts about one process (systemd unit, start time, whether it shares our
 //!   namespaces).
+//! - [`namespace`]: where a process stands: its network, mount and pid namespaces, the
+//!   container its cgroup names, and the TCP listeners of its own network namespace.
 //! - [`appserver`]: the app server behind an upstream (PHP-FPM, gunicorn, uWSGI, ...), its
 //!   settings that matter for 502s, its log events, and kernel OOM kills.
 //! - [`host`]: what the host's security and limits do to the worker: SELinux and AppArmor
@@ -54,6 +56,7 @@ pub mod icmp;
 pub mod kernel;
 pub mod kmsg;
 pub mod listeners;
+pub mod namespace;
 pub mod process;
 pub mod scgi;
 pub mod sniff;

@@ -135,7 +135,8 @@ pub fn time_wait_count(dst: SocketAddr) -> Result<usize, ProbeError> {
         .count())
 }
 
-fn unmapped(ip: IpAddr) -> IpAddr {
+/// `ip` with an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) written as IPv4.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,

@@ -36,10 +36,10 @@ use fix502_probe::unixsock::{self, Identity};
 use tokio::sync::OnceCell;
 
 use crate::command::{CommandOutput, shell_line};
-use crate::discovery::{Discovery, under_prefix};
+use crate::discovery::{Discovery, Master, under_prefix};
 use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
-use crate::report::{Location, NginxInfo};
+use crate::report::{Location, MasterInfo, NginxInfo};
 use crate::throwaway::{self, Invocation, TestRun, Touched};
 use crate::upstream::Upstream;
 
@@ -231,7 +231,34 @@ impl Facts {
             error_logs: self.error_logs.clone(),
             access_logs: self.access_logs.clone(),
             discovered_via: d.via.clone(),
+            masters: self.masters_info(),
+            namespaces: d
+                .master
+                .as_ref()
+                .filter(|m| m.ns.differs_from(&d.own_ns))
+                .map(Master::namespaces),
         }
+    }
+
+    /// Every running master, the diagnosed one first, when more than one runs.
+    fn masters_info(&self) -> Vec<MasterInfo> {
+        let d = &self.discovery;
+        if d.master.iter().len() + d.other_masters.len() < 2 {
+            return Vec::new();
+        }
+        d.master
+            .iter()
+            .map(|m| (m, true))
+            .chain(d.other_masters.iter().map(|m| (m, false)))
+            .map(|(m, selected)| MasterInfo {
+                pid: m.pid,
+                config: crate::discovery::master_config(m, &d.build),
+                prefix: m.prefix_arg.clone(),
+                binary: m.exe.clone(),
+                namespaces: m.namespaces(),
+                selected,
+            })
+            .collect()
     }
 
     /// The worker identity, for socket permission checks.

@@ -50,6 +50,7 @@ pub(crate) fn facts_for(dir: &Path, conf: &str, log: &str) -> Facts {
         prefix: Some(dir.to_path_buf()),
         master: None,
         other_masters: Vec::new(),
+        own_ns: Default::default(),
         via: Default::default(),
         notes: Vec::new(),
     };

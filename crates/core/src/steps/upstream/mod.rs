@@ -601,6 +601,7 @@ mod tests {
             prefix: Some(dir.path().to_path_buf()),
             master: None,
             other_masters: Vec::new(),
+            own_ns: Default::default(),
             via: Default::default(),
             notes: Vec::new(),
         };
