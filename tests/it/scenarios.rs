@@ -425,4 +425,15 @@ fn php_fpm_stale_socket() {
         return;
     };
     blames_no_healthy_member(&lab, &report);
+    // The spare pool, the only unused PHP-FPM on the host, is shown as a hint only.
+    let hinted = super::harness::findings(&report, "upstream")
+        .iter()
+        .any(|f| {
+            f["check"] == "upstream.listeners"
+                && f["severity"] == "warning"
+                && f["message"].as_str().is_some_and(|m| {
+                    m.contains("the socket file left behind says the app that served it died")
+                })
+        });
+    assert!(hinted, "{report:#}");
 }

@@ -93,7 +93,7 @@ pub(super) static SCENARIOS: [ScenarioInfo; 6] = [
     ),
     ScenarioInfo::new(
         "php-fpm-stale-socket",
-        "PHP-FPM was killed (SIGKILL), its socket file stays; another site's pool runs",
+        "PHP-FPM was killed (SIGKILL), its socket file stays; another site's pool and a spare one run",
         Expectation::problem("upstream-refused", &[]),
         REFUSED,
         Some(502),
@@ -296,7 +296,9 @@ fn uwsgi_http_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabEr
 
 /// A PHP-FPM pool on `run/php-fpm-shop.sock`, killed with SIGKILL (master and workers) before
 /// nginx starts: the socket file stays, and connecting to it is refused. The blog site's pool
-/// runs on `run/php-fpm-blog.sock` in the same directory.
+/// runs on `run/php-fpm-blog.sock` in the same directory, and a spare pool that no site uses
+/// listens on a loopback port: the only unused PHP-FPM on the host, still no proof that the
+/// dead pool moved there.
 fn stale_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> {
     let upstream = unix_upstream_named(dir.path, "php-fpm-shop")?;
     let mut fpm = PhpFpm::start(
@@ -318,13 +320,21 @@ fn stale_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> 
             ..PoolSpec::tcp(0, dir.user)
         },
     )?;
+    let spare = PhpFpm::start(
+        dir.path,
+        dir.text,
+        &PoolSpec {
+            name: "spare",
+            ..PoolSpec::tcp(free_port()?, dir.user)
+        },
+    )?;
     Ok(Setup {
         sites: vec![Site {
             server_name: BLOG.to_owned(),
             location: config::fastcgi(&blog_upstream, &format!("{}/{OK_SCRIPT}", dir.text)),
         }],
         healthy: vec![blog_upstream],
-        more_php_fpm: vec![blog],
+        more_php_fpm: vec![blog, spare],
         ..fastcgi(listen, dir, upstream, Vec::new(), Some(fpm))
     })
 }

@@ -484,10 +484,16 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                 continue;
             };
             let address = connect_address(&best.listener, &endpoint.peer);
+            // A socket file nobody listens on was left by an app that died (a clean stop or
+            // a move removes it): the listeners around are hints, not where it went.
+            let died = matches!(probe, ProbeResult::Unix { .. })
+                && failed_as == Some(Cause::UPSTREAM_REFUSED);
             // Hints (a name, a directory, a nearby port) and ties are not evidence: a warning
             // without a cause, so they never turn a refusal into a wrong address.
-            let mut f = if decisive(&found).is_none() {
-                let why = if best.is_hint() {
+            let mut f = if died || decisive(&found).is_none() {
+                let why = if died {
+                    "a hint: the socket file left behind says the app that served it died"
+                } else if best.is_hint() {
                     "a hint, not proof that the app moved"
                 } else {
                     "one of several that could be it"
