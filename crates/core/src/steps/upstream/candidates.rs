@@ -943,7 +943,21 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let all = fix502_probe::listeners::listeners();
+        // The pool's owner shows once php-fpm has settled (its workers are forked while it
+        // starts): list again until the listener has a pid, bounded.
+        let pool_addr = format!("127.0.0.1:{pool_port}");
+        let mut all = fix502_probe::listeners::listeners();
+        for _ in 0..40 {
+            let owned = all.as_ref().is_ok_and(|l| {
+                l.iter()
+                    .any(|x| x.addr == pool_addr && x.pid == Some(child.id()))
+            });
+            if owned {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            all = fix502_probe::listeners::listeners();
+        }
         // SIGTERM: the php-fpm master stops its workers too (SIGKILL would orphan them,
         // still listening).
         fix502_lab::stop_child(
@@ -959,7 +973,7 @@ mod tests {
         });
         let c = found
             .iter()
-            .find(|c| c.listener.addr == format!("127.0.0.1:{pool_port}"))
+            .find(|c| c.listener.addr == pool_addr)
             .unwrap_or_else(|| panic!("{found:#?}"));
         assert_eq!(c.listener.pid, Some(child.id()));
         assert_eq!(c.reasons, vec![Reason::AppServer("php-fpm".to_owned())]);
