@@ -6,7 +6,8 @@
 //!
 //! [`Facts`] and its accessors live here; how each fact is read is in its own file, which
 //! knows nothing of [`Facts`]: the config's endpoints (`endpoint.rs`), the live connect
-//! probes (`probe.rs`), the error logs (`logs.rs`), the access logs in their `log_format`
+//! probes (`probe.rs`), the error logs (`logs.rs`; a Docker container's json-file log in
+//! `dockerlog.rs`), the access logs in their `log_format`
 //! (`access.rs`), and `--url` routed through the config (`url.rs`).
 
 mod access;
