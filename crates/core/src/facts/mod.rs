@@ -259,7 +259,16 @@ impl Facts {
             master_pid: d.master.as_ref().map(|m| m.pid),
             worker_user: self.worker_user.as_ref().map(|(u, _)| u.clone()),
             running: d.master.is_some(),
-            error_logs: self.error_logs.clone(),
+            error_logs: self
+                .error_logs
+                .iter()
+                .cloned()
+                .chain(
+                    self.docker_log()
+                        .filter(|d| d.unreadable.is_none())
+                        .map(|d| d.path),
+                )
+                .collect(),
             access_logs: self.access_logs.clone(),
             discovered_via: d.via.clone(),
             masters: self.masters_info(),

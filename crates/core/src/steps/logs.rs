@@ -416,6 +416,7 @@ mod tests {
         let facts = facts(dir.path(), "stderr", true);
         let docker = facts.docker_log().unwrap();
         assert_eq!(docker.path, path);
+        assert_eq!(facts.nginx_info().error_logs, vec![path.clone()]);
         let findings = error_log(&facts).await;
         let text = format!("{findings:#?}");
         assert!(!text.contains("garbage"), "{text}");
@@ -503,6 +504,7 @@ mod tests {
         json_log(dir.path());
         let facts = facts(dir.path(), "stderr", false);
         assert!(facts.docker_log().is_none());
+        assert!(facts.nginx_info().error_logs.is_empty());
         let findings = error_log(&facts).await;
         assert!(
             !findings.iter().any(|f| f.message.contains("json-file")),
