@@ -105,7 +105,10 @@ mod words;
 pub use check::{Check, FindingsFuture};
 pub use discovery::DiscoveryError;
 pub use engine::Engine;
-pub use facts::{AccessRead, Endpoint, EndpointUse, Facts, JOURNAL_SOURCE, LogRead, ProbeResult};
+pub use facts::{
+    AccessRead, DOCKER_ROOT, DockerLog, Endpoint, EndpointUse, Facts, JOURNAL_SOURCE, LogRead,
+    ProbeResult,
+};
 pub use journal::available as journal_available;
 pub use options::{Options, check_url, parse_duration};
 pub use redact::redact;

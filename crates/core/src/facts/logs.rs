@@ -20,15 +20,21 @@ pub struct LogRead {
     pub summary: Result<LogSummary, String>,
     /// Parts of its rotated history that were skipped or damaged, one line each.
     pub notes: Vec<String>,
+    /// What the lines are when the file is not nginx's own log (Docker's json-file log
+    /// of a container, its stderr lines); `None` for an error-log file.
+    pub source: Option<String>,
 }
 
-/// Reads each error log's window (blocking: call from `spawn_blocking`), and the journal's
-/// lines when `journal` is set. Each log is its name and the file to open: they differ for
-/// standard input (`-`), which the user piped in and is read without the admission rules.
+/// Reads each error log's window (blocking: call from `spawn_blocking`), the journal's
+/// lines when `journal` is set, and the stderr lines of Docker's json-file log when
+/// `docker` is a data root and a container id. Each log is its name and the file to open:
+/// they differ for standard input (`-`), which the user piped in and is read without the
+/// admission rules.
 pub(super) fn read_all(
     paths: Vec<(PathBuf, PathBuf)>,
     opts: &ScanOptions,
     journal: bool,
+    docker: Option<(PathBuf, String)>,
     roots: &[PathBuf],
 ) -> Vec<LogRead> {
     let mut reads: Vec<LogRead> = paths
@@ -46,11 +52,13 @@ pub(super) fn read_all(
                     path,
                     summary: Ok(summary),
                     notes,
+                    source: None,
                 },
                 Err(e) => LogRead {
                     path,
                     summary: Err(e),
                     notes: Vec::new(),
+                    source: None,
                 },
             }
         })
@@ -60,7 +68,11 @@ pub(super) fn read_all(
             path: PathBuf::from(JOURNAL_SOURCE),
             summary: crate::journal::scan(opts),
             notes: Vec::new(),
+            source: None,
         });
+    }
+    if let Some((root, id)) = docker {
+        reads.push(super::dockerlog::read(&root, &id, opts));
     }
     reads
 }

@@ -6,11 +6,13 @@
 //!
 //! [`Facts`] and its accessors live here; how each fact is read is in its own file, which
 //! knows nothing of [`Facts`]: the config's endpoints (`endpoint.rs`), the live connect
-//! probes (`probe.rs`), the error logs (`logs.rs`), the access logs in their `log_format`
+//! probes (`probe.rs`), the error logs (`logs.rs`; a Docker container's json-file log in
+//! `dockerlog.rs`), the access logs in their `log_format`
 //! (`access.rs`), and `--url` routed through the config (`url.rs`).
 
 mod access;
 mod appserver;
+mod dockerlog;
 mod endpoint;
 mod logfile;
 mod logs;
@@ -19,6 +21,7 @@ mod url;
 
 pub use access::AccessRead;
 pub use appserver::{Behind, is_local};
+pub use dockerlog::{DOCKER_ROOT, DockerLog};
 pub use endpoint::{Endpoint, EndpointUse, short};
 pub use logs::{JOURNAL_SOURCE, LogRead, StderrTarget};
 pub use probe::{ProbeResult, join_all, probe_endpoint};
@@ -63,8 +66,16 @@ pub struct Facts {
     pub worker_user: Option<(String, Option<String>)>,
     /// Error logs to read.
     pub error_logs: Vec<PathBuf>,
-    /// Error-log destinations that are not files (stderr, syslog).
+    /// Error-log destinations that are not files (stderr, syslog), as the config writes
+    /// them.
     pub error_log_elsewhere: Vec<String>,
+    /// The `error_log` paths that are links to nginx's stderr inside its container (the
+    /// official image links `/var/log/nginx/error.log` to `/dev/stderr`), read through
+    /// `/proc/PID/root`; they are in [`Facts::error_log_elsewhere`], not in
+    /// [`Facts::error_logs`].
+    pub stderr_links: Vec<String>,
+    /// Docker's data root, where a container's json-file log is looked for.
+    docker_root: PathBuf,
     /// Access logs.
     pub access_logs: Vec<PathBuf>,
     /// Every address the config connects to.
@@ -134,6 +145,7 @@ impl Facts {
         };
         let mut error_logs = Vec::new();
         let mut error_log_elsewhere = Vec::new();
+        let mut stderr_links = Vec::new();
         if options.error_logs.is_empty() {
             let mut paths: Vec<String> = view.error_logs.iter().map(|l| l.path.clone()).collect();
             let main_has_one = view
@@ -147,8 +159,25 @@ impl Facts {
                     paths.insert(0, "logs/error.log".to_owned());
                 }
             }
+            let container_root = discovery
+                .master
+                .as_ref()
+                .filter(|m| m.container.is_some())
+                .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
             for p in paths {
-                match file_log(&p) {
+                let file = file_log(&p).filter(|_| !STDERR_PATHS.contains(&p.as_str()));
+                let linked = match (&file, &container_root) {
+                    (Some(f), Some(root)) => links_to_stderr(root, f),
+                    _ => false,
+                };
+                match file {
+                    Some(f) if linked => {
+                        let shown = f.display().to_string();
+                        if !error_log_elsewhere.contains(&shown) {
+                            stderr_links.push(shown.clone());
+                            error_log_elsewhere.push(shown);
+                        }
+                    }
                     Some(f) if !error_logs.contains(&f) => error_logs.push(f),
                     Some(_) => {}
                     None if !error_log_elsewhere.contains(&p) => error_log_elsewhere.push(p),
@@ -201,6 +230,8 @@ impl Facts {
             worker_user,
             error_logs,
             error_log_elsewhere,
+            stderr_links,
+            docker_root: PathBuf::from(DOCKER_ROOT),
             access_logs,
             endpoints,
             variable_targets,
@@ -228,7 +259,16 @@ impl Facts {
             master_pid: d.master.as_ref().map(|m| m.pid),
             worker_user: self.worker_user.as_ref().map(|(u, _)| u.clone()),
             running: d.master.is_some(),
-            error_logs: self.error_logs.clone(),
+            error_logs: self
+                .error_logs
+                .iter()
+                .cloned()
+                .chain(
+                    self.docker_log()
+                        .filter(|d| d.unreadable.is_none())
+                        .map(|d| d.path),
+                )
+                .collect(),
             access_logs: self.access_logs.clone(),
             discovered_via: d.via.clone(),
             masters: self.masters_info(),
@@ -375,9 +415,43 @@ impl Facts {
             .error_log_elsewhere
             .iter()
             .any(|d| d.starts_with("syslog:"));
-        let stderr = self.error_log_elsewhere.iter().any(|d| d == "stderr")
+        let stderr = self
+            .error_log_elsewhere
+            .iter()
+            .any(|d| self.goes_to_stderr(d))
             && matches!(self.master_stderr(), None | Some(StderrTarget::Socket));
         (syslog || stderr) && crate::journal::available()
+    }
+
+    /// Whether an `error_log` destination of [`Facts::error_log_elsewhere`] is nginx's
+    /// stderr: `stderr`, `/dev/stderr` (and its `/proc/self/fd/2` forms), or a path linked to
+    /// it in nginx's container.
+    pub fn goes_to_stderr(&self, dest: &str) -> bool {
+        dest == "stderr"
+            || STDERR_PATHS.contains(&dest)
+            || self.stderr_links.iter().any(|l| l == dest)
+    }
+
+    /// Docker's json-file log of the container the diagnosed master runs in, when that is
+    /// a Docker container whose id its cgroup names and nginx's error log goes to stderr
+    /// (`None` otherwise, and on a host without containers, at no cost).
+    pub fn docker_log(&self) -> Option<DockerLog> {
+        let container = self.discovery.master.as_ref()?.container.as_ref()?;
+        if container.runtime != "docker"
+            || !self
+                .error_log_elsewhere
+                .iter()
+                .any(|d| self.goes_to_stderr(d))
+        {
+            return None;
+        }
+        Some(DockerLog::of(&self.docker_root, container.id.as_deref()?))
+    }
+
+    /// Looks for Docker's json-file logs under `root` instead of `/var/lib/docker`.
+    pub fn with_docker_root(mut self, root: &Path) -> Self {
+        root.clone_into(&mut self.docker_root);
+        self
     }
 
     /// Where the running master's stderr goes (`None` when nginx does not run, or its fds
@@ -403,9 +477,13 @@ impl Facts {
                     .map(|p| (p.clone(), self.error_log_file(p)))
                     .collect();
                 let journal = self.reads_journal();
+                let docker = self
+                    .docker_log()
+                    .filter(|d| d.unreadable.is_none())
+                    .map(|d| (self.docker_root.clone(), d.id));
                 let roots = logfile::log_roots(self.discovery.prefix.as_deref());
                 let reads = tokio::task::spawn_blocking(move || {
-                    logs::read_all(paths, &opts, journal, &roots)
+                    logs::read_all(paths, &opts, journal, docker, &roots)
                 })
                 .await;
                 reads.unwrap_or_default()
@@ -812,6 +890,20 @@ impl Facts {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         args
     }
+}
+
+/// The paths that are nginx's own stderr wherever they are opened.
+const STDERR_PATHS: [&str; 3] = ["/dev/stderr", "/proc/self/fd/2", "/dev/fd/2"];
+
+/// Whether log path `file` is a symlink to stderr when seen from the container whose root
+/// is `root` (`/proc/PID/root`).
+fn links_to_stderr(root: &Path, file: &Path) -> bool {
+    let inside = root.join(file.strip_prefix("/").unwrap_or(file));
+    std::fs::read_link(inside).is_ok_and(|target| {
+        target
+            .to_str()
+            .is_some_and(|t| STDERR_PATHS.contains(&t) || t == "/proc/1/fd/2")
+    })
 }
 
 /// The path of a location as written (`/api/`, `= /exact`, `^~ /static/`), or `/` for a

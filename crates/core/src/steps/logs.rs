@@ -60,7 +60,10 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
         for dest in &facts.error_log_elsewhere {
             out.push(elsewhere_finding(facts, dest, journal));
         }
-        if facts.error_logs.is_empty() && !journal {
+        if facts.error_logs.is_empty()
+            && !journal
+            && facts.docker_log().is_none_or(|d| d.unreadable.is_some())
+        {
             out.push(Finding::could_not_check(
                 ERROR_LOG,
                 "no error log file to read (pass --error-log)",
@@ -69,10 +72,10 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
         }
         let window = duration(facts.options.since);
         for read in facts.logs().await {
-            let path = if read.path.as_os_str() == "-" {
-                "standard input (--error-log -)".to_owned()
-            } else {
-                read.path.display().to_string()
+            let path = match &read.source {
+                _ if read.path.as_os_str() == "-" => "standard input (--error-log -)".to_owned(),
+                Some(source) => format!("{source} ({})", read.path.display()),
+                None => read.path.display().to_string(),
             };
             let summary = match &read.summary {
                 Ok(s) => s,
@@ -221,58 +224,97 @@ fn disk_config_elsewhere(
             .any(|(p, _)| Upstream::from(p) == Upstream::parse(peer))
 }
 
-/// Where an `error_log` that is not a file goes, and how its lines are read (the journal)
-/// or can be got by hand.
+/// Where an `error_log` that is not a file goes, and how its lines are read (the journal,
+/// Docker's json-file log) or can be got by hand.
 fn elsewhere_finding(facts: &Facts, dest: &str, journal: bool) -> Finding {
     let since = facts.window_start();
     let journal_cmd = crate::journal::command_line(since);
     let stderr = facts.master_stderr();
+    let to_stderr = facts.goes_to_stderr(dest);
+    let named = if facts.stderr_links.iter().any(|l| l == dest) {
+        format!("error_log {dest} (a link to /dev/stderr in nginx's container)")
+    } else {
+        format!("error_log {dest}")
+    };
+    let window = duration(facts.options.since);
+    if to_stderr && let Some(docker) = facts.docker_log() {
+        let short = docker.short_id();
+        return match &docker.unreadable {
+            None => Finding::new(
+                ERROR_LOG,
+                Severity::Info,
+                format!(
+                    "{named}: nginx runs in the Docker container {short}; its stderr lines are read from Docker's json-file log {}",
+                    docker.path.display()
+                ),
+            ),
+            Some(why) => Finding::new(
+                ERROR_LOG,
+                Severity::Warning,
+                format!(
+                    "{named}: fix502 cannot read it here: nginx runs in the Docker container {short}, and {why}"
+                ),
+            )
+            .fix(format!(
+                "Pipe the container's log in: docker logs --since {window} {short} 2>&1 | fix502 --error-log -"
+            )),
+        };
+    }
     let to_journal = dest.starts_with("syslog:")
-        || (dest == "stderr" && matches!(stderr, None | Some(StderrTarget::Socket)));
+        || (to_stderr && matches!(stderr, None | Some(StderrTarget::Socket)));
     if to_journal && journal {
         return Finding::new(
             ERROR_LOG,
             Severity::Info,
-            format!("error_log {dest}: read from the systemd journal ({journal_cmd})"),
+            format!("{named}: read from the systemd journal ({journal_cmd})"),
         );
     }
-    let in_docker = facts.master_pid().is_some_and(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .is_ok_and(|c| c.contains("docker") || c.contains("containerd"))
-    });
-    let window = duration(facts.options.since);
-    let docker = format!("docker logs --since {window} CONTAINER 2>&1");
-    let how = match (dest, stderr) {
-        ("stderr", Some(StderrTarget::Null)) => {
+    let container = facts
+        .discovery
+        .master
+        .as_ref()
+        .and_then(|m| m.container.as_ref());
+    let docker = match container.and_then(|c| c.id.as_deref()) {
+        Some(id) => format!(
+            "docker logs --since {window} {} 2>&1 | fix502 --error-log -",
+            id.get(..12).unwrap_or(id)
+        ),
+        None => format!("docker logs --since {window} CONTAINER 2>&1 | fix502 --error-log -"),
+    };
+    let how = match (to_stderr, stderr) {
+        (true, Some(StderrTarget::Null)) => {
             "nginx's stderr is /dev/null, so these messages are discarded".to_owned()
         }
-        ("stderr", Some(StderrTarget::File(path))) => format!(
+        (true, Some(StderrTarget::File(path))) => format!(
             "nginx's stderr goes to the file {}; pass it with --error-log {}",
             path.display(),
             path.display()
         ),
-        ("stderr", Some(StderrTarget::Terminal(tty))) => format!(
+        (true, Some(StderrTarget::Terminal(tty))) => format!(
             "nginx runs in the foreground and its stderr is the terminal {}",
             tty.display()
         ),
-        ("stderr", _) if in_docker => format!("nginx runs in a container: {docker}"),
-        ("stderr", Some(StderrTarget::Pipe)) => format!(
+        (true, _) if container.is_some() => format!(
+            "nginx runs in a {} container: {docker}",
+            container.map_or("", |c| c.runtime.as_str())
+        ),
+        (true, Some(StderrTarget::Pipe)) => format!(
             "nginx's stderr is a pipe read by whatever started it (a supervisor: its log; under Docker: {docker})"
         ),
-        ("stderr", _) => format!(
+        (true, _) => format!(
             "this host has no systemd journal to read; nginx's stderr goes wherever its service manager sends it (under systemd: {journal_cmd}; under Docker: {docker})"
         ),
-        (d, _) if d.starts_with("syslog:") => format!(
-            "this host has no systemd journal to read; see the syslog server named in `error_log {d}` (rsyslog: /var/log/syslog or /var/log/messages, grep nginx)"
+        (false, _) if dest.starts_with("syslog:") => format!(
+            "this host has no systemd journal to read; see the syslog server named in `error_log {dest}` (rsyslog: /var/log/syslog or /var/log/messages, grep nginx)"
         ),
         _ => "not a file (memory buffer or off)".to_owned(),
     };
     Finding::new(
         ERROR_LOG,
         Severity::Warning,
-        format!("error_log {dest}: fix502 cannot read it here: {how}"),
+        format!("{named}: fix502 cannot read it here: {how}"),
     )
-    .fix("Pass a copy of those lines with --error-log FILE, or log to a file too: error_log /var/log/nginx/error.log error;")
+    .fix("Pass a copy of those lines with --error-log FILE (- for standard input), or log to a file too: error_log /var/log/nginx/error.log error;")
 }
 
 /// A host name nginx's resolver failed on, as `host:port` when a pass directive of the
@@ -294,4 +336,179 @@ fn named_upstream(facts: &Facts, host: &str) -> String {
             _ => None,
         })
         .unwrap_or_else(|| host.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fix502_probe::namespace::Container;
+
+    const ID: &str = "4f3c2a1b0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b";
+
+    /// Facts for a config whose main `error_log` is `log`, run by a master (this test's own
+    /// process) in the Docker container `ID` when `docker` is set, with Docker's data root
+    /// in `dir`.
+    fn facts(dir: &std::path::Path, log: &str, docker: bool) -> Facts {
+        let config = dir.join("nginx.conf");
+        std::fs::write(
+            &config,
+            format!("error_log {log};\nevents {{}}\nhttp {{ server {{ listen 8080; location / {{ proxy_pass http://127.0.0.1:3000; }} }} }}\n"),
+        )
+        .unwrap();
+        let master = crate::discovery::Master {
+            pid: std::process::id(),
+            exe: None,
+            title: "nginx: master process nginx".to_owned(),
+            conf_arg: None,
+            prefix_arg: None,
+            workers: Vec::new(),
+            start_time: 0,
+            ns: Default::default(),
+            container: docker.then(|| Container {
+                runtime: "docker".to_owned(),
+                id: Some(ID.to_owned()),
+            }),
+            sandboxed: docker,
+            other_net: false,
+        };
+        let discovery = crate::discovery::Discovery {
+            binary: None,
+            build: Default::default(),
+            config,
+            prefix: Some(dir.to_path_buf()),
+            master: Some(master),
+            other_masters: Vec::new(),
+            own_ns: Default::default(),
+            via: Default::default(),
+            notes: Vec::new(),
+        };
+        Facts::new(crate::options::Options::default(), discovery)
+            .with_docker_root(&dir.join("docker"))
+    }
+
+    fn json_log(dir: &std::path::Path) -> std::path::PathBuf {
+        let now = jiff::ZonedDateTime::now()
+            .datetime()
+            .strftime("%Y/%m/%d %H:%M:%S")
+            .to_string();
+        let path = dir
+            .join("docker/containers")
+            .join(ID)
+            .join(format!("{ID}-json.log"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let refused = format!(
+            r#"{now} [error] 29#29: *3 connect() failed (111: Connection refused) while connecting to upstream, client: 172.18.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://127.0.0.1:3000/\", host: \"localhost\""#
+        );
+        let lines = [
+            format!(r#"{{"log":"{refused}\n","stream":"stderr","time":"2026-11-24T02:11:50.1Z"}}"#),
+            r#"{"log":"172.18.0.1 - - [24/Nov/2026:02:11:50 +0000] \"GET / HTTP/1.1\" 502 157\n","stream":"stdout","time":"2026-11-24T02:11:50.2Z"}"#.to_owned(),
+            "garbage that must never be quoted".to_owned(),
+            format!(r#"{{"log":"{refused}\n","stream":"stderr","time":"2026-11-24T02:11:51.1Z"}}"#),
+        ];
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn error_log_stderr_in_a_docker_container_is_read_from_its_json_file_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = json_log(dir.path());
+        let facts = facts(dir.path(), "stderr", true);
+        let docker = facts.docker_log().unwrap();
+        assert_eq!(docker.path, path);
+        assert_eq!(facts.nginx_info().error_logs, vec![path.clone()]);
+        let findings = error_log(&facts).await;
+        let text = format!("{findings:#?}");
+        assert!(!text.contains("garbage"), "{text}");
+        let source = findings
+            .iter()
+            .find(|f| {
+                f.message
+                    .starts_with("Docker's json-file log of container 4f3c2a1b0e9d, stderr lines (")
+            })
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            source.message.contains(&path.display().to_string()),
+            "{text}"
+        );
+        assert!(source.message.contains(": 2 lines in the last"), "{text}");
+        let refused = findings
+            .iter()
+            .find(|f| f.cause == Some(causes::Cause::UPSTREAM_REFUSED))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(refused.message.starts_with("2 "), "{text}");
+        assert!(
+            findings.iter().any(|f| f.message.starts_with(
+                "error_log stderr: nginx runs in the Docker container 4f3c2a1b0e9d; its stderr lines are read from"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("1 stdout lines left out"), "{text}");
+        assert!(
+            text.contains("1 lines are not Docker json-file objects"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_log_linked_to_stderr_in_the_container_is_read_too() {
+        let dir = tempfile::tempdir().unwrap();
+        json_log(dir.path());
+        let linked = dir.path().join("error.log");
+        std::os::unix::fs::symlink("/dev/stderr", &linked).unwrap();
+        let facts = facts(dir.path(), &linked.display().to_string(), true);
+        assert!(facts.error_logs.is_empty(), "{:?}", facts.error_logs);
+        assert_eq!(facts.stderr_links, vec![linked.display().to_string()]);
+        let findings = error_log(&facts).await;
+        let text = format!("{findings:#?}");
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.cause == Some(causes::Cause::UPSTREAM_REFUSED)),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "(a link to /dev/stderr in nginx's container): nginx runs in the Docker container"
+            ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_json_file_log_the_finding_gives_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = facts(dir.path(), "/dev/stderr", true);
+        let findings = error_log(&facts).await;
+        let text = format!("{findings:#?}");
+        let f = findings
+            .iter()
+            .find(|f| f.message.starts_with("error_log /dev/stderr: fix502 cannot read it here: nginx runs in the Docker container 4f3c2a1b0e9d, and "))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            f.message
+                .contains("does not exist (the container's log driver is not json-file"),
+            "{text}"
+        );
+        assert!(
+            f.fix
+                .iter()
+                .any(|fix| fix.contains("2>&1 | fix502 --error-log -")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn outside_a_container_nothing_is_looked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        json_log(dir.path());
+        let facts = facts(dir.path(), "stderr", false);
+        assert!(facts.docker_log().is_none());
+        assert!(facts.nginx_info().error_logs.is_empty());
+        let findings = error_log(&facts).await;
+        assert!(
+            !findings.iter().any(|f| f.message.contains("json-file")),
+            "{findings:#?}"
+        );
+    }
 }

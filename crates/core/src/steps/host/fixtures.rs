@@ -41,6 +41,7 @@ pub(super) fn reads(text: &str) -> Vec<LogRead> {
         path: PathBuf::from("/var/log/nginx/error.log"),
         summary: Ok(summary),
         notes: Vec::new(),
+        source: None,
     }]
 }
 

@@ -35,6 +35,7 @@ pub(super) fn log_reads(text: &str) -> Vec<LogRead> {
         path: PathBuf::from("/var/log/nginx/error.log"),
         summary: Ok(summary),
         notes: Vec::new(),
+        source: None,
     }]
 }
 
