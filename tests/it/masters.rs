@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::harness::{Nginx, bin, parse_report};
 
 /// A loopback port free now.
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("bind a free port")
@@ -24,7 +24,7 @@ fn free_port() -> u16 {
 }
 
 /// Whether the tests that need the nginx binary should be skipped.
-fn no_nginx() -> bool {
+pub(super) fn no_nginx() -> bool {
     let missing = !std::path::Path::new(super::nginx_t::NGINX).exists();
     if missing && std::env::var("FIX502_SKIP_NGINX").as_deref() == Ok("1") {
         eprintln!("skipping: nginx not installed (FIX502_SKIP_NGINX=1)");

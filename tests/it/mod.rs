@@ -1,6 +1,7 @@
 //! One integration-test binary; each file tests one face of the binary.
 
 mod apply;
+mod chain;
 mod cli;
 mod discovery;
 mod harness;

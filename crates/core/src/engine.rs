@@ -3,7 +3,11 @@
 //! the diagnosis and the timeline of the window, and builds the [`Report`].
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
+
+use crate::chain;
 
 use crate::diagnosis::diagnose;
 use crate::discovery::{DiscoveryError, discover};
@@ -210,6 +214,14 @@ impl Engine {
         if let Some(change) = engine.nginx_changed() {
             engine.recheck(&change).await?;
         }
+        let seen: Vec<u32> = engine
+            .facts
+            .discovery
+            .master
+            .iter()
+            .map(|m| m.pid)
+            .collect();
+        engine.follow_chain(seen, 0).await;
         if engine.facts.options.wants(StepId::Restart) {
             let started = Instant::now();
             let plan = engine.plan().await;
@@ -222,6 +234,48 @@ impl Engine {
             engine.record_restart(&plan, applied, started.elapsed().as_millis() as u64);
         }
         Ok(engine.report())
+    }
+}
+
+impl Engine {
+    /// Follows the chain behind an `upstream-returned-502` diagnosis whose address is a
+    /// listener of another nginx master: runs the engine for that nginx (read-only, no
+    /// restart step) and words what it finds into this run's diagnosis ([`chain`]). At most
+    /// [`chain::MAX_HOPS`] deep; `seen` holds the masters already diagnosed, never run twice.
+    fn follow_chain(
+        &mut self,
+        mut seen: Vec<u32>,
+        depth: usize,
+    ) -> Pin<Box<dyn Future<Output = Vec<u32>> + Send + '_>> {
+        Box::pin(async move {
+            if depth >= chain::MAX_HOPS {
+                return seen;
+            }
+            for hop in chain::next_hops(&self.facts, &self.diagnosis, &seen).await {
+                if seen.contains(&hop.pid) {
+                    continue;
+                }
+                seen.push(hop.pid);
+                let mut other = match Self::new(hop.options).await {
+                    Ok(other) => other,
+                    Err(e) => {
+                        tracing::debug!(pid = hop.pid, error = %e, "cannot follow the chain");
+                        continue;
+                    }
+                };
+                for step in StepId::ALL {
+                    if step != StepId::Restart && other.facts.options.wants(step) {
+                        other.run_step(step).await;
+                    }
+                }
+                seen = other.follow_chain(seen, depth + 1).await;
+                let info = other.facts.nginx_info();
+                if let Some(d) = self.diagnosis.get_mut(hop.index) {
+                    chain::annotate(d, &info, &other.diagnosis);
+                }
+            }
+            seen
+        })
     }
 }
 

@@ -85,6 +85,7 @@
 pub mod causes;
 pub mod report;
 
+mod chain;
 mod check;
 mod command;
 mod diagnosis;
