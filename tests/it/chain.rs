@@ -173,3 +173,42 @@ fn an_app_that_answers_502_itself_is_no_chain() {
     let text = top_text(&report);
     assert!(!text.contains("the 502 comes from the nginx"), "{text}");
 }
+
+#[test]
+fn every_hop_of_a_longer_chain_is_named_in_order() {
+    if no_nginx() {
+        return;
+    }
+    let (a, b, c, d) = (free_port(), free_port(), free_port(), free_port());
+    let back = proxy(c, d);
+    let middle = proxy(b, c);
+    let front = proxy(a, b);
+    assert!(get(a).contains(" 502 "), "the front must answer 502");
+    let report = diagnose(&front.config());
+    let top = &report["diagnosis"][0];
+    assert_eq!(top["upstream"], format!("127.0.0.1:{b}"), "{report:#}");
+    let evidence: Vec<&str> = top["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let first = format!(
+        "the 502 comes from the nginx at 127.0.0.1:{b} (pid {}, config {}), whose upstream 127.0.0.1:{c} answers 502 itself (upstream-returned-502, ",
+        middle.pid,
+        middle.config().display()
+    );
+    let second = format!(
+        "the 502 comes from the nginx at 127.0.0.1:{c} (pid {}, config {}), whose upstream 127.0.0.1:{d} refuses (upstream-refused, ",
+        back.pid,
+        back.config().display()
+    );
+    assert!(
+        evidence.first().is_some_and(|e| e.starts_with(&first)),
+        "{evidence:#?}"
+    );
+    assert!(
+        evidence.get(1).is_some_and(|e| e.starts_with(&second)),
+        "{evidence:#?}"
+    );
+}

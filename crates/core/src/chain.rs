@@ -127,16 +127,17 @@ pub(crate) fn annotate(d: &mut Diagnosis, info: &NginxInfo, found: &[Diagnosis])
         None => "which fails".to_owned(),
     };
     let line = format!(
-        "the 502 comes from the nginx at {at} ({pid}{config}), {what} ({}, {confidence}%)",
+        "{HOP}{at} ({pid}{config}), {what} ({}, {confidence}%)",
         top.cause.id()
     );
     let deeper: Vec<String> = top
         .evidence
         .iter()
-        .filter(|e| e.starts_with("the 502 comes from the nginx at "))
+        .filter(|e| e.starts_with(HOP))
         .cloned()
         .collect();
-    d.summary = format!("{}: {line}", d.summary);
+    // The summary names the last hop: the nginx whose own upstream really fails.
+    d.summary = format!("{}: {}", d.summary, deeper.last().unwrap_or(&line));
     let mut evidence = vec![line];
     evidence.extend(deeper);
     evidence.append(&mut d.evidence);
@@ -144,11 +145,23 @@ pub(crate) fn annotate(d: &mut Diagnosis, info: &NginxInfo, found: &[Diagnosis])
     let mut fix: Vec<String> = top
         .fix
         .iter()
-        .map(|f| format!("On the nginx at {at}: {f}"))
+        .map(|f| {
+            if f.starts_with(FIX_AT) {
+                f.clone()
+            } else {
+                format!("{FIX_AT}{at}: {f}")
+            }
+        })
         .collect();
     fix.append(&mut d.fix);
     d.fix = fix;
 }
+
+/// How the evidence line naming a hop starts.
+const HOP: &str = "the 502 comes from the nginx at ";
+
+/// How a fix of another nginx in the chain starts; a deeper hop's fix already says where.
+const FIX_AT: &str = "On the nginx at ";
 
 /// `config /etc/nginx/nginx.conf`.
 fn config_words(config: &Path) -> String {
