@@ -151,6 +151,14 @@ fn a_502_relayed_from_another_nginx_names_that_nginx_and_its_refused_upstream() 
     );
     // The front's own report is still about the front.
     assert_eq!(report["nginx"]["master_pid"], front.pid, "{report:#}");
+    // The human report shows the hop too.
+    let out = bin()
+        .args(["--non-interactive", "--timeout", "1s", "--config"])
+        .arg(front.config())
+        .output()
+        .expect("run fix502");
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(human.contains(&hop), "{human}");
 }
 
 #[test]
@@ -210,5 +218,55 @@ fn every_hop_of_a_longer_chain_is_named_in_order() {
     assert!(
         evidence.get(1).is_some_and(|e| e.starts_with(&second)),
         "{evidence:#?}"
+    );
+}
+
+#[test]
+fn a_loop_back_to_the_front_is_not_followed_twice() {
+    if no_nginx() {
+        return;
+    }
+    let (a, b, d) = (free_port(), free_port(), free_port());
+    // The front's `/` goes to the back, whose `/` comes back to the front's `/dead`, which
+    // is refused: both nginx answer 502, each relaying the other.
+    let front = Nginx::start(
+        "error_log logs/error.log;",
+        &format!(
+            "    server {{\n        listen 127.0.0.1:{a};\n        location / {{ proxy_pass http://127.0.0.1:{b}; }}\n        location /dead {{ proxy_pass http://127.0.0.1:{d}; }}\n    }}"
+        ),
+        Stdio::null(),
+    );
+    let back = Nginx::start(
+        "error_log logs/error.log;",
+        &format!(
+            "    server {{\n        listen 127.0.0.1:{b};\n        location / {{ proxy_pass http://127.0.0.1:{a}/dead; }}\n    }}"
+        ),
+        Stdio::null(),
+    );
+    assert!(get(a).contains(" 502 "), "the front must answer 502");
+    let report = diagnose(&front.config());
+    let at_back = report["diagnosis"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["upstream"] == format!("127.0.0.1:{b}"))
+        .unwrap_or_else(|| panic!("no diagnosis at the back: {report:#}"));
+    assert_eq!(at_back["cause"], "upstream-returned-502", "{report:#}");
+    let hops: Vec<&str> = at_back["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|e| e.starts_with("the 502 comes from the nginx at "))
+        .collect();
+    // The back is named once; the front it points back to is not diagnosed again.
+    assert_eq!(hops.len(), 1, "{hops:#?}");
+    assert!(
+        hops[0].starts_with(&format!(
+            "the 502 comes from the nginx at 127.0.0.1:{b} (pid {}, config {}), whose upstream 127.0.0.1:{a} answers 502 itself (upstream-returned-502, ",
+            back.pid,
+            back.config().display()
+        )),
+        "{hops:#?}"
     );
 }
