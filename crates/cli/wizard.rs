@@ -226,6 +226,7 @@ pub async fn run(
             }
         }
     }
+    engine.follow_the_chain().await;
     render::diagnosis_block(out, &g, engine.diagnosis())?;
     if options.wants(StepId::Restart) {
         let started = Instant::now();

@@ -112,15 +112,34 @@ impl Drop for App502 {
     }
 }
 
+/// A front nginx proxying to a back nginx on 127.0.0.1:`b`, whose upstream 127.0.0.1:`c`
+/// refuses; one request went through, so both logged their 502. `None` when nginx is not
+/// installed and the suite is told to skip.
+struct Chain {
+    b: u16,
+    c: u16,
+    back: Nginx,
+    front: Nginx,
+}
+
+impl Chain {
+    fn start() -> Option<Self> {
+        if no_nginx() {
+            return None;
+        }
+        let (a, b, c) = (free_port(), free_port(), free_port());
+        let back = proxy(b, c);
+        let front = proxy(a, b);
+        assert!(get(a).contains(" 502 "), "the front must answer 502");
+        Some(Self { b, c, back, front })
+    }
+}
+
 #[test]
 fn a_502_relayed_from_another_nginx_names_that_nginx_and_its_refused_upstream() {
-    if no_nginx() {
+    let Some(Chain { b, c, back, front }) = Chain::start() else {
         return;
-    }
-    let (a, b, c) = (free_port(), free_port(), free_port());
-    let back = proxy(b, c);
-    let front = proxy(a, b);
-    assert!(get(a).contains(" 502 "), "the front must answer 502");
+    };
     let report = diagnose(&front.config());
     let top = &report["diagnosis"][0];
     assert_eq!(top["cause"], "upstream-returned-502", "{report:#}");
@@ -269,4 +288,33 @@ fn a_loop_back_to_the_front_is_not_followed_twice() {
         )),
         "{hops:#?}"
     );
+}
+
+#[test]
+fn the_wizard_names_the_hop_too() {
+    let Some(Chain { b, c, back, front }) = Chain::start() else {
+        return;
+    };
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fix502"));
+    command
+        .args(["--timeout", "1s", "--config"])
+        .arg(front.config())
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("LANG", "C.UTF-8");
+    let mut p = rexpect::session::spawn_command(command, Some(30_000)).expect("spawn in a pty");
+    for _ in 0..3 {
+        p.exp_string("What next?").expect("prompt");
+        p.send("\r").expect("continue");
+        p.flush().expect("flush");
+    }
+    p.exp_string("Diagnosis").expect("diagnosis");
+    p.exp_string(&format!(
+        "the 502 comes from the nginx at 127.0.0.1:{b} (pid {}",
+        back.pid
+    ))
+    .expect("the hop");
+    p.exp_string(&format!("whose upstream 127.0.0.1:{c} refuses"))
+        .expect("the refused upstream");
+    p.exp_eof().expect("the wizard ends");
 }

@@ -214,14 +214,7 @@ impl Engine {
         if let Some(change) = engine.nginx_changed() {
             engine.recheck(&change).await?;
         }
-        let seen: Vec<u32> = engine
-            .facts
-            .discovery
-            .master
-            .iter()
-            .map(|m| m.pid)
-            .collect();
-        engine.follow_chain(seen, 0).await;
+        engine.follow_the_chain().await;
         if engine.facts.options.wants(StepId::Restart) {
             let started = Instant::now();
             let plan = engine.plan().await;
@@ -238,6 +231,16 @@ impl Engine {
 }
 
 impl Engine {
+    /// Follows the chain behind an `upstream-returned-502` whose address another nginx
+    /// master on this host listens on, and names the real failing hop in this run's
+    /// diagnosis, at most three nginx deep and never the same master twice. Costs nothing when no diagnosis is
+    /// `upstream-returned-502`. [`Self::run_all`] does it after the steps; the wizard, before
+    /// it shows the diagnosis.
+    pub async fn follow_the_chain(&mut self) {
+        let seen: Vec<u32> = self.facts.discovery.master.iter().map(|m| m.pid).collect();
+        self.follow_chain(seen, 0).await;
+    }
+
     /// Follows the chain behind an `upstream-returned-502` diagnosis whose address is a
     /// listener of another nginx master: runs the engine for that nginx (read-only, no
     /// restart step) and words what it finds into this run's diagnosis ([`chain`]). At most
