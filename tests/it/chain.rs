@@ -68,6 +68,17 @@ fn diagnose(config: &std::path::Path) -> Value {
     parse_report(&out)
 }
 
+/// The evidence lines of diagnosis `d` that name a hop of the chain, in order.
+fn hop_lines(d: &Value) -> Vec<&str> {
+    d["evidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|e| e.starts_with("the 502 comes from the nginx at "))
+        .collect()
+}
+
 /// An app on loopback that answers every request 502 itself, until dropped.
 struct App502 {
     port: u16,
@@ -271,13 +282,7 @@ fn a_loop_back_to_the_front_is_not_followed_twice() {
         .find(|d| d["upstream"] == format!("127.0.0.1:{b}"))
         .unwrap_or_else(|| panic!("no diagnosis at the back: {report:#}"));
     assert_eq!(at_back["cause"], "upstream-returned-502", "{report:#}");
-    let hops: Vec<&str> = at_back["evidence"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .filter(|e| e.starts_with("the 502 comes from the nginx at "))
-        .collect();
+    let hops = hop_lines(at_back);
     // The back is named once; the front it points back to is not diagnosed again.
     assert_eq!(hops.len(), 1, "{hops:#?}");
     assert!(
@@ -317,4 +322,38 @@ fn the_wizard_names_the_hop_too() {
     p.exp_string(&format!("whose upstream 127.0.0.1:{c} refuses"))
         .expect("the refused upstream");
     p.exp_eof().expect("the wizard ends");
+}
+
+#[test]
+fn the_chain_is_followed_three_nginx_deep_and_no_further() {
+    if no_nginx() {
+        return;
+    }
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    // ports[0] → ports[1] → … → ports[4] → ports[5], where nothing listens.
+    let nginx: Vec<Nginx> = (0..5)
+        .rev()
+        .map(|i| proxy(ports[i], ports[i + 1]))
+        .collect();
+    assert!(get(ports[0]).contains(" 502 "), "the front must answer 502");
+    let front = nginx.last().expect("the front");
+    let report = diagnose(&front.config());
+    let top = &report["diagnosis"][0];
+    let hops = hop_lines(top);
+    assert_eq!(hops.len(), 3, "{hops:#?}");
+    for (hop, port) in hops.iter().zip(&ports[1..4]) {
+        assert!(
+            hop.starts_with(&format!(
+                "the 502 comes from the nginx at 127.0.0.1:{port} ("
+            )),
+            "{hops:#?}"
+        );
+    }
+    assert!(
+        hops[2].contains(&format!(
+            "whose upstream 127.0.0.1:{} answers 502 itself",
+            ports[4]
+        )),
+        "{hops:#?}"
+    );
 }
