@@ -221,6 +221,55 @@ mod tests {
         );
     }
 
+    fn master(pid: u32, workers: &[u32]) -> Master {
+        let mut m = crate::discovery::tests::master(pid, 1);
+        m.workers = workers
+            .iter()
+            .map(|&pid| crate::discovery::Worker {
+                pid,
+                user: None,
+                uid: None,
+                start_time: 0,
+            })
+            .collect();
+        m
+    }
+
+    fn listener(addr: &str, pid: u32) -> Listener {
+        Listener {
+            kind: fix502_probe::ListenerKind::Tcp,
+            addr: addr.to_owned(),
+            socket_addr: addr.parse().ok(),
+            path: None,
+            inode: 0,
+            pid: Some(pid),
+            process: Some("nginx".to_owned()),
+            cmdline: None,
+            queued: None,
+        }
+    }
+
+    #[test]
+    fn the_master_is_found_by_its_own_or_a_worker_s_listener() {
+        let masters = [master(10, &[11]), master(20, &[])];
+        let listeners = [listener("0.0.0.0:8081", 11), listener("127.0.0.1:9000", 20)];
+        let at =
+            |a: &str| master_listening(&listeners, &masters, a.parse().unwrap()).map(|m| m.pid);
+        assert_eq!(at("127.0.0.1:8081"), Some(10));
+        assert_eq!(at("127.0.0.1:9000"), Some(20));
+        assert_eq!(at("127.0.0.2:9000"), None);
+        assert_eq!(at("127.0.0.1:9001"), None);
+        // A listener of a process that is no other master's is no hop.
+        assert_eq!(
+            master_listening(
+                &[listener("127.0.0.1:7000", 99)],
+                &masters,
+                "127.0.0.1:7000".parse().unwrap()
+            ),
+            None
+        );
+    }
+
     #[test]
     fn nothing_found_behind_changes_nothing() {
         let mut d = diagnosis(Cause::UPSTREAM_RETURNED_502, "127.0.0.1:8081");

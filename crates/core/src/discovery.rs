@@ -684,7 +684,7 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -733,7 +733,8 @@ mod tests {
         assert_eq!(parse_build_info("garbage"), BuildInfo::default());
     }
 
-    fn master(pid: u32, net: u64) -> Master {
+    /// A master of `/etc/nPID.conf` in namespaces numbered from `net`, without workers.
+    pub(crate) fn master(pid: u32, net: u64) -> Master {
         Master {
             pid,
             exe: None,
