@@ -109,11 +109,19 @@ fn master_listening<'a>(
 /// Words the other nginx's diagnosis into `d`: an evidence line naming the real failing hop
 /// first (and the deeper hops that run found), the summary, and its fix before `d`'s own.
 pub(crate) fn annotate(d: &mut Diagnosis, info: &NginxInfo, found: &[Diagnosis]) {
-    let Some(top) = found.first() else { return };
     let at = d
         .upstream
         .as_ref()
         .map_or_else(|| "its upstream".to_owned(), ToString::to_string);
+    let Some(top) = found.first() else {
+        let pid = info
+            .master_pid
+            .map_or_else(String::new, |p| format!(" (pid {p})"));
+        d.evidence.push(format!(
+            "the nginx at {at}{pid} that answered it was diagnosed too and shows no cause of its own now"
+        ));
+        return;
+    };
     let pid = info
         .master_pid
         .map_or_else(String::new, |p| format!("pid {p}, "));
@@ -155,6 +163,18 @@ pub(crate) fn annotate(d: &mut Diagnosis, info: &NginxInfo, found: &[Diagnosis])
         .collect();
     fix.append(&mut d.fix);
     d.fix = fix;
+}
+
+/// Says in `d` that the nginx master `pid` behind its upstream could not be diagnosed, and
+/// why: a hop not followed is never silent.
+pub(crate) fn not_followed(d: &mut Diagnosis, pid: u32, why: &str) {
+    let at = d
+        .upstream
+        .as_ref()
+        .map_or_else(|| "its upstream".to_owned(), ToString::to_string);
+    d.evidence.push(format!(
+        "the nginx master pid {pid} listens on {at}; fix502 could not diagnose it: {why}"
+    ));
 }
 
 /// How the evidence line naming a hop starts.
@@ -271,10 +291,30 @@ mod tests {
     }
 
     #[test]
-    fn nothing_found_behind_changes_nothing() {
+    fn a_hop_with_nothing_found_or_not_followed_is_said() {
         let mut d = diagnosis(Cause::UPSTREAM_RETURNED_502, "127.0.0.1:8081");
         let before = d.clone();
-        annotate(&mut d, &NginxInfo::default(), &[]);
-        assert_eq!(d, before);
+        let info = NginxInfo {
+            master_pid: Some(42),
+            ..NginxInfo::default()
+        };
+        annotate(&mut d, &info, &[]);
+        assert_eq!(d.summary, before.summary);
+        assert_eq!(d.fix, before.fix);
+        assert_eq!(
+            d.evidence.last().map(String::as_str),
+            Some(
+                "the nginx at 127.0.0.1:8081 (pid 42) that answered it was diagnosed too and shows no cause of its own now"
+            )
+        );
+        let mut d = before.clone();
+        not_followed(&mut d, 42, "cannot read nginx config /x: denied");
+        assert_eq!(
+            d.evidence.last().map(String::as_str),
+            Some(
+                "the nginx master pid 42 listens on 127.0.0.1:8081; fix502 could not diagnose it: cannot read nginx config /x: denied"
+            )
+        );
+        assert_eq!(d.fix, before.fix);
     }
 }

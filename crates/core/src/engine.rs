@@ -262,7 +262,9 @@ impl Engine {
                 let mut other = match Self::new(hop.options).await {
                     Ok(other) => other,
                     Err(e) => {
-                        tracing::debug!(pid = hop.pid, error = %e, "cannot follow the chain");
+                        if let Some(d) = self.diagnosis.get_mut(hop.index) {
+                            chain::not_followed(d, hop.pid, &e.to_string());
+                        }
                         continue;
                     }
                 };
