@@ -109,10 +109,7 @@ fn master_listening<'a>(
 /// Words the other nginx's diagnosis into `d`: an evidence line naming the real failing hop
 /// first (and the deeper hops that run found), the summary, and its fix before `d`'s own.
 pub(crate) fn annotate(d: &mut Diagnosis, info: &NginxInfo, found: &[Diagnosis]) {
-    let at = d
-        .upstream
-        .as_ref()
-        .map_or_else(|| "its upstream".to_owned(), ToString::to_string);
+    let at = upstream_words(d);
     let Some(top) = found.first() else {
         let pid = info
             .master_pid
@@ -168,13 +165,17 @@ pub(crate) fn annotate(d: &mut Diagnosis, info: &NginxInfo, found: &[Diagnosis])
 /// Says in `d` that the nginx master `pid` behind its upstream could not be diagnosed, and
 /// why: a hop not followed is never silent.
 pub(crate) fn not_followed(d: &mut Diagnosis, pid: u32, why: &str) {
-    let at = d
-        .upstream
-        .as_ref()
-        .map_or_else(|| "its upstream".to_owned(), ToString::to_string);
+    let at = upstream_words(d);
     d.evidence.push(format!(
         "the nginx master pid {pid} listens on {at}; fix502 could not diagnose it: {why}"
     ));
+}
+
+/// The diagnosis's upstream as nginx writes it, or "its upstream".
+fn upstream_words(d: &Diagnosis) -> String {
+    d.upstream
+        .as_ref()
+        .map_or_else(|| "its upstream".to_owned(), ToString::to_string)
 }
 
 /// How the evidence line naming a hop starts.

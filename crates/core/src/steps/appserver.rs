@@ -207,6 +207,8 @@ fn app_server(facts: &Facts) -> FindingsFuture<'_> {
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut out = Vec::new();
         let mut oom: Option<Vec<LogEvent>> = None;
+        // The access logs' errors per minute, counted once for every app server.
+        let mut traffic: Option<Vec<(DateTime, u64)>> = None;
         for (i, endpoint) in facts.endpoints.iter().enumerate() {
             let up = endpoint.display.clone();
             let app = match facts.behind(i).await {
@@ -247,8 +249,15 @@ fn app_server(facts: &Facts) -> FindingsFuture<'_> {
             out.extend(protocol_mismatch(facts, endpoint, app));
             out.extend(clients_not_allowed(facts, endpoint, app));
             let recent: Vec<&LogEvent> = app.events.iter().filter(|e| within(e, since)).collect();
-            let traffic = errors_per_minute(facts).await;
-            out.extend(event_findings(&recent, app, &up, &traffic));
+            if traffic.is_none() {
+                traffic = Some(errors_per_minute(facts).await);
+            }
+            out.extend(event_findings(
+                &recent,
+                app,
+                &up,
+                traffic.as_deref().unwrap_or_default(),
+            ));
             if oom.is_none() {
                 oom = Some(
                     tokio::task::spawn_blocking(move || appserver::oom_kills(Some(since), 200))
@@ -287,18 +296,6 @@ fn uwsgi_speaks(option: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether a listen value (`127.0.0.1:3031`, `:3031`, `/run/app.sock`) names `peer`.
-fn names_peer(value: &str, peer: &Peer) -> bool {
-    match peer {
-        Peer::Unix(path) => std::path::Path::new(value) == path,
-        Peer::Inet { host, port } => value.rsplit_once(':').is_some_and(|(h, p)| {
-            let h = h.trim_start_matches('[').trim_end_matches(']');
-            p.parse::<u16>().ok() == Some(*port)
-                && (h.is_empty() || h == "0.0.0.0" || h == "::" || h == host)
-        }),
-    }
-}
-
 /// uWSGI serves the upstream's address in another protocol than the pass directive speaks
 /// (`--http-socket` behind `uwsgi_pass`, `--socket` behind `proxy_pass`), as its own
 /// options say.
@@ -312,10 +309,9 @@ fn protocol_mismatch(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> Opt
         PassModule::Proxy => "HTTP",
         _ => return None,
     };
-    let setting = app
-        .settings
-        .iter()
-        .find(|s| uwsgi_speaks(&s.name).is_some() && names_peer(&s.value, &endpoint.peer))?;
+    let setting = app.settings.iter().find(|s| {
+        uwsgi_speaks(&s.name).is_some() && appserver::listen_serves(&s.value, &endpoint.display)
+    })?;
     let speaks = uwsgi_speaks(&setting.name)?;
     if speaks == nginx_speaks {
         return None;
@@ -351,10 +347,7 @@ fn protocol_mismatch(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> Opt
 /// The address nginx connects from to a loopback `peer` when no `*_bind` says otherwise:
 /// the kernel picks 127.0.0.1 (or ::1) for every loopback destination.
 fn loopback_source(peer: &Peer) -> Option<IpAddr> {
-    let Peer::Inet { host, .. } = peer else {
-        return None;
-    };
-    match host.parse::<IpAddr>().ok()? {
+    match peer.ip()? {
         IpAddr::V4(ip) if ip.is_loopback() => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         IpAddr::V6(ip) if ip.is_loopback() => Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
         _ => None,
@@ -576,6 +569,9 @@ mod tests {
 
     #[test]
     fn listen_values_name_their_peer() {
+        let names_peer = |value: &str, peer: &Peer| {
+            appserver::listen_serves(value, &Upstream::from(peer).to_string())
+        };
         let tcp = Peer::inet("127.0.0.1", 3031);
         assert!(names_peer("127.0.0.1:3031", &tcp));
         assert!(names_peer(":3031", &tcp));

@@ -76,6 +76,16 @@ fn parse_host_port(text: &str) -> Option<Addr> {
     Some(Addr::Tcp { host, port })
 }
 
+/// Whether an app server listening on `listen` (a `listen`/`socket` value: `ip:port`,
+/// `:port`, a bare port, a socket path) accepts connections to `upstream` as nginx writes
+/// it. Relative socket paths are based at PHP-FPM's default prefix.
+pub fn listen_serves(listen: &str, upstream: &str) -> bool {
+    match (parse_listen(listen, None), parse_endpoint(upstream)) {
+        (Some(have), Some(wanted)) => addr_matches(&have, &wanted),
+        _ => false,
+    }
+}
+
 /// Whether a server listening on `listen` accepts connections to `wanted`.
 pub(super) fn addr_matches(listen: &Addr, wanted: &Addr) -> bool {
     match (listen, wanted) {

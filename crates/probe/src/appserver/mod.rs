@@ -50,6 +50,7 @@ mod uwsgi;
 
 pub use identify::identify;
 pub use kind::kind_of;
+pub use listen::listen_serves;
 pub use logs::{classify_log_line, scan_log};
 pub use oom::oom_kills;
 pub use php_fpm::{PhpFpmConfig, PhpFpmPool, parse_php_fpm_config, parse_php_fpm_str};
