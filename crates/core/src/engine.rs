@@ -2,6 +2,7 @@
 //! ([`Engine::run_all`], for scripts and library users). It owns the facts, the step reports,
 //! the diagnosis and the timeline of the window, and builds the [`Report`].
 
+use fix502_probe::netns::within;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -58,11 +59,12 @@ impl Engine {
 
     /// Runs one of the first four steps (again, if it ran before) and returns its report.
     pub async fn run_step(&mut self, step: StepId) -> &StepReport {
-        let report = run_step(step, &self.facts).await;
+        let ns = self.facts.standpoint().ns();
+        let report = within(ns.clone(), run_step(step, &self.facts)).await;
         self.steps.retain(|s| s.step != step);
         self.steps.push(report);
         self.steps.sort_by_key(|s| s.step);
-        self.diagnosis = diagnose(&self.steps, &self.facts).await;
+        self.diagnosis = within(ns, diagnose(&self.steps, &self.facts)).await;
         if step == StepId::Logs {
             self.timeline = timeline_of(&self.facts).await;
         }
@@ -89,7 +91,8 @@ impl Engine {
 
     /// The restart step's plan for the current diagnosis.
     pub async fn plan(&self) -> Vec<Action> {
-        restart::plan(&self.facts, &self.diagnosis).await
+        let ns = self.facts.standpoint().ns();
+        within(ns, restart::plan(&self.facts, &self.diagnosis)).await
     }
 
     /// Applies one planned action (gated, verified, rolled back on failure). The first
@@ -103,7 +106,8 @@ impl Engine {
                 Err(e) => return restart::not_applied(action, &e.to_string()),
             }
         }
-        restart::apply(&self.facts, action).await
+        let ns = self.facts.standpoint().ns();
+        within(ns, restart::apply(&self.facts, action)).await
     }
 
     /// Records the restart step: the plan and what was applied.

@@ -97,6 +97,7 @@ mod journal;
 mod lock;
 mod options;
 mod redact;
+mod rootfs;
 mod steps;
 mod throwaway;
 mod timeline;

@@ -254,6 +254,32 @@ pub struct Finding {
     /// at its upstream instead of making a claim of its own (`diagnosis.rs`).
     #[serde(skip)]
     pub explains: Vec<Cause>,
+    /// The network namespace a live probe was made from; written only when nginx runs in
+    /// another network namespace than fix502 (added field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probed_from: Option<ProbedFrom>,
+}
+
+/// The network namespace a probe was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbedFrom {
+    /// The namespace's inode id (`net:[ID]`); null when it cannot be read.
+    pub net: Option<u64>,
+    /// Whether it is nginx's own (true), or fix502's because nginx's could not be entered
+    /// (false).
+    pub nginx: bool,
+}
+
+impl ProbedFrom {
+    /// In words: `nginx's network namespace net:[ID]`, `fix502's own network namespace`.
+    pub fn words(&self) -> String {
+        let id = self.net.map(|n| format!(" net:[{n}]")).unwrap_or_default();
+        if self.nginx {
+            format!("nginx's network namespace{id}")
+        } else {
+            format!("fix502's own network namespace{id}, not nginx's")
+        }
+    }
 }
 
 impl Finding {
@@ -272,6 +298,7 @@ impl Finding {
             could_not_check: false,
             headline: None,
             explains: Vec::new(),
+            probed_from: None,
         }
     }
 

@@ -35,7 +35,7 @@ use std::fs::{DirBuilder, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,7 @@ use tokio::process::Child;
 
 use crate::command::{CommandOutput, command, finish, spawn};
 use crate::discovery::{BuildInfo, under_prefix};
+use crate::rootfs::{resolve, seen};
 
 /// The source name of every mount made here (shown in the namespace's mountinfo).
 const SOURCE: &str = "fix502-nginx-t";
@@ -374,11 +375,6 @@ fn ns_root(namespace_of: Option<u32>) -> PathBuf {
         Some(pid) => PathBuf::from(format!("/proc/{pid}/root")),
         None => PathBuf::from("/"),
     }
-}
-
-/// `path` (absolute in nginx's namespace) as fix502 reaches it.
-fn seen(root: &Path, path: &Path) -> PathBuf {
-    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 enum Isolated {
@@ -897,53 +893,6 @@ fn overlay_escape(path: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
-/// `path` (absolute in nginx's namespace) with every symlink resolved as nginx's namespace
-/// resolves it (absolute links from its root); the missing tail is kept as written. `None`
-/// for a relative path or a symlink loop.
-fn resolve(path: &Path, root: &Path) -> Option<PathBuf> {
-    if !path.is_absolute() {
-        return None;
-    }
-    let mut todo: Vec<OsString> = Vec::new();
-    for c in path.components().rev() {
-        if let Component::Normal(n) = c {
-            todo.push(n.to_owned());
-        } else if c == Component::ParentDir {
-            todo.push(OsString::from(".."));
-        }
-    }
-    let mut done = PathBuf::from("/");
-    let mut links = 0;
-    while let Some(part) = todo.pop() {
-        if part == ".." {
-            done.pop();
-            continue;
-        }
-        let next = done.join(&part);
-        match std::fs::symlink_metadata(seen(root, &next)) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > 40 {
-                    return None;
-                }
-                let target = std::fs::read_link(seen(root, &next)).ok()?;
-                if target.is_absolute() {
-                    done = PathBuf::from("/");
-                }
-                for c in target.components().rev() {
-                    match c {
-                        Component::Normal(n) => todo.push(n.to_owned()),
-                        Component::ParentDir => todo.push(OsString::from("..")),
-                        _ => {}
-                    }
-                }
-            }
-            _ => done = next,
-        }
-    }
-    Some(done)
-}
-
 /// The live unix sockets of nginx's network namespace that are on layered mounts (symlinks
 /// resolved), to bind into the layers.
 fn live_sockets(namespace_of: Option<u32>, root: &Path, mounts: &MountPlan) -> Vec<PathBuf> {
@@ -1167,26 +1116,6 @@ mod tests {
             None
         );
         assert_eq!(socket_path(b""), None);
-    }
-
-    #[test]
-    fn symlinks_resolve_inside_the_namespace_root() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        std::fs::create_dir_all(r.join("run/real")).unwrap();
-        std::os::unix::fs::symlink("/run", r.join("varrun")).unwrap();
-        std::os::unix::fs::symlink("real/../real", r.join("run/rel")).unwrap();
-        std::os::unix::fs::symlink("loop", r.join("loop")).unwrap();
-        assert_eq!(
-            resolve(Path::new("/varrun/rel/x.sock"), r),
-            Some(PathBuf::from("/run/real/x.sock"))
-        );
-        assert_eq!(
-            resolve(Path::new("/varrun/missing/../real"), r),
-            Some(PathBuf::from("/run/real"))
-        );
-        assert_eq!(resolve(Path::new("/loop/x"), r), None);
-        assert_eq!(resolve(Path::new("relative"), r), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::UnixStream;
 
 /// How one connect attempt ended.
 #[non_exhaustive]
@@ -141,7 +141,8 @@ pub struct ConnectReport {
 /// The connection is closed again right away; nothing is sent.
 pub async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> ConnectReport {
     let start = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let connect = async { crate::netns::tcp_socket(&addr).await?.connect(addr).await };
+    let outcome = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(_stream)) => ConnectOutcome::Connected,
         Ok(Err(err)) => ConnectOutcome::from_io_error(&err),
         Err(_) => ConnectOutcome::TimedOut,

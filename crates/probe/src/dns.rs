@@ -74,6 +74,23 @@ pub async fn resolve_system(
     port: u16,
     timeout: Duration,
 ) -> Result<DnsAnswer, DnsFailure> {
+    if crate::netns::current().is_none() {
+        return resolve_system_here(host, port, timeout).await;
+    }
+    // getaddrinfo's blocking thread is started by the namespace thread, and so stands in
+    // its namespace too.
+    let host = host.to_owned();
+    crate::netns::run(async move { resolve_system_here(&host, port, timeout).await })
+        .await
+        .unwrap_or_else(|e| Err(other(&e.to_string())))
+}
+
+/// [`resolve_system`] from this thread's network namespace.
+async fn resolve_system_here(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<DnsAnswer, DnsFailure> {
     let start = Instant::now();
     let result = match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
         Err(_) => Err(DnsFailure::Timeout),
@@ -109,6 +126,22 @@ fn other(text: &str) -> DnsFailure {
 ///
 /// Succeeds when either family has addresses (A first). `timeout` bounds the whole call.
 pub async fn resolve_with(
+    host: &str,
+    nameservers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<DnsAnswer, DnsFailure> {
+    if crate::netns::current().is_none() {
+        return resolve_with_here(host, nameservers, timeout).await;
+    }
+    // The resolver makes its own sockets: it runs whole in the namespace.
+    let (host, nameservers) = (host.to_owned(), nameservers.to_vec());
+    crate::netns::run(async move { resolve_with_here(&host, &nameservers, timeout).await })
+        .await
+        .unwrap_or_else(|e| Err(other(&e.to_string())))
+}
+
+/// [`resolve_with`] from this thread's network namespace.
+async fn resolve_with_here(
     host: &str,
     nameservers: &[SocketAddr],
     timeout: Duration,
@@ -414,11 +447,7 @@ async fn exchange_udp(
     deadline: tokio::time::Instant,
     malformed: &mut usize,
 ) -> Result<(), String> {
-    let local: SocketAddr = match server {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = tokio::net::UdpSocket::bind(local)
+    let socket = crate::netns::udp_socket(&server)
         .await
         .map_err(|e| e.to_string())?;
     socket.connect(server).await.map_err(|e| e.to_string())?;
@@ -462,7 +491,10 @@ async fn exchange_tcp(
 ) -> Result<Message, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(server).await?;
+        let mut stream = crate::netns::tcp_socket(&server)
+            .await?
+            .connect(server)
+            .await?;
         let len = u16::try_from(query.len()).map_err(std::io::Error::other)?;
         let mut framed = len.to_be_bytes().to_vec();
         framed.extend_from_slice(query);
@@ -576,9 +608,10 @@ const MAX_NAMESERVERS: usize = 3;
 /// [`resolve_system`]. Otherwise (nginx in a container or its own mount namespace) its
 /// `/etc/hosts` (all matching lines, as glibc's getaddrinfo) and then the nameservers and
 /// `options timeout:` of its `/etc/resolv.conf` are read through `/proc/PID/root`, and
-/// the servers asked with [`resolve_with`]. Not modelled there: nsswitch.conf, search
-/// domains, and loopback nameservers of a different network namespace (those give
-/// [`DnsFailure::Other`], as they cannot be reached from here).
+/// the servers asked with [`resolve_with`]. Not modelled there: nsswitch.conf and search
+/// domains. A loopback nameserver of another network namespace (Docker's 127.0.0.11) is
+/// asked when the probes stand in that namespace ([`crate::netns::within`]); otherwise it
+/// gives [`DnsFailure::Other`], as it cannot be reached from here.
 pub async fn resolve_as(
     pid: Option<u32>,
     host: &str,
@@ -618,7 +651,11 @@ pub async fn resolve_as(
         // glibc's default without nameserver lines.
         servers.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53));
     }
+    let standing_there = crate::netns::current()
+        .and_then(|ns| ns.id())
+        .is_some_and(|id| crate::namespace::NamespaceIds::of(&pid.to_string()).net == Some(id));
     if crate::process::same_namespace(pid, "net") == Some(false)
+        && !standing_there
         && let Some(local) = servers.iter().find(|s| s.ip().is_loopback())
     {
         return Err(other(&format!(

@@ -40,6 +40,17 @@ const PAYLOAD: [u8; 16] = *b"fix502 ping ....";
 /// Sends one ICMP (or ICMPv6) echo request to `addr` and waits up to `timeout` for the
 /// reply.
 pub async fn ping(addr: IpAddr, timeout: Duration) -> PingOutcome {
+    if crate::netns::current().is_none() {
+        return ping_here(addr, timeout).await;
+    }
+    // surge-ping makes its own socket: the ping runs whole in the namespace.
+    crate::netns::run(ping_here(addr, timeout))
+        .await
+        .unwrap_or_else(|e| PingOutcome::Error(e.to_string()))
+}
+
+/// [`ping`] from this thread's network namespace.
+async fn ping_here(addr: IpAddr, timeout: Duration) -> PingOutcome {
     let config = match addr {
         IpAddr::V4(_) => Config::default(),
         IpAddr::V6(_) => Config::builder().kind(ICMP::V6).build(),

@@ -24,6 +24,8 @@
 //!   `/proc/net/*` with their owning process, plus TIME_WAIT counts.
 //! - [`process`]: facts about one process (systemd unit, start time, whether it shares our
 //!   namespaces).
+//! - [`netns`]: probes made from another process's network namespace (nginx in a container):
+//!   a thread that joined it makes the sockets, [`netns::within`] says which probes use it.
 //! - [`namespace`]: where a process stands: its network, mount and pid namespaces, the
 //!   container its cgroup names, and the TCP listeners of its own network namespace.
 //! - [`appserver`]: the app server behind an upstream (PHP-FPM, gunicorn, uWSGI, ...), its
@@ -57,6 +59,7 @@ pub mod kernel;
 pub mod kmsg;
 pub mod listeners;
 pub mod namespace;
+pub mod netns;
 pub mod process;
 pub mod scgi;
 pub mod sniff;

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use procfs::net::{TcpNetEntry, TcpState};
 use procfs::process::FDTarget;
@@ -56,10 +56,16 @@ pub struct Listener {
 }
 
 /// Lists TCP sockets in LISTEN state (v4 and v6) and listening unix stream sockets with a
-/// path, with their owning process where visible.
+/// path, with their owning process where visible, in fix502's network namespace.
 pub fn listeners() -> Result<Vec<Listener>, ProbeError> {
+    listeners_in(None)
+}
+
+/// [`listeners`] in the network namespace of process `pid` (read from `/proc/PID/net/*`,
+/// without entering it); fix502's own when `None`.
+pub fn listeners_in(pid: Option<u32>) -> Result<Vec<Listener>, ProbeError> {
     let mut found = Vec::new();
-    for entry in tcp_entries()? {
+    for entry in tcp_entries(pid)? {
         if entry.state != TcpState::Listen {
             continue;
         }
@@ -75,8 +81,9 @@ pub fn listeners() -> Result<Vec<Listener>, ProbeError> {
             queued: Some(entry.rx_queue),
         });
     }
-    let unix_text = fs::read_to_string("/proc/net/unix").map_err(|source| ProbeError::Io {
-        what: "reading /proc/net/unix".to_owned(),
+    let unix_path = net_file(pid, "unix");
+    let unix_text = fs::read_to_string(&unix_path).map_err(|source| ProbeError::Io {
+        what: format!("reading {}", unix_path.display()),
         source,
     })?;
     for row in parse_unix_table(&unix_text) {
@@ -127,8 +134,13 @@ pub fn listeners_on_port(all: &[Listener], port: u16) -> Vec<&Listener> {
 /// count as IPv4). Thousands of them, near the size of the local port range, mean the
 /// ephemeral ports towards that upstream are exhausted (`EADDRNOTAVAIL`, 99).
 pub fn time_wait_count(dst: SocketAddr) -> Result<usize, ProbeError> {
+    time_wait_count_in(None, dst)
+}
+
+/// [`time_wait_count`] in the network namespace of process `pid`; fix502's own when `None`.
+pub fn time_wait_count_in(pid: Option<u32>, dst: SocketAddr) -> Result<usize, ProbeError> {
     let target = (unmapped(dst.ip()), dst.port());
-    Ok(tcp_entries()?
+    Ok(tcp_entries(pid)?
         .iter()
         .filter(|e| e.state == TcpState::TimeWait)
         .filter(|e| (unmapped(e.remote_address.ip()), e.remote_address.port()) == target)
@@ -143,11 +155,36 @@ pub fn unmapped(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// `/proc/net/tcp` plus `/proc/net/tcp6` (absent when IPv6 is compiled out or disabled).
-fn tcp_entries() -> Result<Vec<TcpNetEntry>, ProbeError> {
-    let mut entries = procfs::net::tcp().map_err(|e| ProbeError::proc("/proc/net/tcp", &e))?;
-    if Path::new("/proc/net/tcp6").exists() {
-        entries.extend(procfs::net::tcp6().map_err(|e| ProbeError::proc("/proc/net/tcp6", &e))?);
+/// `/proc/net/NAME`, or `/proc/PID/net/NAME`: the same table in the network namespace of
+/// process `pid`.
+fn net_file(pid: Option<u32>, name: &str) -> PathBuf {
+    match pid {
+        Some(pid) => PathBuf::from(format!("/proc/{pid}/net/{name}")),
+        None => PathBuf::from(format!("/proc/net/{name}")),
+    }
+}
+
+/// `tcp` plus `tcp6` (absent when IPv6 is compiled out or disabled) of [`net_file`].
+fn tcp_entries(pid: Option<u32>) -> Result<Vec<TcpNetEntry>, ProbeError> {
+    let process = match pid {
+        Some(pid) => Some(
+            procfs::process::Process::new(i32::try_from(pid).unwrap_or(i32::MAX))
+                .map_err(|e| ProbeError::proc(&format!("/proc/{pid}"), &e))?,
+        ),
+        None => None,
+    };
+    let read = |name: &str| {
+        let table = match (&process, name) {
+            (Some(p), "tcp") => p.tcp(),
+            (Some(p), _) => p.tcp6(),
+            (None, "tcp") => procfs::net::tcp(),
+            (None, _) => procfs::net::tcp6(),
+        };
+        table.map_err(|e| ProbeError::proc(&net_file(pid, name).display().to_string(), &e))
+    };
+    let mut entries = read("tcp")?;
+    if net_file(pid, "tcp6").exists() {
+        entries.extend(read("tcp6")?);
     }
     Ok(entries)
 }

@@ -99,9 +99,12 @@ pub async fn open(
 ) -> Result<(Stream, Duration), ConnectOutcome> {
     let start = Instant::now();
     let connected = match endpoint {
-        Endpoint::Tcp(addr) => tokio::time::timeout_at(deadline, TcpStream::connect(addr))
-            .await
-            .map(|r| r.map(Stream::Tcp)),
+        Endpoint::Tcp(addr) => {
+            let connect = async { crate::netns::tcp_socket(addr).await?.connect(*addr).await };
+            tokio::time::timeout_at(deadline, connect)
+                .await
+                .map(|r| r.map(Stream::Tcp))
+        }
         Endpoint::Unix(path) => tokio::time::timeout_at(deadline, UnixStream::connect(path))
             .await
             .map(|r| r.map(Stream::Unix)),

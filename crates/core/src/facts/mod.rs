@@ -6,7 +6,7 @@
 //!
 //! [`Facts`] and its accessors live here; how each fact is read is in its own file, which
 //! knows nothing of [`Facts`]: the config's endpoints (`endpoint.rs`), the live connect
-//! probes (`probe.rs`), the error logs (`logs.rs`; a Docker container's json-file log in
+//! probes (`probe.rs`) and the network namespace they are made from (`standpoint.rs`), the error logs (`logs.rs`; a Docker container's json-file log in
 //! `dockerlog.rs`), the access logs in their `log_format`
 //! (`access.rs`), and `--url` routed through the config (`url.rs`).
 
@@ -17,6 +17,7 @@ mod endpoint;
 mod logfile;
 mod logs;
 mod probe;
+mod standpoint;
 mod url;
 
 pub use access::AccessRead;
@@ -25,6 +26,7 @@ pub use dockerlog::{DOCKER_ROOT, DockerLog};
 pub use endpoint::{Endpoint, EndpointUse, short};
 pub use logs::{JOURNAL_SOURCE, LogRead, StderrTarget};
 pub use probe::{ProbeResult, join_all, probe_endpoint};
+pub use standpoint::Standpoint;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use crate::discovery::{Discovery, Master, under_prefix};
 use crate::exchange::{self, Exchange, Shape};
 use crate::options::Options;
 use crate::report::{Location, MasterInfo, NginxInfo};
+use crate::rootfs::RootedSource;
 use crate::throwaway::{self, Invocation, TestRun, Touched};
 use crate::upstream::Upstream;
 
@@ -98,12 +101,31 @@ pub struct Facts {
     exchanges: OnceCell<Vec<Option<Exchange>>>,
     nginx_test: OnceCell<Result<TestRun, String>>,
     nginx_dump: OnceCell<Result<TestRun, String>>,
+    /// Where the live probes stand (nginx's network namespace when it is not fix502's).
+    standpoint: Standpoint,
+    /// The master's root (`/proc/PID/root`) when it runs in another mount namespace than
+    /// fix502: its config and logs are read through it.
+    nginx_root: Option<PathBuf>,
 }
 
 impl Facts {
     /// Loads the config and derives the shared facts. Never fails: problems become findings.
     pub fn new(options: Options, discovery: Discovery) -> Self {
-        let (config, config_error) = match Config::load(&discovery.config) {
+        // A master in another mount namespace (a container) reads its own files: the config
+        // it runs and the logs it writes are reached through its root.
+        let nginx_root = discovery
+            .master
+            .as_ref()
+            .filter(|m| {
+                let own = fix502_probe::namespace::NamespaceIds::own();
+                m.ns.mnt.is_some() && own.mnt.is_some() && m.ns.mnt != own.mnt
+            })
+            .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
+        let loaded = match &nginx_root {
+            Some(root) => Config::load_from(&discovery.config, &RootedSource::new(root.clone())),
+            None => Config::load(&discovery.config),
+        };
+        let (config, config_error) = match loaded {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(e.to_string())),
         };
@@ -219,6 +241,7 @@ impl Facts {
             }
             _ => {}
         }
+        let standpoint = Standpoint::of(&discovery);
         let probe_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         let behind_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         Self {
@@ -245,6 +268,8 @@ impl Facts {
             exchanges: OnceCell::new(),
             nginx_test: OnceCell::new(),
             nginx_dump: OnceCell::new(),
+            standpoint,
+            nginx_root,
         }
     }
 
@@ -448,6 +473,11 @@ impl Facts {
         Some(DockerLog::of(&self.docker_root, container.id.as_deref()?))
     }
 
+    /// Where the live probes stand: nginx's network namespace when it is not fix502's.
+    pub fn standpoint(&self) -> &Standpoint {
+        &self.standpoint
+    }
+
     /// Looks for Docker's json-file logs under `root` instead of `/var/lib/docker`.
     pub fn with_docker_root(mut self, root: &Path) -> Self {
         root.clone_into(&mut self.docker_root);
@@ -500,7 +530,11 @@ impl Facts {
                     until: self.window_end(),
                     ..fix502_nginx::accesslog::AccessOptions::default()
                 };
-                let paths = self.access_logs.clone();
+                let paths: Vec<PathBuf> = self
+                    .access_logs
+                    .iter()
+                    .map(|p| self.nginx_file(p))
+                    .collect();
                 let named = access::named_logs(&self.view, self.discovery.prefix.as_deref());
                 let roots = logfile::log_roots(self.discovery.prefix.as_deref());
                 let formats = match &self.config {
@@ -578,6 +612,23 @@ impl Facts {
     pub fn error_log_file(&self, path: &Path) -> PathBuf {
         match &self.options.stdin_log {
             Some(stdin) if path.as_os_str() == "-" => stdin.clone(),
+            _ => self.nginx_file(path),
+        }
+    }
+
+    /// The file to open for `path` as nginx names it: through the master's root when it
+    /// runs in another mount namespace (a container), else `path` itself. Paths the user
+    /// gave on the command line are the host's and are never mapped.
+    pub fn nginx_file(&self, path: &Path) -> PathBuf {
+        let given = self
+            .options
+            .error_logs
+            .iter()
+            .chain(&self.options.access_logs);
+        match &self.nginx_root {
+            Some(root) if path.is_absolute() && !given.into_iter().any(|g| g == path) => {
+                crate::rootfs::open_path(root, path)
+            }
             _ => path.to_path_buf(),
         }
     }
@@ -652,11 +703,13 @@ impl Facts {
         Ok(behind.as_ref())
     }
 
-    /// Listening sockets on this host (read once).
+    /// Listening sockets in nginx's network namespace (read once): on a plain host, the
+    /// host's.
     pub async fn listeners(&self) -> Result<Arc<Vec<Listener>>, String> {
         self.listeners
             .get_or_init(|| async {
-                tokio::task::spawn_blocking(listeners::listeners)
+                let pid = self.standpoint.net_pid();
+                tokio::task::spawn_blocking(move || listeners::listeners_in(pid))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map(Arc::new).map_err(|e| e.to_string()))

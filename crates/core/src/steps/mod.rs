@@ -28,7 +28,7 @@ use std::time::Instant;
 use crate::causes::Side;
 use crate::check::{Check, FnCheck};
 use crate::facts::{Facts, join_all};
-use crate::report::{Finding, Next, Severity, StepId, StepReport};
+use crate::report::{Evidence, Finding, Next, Severity, StepId, StepReport};
 
 /// The checks of each of the first four steps, in run order.
 const CHECKS: [&[FnCheck]; 11] = [
@@ -69,6 +69,13 @@ pub async fn run_step(step: StepId, facts: &Facts) -> StepReport {
         .collect();
     let results = join_all(checks.iter().map(|c| c.run(facts))).await;
     let mut findings: Vec<Finding> = results.into_iter().flatten().collect();
+    if let Some(from) = facts.standpoint().probed_from()
+        && matches!(step, StepId::Upstream | StepId::Network)
+    {
+        for f in findings.iter_mut().filter(|f| f.kind == Evidence::Live) {
+            f.probed_from = Some(from);
+        }
+    }
     findings.iter_mut().for_each(crate::redact::finding);
     let status = StepReport::status_of(&findings);
     let next = next_hint(step, &findings);

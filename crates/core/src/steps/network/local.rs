@@ -85,7 +85,7 @@ pub(super) fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
                 continue;
             };
             let dst = SocketAddr::new(ip, *port);
-            match listeners::time_wait_count(dst) {
+            match listeners::time_wait_count_in(facts.standpoint().net_pid(), dst) {
                 Ok(n) if n * 2 >= range => out.push(
                     Finding::new(LOCAL_PORTS, Severity::Error, format!("{n} connections to {dst} wait in TIME_WAIT; only {range} local ports ({low}-{high})"))
                         .cause(Cause::PORT_EXHAUSTION)

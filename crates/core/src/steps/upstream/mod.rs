@@ -50,6 +50,15 @@ pub static CHECKS: [FnCheck; 4] = [
 fn targets(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let mut out = Vec::new();
+        match (facts.standpoint().problem(), facts.standpoint().probed_from()) {
+            (Some(problem), _) => out.push(Finding::new(TARGETS, Severity::Warning, problem)),
+            (None, Some(from)) => out.push(Finding::new(
+                TARGETS,
+                Severity::Info,
+                format!("nginx runs in another network namespace than fix502: the probes are made from {}, as nginx's workers connect", from.words()),
+            )),
+            (None, None) => {}
+        }
         if let Some(Ok(route)) = &facts.route
             && route.target.is_none()
         {
