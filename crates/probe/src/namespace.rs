@@ -271,7 +271,8 @@ pub struct NetNamespace {
     /// The container its processes' cgroups name (see [`container_of`]); never set for the
     /// host's namespace, which containers with `network_mode: host` share.
     pub container: Option<Container>,
-    /// The first few distinct process names (`comm`) in it, lowest pids first.
+    /// The first few distinct process names (`comm`) in it, lowest pids first; kernel
+    /// threads (in the host's namespace) left out.
     pub names: Vec<String>,
     /// Its local addresses: IPv4 from `/proc/PID/net/fib_trie` (`/32 host LOCAL`), IPv6
     /// from `/proc/PID/net/if_inet6`. Sorted, without duplicates.
@@ -349,10 +350,7 @@ pub fn network_namespaces() -> Vec<NetNamespace> {
             continue;
         };
         listener.pid = Some(pid);
-        listener.process = names
-            .entry(pid)
-            .or_insert_with(|| comm_of(pid))
-            .clone();
+        listener.process = names.entry(pid).or_insert_with(|| comm_of(pid)).clone();
     }
     tracing::debug!(count = found.len(), "network namespaces read from /proc");
     found
@@ -376,10 +374,24 @@ fn comm_of(pid: u32) -> Option<String> {
         .map(|comm| comm.trim_end_matches('\n').to_owned())
 }
 
-/// The first [`MAX_NAMES`] distinct process names among `pids` (in their order).
+/// Whether `pid` has a command line: kernel threads (and zombies) have none.
+fn has_cmdline(pid: u32) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    fs::File::open(format!("/proc/{pid}/cmdline"))
+        .and_then(|mut f| f.read(&mut first))
+        .is_ok_and(|n| n > 0)
+}
+
+/// The first [`MAX_NAMES`] distinct process names among `pids` (in their order), kernel
+/// threads left out.
 fn names_of(pids: &[u32]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
-    for name in pids.iter().filter_map(|p| comm_of(*p)) {
+    for name in pids
+        .iter()
+        .filter(|p| has_cmdline(**p))
+        .filter_map(|p| comm_of(*p))
+    {
         if names.len() >= MAX_NAMES {
             break;
         }
@@ -512,9 +524,7 @@ pub fn accepts(listener: SocketAddr, local: &[IpAddr], ip: Option<IpAddr>, port:
     };
     let bound = unmapped(listener.ip());
     if bound.is_unspecified() {
-        return ip.is_loopback()
-            || local.is_empty()
-            || local.iter().any(|a| unmapped(*a) == ip);
+        return ip.is_loopback() || local.is_empty() || local.iter().any(|a| unmapped(*a) == ip);
     }
     bound == ip
 }
@@ -739,7 +749,9 @@ mod tests {
             "br-162cb553c718".to_owned()
         )));
         assert_eq!(
-            parse_if_inet6("0001 01 80 10 80 lo\nzz000000000000000000000000000001 01 80 10 80 lo\n"),
+            parse_if_inet6(
+                "0001 01 80 10 80 lo\nzz000000000000000000000000000001 01 80 10 80 lo\n"
+            ),
             vec![]
         );
     }
@@ -749,10 +761,12 @@ mod tests {
         use procfs::FromBufReadSI;
         let established = "   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000  1000        0 40001 1 0000000000000000 20 4 30 10 -1\n";
         let text = format!("{TCP_CONTAINER}{established}");
-        let entries =
-            procfs::net::TcpNetEntries::from_buf_read(text.as_bytes(), procfs::current_system_info())
-                .unwrap()
-                .0;
+        let entries = procfs::net::TcpNetEntries::from_buf_read(
+            text.as_bytes(),
+            procfs::current_system_info(),
+        )
+        .unwrap()
+        .0;
         assert_eq!(entries.len(), 2);
         assert_eq!(
             listening(&entries),
@@ -772,21 +786,71 @@ mod tests {
         assert!(accepts(sock("10.1.2.3:80"), &local, None, 80));
         assert!(!accepts(sock("10.1.2.3:80"), &local, None, 81));
         // Loopback: the same address, or a wildcard of either family.
-        assert!(accepts(sock("127.0.0.1:80"), &local, Some(ip("127.0.0.1")), 80));
-        assert!(accepts(sock("0.0.0.0:80"), &local, Some(ip("127.0.0.1")), 80));
+        assert!(accepts(
+            sock("127.0.0.1:80"),
+            &local,
+            Some(ip("127.0.0.1")),
+            80
+        ));
+        assert!(accepts(
+            sock("0.0.0.0:80"),
+            &local,
+            Some(ip("127.0.0.1")),
+            80
+        ));
         assert!(accepts(sock("[::]:80"), &local, Some(ip("127.0.0.1")), 80));
         assert!(accepts(sock("[::]:80"), &local, Some(ip("::1")), 80));
-        assert!(!accepts(sock("127.0.0.2:80"), &local, Some(ip("127.0.0.1")), 80));
-        assert!(!accepts(sock("[::1]:80"), &local, Some(ip("127.0.0.1")), 80));
+        assert!(!accepts(
+            sock("127.0.0.2:80"),
+            &local,
+            Some(ip("127.0.0.1")),
+            80
+        ));
+        assert!(!accepts(
+            sock("[::1]:80"),
+            &local,
+            Some(ip("127.0.0.1")),
+            80
+        ));
         // IPv4-mapped IPv6 on either side counts as IPv4.
-        assert!(accepts(sock("[::ffff:127.0.0.1]:80"), &local, Some(ip("127.0.0.1")), 80));
-        assert!(accepts(sock("127.0.0.1:80"), &local, Some(ip("::ffff:127.0.0.1")), 80));
+        assert!(accepts(
+            sock("[::ffff:127.0.0.1]:80"),
+            &local,
+            Some(ip("127.0.0.1")),
+            80
+        ));
+        assert!(accepts(
+            sock("127.0.0.1:80"),
+            &local,
+            Some(ip("::ffff:127.0.0.1")),
+            80
+        ));
         // Another address: a wildcard takes it only where it is local.
-        assert!(accepts(sock("0.0.0.0:80"), &local, Some(ip("172.19.0.2")), 80));
-        assert!(!accepts(sock("0.0.0.0:80"), &local, Some(ip("172.19.0.3")), 80));
+        assert!(accepts(
+            sock("0.0.0.0:80"),
+            &local,
+            Some(ip("172.19.0.2")),
+            80
+        ));
+        assert!(!accepts(
+            sock("0.0.0.0:80"),
+            &local,
+            Some(ip("172.19.0.3")),
+            80
+        ));
         assert!(accepts(sock("0.0.0.0:80"), &[], Some(ip("172.19.0.3")), 80));
-        assert!(accepts(sock("172.19.0.2:80"), &local, Some(ip("172.19.0.2")), 80));
-        assert!(!accepts(sock("127.0.0.1:80"), &local, Some(ip("172.19.0.2")), 80));
+        assert!(accepts(
+            sock("172.19.0.2:80"),
+            &local,
+            Some(ip("172.19.0.2")),
+            80
+        ));
+        assert!(!accepts(
+            sock("127.0.0.1:80"),
+            &local,
+            Some(ip("172.19.0.2")),
+            80
+        ));
     }
 
     fn netns(inode: u64, pid: u32, host: bool, addrs: &[&str], listening: &[&str]) -> NetNamespace {
@@ -814,10 +878,28 @@ mod tests {
     #[test]
     fn who_else_listens_on_a_port() {
         let all = [
-            netns(1, 1, true, &["127.0.0.1", "192.0.2.2"], &["127.0.0.1:3000", "0.0.0.0:22"]),
+            netns(
+                1,
+                1,
+                true,
+                &["127.0.0.1", "192.0.2.2"],
+                &["127.0.0.1:3000", "0.0.0.0:22"],
+            ),
             netns(2, 200, false, &["127.0.0.1", "172.18.0.2"], &["0.0.0.0:80"]),
-            netns(3, 300, false, &["127.0.0.1", "172.18.0.3"], &["0.0.0.0:3000", "127.0.0.11:41000"]),
-            netns(4, 400, false, &["127.0.0.1", "172.18.0.4"], &["172.18.0.4:3000"]),
+            netns(
+                3,
+                300,
+                false,
+                &["127.0.0.1", "172.18.0.3"],
+                &["0.0.0.0:3000", "127.0.0.11:41000"],
+            ),
+            netns(
+                4,
+                400,
+                false,
+                &["127.0.0.1", "172.18.0.4"],
+                &["172.18.0.4:3000"],
+            ),
         ];
         let found = |except, addr: Option<&str>, port| -> Vec<(u64, SocketAddr)> {
             namespaces_listening_on(&all, except, addr.map(ip), port)
@@ -831,13 +913,22 @@ mod tests {
             vec![(1, sock("127.0.0.1:3000")), (3, sock("0.0.0.0:3000"))]
         );
         // By a container's address: the one that has it (a wildcard there), or binds it.
-        assert_eq!(found(Some(2), Some("172.18.0.3"), 3000), vec![(3, sock("0.0.0.0:3000"))]);
-        assert_eq!(found(Some(2), Some("172.18.0.4"), 3000), vec![(4, sock("172.18.0.4:3000"))]);
+        assert_eq!(
+            found(Some(2), Some("172.18.0.3"), 3000),
+            vec![(3, sock("0.0.0.0:3000"))]
+        );
+        assert_eq!(
+            found(Some(2), Some("172.18.0.4"), 3000),
+            vec![(4, sock("172.18.0.4:3000"))]
+        );
         // Any address; and the excluded namespace is never among them.
         assert_eq!(found(Some(3), None, 3000).len(), 2);
         assert_eq!(found(None, None, 3000).len(), 3);
         assert_eq!(found(Some(2), Some("127.0.0.1"), 80), vec![]);
-        assert_eq!(found(None, Some("127.0.0.1"), 80), vec![(2, sock("0.0.0.0:80"))]);
+        assert_eq!(
+            found(None, Some("127.0.0.1"), 80),
+            vec![(2, sock("0.0.0.0:80"))]
+        );
     }
 
     #[test]
@@ -846,7 +937,10 @@ mod tests {
         let addr = socket.local_addr().unwrap();
         let own = NamespaceIds::own().net.unwrap();
         let all = network_namespaces();
-        let ours = all.iter().find(|ns| ns.inode == own).expect("our namespace");
+        let ours = all
+            .iter()
+            .find(|ns| ns.inode == own)
+            .expect("our namespace");
         assert!(ours.pid <= std::process::id());
         assert!(ours.processes >= 1 && !ours.names.is_empty(), "{ours:?}");
         assert!(ours.addrs.contains(&ip("127.0.0.1")), "{ours:?}");
