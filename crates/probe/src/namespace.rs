@@ -510,8 +510,8 @@ fn listening(entries: &[TcpNetEntry]) -> Vec<NetListener> {
 /// when `None`).
 ///
 /// The same port, and: the same address (IPv4-mapped IPv6 counts as IPv4), or a wildcard
-/// (`0.0.0.0`, `::`) when `ip` is a loopback address or one of `local` (or `local` is
-/// unknown, i.e. empty). A `::` listener counts for IPv4 too, as with Linux's default
+/// of the family (`0.0.0.0` for IPv4, `::` for both) when `ip` is a loopback address or
+/// one of `local` (or `local` is unknown, i.e. empty). A `::` listener counts for IPv4 too, as with Linux's default
 /// `net.ipv6.bindv6only=0`; a socket with `IPV6_V6ONLY` (nginx's `listen [::]:80` sets it)
 /// does not take IPv4, which `/proc` does not show.
 pub fn accepts(listener: SocketAddr, local: &[IpAddr], ip: Option<IpAddr>, port: u16) -> bool {
@@ -524,6 +524,10 @@ pub fn accepts(listener: SocketAddr, local: &[IpAddr], ip: Option<IpAddr>, port:
     };
     let bound = unmapped(listener.ip());
     if bound.is_unspecified() {
+        // `0.0.0.0` takes IPv4 only; `::` both.
+        if bound.is_ipv4() && ip.is_ipv6() {
+            return false;
+        }
         return ip.is_loopback() || local.is_empty() || local.iter().any(|a| unmapped(*a) == ip);
     }
     bound == ip
@@ -800,6 +804,7 @@ mod tests {
         ));
         assert!(accepts(sock("[::]:80"), &local, Some(ip("127.0.0.1")), 80));
         assert!(accepts(sock("[::]:80"), &local, Some(ip("::1")), 80));
+        assert!(!accepts(sock("0.0.0.0:80"), &local, Some(ip("::1")), 80));
         assert!(!accepts(
             sock("127.0.0.2:80"),
             &local,
