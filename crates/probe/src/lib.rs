@@ -27,7 +27,12 @@
 //! - [`netns`]: probes made from another process's network namespace (nginx in a container):
 //!   a thread that joined it makes the sockets, [`netns::within`] says which probes use it.
 //! - [`namespace`]: where a process stands: its network, mount and pid namespaces, the
-//!   container its cgroup names, and the TCP listeners of its own network namespace.
+//!   container its cgroup names, and the TCP listeners of its own network namespace; every
+//!   network namespace on the host with its addresses and listeners, and which of them
+//!   would accept a connection to a port.
+//! - [`docker`]: what Docker's own files and processes say: each container's name, state,
+//!   Compose labels, networks, addresses and ports (`/var/lib/docker/containers`), the
+//!   ports `docker-proxy` publishes, and Docker's DNAT rules in `iptables-save` text.
 //! - [`appserver`]: the app server behind an upstream (PHP-FPM, gunicorn, uWSGI, ...), its
 //!   settings that matter for 502s, its log events, and kernel OOM kills.
 //! - [`host`]: what the host's security and limits do to the worker: SELinux and AppArmor
@@ -49,6 +54,7 @@
 pub mod appserver;
 pub mod connect;
 pub mod dns;
+pub mod docker;
 pub mod error;
 pub mod fastcgi;
 pub mod gateway;

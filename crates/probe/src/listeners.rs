@@ -189,10 +189,17 @@ fn tcp_entries(pid: Option<u32>) -> Result<Vec<TcpNetEntry>, ProbeError> {
     Ok(entries)
 }
 
-/// Maps each wanted socket inode to the lowest pid holding it, scanning `/proc/*/fd`.
-/// Processes whose fds cannot be read (permissions, exited) are skipped.
-fn socket_owners(wanted: &HashSet<u64>) -> HashMap<u64, u32> {
+/// At most this many processes are scanned for socket owners.
+const MAX_OWNER_SCAN: usize = 65_536;
+
+/// Maps each wanted socket inode to the lowest pid holding it, scanning `/proc/*/fd` (at
+/// most 65536 processes). Processes whose fds cannot be read (permissions, exited) are
+/// skipped.
+pub(crate) fn socket_owners(wanted: &HashSet<u64>) -> HashMap<u64, u32> {
     let mut owners: HashMap<u64, u32> = HashMap::new();
+    if wanted.is_empty() {
+        return owners;
+    }
     let processes = match procfs::process::all_processes() {
         Ok(iter) => iter,
         Err(err) => {
@@ -200,7 +207,7 @@ fn socket_owners(wanted: &HashSet<u64>) -> HashMap<u64, u32> {
             return owners;
         }
     };
-    for process in processes.flatten() {
+    for process in processes.take(MAX_OWNER_SCAN).flatten() {
         let Ok(pid) = u32::try_from(process.pid()) else {
             continue;
         };
