@@ -138,17 +138,21 @@ fn netns_nginx_in_a_namespace_with_the_app_on_the_hosts_loopback() {
         .flatten()
         .filter(|s| s["step"] == "upstream")
         .flat_map(|s| s["findings"].as_array().into_iter().flatten())
-        .filter(|f| f["upstream"] == upstream)
+        .filter(|f| {
+            f["upstream"] == upstream
+                && ["upstream.tcp-connect", "upstream.response"]
+                    .contains(&f["check"].as_str().unwrap_or_default())
+        })
         .collect();
     v.check(
         !probes.is_empty(),
-        format!("the upstream step probed {upstream}"),
+        format!("the upstream step probed {upstream} (tcp-connect, response)"),
     );
     v.check(
         !probes.is_empty() && probes.iter().all(|f| {
             f["probed_from"] == serde_json::json!({"net": nginx_net, "nginx": true})
         }),
-        format!("every upstream finding on {upstream} says \"probed_from\": {{\"net\": {nginx_net}, \"nginx\": true}}"),
+        format!("each probe finding (tcp-connect, response) on {upstream} says \"probed_from\": {{\"net\": {nginx_net}, \"nginx\": true}}"),
     );
     v.check(
         run.out.status.code() == Some(1),

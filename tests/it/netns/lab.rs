@@ -26,6 +26,23 @@ pub fn can_run(test: &str) -> bool {
         );
         return false;
     }
+    for (tool, args, package) in [
+        ("ip", "-V", "iproute2"),
+        ("unshare", "--version", "util-linux"),
+        ("nsenter", "--version", "util-linux"),
+        (python(), "--version", "python3"),
+    ] {
+        let found = Command::new(tool)
+            .arg(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "{test}: {tool} is missing (apt-get install {package})"
+        );
+    }
     if !Path::new(super::super::nginx_t::NGINX).exists() {
         panic!(
             "{test}: {} is missing (apt-get install nginx)",
@@ -393,26 +410,28 @@ impl Drop for LabNginx {
     }
 }
 
-/// The HTTP status of a GET of `url` made by curl from inside `ns` (a prefix from
-/// [`Netns::enter`] or [`enter_pid`]), within 10 s.
+/// Sends one GET and prints the status (a number, or `error ...`): python3 with no proxy
+/// (an `http_proxy` in the environment must not send the request anywhere else), 10 s at most.
+const GET_STATUS_PY: &str = "import sys, urllib.request, urllib.error
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    print(opener.open(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception as e:
+    print('error', e)
+";
+
+/// The HTTP status of a GET of `url` made from inside `ns` (a prefix from [`Netns::enter`]
+/// or [`enter_pid`], or none for the test's namespace), e.g. `502`.
 pub fn status_from(ns: &[String], url: &str) -> String {
     let mut all: Vec<&str> = ns.iter().map(String::as_str).collect();
-    all.extend([
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "--max-time",
-        "10",
-        url,
-    ]);
+    all.extend([python(), "-c", GET_STATUS_PY, url]);
     let out = Command::new(all[0])
         .args(&all[1..])
         .stdin(Stdio::null())
         .output()
-        .expect("run curl");
+        .expect("run python3");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
