@@ -13,8 +13,10 @@
 //! - No probe may leave the machine. A lab with addresses other than loopback (veth, 10.x)
 //!   lives entirely inside an outer network namespace made by the test ([`lab::Lan`]): a
 //!   bridge, no default route, no link to the host's network; fix502 runs inside that outer
-//!   namespace too, so a probe of a vanished lab address finds no way out. A lab on loopback
-//!   alone may run fix502 in the test's namespace.
+//!   namespace too, so a probe of a vanished lab address finds no way out. A lab whose
+//!   names fix502 may look up runs fix502 in an empty namespace of its own (loopback alone),
+//!   so no query reaches the host's name server. Only a lab of literal loopback addresses
+//!   runs fix502 in the test's namespace.
 //! - Only loopback and namespaces the test made. Named namespaces are `fix502-t<pid>-<n>` and
 //!   are deleted when dropped; `/etc/hosts` and `/etc/resolv.conf` are changed only by bind
 //!   mounts of temporary files inside a private mount namespace (never the host's files).
@@ -45,15 +47,10 @@ fn http_app(prefix: &[String], addr: &str, port: u16) -> Proc {
     app
 }
 
-/// The `--pid` and `--timeout` arguments for a master.
-fn on_master(pid: i32) -> Vec<String> {
-    [
-        "--pid".to_owned(),
-        pid.to_string(),
-        "--timeout".to_owned(),
-        "1s".to_owned(),
-    ]
-    .to_vec()
+/// `fix502 --non-interactive --json --pid PID --timeout 1s`, run inside `ns` (see
+/// [`lab::fix502`]).
+fn diagnose(ns: &[String], pid: i32) -> lab::Run {
+    fix502(ns, &["--pid", &pid.to_string(), "--timeout", "1s"])
 }
 
 /// The first complaint: a master that runs in another network namespace is no
@@ -63,10 +60,6 @@ fn not_called_not_running(v: &mut Verdict<'_>, run: &lab::Run) {
         !run.causes().iter().any(|c| c == "nginx-not-running"),
         "no nginx-not-running: nginx runs, listening in its own network namespace",
     );
-}
-
-fn strs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
 }
 
 /// Scenario 1: nginx in a network namespace of its own (`unshare --net`) proxies to
@@ -105,7 +98,7 @@ fn netns_nginx_in_a_namespace_with_the_app_on_the_hosts_loopback() {
         nginx.error_log()
     );
 
-    let run = fix502(&[], &strs(&on_master(nginx.pid)));
+    let run = diagnose(&[], nginx.pid);
     let mut v = Verdict::new(&run);
     not_called_not_running(&mut v, &run);
     let top = &run.report["diagnosis"][0];
@@ -198,6 +191,9 @@ fn netns_app_in_another_namespace_reached_by_a_stale_address() {
     drop(app);
     lan.members[a].ip(&["addr", "del", "10.77.0.2/24", "dev", "eth0"]);
     lan.members[a].ip(&["addr", "add", "10.77.0.3/24", "dev", "eth0"]);
+    // N forgets the old address's link-layer entry, as when a container's veth goes away:
+    // nginx's connect then fails within ARP's 3 s (113: No route to host) instead of
+    // waiting for a stale entry to age out.
     lan.members[n].ip(&["neigh", "flush", "dev", "eth0"]);
     let _app = http_app(&lan.members[a].enter(), "10.77.0.3", 8000);
     files.write("hosts", "127.0.0.1 localhost\n10.77.0.3 app\n");
@@ -213,7 +209,7 @@ fn netns_app_in_another_namespace_reached_by_a_stale_address() {
         "{log}"
     );
 
-    let run = fix502(&lan.outer.enter(), &strs(&on_master(nginx.pid)));
+    let run = diagnose(&lan.outer.enter(), nginx.pid);
     let mut v = Verdict::new(&run);
     let top = &run.report["diagnosis"][0];
     v.check(
@@ -301,7 +297,7 @@ fn netns_a_stopped_service_name_the_resolver_no_longer_answers() {
     // reach the host's name server, and the resolver it must ask is only in nginx's.
     let jail = Netns::new();
     jail.assert_no_way_out();
-    let run = fix502(&jail.enter(), &strs(&on_master(nginx.pid)));
+    let run = diagnose(&jail.enter(), nginx.pid);
     let mut v = Verdict::new(&run);
     let top = &run.report["diagnosis"][0];
     v.check(
@@ -348,6 +344,7 @@ fn netns_two_masters_and_the_url_picks_one_through_a_published_port() {
     );
     let y = LabNginx::start(
         &wrapper(&lan.members[y_ns].enter(), &[]),
+        // Port 80 in its own namespace, as in a container; its app (127.0.0.1:9) is dead.
         &LabNginx::server("80", "proxy_pass http://127.0.0.1:9;"),
     );
     let proxy = files.docker_proxy();
@@ -452,7 +449,7 @@ fn netns_a_front_to_back_chain_with_a_dead_app_behind_the_back() {
         back.error_log()
     );
 
-    let run = fix502(&lan.outer.enter(), &strs(&on_master(front.pid)));
+    let run = diagnose(&lan.outer.enter(), front.pid);
     let mut v = Verdict::new(&run);
     v.check(
         run.report["nginx"]["master_pid"] == front.pid,
