@@ -4,7 +4,8 @@
 //! on the host's loopback; an app in another namespace reached by a stale address; a stopped
 //! "service" name that the in-namespace resolver (127.0.0.11, as Docker's embedded DNS) no
 //! longer answers; two masters with `--url` picking one through a docker-proxy stand-in; a
-//! front → back nginx chain across namespaces with a dead app behind the back. Each first
+//! front → back nginx chain across namespaces with a dead app behind the back; and nginx as a
+//! container runs it (network, mount and pid namespaces, pid 1 of its own). Each first
 //! proves that the lab really gives the 502 (a request through nginx from inside nginx's own
 //! namespace), then runs fix502 on the master and checks its verdict. The real Docker labs
 //! (item 6b) and single-namespace discovery (`masters.rs`) live elsewhere.
@@ -29,8 +30,8 @@ mod lab;
 use std::time::Instant;
 
 use lab::{
-    Files, LabNginx, Lan, Netns, Proc, Verdict, enter_pid, fix502, net_inode, python, status_from,
-    wrapper,
+    Files, LabNginx, Lan, Netns, Proc, SandboxNginx, Verdict, enter_pid, fix502, net_inode, python,
+    status_from, wrapper,
 };
 
 use super::masters::free_port;
@@ -483,4 +484,94 @@ fn netns_a_front_to_back_chain_with_a_dead_app_behind_the_back() {
     );
     v.assert();
     eprintln!("scenario 5 took {:?}", started.elapsed());
+}
+
+/// Scenario 6 (the pid namespaces): nginx as a container runs it, in new network,
+/// mount and pid namespaces, in the foreground, pid 1 of its namespace (its pid file says
+/// `1`, which is no pid on this host), proxying to 127.0.0.1:P where the app listens in the
+/// host's namespace. The verdict is scenario 1's, and the report says where nginx runs.
+#[test]
+fn netns_nginx_in_a_container_like_sandbox_is_pid_1_of_its_own() {
+    if !lab::can_run("netns_nginx_in_a_container_like_sandbox_is_pid_1_of_its_own") {
+        return;
+    }
+    let started = Instant::now();
+    let app_port = free_port();
+    let _app = http_app(&[], "127.0.0.1", app_port);
+    let port = free_port();
+    let nginx = SandboxNginx::start(
+        &LabNginx::server(
+            &format!("127.0.0.1:{port}"),
+            &format!("proxy_pass http://127.0.0.1:{app_port};"),
+        ),
+        port,
+    );
+    let own = std::process::id() as i32;
+    for kind in ["net", "mnt", "pid"] {
+        assert_ne!(
+            lab::ns_inode(nginx.pid, kind),
+            lab::ns_inode(own, kind),
+            "{kind}"
+        );
+    }
+    assert_eq!(
+        nginx.pid_file().trim(),
+        "1",
+        "nginx is pid 1 of its pid namespace"
+    );
+    assert_eq!(
+        status_from(&enter_pid(nginx.pid), &format!("http://127.0.0.1:{port}/")),
+        "502"
+    );
+    assert!(
+        nginx.error_log().contains("(111: Connection refused)"),
+        "{}",
+        nginx.error_log()
+    );
+
+    let run = diagnose(&[], nginx.pid);
+    let mut v = Verdict::new(&run);
+    let n = &run.report["nginx"];
+    v.check(
+        n["master_pid"] == nginx.pid && n["config"].as_str() == nginx.config().to_str(),
+        format!(
+            "the report is about master pid {} (as this host sees it; its pid file says 1)",
+            nginx.pid
+        ),
+    );
+    v.check(
+        n["namespaces"]["pid"].as_u64() == Some(lab::ns_inode(nginx.pid, "pid"))
+            && n["namespaces"]["sandboxed"] == true,
+        "nginx.namespaces names its own pid namespace and a sandbox",
+    );
+    not_called_not_running(&mut v, &run);
+    let top = &run.report["diagnosis"][0];
+    let upstream = format!("127.0.0.1:{app_port}");
+    v.check(
+        ["upstream-refused", "upstream-wrong-address"]
+            .contains(&top["cause"].as_str().unwrap_or_default()),
+        "the top cause is upstream-refused or upstream-wrong-address",
+    );
+    v.check(
+        top["upstream"] == upstream,
+        format!("the top upstream is {upstream}"),
+    );
+    let text = run.top_text();
+    v.check(
+        text.contains(&upstream) && text.contains("namespace") && text.contains("host"),
+        format!("the top diagnosis says that the app listens on {upstream} in another network namespace (the host's), not nginx's"),
+    );
+    let diagnosis = run.report["diagnosis"].to_string();
+    for word in ["answers now", "intermittent"] {
+        v.check(
+            !diagnosis.contains(word),
+            format!("no {word:?} in the diagnosis"),
+        );
+    }
+    v.check(
+        !diagnosis.contains("pid 1 ") && !diagnosis.contains("pid 1)"),
+        "no pid 1 in the diagnosis: the pid file's 1 is no pid on this host",
+    );
+    v.assert();
+    eprintln!("scenario 6 took {:?}", started.elapsed());
 }

@@ -152,8 +152,13 @@ pub fn enter_pid(pid: i32) -> Vec<String> {
 
 /// The network namespace inode of process `pid` (`net:[N]`).
 pub fn net_inode(pid: i32) -> u64 {
-    let link = std::fs::read_link(format!("/proc/{pid}/ns/net")).expect("ns link");
-    fix502_probe::namespace::parse_ns_link(&link.to_string_lossy()).expect("net:[N]")
+    ns_inode(pid, "net")
+}
+
+/// The inode of process `pid`'s namespace of `kind` (`net`, `mnt`, `pid`...).
+pub fn ns_inode(pid: i32, kind: &str) -> u64 {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).expect("ns link");
+    fix502_probe::namespace::parse_ns_link(&link.to_string_lossy()).expect("kind:[N]")
 }
 
 /// A lab network `SUBNET.0/24`: an outer namespace holding a bridge at `SUBNET.254`, with no
@@ -408,6 +413,113 @@ impl Drop for LabNginx {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A real nginx as a container runs it: in new network, mount and pid namespaces (`unshare
+/// --pid --fork --kill-child --mount-proc --net`), in the foreground (`daemon off;`, as the
+/// official image), so that it is pid 1 of its namespace and its pid file says `1`. `pid` is
+/// the master's pid as this host sees it. Stopped by a signal to that pid, then its `unshare`
+/// parent is reaped (killed, with the namespace, if it does not end in time).
+pub struct SandboxNginx {
+    unshare: Child,
+    pub pid: i32,
+    pub dir: tempfile::TempDir,
+}
+
+impl SandboxNginx {
+    /// Starts it with `http` as its `http` block; waits (bounded) until it listens on `port`.
+    pub fn start(http: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir logs");
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "daemon off;\nerror_log logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\nhttp {{\n    access_log off;\n    client_body_temp_path {d}/body;\n    proxy_temp_path {d}/proxy;\n    fastcgi_temp_path {d}/fastcgi;\n    uwsgi_temp_path {d}/uwsgi;\n    scgi_temp_path {d}/scgi;\n{http}\n}}\n"
+            ),
+        )
+        .expect("write nginx.conf");
+        let unshare = Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--net"])
+            .args(["sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+            .arg(super::super::nginx_t::NGINX)
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start unshare");
+        let mut nginx = Self {
+            pid: 0,
+            unshare,
+            dir,
+        };
+        let parent = i32::try_from(nginx.unshare.id()).expect("pid");
+        wait_until("nginx, pid 1 of its pid namespace, listening", || {
+            if let Ok(Some(status)) = nginx.unshare.try_wait() {
+                panic!("the sandboxed nginx ended: {status}");
+            }
+            match child_of(parent) {
+                Some(pid)
+                    if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "nginx")
+                        && listens(pid, port, false) =>
+                {
+                    nginx.pid = pid;
+                    true
+                }
+                _ => false,
+            }
+        });
+        nginx
+    }
+
+    /// Its pid file's text.
+    pub fn pid_file(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nginx.pid")).unwrap_or_default()
+    }
+
+    /// Its error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("nginx.conf")
+    }
+}
+
+impl Drop for SandboxNginx {
+    fn drop(&mut self) {
+        if self.pid > 1 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        for _ in 0..100 {
+            if !matches!(self.unshare.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // `--kill-child`: the namespace's pid 1 goes with it, and everything in it.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+/// The first child of process `pid` (`/proc/PID/task/PID/children`).
+fn child_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Sends one GET and prints the status (a number, or `error ...`): python3 with no proxy
