@@ -9,6 +9,7 @@ mod hostile;
 mod logs;
 mod masters;
 mod names;
+mod netns;
 mod nginx_t;
 mod readonly;
 mod responses;
