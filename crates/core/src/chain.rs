@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use fix502_nginx::view::Peer;
 use fix502_probe::listeners::Listener;
+use fix502_probe::namespace;
 
 use crate::causes::Cause;
 use crate::discovery::{Master, master_config};
@@ -53,7 +54,9 @@ pub(crate) async fn next_hops(facts: &Facts, diagnosis: &[Diagnosis], seen: &[u3
     };
     let mut hops: Vec<Hop> = Vec::new();
     for (index, addr) in wanted {
-        let Some(master) = master_listening(&listeners, &facts.discovery.other_masters, addr)
+        let masters = &facts.discovery.other_masters;
+        let Some(master) = master_listening(&listeners, masters, addr)
+            .or_else(|| master_in_other_namespace(masters, addr))
         else {
             continue;
         };
@@ -103,6 +106,21 @@ fn master_listening<'a>(
             })
         })
         .filter_map(|l| l.pid)
+        .find_map(|pid| masters.iter().find(|m| m.pids().contains(&pid)))
+}
+
+/// The master among `masters` that listens on `addr` in another network namespace than
+/// where the probes stand: one whose namespace has `addr`'s (non-loopback) address as its
+/// own, reached over a veth or a bridge (a front in one container, a back in another).
+fn master_in_other_namespace(masters: &[Master], addr: SocketAddr) -> Option<&Master> {
+    if addr.ip().is_loopback() || addr.ip().to_canonical().is_loopback() {
+        return None;
+    }
+    let all = namespace::network_namespaces();
+    namespace::namespaces_listening_on(&all, None, Some(addr.ip()), addr.port())
+        .into_iter()
+        .filter(|m| m.namespace.addrs.contains(&addr.ip()))
+        .filter_map(|m| m.listener.pid)
         .find_map(|pid| masters.iter().find(|m| m.pids().contains(&pid)))
 }
 

@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fix502_probe::docker::{self, PublishedPort};
 use fix502_probe::namespace::{self, Container, NamespaceIds, NamespaceListeners};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Users};
 
@@ -338,6 +339,48 @@ pub fn masters_serving(
     serving
 }
 
+/// The master behind a published port (`docker-proxy` forwarding host `port` on `local`
+/// into a container's address and port), with the port: the one master whose network
+/// namespace has the container's address and serves the container's port there.
+fn behind_published_port(
+    masters: &[Master],
+    local: Option<IpAddr>,
+    port: u16,
+) -> Option<(PublishedPort, &Master)> {
+    let ports: Vec<PublishedPort> = docker::published_ports()
+        .into_iter()
+        .filter(|p| p.host.port() == port && serves(&p.host, local, port))
+        .collect();
+    if ports.is_empty() {
+        return None;
+    }
+    let namespaces = namespace::network_namespaces();
+    let mut found = Vec::new();
+    for p in ports {
+        let inside: Vec<&Master> = masters
+            .iter()
+            .filter(|m| {
+                namespaces
+                    .iter()
+                    .any(|ns| Some(ns.inode) == m.ns.net && ns.addrs.contains(&p.container.ip()))
+            })
+            .collect();
+        let owned: Vec<Master> = inside.iter().map(|m| (*m).clone()).collect();
+        let serving = masters_serving(
+            &owned,
+            Some(p.container.ip()),
+            p.container.port(),
+            None,
+            |m| namespace::listeners_of(&m.pids()),
+        );
+        if let [m] = serving.as_slice() {
+            let pid = m.pid;
+            found.push((p, masters.iter().find(|m| m.pid == pid)?));
+        }
+    }
+    (found.len() == 1).then(|| found.remove(0))
+}
+
 /// Lists the running nginx masters with their workers.
 pub fn find_masters() -> Vec<Master> {
     let Ok(mut sys) = System::new() else {
@@ -537,16 +580,33 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
         let Some(request) = request else {
             return Err(DiscoveryError::AmbiguousMasters(masters));
         };
-        let serving = masters_serving(&masters, request.local, request.port, own_ns.net, |m| {
+        let mut serving = masters_serving(&masters, request.local, request.port, own_ns.net, |m| {
             namespace::listeners_of(&m.pids())
         });
+        let mut published = None;
+        if serving.is_empty() {
+            // A port published into a container (docker-proxy): the master behind it.
+            if let Some((port, m)) = behind_published_port(&masters, request.local, request.port) {
+                published = Some(port);
+                serving.push(m);
+            }
+        }
         match serving.as_slice() {
             [m] => Some((
                 (*m).clone(),
-                format!(
-                    "master pid {}, the one listening on --url's port {}",
-                    m.pid, request.port
-                ),
+                match published {
+                    Some(p) => format!(
+                        "master pid {}, behind --url's port {} (published to {} by docker-proxy pid {})",
+                        m.pid,
+                        request.port,
+                        p.container,
+                        p.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string())
+                    ),
+                    None => format!(
+                        "master pid {}, the one listening on --url's port {}",
+                        m.pid, request.port
+                    ),
+                },
             )),
             [] => return Err(DiscoveryError::AmbiguousMasters(masters)),
             several => {

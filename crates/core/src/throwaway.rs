@@ -204,6 +204,9 @@ pub struct Invocation {
     /// The pid of the master when it runs in another mount namespace than fix502: nginx is
     /// run in (a private copy of) that one.
     pub namespace_of: Option<u32>,
+    /// The pid of the master when it runs in another network namespace than fix502: nginx
+    /// is run in that one, where its `listen` addresses can be bound.
+    pub net_of: Option<u32>,
     /// The command that runs it on the host as it is (through `nsenter` for another
     /// namespace), for the run that cannot be isolated.
     pub plain: (PathBuf, Vec<String>),
@@ -415,6 +418,17 @@ async fn isolated(inv: &Invocation, root: &Path, started: Instant) -> Isolated {
         },
         None => None,
     };
+    let net = match inv.net_of {
+        Some(pid) => match File::open(format!("/proc/{pid}/ns/net")) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return Isolated::Unavailable(format!(
+                    "cannot open the network namespace of pid {pid}: {e}"
+                ));
+            }
+        },
+        None => None,
+    };
     // The temp dir the tmpfs goes on, as nginx's namespace names it and as fix502 reaches it.
     let temp = match inv.namespace_of {
         Some(_) => PathBuf::from("/tmp"),
@@ -453,6 +467,7 @@ async fn isolated(inv: &Invocation, root: &Path, started: Instant) -> Isolated {
     };
     let setup = Setup {
         namespace,
+        net,
         workspace,
         steps: mounts.steps.clone(),
         standins,
@@ -578,6 +593,7 @@ struct Spawned {
 /// Everything the namespace thread needs; it touches nothing outside its own namespace.
 struct Setup {
     namespace: Option<File>,
+    net: Option<File>,
     workspace: PathBuf,
     steps: Vec<Step>,
     standins: Vec<PathBuf>,
@@ -593,6 +609,10 @@ impl Setup {
     /// and starts nginx there. Everything it mounts is in a namespace of its own (made
     /// private before the first mount), which ends with the last process in it.
     fn run(&self) -> Result<Spawned, String> {
+        if let Some(net) = &self.net {
+            setns(net, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("cannot enter nginx's network namespace: {e}"))?;
+        }
         if let Some(ns) = &self.namespace {
             unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(CLONE_FS) failed: {e}"))?;
             setns(ns, CloneFlags::CLONE_NEWNS)
@@ -1294,6 +1314,7 @@ mod tests {
             binary: PathBuf::from(NGINX),
             args: args(dir),
             namespace_of: None,
+            net_of: None,
             plain: (PathBuf::from(NGINX), args(dir)),
             touched: Touched::of(config.as_ref(), &view, &build, Some(dir)),
             timeout: Duration::from_secs(30),

@@ -879,6 +879,7 @@ impl Facts {
             binary,
             args: self.nginx_args(extra),
             namespace_of: self.foreign_mount_namespace(),
+            net_of: self.standpoint.net_pid(),
             plain,
             touched,
             timeout: Duration::from_secs(30),
@@ -888,24 +889,27 @@ impl Facts {
     }
 
     /// The command that runs the nginx binary with this run's `-p`, `-c` and `extra`, as
-    /// nginx itself would see the files: when the master runs in another mount namespace
-    /// (its own /etc/hosts, a container), through `nsenter --mount=/proc/PID/ns/mnt`.
+    /// nginx itself would see the files and addresses: when the master runs in another mount
+    /// or network namespace (its own /etc/hosts, a container), through `nsenter
+    /// --mount=/proc/PID/ns/mnt --net=/proc/PID/ns/net` (each only when it differs).
     /// `None` without a binary.
     pub fn nginx_command(&self, extra: &[&str]) -> Option<(PathBuf, Vec<String>)> {
         let binary = self.discovery.binary.clone()?;
         let args = self.nginx_args(extra);
-        match self.foreign_mount_namespace() {
-            Some(pid) => {
-                let mut wrapped = vec![
-                    format!("--mount=/proc/{pid}/ns/mnt"),
-                    "--".to_owned(),
-                    binary.display().to_string(),
-                ];
-                wrapped.extend(args);
-                Some((PathBuf::from("nsenter"), wrapped))
-            }
-            None => Some((binary, args)),
+        let mnt = self.foreign_mount_namespace();
+        let net = self.standpoint.net_pid();
+        if mnt.is_none() && net.is_none() {
+            return Some((binary, args));
         }
+        let mut wrapped: Vec<String> = mnt
+            .map(|pid| format!("--mount=/proc/{pid}/ns/mnt"))
+            .into_iter()
+            .chain(net.map(|pid| format!("--net=/proc/{pid}/ns/net")))
+            .collect();
+        wrapped.push("--".to_owned());
+        wrapped.push(binary.display().to_string());
+        wrapped.extend(args);
+        Some((PathBuf::from("nsenter"), wrapped))
     }
 
     /// The master's pid when it runs in another mount namespace than fix502.

@@ -257,23 +257,35 @@ async fn variable_targets(facts: &Facts) -> Vec<Finding> {
                 .at(at),
             ),
             Some((Ok(spec), resolver_timeout)) => {
-                let Needs::Resolve(host, port) = needs else {
-                    out.push(unknown_host_finding(target).at(at));
-                    continue;
+                // A host known only per request is asked by the names nginx logged it
+                // could not resolve.
+                let wanted = match needs {
+                    Needs::Resolve(host, port) => vec![(host, port)],
+                    _ => {
+                        let logged = unresolved_in_logs(logs);
+                        if logged.is_empty() {
+                            out.push(unknown_host_finding(target).at(at));
+                            continue;
+                        }
+                        logged.into_iter().map(|h| (h, DEFAULT_PORT)).collect()
+                    }
                 };
-                let place = format!("`{}` at {}", written(target), Location::from(&target.span));
-                let same = queries.iter_mut().find(|q| q.asks(&host, port, &spec));
-                match same {
-                    Some(case) => case.also.push(place),
-                    None => queries.push(ResolverCase {
-                        host,
-                        port,
-                        directive: written(target),
-                        at: Location::from(&target.span),
-                        spec,
-                        resolver_timeout,
-                        also: Vec::new(),
-                    }),
+                for (host, port) in wanted {
+                    let place =
+                        format!("`{}` at {}", written(target), Location::from(&target.span));
+                    let same = queries.iter_mut().find(|q| q.asks(&host, port, &spec));
+                    match same {
+                        Some(case) => case.also.push(place.clone()),
+                        None => queries.push(ResolverCase {
+                            host,
+                            port,
+                            directive: written(target),
+                            at: Location::from(&target.span),
+                            spec: spec.clone(),
+                            resolver_timeout,
+                            also: Vec::new(),
+                        }),
+                    }
                 }
             }
         }
@@ -378,6 +390,27 @@ struct ResolveLines {
     not_resolved: u64,
     /// The latest of either.
     sample: Option<String>,
+}
+
+/// The hosts nginx logged it could not resolve (`NAME could not be resolved`), at most a
+/// few, in the order first seen.
+fn unresolved_in_logs(logs: &[LogRead]) -> Vec<String> {
+    const MAX_HOSTS: usize = 4;
+    let mut hosts: Vec<String> = Vec::new();
+    let groups = logs
+        .iter()
+        .filter_map(|read| read.summary.as_ref().ok())
+        .flat_map(|summary| &summary.groups);
+    for group in groups {
+        if let Some(peer) = group.failure.peer.as_deref()
+            && group.message.contains(" could not be resolved")
+            && !hosts.iter().any(|h| h.eq_ignore_ascii_case(peer))
+            && hosts.len() < MAX_HOSTS
+        {
+            hosts.push(peer.to_owned());
+        }
+    }
+    hosts
 }
 
 fn resolve_log_lines(logs: &[LogRead], host: &str) -> ResolveLines {

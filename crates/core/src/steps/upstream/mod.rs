@@ -1,7 +1,8 @@
 //! Step 2, the upstreams: probe every address the config connects to, concurrently and each
 //! bounded by `--timeout`. TCP connect; unix socket stat, connect, and whether the worker user
 //! may open it; and for an address that refuses, is unreachable or missing, the listeners the
-//! user most likely meant ([`candidates()`]).
+//! user most likely meant ([`candidates()`]), and for a loopback one, a listener in another
+//! network namespace on its port (`elsewhere.rs`: nginx in a container, the app on the host).
 //!
 //! This module holds the step's checks and what only they need (how an endpoint failed,
 //! whether it is local, the config change that points it elsewhere). The ranking of the
@@ -9,6 +10,7 @@
 //! here.
 
 mod candidates;
+mod elsewhere;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -39,13 +41,26 @@ pub const UNIX_SOCKET: CheckId =
 /// Check id: the listeners a refused, unreachable or missing upstream was most likely meant to be.
 pub const LISTENERS: CheckId = CheckId::new("upstream.listeners", StepId::Upstream, Evidence::Live);
 
+/// Check id: a listener in another network namespace (the host's, a container's) on the
+/// port of a loopback upstream that fails where nginx stands.
+pub const ELSEWHERE: CheckId = CheckId::new(
+    "upstream.other-namespaces",
+    StepId::Upstream,
+    Evidence::Live,
+);
+
 /// The checks of this step.
-pub static CHECKS: [FnCheck; 4] = [
+pub static CHECKS: [FnCheck; 5] = [
     FnCheck::new(TARGETS, targets),
     FnCheck::new(TCP_CONNECT, tcp_connect),
     FnCheck::new(UNIX_SOCKET, unix_socket),
     FnCheck::new(LISTENERS, listeners),
+    FnCheck::new(ELSEWHERE, other_namespaces),
 ];
+
+fn other_namespaces(facts: &Facts) -> FindingsFuture<'_> {
+    Box::pin(elsewhere::findings(facts))
+}
 
 fn targets(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
