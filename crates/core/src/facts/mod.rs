@@ -898,13 +898,19 @@ impl Facts {
         let args = self.nginx_args(extra);
         let mnt = self.foreign_mount_namespace();
         let net = self.standpoint.net_pid();
-        if mnt.is_none() && net.is_none() {
+        // In another pid namespace, the pid file names the master by its pid there: `-s`
+        // must signal from inside it (pid 1 here would be the host's init).
+        let pid_ns = self
+            .master_pid()
+            .filter(|pid| fix502_probe::process::same_namespace(*pid, "pid") == Some(false));
+        if mnt.is_none() && net.is_none() && pid_ns.is_none() {
             return Some((binary, args));
         }
         let mut wrapped: Vec<String> = mnt
             .map(|pid| format!("--mount=/proc/{pid}/ns/mnt"))
             .into_iter()
             .chain(net.map(|pid| format!("--net=/proc/{pid}/ns/net")))
+            .chain(pid_ns.map(|pid| format!("--pid=/proc/{pid}/ns/pid")))
             .collect();
         wrapped.push("--".to_owned());
         wrapped.push(binary.display().to_string());
@@ -920,6 +926,12 @@ impl Facts {
 
     /// `nginx -t && nginx -s reload` as the user should type it for this nginx.
     pub fn reload_command(&self) -> String {
+        // In a Docker container, the way its operator would type it.
+        if let Some(name) = self.docker_container_name() {
+            let t = shell_line(Path::new("nginx"), &self.nginx_args(&["-t"]));
+            let r = shell_line(Path::new("nginx"), &self.nginx_args(&["-s", "reload"]));
+            return format!("docker exec {name} {t} && docker exec {name} {r}");
+        }
         match (
             self.nginx_command(&["-t"]),
             self.nginx_command(&["-s", "reload"]),
@@ -929,6 +941,15 @@ impl Facts {
             }
             _ => "nginx -t && nginx -s reload".to_owned(),
         }
+    }
+
+    /// The name of the Docker container the master runs in, when Docker's files know it.
+    pub fn docker_container_name(&self) -> Option<String> {
+        let container = self.discovery.master.as_ref()?.container.as_ref()?;
+        if container.runtime != "docker" {
+            return None;
+        }
+        fix502_probe::docker::container_by_id(container.id.as_deref()?).map(|c| c.name)
     }
 
     /// nginx arguments with this run's `-p` and `-c` added.

@@ -301,7 +301,7 @@ async fn variable_targets(facts: &Facts) -> Vec<Finding> {
     let suggestion = suggested_resolver(&nginx_nameservers(master));
     for (case, (query, servers, in_hosts)) in queries.iter().zip(asked) {
         let logged = resolve_log_lines(logs, &case.host);
-        out.push(resolver_finding(
+        let mut f = resolver_finding(
             case,
             &query,
             &servers,
@@ -309,7 +309,18 @@ async fn variable_targets(facts: &Facts) -> Vec<Finding> {
             &logged,
             &suggestion,
             timeout,
-        ));
+        );
+        if query.result.is_err() {
+            let (evidence, fixes) = super::docker::why_unresolved(facts, &case.host);
+            for line in evidence {
+                f = f.evidence(line);
+            }
+            // Starting or connecting the container comes before any resolver change.
+            let mut all = fixes;
+            all.append(&mut f.fix);
+            f.fix = all;
+        }
+        out.push(f);
     }
     out
 }

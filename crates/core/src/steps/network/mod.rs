@@ -5,7 +5,8 @@
 //! This file lists the checks ([`CHECKS`]). Name resolution (`network.dns`) lives in
 //! `dns.rs`, except the stale-address part (the error log shows nginx connecting to an
 //! address a name no longer has), in `stale.rs`; what both share (the check id, the
-//! variable pass targets, how addresses are written) in `names.rs`. The two small checks
+//! variable pass targets, how addresses are written) in `names.rs`; what Docker's files say
+//! about a name its embedded DNS does not answer, in `docker.rs`. The two small checks
 //! `network.icmp` and `network.local-ports` are in `local.rs`; test fixtures in
 //! `fixtures.rs`. The host checks of this step (SELinux, AppArmor, worker files) are in
 //! [`super::host`].
@@ -13,6 +14,7 @@
 use crate::check::FnCheck;
 
 mod dns;
+mod docker;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod local;
