@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use lab::{
     Files, LabNginx, Lan, Netns, Proc, SandboxNginx, Verdict, enter_pid, fix502, net_inode, python,
-    status_from, wrapper,
+    run, status_from, wrapper,
 };
 
 use super::masters::free_port;
@@ -414,6 +414,108 @@ fn netns_two_masters_and_the_url_picks_one_through_a_published_port() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n\n"));
     eprintln!("scenario 4 took {:?}", started.elapsed());
+}
+
+/// Scenario 4b: as scenario 4, but the port is published by a DNAT rule (Docker without its
+/// userland proxy) in the lab's outer namespace, not by a docker-proxy process: `--url`
+/// with the published port still picks the master behind it, read from `iptables-save`.
+#[test]
+fn netns_a_port_published_by_a_dnat_rule_picks_the_master_behind_it() {
+    if !lab::can_run("netns_a_port_published_by_a_dnat_rule_picks_the_master_behind_it") {
+        return;
+    }
+    let installed = |name: &str| {
+        std::process::Command::new(name)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !installed("iptables") || !installed("iptables-save") {
+        eprintln!("skipping: iptables is not installed (apt-get install iptables)");
+        return;
+    }
+    let mut lan = Lan::new("10.76.0");
+    let y_ns = lan.join(2);
+    let (px, ph) = (free_port(), free_port());
+    let x = LabNginx::start(
+        &wrapper(&lan.outer.enter(), &[]),
+        &LabNginx::server(&format!("127.0.0.1:{px}"), "return 200 \"x\\n\";"),
+    );
+    let y = LabNginx::start(
+        &wrapper(&lan.members[y_ns].enter(), &[]),
+        &LabNginx::server("80", "proxy_pass http://127.0.0.1:9;"),
+    );
+    // The rule and the sysctl live in the outer namespace only, and end with it.
+    let outer = lan.outer.enter();
+    let in_outer = |args: &[&str]| {
+        let mut all: Vec<&str> = outer.iter().skip(1).map(String::as_str).collect();
+        all.extend_from_slice(args);
+        run(&outer[0], &all)
+    };
+    in_outer(&["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"]);
+    let dport = ph.to_string();
+    in_outer(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "OUTPUT",
+        "-d",
+        "127.0.0.1/32",
+        "-p",
+        "tcp",
+        "--dport",
+        &dport,
+        "-j",
+        "DNAT",
+        "--to-destination",
+        "10.76.0.2:80",
+    ]);
+    // As Docker does without its userland proxy: local sources are masqueraded onto the
+    // bridge, so the container can answer a connection from 127.0.0.1.
+    in_outer(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "POSTROUTING",
+        "-o",
+        "br0",
+        "-m",
+        "addrtype",
+        "--src-type",
+        "LOCAL",
+        "-j",
+        "MASQUERADE",
+    ]);
+    assert_eq!(
+        status_from(&outer, &format!("http://127.0.0.1:{ph}/")),
+        "502"
+    );
+    let url = format!("http://127.0.0.1:{ph}/");
+    let run = fix502(
+        &outer,
+        &["--url", &url, "--step", "config", "--timeout", "1s"],
+    );
+    let mut v = Verdict::new(&run);
+    v.check(
+        run.report["nginx"]["master_pid"] == y.pid,
+        format!(
+            "--url {url} chooses master Y behind the DNAT rule (pid {})",
+            y.pid
+        ),
+    );
+    v.check(
+        run.report["nginx"]["master_pid"] != x.pid,
+        "not master X, which listens on another port",
+    );
+    v.check(
+        run.report["nginx"]["discovered_via"]
+            .to_string()
+            .contains("DNAT rule"),
+        "discovery says the port is forwarded by a DNAT rule",
+    );
+    v.assert();
 }
 
 /// Scenario 5: a front nginx (namespace F) proxies over a veth to a back nginx (namespace B,

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fix502_probe::docker::{self, PublishedPort};
+use fix502_probe::docker;
 use fix502_probe::namespace::{self, Container, NamespaceIds, NamespaceListeners};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind, Users};
 
@@ -339,43 +339,95 @@ pub fn masters_serving(
     serving
 }
 
-/// The master behind a published port (`docker-proxy` forwarding host `port` on `local`
-/// into a container's address and port), with the port: the one master whose network
-/// namespace has the container's address and serves the container's port there.
-fn behind_published_port(
+/// A host port forwarded into a container: by a `docker-proxy` process, or by a DNAT rule.
+#[derive(Debug, Clone)]
+struct Forward {
+    /// The container's address and port.
+    container: SocketAddr,
+    /// What forwards it, in words (`docker-proxy pid 812`, `DNAT rule in chain DOCKER`).
+    by: String,
+}
+
+/// The forwards of host `port` (on `local`, when the URL names an address): the running
+/// `docker-proxy` processes' command lines, else (Docker without its userland proxy) the
+/// DNAT rules of `iptables-save -t nat` when it can be run.
+async fn forwards_of(local: Option<IpAddr>, port: u16) -> Vec<Forward> {
+    let proxies: Vec<Forward> = docker::published_ports()
+        .into_iter()
+        .filter(|p| serves(&p.host, local, port))
+        .map(|p| Forward {
+            container: p.container,
+            by: format!(
+                "docker-proxy{}",
+                p.pid.map(|pid| format!(" pid {pid}")).unwrap_or_default()
+            ),
+        })
+        .collect();
+    if !proxies.is_empty() {
+        return proxies;
+    }
+    let Ok(program) = which::which("iptables-save") else {
+        return Vec::new();
+    };
+    let Ok(out) = run_command(&program, &["-t", "nat"], Duration::from_secs(2)).await else {
+        return Vec::new();
+    };
+    docker::parse_dnat_rules(&out.stdout)
+        .into_iter()
+        .filter(|r| r.dport == port && r.proto.as_deref().is_none_or(|p| p == "tcp"))
+        .filter(|r| match (&r.destination, local) {
+            (Some(d), Some(ip)) => d
+                .split('/')
+                .next()
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .is_none_or(|a| a == ip),
+            _ => true,
+        })
+        .map(|r| Forward {
+            container: r.to,
+            by: format!("a DNAT rule in chain {}", r.chain),
+        })
+        .collect()
+}
+
+/// The master behind a published port (host `port` on `local` forwarded into a container's
+/// address and port, see [`forwards_of`]), with what forwards it: the one master whose
+/// network namespace has the container's address and serves the container's port there.
+async fn behind_published_port(
     masters: &[Master],
     local: Option<IpAddr>,
     port: u16,
-) -> Option<(PublishedPort, &Master)> {
-    let ports: Vec<PublishedPort> = docker::published_ports()
-        .into_iter()
-        .filter(|p| p.host.port() == port && serves(&p.host, local, port))
-        .collect();
-    if ports.is_empty() {
+) -> Option<(Forward, &Master)> {
+    let forwards = forwards_of(local, port).await;
+    if forwards.is_empty() {
         return None;
     }
     let namespaces = namespace::network_namespaces();
-    let mut found = Vec::new();
-    for p in ports {
-        let inside: Vec<&Master> = masters
+    let mut found: Vec<(Forward, &Master)> = Vec::new();
+    for f in forwards {
+        let inside: Vec<Master> = masters
             .iter()
             .filter(|m| {
                 namespaces
                     .iter()
-                    .any(|ns| Some(ns.inode) == m.ns.net && ns.addrs.contains(&p.container.ip()))
+                    .any(|ns| Some(ns.inode) == m.ns.net && ns.addrs.contains(&f.container.ip()))
             })
+            .cloned()
             .collect();
-        let owned: Vec<Master> = inside.iter().map(|m| (*m).clone()).collect();
         let serving = masters_serving(
-            &owned,
-            Some(p.container.ip()),
-            p.container.port(),
+            &inside,
+            Some(f.container.ip()),
+            f.container.port(),
             None,
             |m| namespace::listeners_of(&m.pids()),
         );
         if let [m] = serving.as_slice() {
             let pid = m.pid;
-            found.push((p, masters.iter().find(|m| m.pid == pid)?));
+            if let Some(m) = masters.iter().find(|m| m.pid == pid)
+                && !found.iter().any(|(_, o)| o.pid == pid)
+            {
+                found.push((f, m));
+            }
         }
     }
     (found.len() == 1).then(|| found.remove(0))
@@ -586,8 +638,10 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
         let mut published = None;
         if serving.is_empty() {
             // A port published into a container (docker-proxy): the master behind it.
-            if let Some((port, m)) = behind_published_port(&masters, request.local, request.port) {
-                published = Some(port);
+            if let Some((forward, m)) =
+                behind_published_port(&masters, request.local, request.port).await
+            {
+                published = Some(forward);
                 serving.push(m);
             }
         }
@@ -595,12 +649,9 @@ pub async fn discover(opts: &Options) -> Result<Discovery, DiscoveryError> {
             [m] => Some((
                 (*m).clone(),
                 match published {
-                    Some(p) => format!(
-                        "master pid {}, behind --url's port {} (published to {} by docker-proxy pid {})",
-                        m.pid,
-                        request.port,
-                        p.container,
-                        p.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string())
+                    Some(f) => format!(
+                        "master pid {}, behind --url's port {} (forwarded to {} by {})",
+                        m.pid, request.port, f.container, f.by
                     ),
                     None => format!(
                         "master pid {}, the one listening on --url's port {}",
