@@ -209,6 +209,19 @@ impl Project {
         );
     }
 
+    /// Says on stderr what fix502 answered: its exit code and causes, with the top
+    /// diagnosis's upstream and summary.
+    fn said(&self, (out, report): &(Output, Value)) {
+        let top = &report["diagnosis"][0];
+        self.say(&format!(
+            "fix502 ran: exit {:?}, causes {:?}, top upstream {}: {}",
+            out.status.code(),
+            causes(report),
+            top["upstream"],
+            top["summary"].as_str().unwrap_or_default()
+        ));
+    }
+
     /// A file of the project's directory (mounted into containers with `./NAME`).
     fn file(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
@@ -657,7 +670,7 @@ fn docker_localhost_in_the_container_is_not_the_hosts() {
     project.assert_status("web", "502");
 
     let run = fix502_json(&["--pid", &master.to_string()]);
-    project.say("fix502 ran");
+    project.said(&run);
     let report = &run.1;
     let mut v = Verdict::new("a (localhost in the container)", &run);
     let upstream = format!("127.0.0.1:{port}");
@@ -770,7 +783,7 @@ fn stopped_service(test: &str, ndots: bool) {
     );
 
     let run = fix502_json(&["--pid", &master.to_string()]);
-    project.say("fix502 ran");
+    project.said(&run);
     let report = &run.1;
     let mut v = Verdict::new(test, &run);
     let top = top(report);
@@ -871,7 +884,7 @@ fn docker_recreated_app_has_a_new_address() {
     );
 
     let run = fix502_json(&["--pid", &master.to_string()]);
-    project.say("fix502 ran");
+    project.said(&run);
     let report = &run.1;
     let mut v = Verdict::new("c (recreated app, stale address)", &run);
     let top = top(report);
@@ -936,7 +949,7 @@ fn docker_error_log_to_stderr_is_read_from_the_json_file_log() {
     );
 
     let run = fix502_json(&["--pid", &master.to_string()]);
-    project.say("fix502 ran");
+    project.said(&run);
     let report = &run.1;
     let mut v = Verdict::new("d (error.log linked to /dev/stderr)", &run);
     let refused = report["diagnosis"].as_array().and_then(|d| {
@@ -1039,7 +1052,7 @@ fn docker_published_port_picks_the_master() {
 
     let url = format!("http://127.0.0.1:{second}/");
     let run = fix502_json(&["--url", &url, "--step", "config"]);
-    project.say("fix502 ran");
+    project.said(&run);
     let report = &run.1;
     let mut v = Verdict::new("e (published port chosen by --url)", &run);
     v.check(
