@@ -4,6 +4,7 @@ mod apply;
 mod chain;
 mod cli;
 mod discovery;
+mod docker;
 mod harness;
 mod hostile;
 mod logs;
