@@ -326,6 +326,107 @@ fn netns_a_stopped_service_name_the_resolver_no_longer_answers() {
     eprintln!("scenario 3 took {:?}", started.elapsed());
 }
 
+/// The near misses of scenario 1, where no claim may be made: (a) healthy: the app listens
+/// in nginx's own namespace; (b) decoys only: nothing listens on the port anywhere, but the
+/// host and another namespace listen on nearby ports, the host's decoy named like the app;
+/// (c) two other namespaces (the host's and one more) listen on the port: which one is the
+/// app is a guess, so it is a hint, not an `upstream-wrong-address`.
+#[test]
+fn netns_near_misses_of_the_app_in_another_namespace_draw_no_claim() {
+    if !lab::can_run("netns_near_misses_of_the_app_in_another_namespace_draw_no_claim") {
+        return;
+    }
+    let unshared = ["unshare".to_owned(), "--net".to_owned()];
+    let start = |app_port: u16| {
+        LabNginx::start(
+            &wrapper(&unshared, &[]),
+            &LabNginx::server(
+                &format!("127.0.0.1:{}", free_port()),
+                &format!("proxy_pass http://127.0.0.1:{app_port};"),
+            ),
+        )
+    };
+    let mut failed = Vec::new();
+
+    // (a) Healthy: the app in nginx's own namespace, and a decoy on the same port on the host.
+    let port = free_port();
+    let nginx = start(port);
+    let _app = http_app(&enter_pid(nginx.pid), "127.0.0.1", port);
+    let _host_decoy = http_app(&[], "127.0.0.1", port);
+    let run = diagnose(&[], nginx.pid);
+    let mut v = Verdict::new(&run);
+    v.check(
+        run.report["diagnosis"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "(a) healthy: no diagnosis",
+    );
+    v.check(run.out.status.code() == Some(0), "(a) healthy: exit 0");
+    failed.extend(v.result().err());
+    drop(nginx);
+
+    // (b) Decoys on nearby ports only.
+    let port = free_port();
+    let nginx = start(port);
+    let near: Vec<u16> = (1..=2)
+        .map(|d| port.wrapping_add(d))
+        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .collect();
+    let _decoys: Vec<Proc> = near
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i == 0 {
+                http_app(&[], "127.0.0.1", *p)
+            } else {
+                http_app(&unshared, "127.0.0.1", *p)
+            }
+        })
+        .collect();
+    let run = diagnose(&[], nginx.pid);
+    let mut v = Verdict::new(&run);
+    let causes = run.causes();
+    v.check(
+        causes.first().map(String::as_str) == Some("upstream-refused"),
+        "(b) decoys on nearby ports: the top cause is upstream-refused",
+    );
+    v.check(
+        !causes.iter().any(|c| c == "upstream-wrong-address"),
+        "(b) decoys on nearby ports: no upstream-wrong-address",
+    );
+    failed.extend(v.result().err());
+    drop(nginx);
+
+    // (c) Two other namespaces listen on the port: a hint, no claim.
+    let port = free_port();
+    let nginx = start(port);
+    let _on_host = http_app(&[], "127.0.0.1", port);
+    let _elsewhere = http_app(&unshared, "127.0.0.1", port);
+    let run = diagnose(&[], nginx.pid);
+    let mut v = Verdict::new(&run);
+    let causes = run.causes();
+    v.check(
+        causes.first().map(String::as_str) == Some("upstream-refused"),
+        "(c) two namespaces on the port: the top cause is upstream-refused",
+    );
+    v.check(
+        !causes.iter().any(|c| c == "upstream-wrong-address"),
+        "(c) two namespaces on the port: no upstream-wrong-address",
+    );
+    let hint = run.report["steps"].as_array().is_some_and(|steps| {
+        steps
+            .iter()
+            .flat_map(|s| s["findings"].as_array().into_iter().flatten())
+            .any(|f| f["check"] == "upstream.other-namespaces" && f["severity"] == "warning")
+    });
+    v.check(
+        hint,
+        "(c) the other namespaces are named as a hint (a warning)",
+    );
+    failed.extend(v.result().err());
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
 /// Scenario 4: master X in the lab's outer namespace on 127.0.0.1:PX, master Y in a
 /// namespace of its own on port 80, published on 127.0.0.1:PH by a docker-proxy stand-in
 /// (with docker-proxy's command line). `--url` with PH picks Y, with PX picks X.

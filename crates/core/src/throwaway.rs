@@ -207,6 +207,9 @@ pub struct Invocation {
     /// The pid of the master when it runs in another network namespace than fix502: nginx
     /// is run in that one, where its `listen` addresses can be bound.
     pub net_of: Option<u32>,
+    /// The pid of the master when it runs in another pid namespace than fix502: nginx is
+    /// started in that one, where its `/proc/self` (and `/dev/stderr`) exist.
+    pub pid_of: Option<u32>,
     /// The command that runs it on the host as it is (through `nsenter` for another
     /// namespace), for the run that cannot be isolated.
     pub plain: (PathBuf, Vec<String>),
@@ -418,16 +421,15 @@ async fn isolated(inv: &Invocation, root: &Path, started: Instant) -> Isolated {
         },
         None => None,
     };
-    let net = match inv.net_of {
-        Some(pid) => match File::open(format!("/proc/{pid}/ns/net")) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                return Isolated::Unavailable(format!(
-                    "cannot open the network namespace of pid {pid}: {e}"
-                ));
-            }
-        },
-        None => None,
+    let open_ns = |pid: Option<u32>, kind: &str| match pid {
+        Some(pid) => File::open(format!("/proc/{pid}/ns/{kind}"))
+            .map(Some)
+            .map_err(|e| format!("cannot open the {kind} namespace of pid {pid}: {e}")),
+        None => Ok(None),
+    };
+    let (net, pid_ns) = match (open_ns(inv.net_of, "net"), open_ns(inv.pid_of, "pid")) {
+        (Ok(net), Ok(pid)) => (net, pid),
+        (Err(e), _) | (_, Err(e)) => return Isolated::Unavailable(e),
     };
     // The temp dir the tmpfs goes on, as nginx's namespace names it and as fix502 reaches it.
     let temp = match inv.namespace_of {
@@ -468,6 +470,7 @@ async fn isolated(inv: &Invocation, root: &Path, started: Instant) -> Isolated {
     let setup = Setup {
         namespace,
         net,
+        pid_ns,
         workspace,
         steps: mounts.steps.clone(),
         standins,
@@ -594,6 +597,7 @@ struct Spawned {
 struct Setup {
     namespace: Option<File>,
     net: Option<File>,
+    pid_ns: Option<File>,
     workspace: PathBuf,
     steps: Vec<Step>,
     standins: Vec<PathBuf>,
@@ -612,6 +616,11 @@ impl Setup {
         if let Some(net) = &self.net {
             setns(net, CloneFlags::CLONE_NEWNET)
                 .map_err(|e| format!("cannot enter nginx's network namespace: {e}"))?;
+        }
+        if let Some(pid_ns) = &self.pid_ns {
+            // Only the children this thread starts (nginx) are in it.
+            setns(pid_ns, CloneFlags::CLONE_NEWPID)
+                .map_err(|e| format!("cannot enter nginx's pid namespace: {e}"))?;
         }
         if let Some(ns) = &self.namespace {
             unshare(CloneFlags::CLONE_FS).map_err(|e| format!("unshare(CLONE_FS) failed: {e}"))?;
@@ -1315,6 +1324,7 @@ mod tests {
             args: args(dir),
             namespace_of: None,
             net_of: None,
+            pid_of: None,
             plain: (PathBuf::from(NGINX), args(dir)),
             touched: Touched::of(config.as_ref(), &view, &build, Some(dir)),
             timeout: Duration::from_secs(30),

@@ -51,10 +51,21 @@ impl NamespaceIds {
         Self::of("self")
     }
 
-    /// The namespaces of the host's init (pid 1); where pid 1's links cannot be read (not
-    /// root), this process's own stand in for them.
+    /// The namespaces of the host's init (pid 1, else kthreadd, pid 2); where neither can be
+    /// read (not root), this process's own stand in for them.
     pub fn init_or_own() -> Self {
-        let init = Self::of("1");
+        // pid 1 may be unreadable (a sandbox's supervisor); kthreadd (pid 2), the kernel's
+        // own, stands in the host's namespaces on every Linux host.
+        let first = Self::of("1");
+        let kthreadd = fs::read_to_string("/proc/2/comm")
+            .is_ok_and(|c| c.trim_end() == "kthreadd")
+            .then(|| Self::of("2"))
+            .unwrap_or_default();
+        let init = Self {
+            net: first.net.or(kthreadd.net),
+            mnt: first.mnt.or(kthreadd.mnt),
+            pid: first.pid.or(kthreadd.pid),
+        };
         let own = Self::own();
         Self {
             net: init.net.or(own.net),

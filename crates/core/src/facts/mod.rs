@@ -81,6 +81,9 @@ pub struct Facts {
     docker_root: PathBuf,
     /// Access logs.
     pub access_logs: Vec<PathBuf>,
+    /// The `access_log` paths that are nginx's stdout (`/dev/stdout`, or a link to it inside
+    /// its container): a container runtime's log, not read.
+    pub access_log_stdout: Vec<String>,
     /// Every address the config connects to.
     pub endpoints: Vec<Endpoint>,
     /// Pass directives whose address is a variable (resolved per request).
@@ -189,7 +192,7 @@ impl Facts {
             for p in paths {
                 let file = file_log(&p).filter(|_| !STDERR_PATHS.contains(&p.as_str()));
                 let linked = match (&file, &container_root) {
-                    (Some(f), Some(root)) => links_to_stderr(root, f),
+                    (Some(f), Some(root)) => links_to(root, f, 2),
                     _ => false,
                 };
                 match file {
@@ -209,12 +212,23 @@ impl Facts {
         } else {
             error_logs = options.error_logs.clone();
         }
+        let mut access_log_stdout = Vec::new();
         let access_logs = if options.access_logs.is_empty() {
             let mut v: Vec<PathBuf> = Vec::new();
             for l in &view.access_logs {
-                if let Some(f) = file_log(&l.path)
-                    && !v.contains(&f)
-                {
+                let Some(f) = file_log(&l.path) else { continue };
+                // nginx's stdout (the official image links access.log to /dev/stdout): a
+                // container runtime's log, not a file to read.
+                let stdout = STDOUT_PATHS.contains(&l.path.as_str())
+                    || nginx_root
+                        .as_ref()
+                        .is_some_and(|root| links_to(root, &f, 1));
+                if stdout {
+                    let shown = f.display().to_string();
+                    if !access_log_stdout.contains(&shown) {
+                        access_log_stdout.push(shown);
+                    }
+                } else if !v.contains(&f) {
                     v.push(f);
                 }
             }
@@ -256,6 +270,7 @@ impl Facts {
             stderr_links,
             docker_root: PathBuf::from(DOCKER_ROOT),
             access_logs,
+            access_log_stdout,
             endpoints,
             variable_targets,
             route,
@@ -880,6 +895,7 @@ impl Facts {
             args: self.nginx_args(extra),
             namespace_of: self.foreign_mount_namespace(),
             net_of: self.standpoint.net_pid(),
+            pid_of: self.foreign_pid_namespace(),
             plain,
             touched,
             timeout: Duration::from_secs(30),
@@ -900,9 +916,7 @@ impl Facts {
         let net = self.standpoint.net_pid();
         // In another pid namespace, the pid file names the master by its pid there: `-s`
         // must signal from inside it (pid 1 here would be the host's init).
-        let pid_ns = self
-            .master_pid()
-            .filter(|pid| fix502_probe::process::same_namespace(*pid, "pid") == Some(false));
+        let pid_ns = self.foreign_pid_namespace();
         if mnt.is_none() && net.is_none() && pid_ns.is_none() {
             return Some((binary, args));
         }
@@ -916,6 +930,12 @@ impl Facts {
         wrapped.push(binary.display().to_string());
         wrapped.extend(args);
         Some((PathBuf::from("nsenter"), wrapped))
+    }
+
+    /// The master's pid when it runs in another pid namespace than fix502.
+    fn foreign_pid_namespace(&self) -> Option<u32> {
+        self.master_pid()
+            .filter(|pid| fix502_probe::process::same_namespace(*pid, "pid") == Some(false))
     }
 
     /// The master's pid when it runs in another mount namespace than fix502.
@@ -973,14 +993,18 @@ impl Facts {
 /// The paths that are nginx's own stderr wherever they are opened.
 const STDERR_PATHS: [&str; 3] = ["/dev/stderr", "/proc/self/fd/2", "/dev/fd/2"];
 
-/// Whether log path `file` is a symlink to stderr when seen from the container whose root
-/// is `root` (`/proc/PID/root`).
-fn links_to_stderr(root: &Path, file: &Path) -> bool {
+/// The paths that are nginx's own stdout wherever they are opened.
+const STDOUT_PATHS: [&str; 3] = ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"];
+
+/// Whether log path `file` is a symlink to nginx's file descriptor `fd` (2: stderr, 1:
+/// stdout) when seen from the container whose root is `root` (`/proc/PID/root`).
+fn links_to(root: &Path, file: &Path, fd: u8) -> bool {
+    let names = if fd == 1 { STDOUT_PATHS } else { STDERR_PATHS };
     let inside = root.join(file.strip_prefix("/").unwrap_or(file));
     std::fs::read_link(inside).is_ok_and(|target| {
         target
             .to_str()
-            .is_some_and(|t| STDERR_PATHS.contains(&t) || t == "/proc/1/fd/2")
+            .is_some_and(|t| names.contains(&t) || t == format!("/proc/1/fd/{fd}"))
     })
 }
 

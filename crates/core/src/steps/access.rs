@@ -26,12 +26,26 @@ const TOP: usize = 3;
 /// The check.
 fn access_log(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
+        let mut out: Vec<Finding> = facts
+            .access_log_stdout
+            .iter()
+            .map(|path| {
+                let docker = facts
+                    .docker_container_name()
+                    .map(|name| format!(" (`docker logs {name}`)"))
+                    .unwrap_or_default();
+                Finding::new(
+                    ACCESS_LOG,
+                    Severity::Info,
+                    format!("access log {path} is nginx's standard output: its lines go to the container's or service's log{docker}, not to a file; not read"),
+                )
+            })
+            .collect();
         if facts.access_logs.is_empty() {
-            return Vec::new();
+            return out;
         }
         let window = duration(facts.options.since);
         let logged = facts.logged_502s().await;
-        let mut out = Vec::new();
         for read in facts.access_reads().await {
             out.extend(findings_of(facts, read, &window, logged));
         }

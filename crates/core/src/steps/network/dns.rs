@@ -267,7 +267,13 @@ async fn variable_targets(facts: &Facts) -> Vec<Finding> {
                             out.push(unknown_host_finding(target).at(at));
                             continue;
                         }
-                        logged.into_iter().map(|h| (h, DEFAULT_PORT)).collect()
+                        logged
+                            .into_iter()
+                            .map(|h| {
+                                let port = port_in_config(facts, &h).unwrap_or(DEFAULT_PORT);
+                                (h, port)
+                            })
+                            .collect()
                     }
                 };
                 for (host, port) in wanted {
@@ -312,13 +318,12 @@ async fn variable_targets(facts: &Facts) -> Vec<Finding> {
         );
         if query.result.is_err() {
             let (evidence, fixes) = super::docker::why_unresolved(facts, &case.host);
-            for line in evidence {
-                f = f.evidence(line);
+            if !evidence.is_empty() {
+                // Docker knows the name: its container is the fix, not the resolver.
+                let at = f.evidence.len().min(1);
+                f.evidence.splice(at..at, evidence);
+                f.fix = fixes;
             }
-            // Starting or connecting the container comes before any resolver change.
-            let mut all = fixes;
-            all.append(&mut f.fix);
-            f.fix = all;
         }
         out.push(f);
     }
@@ -401,6 +406,31 @@ struct ResolveLines {
     not_resolved: u64,
     /// The latest of either.
     sample: Option<String>,
+}
+
+/// The port written with `host` in a URL anywhere in the config (`set $u
+/// http://app:8000;`), when one is: a per-request target's host and port are in a value
+/// like that.
+fn port_in_config(facts: &Facts, host: &str) -> Option<u16> {
+    let needle = format!("//{}:", host.to_ascii_lowercase());
+    let mut todo: Vec<&fix502_nginx::config::Directive> =
+        facts.config.as_ref()?.directives.iter().collect();
+    while let Some(d) = todo.pop() {
+        for arg in &d.args {
+            let lower = arg.to_ascii_lowercase();
+            if let Some(i) = lower.find(&needle) {
+                let digits: String = lower[i + needle.len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if let Ok(port) = digits.parse() {
+                    return Some(port);
+                }
+            }
+        }
+        todo.extend(d.block.iter().flatten());
+    }
+    None
 }
 
 /// The hosts nginx logged it could not resolve (`NAME could not be resolved`), at most a
@@ -677,6 +707,12 @@ fn resolver_finding(
                     join(in_hosts)
                 ));
             }
+            // A suggestion of the very servers asked is no fix.
+            let suggestion = if suggested_resolver(servers) == suggestion {
+                "resolver <a DNS server that answers>;"
+            } else {
+                suggestion
+            };
             for fix in resolver_fixes(host, failure, in_hosts, suggestion) {
                 f = f.fix(fix);
             }
