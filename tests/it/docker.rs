@@ -782,11 +782,29 @@ fn stopped_service(test: &str, ndots: bool) {
          answer otherwise):\n{log}"
     );
 
+    // A decoy: another Compose project whose running service is also named app, on a
+    // network of its own. It is another app; the diagnosis must not send nginx to it.
+    let decoy = ndots.then(|| {
+        let decoy = Project::new(project.image.clone());
+        decoy.compose_file(
+            "  app:\n    image: IMAGE\n    command: [\"python3\", \"-m\", \"http.server\", \"8000\"]\n    working_dir: /srv\n    labels:\n      LABELS\n    networks: [lab]\n",
+            INTERNAL,
+        );
+        decoy.compose(&["up", "-d"]);
+        decoy
+    });
+
     let run = fix502_json(&["--pid", &master.to_string()]);
     project.said(&run);
     let report = &run.1;
     let mut v = Verdict::new(test, &run);
     let top = top(report);
+    if let Some(decoy) = &decoy {
+        v.check(
+            !top_text(report).contains(&decoy.name),
+            format!("nothing names the decoy project {}", decoy.name),
+        );
+    }
     v.check(
         top["cause"] == "upstream-dns",
         format!("top cause upstream-dns, got {:?}", causes(report)),

@@ -57,10 +57,12 @@ impl NamespaceIds {
         // pid 1 may be unreadable (a sandbox's supervisor); kthreadd (pid 2), the kernel's
         // own, stands in the host's namespaces on every Linux host.
         let first = Self::of("1");
-        let kthreadd = fs::read_to_string("/proc/2/comm")
-            .is_ok_and(|c| c.trim_end() == "kthreadd")
-            .then(|| Self::of("2"))
-            .unwrap_or_default();
+        let kthreadd =
+            if fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim_end() == "kthreadd") {
+                Self::of("2")
+            } else {
+                Self::default()
+            };
         let init = Self {
             net: first.net.or(kthreadd.net),
             mnt: first.mnt.or(kthreadd.mnt),

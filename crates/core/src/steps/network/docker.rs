@@ -1,8 +1,9 @@
 //! What Docker's own files say about a name that nginx in a Docker container cannot resolve:
 //! Docker's embedded DNS (127.0.0.11 inside the container) answers a container's name,
 //! service name and aliases only while that container runs, and only on the networks it
-//! shares with the one asking. What belongs here: finding the container a name meant and
-//! saying why the embedded DNS does not answer it, with the fix.
+//! shares with the one asking. What belongs here: finding the container a name meant (by a
+//! Compose service name, only in nginx's own Compose project) and saying why the embedded
+//! DNS does not answer it, with the fix.
 
 use fix502_probe::docker::{self, DockerContainer};
 
@@ -23,9 +24,16 @@ pub(super) fn why_unresolved(facts: &Facts, host: &str) -> (Vec<String>, Vec<Str
         return (Vec::new(), Vec::new());
     };
     let all = docker::containers();
+    // A Compose service name means the service of nginx's own project: the same name in
+    // another project is another app.
     let named: Vec<&DockerContainer> = all
         .iter()
         .filter(|c| c.id != nginx.id && answers_to(c, host))
+        .filter(|c| {
+            nginx.compose_project.is_none()
+                || c.compose_project == nginx.compose_project
+                || c.name.eq_ignore_ascii_case(host.trim_end_matches('.'))
+        })
         .collect();
     let mut evidence = Vec::new();
     let mut fixes = Vec::new();
