@@ -327,10 +327,11 @@ fn netns_a_stopped_service_name_the_resolver_no_longer_answers() {
 }
 
 /// The near misses of scenario 1, where no claim may be made: (a) healthy: the app listens
-/// in nginx's own namespace; (b) decoys only: nothing listens on the port anywhere, but the
-/// host and another namespace listen on nearby ports, the host's decoy named like the app;
-/// (c) two other namespaces (the host's and one more) listen on the port: which one is the
-/// app is a guess, so it is a hint, not an `upstream-wrong-address`.
+/// in nginx's own namespace (and a decoy on the same port in another); (b) decoys only:
+/// nothing listens on the port anywhere, but two other namespaces listen on the ports next
+/// to it; (c) two other namespaces listen on the port: which one is the app is a guess, so
+/// it is a hint, not an `upstream-wrong-address`. Every decoy is in a namespace of its own
+/// (`unshare --net`), so no port of the host's loopback is taken from another test.
 #[test]
 fn netns_near_misses_of_the_app_in_another_namespace_draw_no_claim() {
     if !lab::can_run("netns_near_misses_of_the_app_in_another_namespace_draw_no_claim") {
@@ -352,7 +353,7 @@ fn netns_near_misses_of_the_app_in_another_namespace_draw_no_claim() {
     let port = free_port();
     let nginx = start(port);
     let _app = http_app(&enter_pid(nginx.pid), "127.0.0.1", port);
-    let _host_decoy = http_app(&[], "127.0.0.1", port);
+    let _decoy = http_app(&unshared, "127.0.0.1", port);
     let run = diagnose(&[], nginx.pid);
     let mut v = Verdict::new(&run);
     v.check(
@@ -368,20 +369,10 @@ fn netns_near_misses_of_the_app_in_another_namespace_draw_no_claim() {
     // (b) Decoys on nearby ports only.
     let port = free_port();
     let nginx = start(port);
-    let near: Vec<u16> = (1..=2)
-        .map(|d| port.wrapping_add(d))
-        .filter(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .collect();
+    let near: Vec<u16> = (1..=2).map(|d| port.wrapping_add(d)).collect();
     let _decoys: Vec<Proc> = near
         .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            if i == 0 {
-                http_app(&[], "127.0.0.1", *p)
-            } else {
-                http_app(&unshared, "127.0.0.1", *p)
-            }
-        })
+        .map(|p| http_app(&unshared, "127.0.0.1", *p))
         .collect();
     let run = diagnose(&[], nginx.pid);
     let mut v = Verdict::new(&run);
@@ -400,8 +391,8 @@ fn netns_near_misses_of_the_app_in_another_namespace_draw_no_claim() {
     // (c) Two other namespaces listen on the port: a hint, no claim.
     let port = free_port();
     let nginx = start(port);
-    let _on_host = http_app(&[], "127.0.0.1", port);
-    let _elsewhere = http_app(&unshared, "127.0.0.1", port);
+    let _one = http_app(&unshared, "127.0.0.1", port);
+    let _other = http_app(&unshared, "127.0.0.1", port);
     let run = diagnose(&[], nginx.pid);
     let mut v = Verdict::new(&run);
     let causes = run.causes();
