@@ -116,7 +116,7 @@ fn master_in_other_namespace(masters: &[Master], addr: SocketAddr) -> Option<&Ma
     if addr.ip().is_loopback() || addr.ip().to_canonical().is_loopback() {
         return None;
     }
-    let all = namespace::network_namespaces();
+    let all = namespace::network_namespaces_keeping(|a| a.port() == addr.port());
     namespace::namespaces_listening_on(&all, None, Some(addr.ip()), addr.port())
         .into_iter()
         .filter(|m| m.namespace.addrs.contains(&addr.ip()))

@@ -402,7 +402,8 @@ async fn behind_published_port(
     if forwards.is_empty() {
         return None;
     }
-    let namespaces = namespace::network_namespaces();
+    // Only their addresses matter here, not who listens.
+    let namespaces = namespace::network_namespaces_keeping(|_| false);
     let mut found: Vec<(Forward, &Master)> = Vec::new();
     for f in forwards {
         let inside: Vec<Master> = masters

@@ -316,10 +316,17 @@ pub struct NetListener {
 /// what cannot be read is left out or empty. Bounded: at most 65536 processes and 1024
 /// namespaces are looked at.
 pub fn network_namespaces() -> Vec<NetNamespace> {
+    network_namespaces_keeping(|_| true)
+}
+
+/// [`network_namespaces`] keeping only the TCP listeners `keep` accepts (say, those on one
+/// port): the owners of the others are not looked for, which spares a scan of every
+/// process's open files when none is kept.
+pub fn network_namespaces_keeping(keep: impl Fn(&SocketAddr) -> bool) -> Vec<NetNamespace> {
     let host = NamespaceIds::init_or_own().net;
     let mut pids_by_ns: HashMap<u64, Vec<u32>> = HashMap::new();
     for pid in proc_pids() {
-        let Some(inode) = NamespaceIds::of(&pid.to_string()).net else {
+        let Some(inode) = net_of(pid) else {
             continue;
         };
         if pids_by_ns.len() >= MAX_NAMESPACES && !pids_by_ns.contains_key(&inode) {
@@ -347,7 +354,10 @@ pub fn network_namespaces() -> Vec<NetNamespace> {
                 },
                 names: names_of(&pids),
                 addrs: local_addrs_of(pid),
-                listeners: tcp_listeners_in(pid),
+                listeners: tcp_listeners_in(pid)
+                    .into_iter()
+                    .filter(|l| keep(&l.addr))
+                    .collect(),
             })
         })
         .collect();
@@ -356,7 +366,11 @@ pub fn network_namespaces() -> Vec<NetNamespace> {
         .iter()
         .flat_map(|ns| ns.listeners.iter().map(|l| l.inode))
         .collect();
-    let owners = crate::listeners::socket_owners(&wanted);
+    let owners = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        crate::listeners::socket_owners(&wanted)
+    };
     let mut names: HashMap<u32, Option<String>> = HashMap::new();
     for listener in found.iter_mut().flat_map(|ns| ns.listeners.iter_mut()) {
         let Some(&pid) = owners.get(&listener.inode) else {
@@ -367,6 +381,23 @@ pub fn network_namespaces() -> Vec<NetNamespace> {
     }
     tracing::debug!(count = found.len(), "network namespaces read from /proc");
     found
+}
+
+/// The network namespace of process `pid` (one `readlink`).
+fn net_of(pid: u32) -> Option<u64> {
+    fs::read_link(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .and_then(|target| parse_ns_link(&target.to_string_lossy()))
+}
+
+/// Whether any running process is in another network namespace than `net` (one `readlink`
+/// per process, stopping at the first): the cheap test before [`network_namespaces`] on a
+/// host that has only one.
+pub fn another_network_namespace(net: Option<u64>) -> bool {
+    proc_pids()
+        .into_iter()
+        .filter_map(net_of)
+        .any(|inode| Some(inode) != net)
 }
 
 /// The numeric entries of `/proc`, at most [`MAX_PROCESSES`] of them.

@@ -31,11 +31,18 @@ pub(super) async fn findings(facts: &Facts) -> Vec<Finding> {
     if failed.is_empty() {
         return Vec::new();
     }
-    let all = match tokio::task::spawn_blocking(namespace::network_namespaces).await {
+    let nginx_net = facts.discovery.master.as_ref().and_then(|m| m.ns.net);
+    let here = nginx_net.or_else(|| namespace::NamespaceIds::own().net);
+    if !namespace::another_network_namespace(here) {
+        return Vec::new();
+    }
+    // Only the listeners on the failed ports matter: the others' owners are not looked for.
+    let ports: Vec<u16> = failed.iter().map(|(_, t)| t.port()).collect();
+    let read = move || namespace::network_namespaces_keeping(|a| ports.contains(&a.port()));
+    let all = match tokio::task::spawn_blocking(read).await {
         Ok(all) if all.len() > 1 => all,
         _ => return Vec::new(),
     };
-    let nginx_net = facts.discovery.master.as_ref().and_then(|m| m.ns.net);
     let nginx_container = facts
         .discovery
         .master
