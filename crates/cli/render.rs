@@ -7,7 +7,8 @@ use std::io::{self, Write};
 
 use console::{Style, style};
 use fix502_core::report::{
-    Diagnosis, Finding, MasterInfo, Namespaces, Report, Severity, StepReport, StepStatus,
+    ActionStatus, Diagnosis, Finding, MasterInfo, Namespaces, Report, Severity, StepReport,
+    StepStatus,
 };
 
 /// Glyphs for statuses: Unicode when the terminal can, ASCII otherwise.
@@ -175,8 +176,28 @@ pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis])
     Ok(())
 }
 
-/// The one verdict line.
+/// The one verdict line: what the fifth step fixed and verified, then what remains.
 pub fn verdict(report: &Report) -> String {
+    let fixed: Vec<String> = report
+        .actions
+        .iter()
+        .filter(|a| a.status == ActionStatus::Verified)
+        .filter_map(|a| a.cause.map(|c| c.id().to_owned()))
+        .collect();
+    let remains = remaining(report);
+    if fixed.is_empty() {
+        return remains;
+    }
+    let fixed = format!("Fixed and verified: {}.", fixed.join(", "));
+    if report.diagnosis.is_empty() {
+        format!("{fixed} No diagnosed problem remains.")
+    } else {
+        format!("{fixed} Still: {remains}")
+    }
+}
+
+/// The verdict on the problems diagnosed (and not fixed).
+fn remaining(report: &Report) -> String {
     match report.diagnosis.first() {
         Some(d) => {
             let next = d

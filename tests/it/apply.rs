@@ -29,6 +29,33 @@ fn without_apply_nothing_is_started() {
             .is_none_or(|pid| !fix502_lab::process_running(pid)),
         "nginx was started without --apply"
     );
+    assert_eq!(report["actions"][0]["status"], "planned", "{report:#}");
+}
+
+#[test]
+fn apply_reloads_a_config_that_was_not_reloaded_and_the_502_is_gone() {
+    let Some(lab) = lab("not-reloaded") else {
+        return;
+    };
+    assert_eq!(
+        lab.request("/").unwrap(),
+        502,
+        "the lab gives its 502 first"
+    );
+    let (out, report) = run_json(&lab, &["--apply"]);
+    let action = &report["actions"][0];
+    assert_eq!(action["kind"], "reload", "{report:#}");
+    assert_eq!(action["status"], "verified", "{report:#}");
+    assert_eq!(
+        lab.request("/").unwrap(),
+        200,
+        "after the reload, nginx runs the fixed config"
+    );
+    assert!(
+        !super::harness::causes(&report).contains(&"config-not-reloaded".to_owned()),
+        "the reloaded config is no longer diagnosed as not reloaded: {report:#}"
+    );
+    assert_ne!(out.status.code(), Some(4), "{report:#}");
 }
 
 #[test]
@@ -52,9 +79,17 @@ fn apply_starts_nginx_and_verifies_it() {
     );
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "the problem was diagnosed (and fixed)"
+        Some(0),
+        "the one problem was fixed and verified: {report:#}"
     );
+    assert!(
+        report["diagnosis"].as_array().is_some_and(Vec::is_empty),
+        "a fixed cause is no longer diagnosed: {report:#}"
+    );
+    let action = &report["actions"][0];
+    assert_eq!(action["kind"], "start", "{report:#}");
+    assert_eq!(action["status"], "verified", "{report:#}");
+    assert_eq!(action["cause"], "nginx-not-running", "{report:#}");
     let pid = lab.master_pid().expect("pid file after start");
     assert!(fix502_lab::process_running(pid));
     assert_eq!(lab.request("/").unwrap(), 200);
@@ -72,6 +107,7 @@ fn failed_action_is_rolled_back_and_exits_4() {
     let squatter = std::net::TcpListener::bind(lab.listen_addr()).ok();
     let (out, report) = run_json(&lab, &["--apply"]);
     assert_eq!(out.status.code(), Some(4), "{report:#}");
+    assert_eq!(report["actions"][0]["status"], "rolled-back", "{report:#}");
     let findings = restart_findings(&report);
     let applied = findings
         .iter()

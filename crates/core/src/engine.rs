@@ -15,7 +15,9 @@ use crate::discovery::{DiscoveryError, discover};
 use crate::facts::Facts;
 use crate::lock::ActingLock;
 use crate::options::Options;
-use crate::report::{Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport};
+use crate::report::{
+    ActionRecord, ActionStatus, Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport,
+};
 use crate::steps::restart::{self, Action};
 use crate::steps::run_step;
 use crate::timeline::{self, Events, Timeline};
@@ -29,6 +31,10 @@ pub struct Engine {
     timeline: Option<Timeline>,
     /// Held from the first action this run applies to its end: one actor at a time.
     lock: Option<ActingLock>,
+    /// The actions applied so far, with what became of each.
+    applied: Vec<(Action, ActionStatus)>,
+    /// The fifth step's actions as the report lists them.
+    actions: Vec<ActionRecord>,
 }
 
 impl Engine {
@@ -42,6 +48,8 @@ impl Engine {
             diagnosis: Vec::new(),
             timeline: None,
             lock: None,
+            applied: Vec::new(),
+            actions: Vec::new(),
         })
     }
 
@@ -107,13 +115,62 @@ impl Engine {
             }
         }
         let ns = self.facts.standpoint().ns();
-        within(ns, restart::apply(&self.facts, action)).await
+        let finding = within(ns, restart::apply(&self.facts, action)).await;
+        self.applied
+            .push((action.clone(), restart::status_of(&finding)));
+        finding
     }
 
     /// Records the restart step: the plan and what was applied.
     pub fn record_restart(&mut self, plan: &[Action], applied: Vec<Finding>, duration_ms: u64) {
         let mut findings = restart::plan_findings(plan, &self.diagnosis, !applied.is_empty());
         findings.extend(applied);
+        // Each planned action once: what became of it when it was applied, else planned.
+        self.actions = plan
+            .iter()
+            .map(|a| {
+                let status = self
+                    .applied
+                    .iter()
+                    .rev()
+                    .find(|(done, _)| done == a)
+                    .map_or(ActionStatus::Planned, |(_, s)| *s);
+                a.record(status)
+            })
+            .collect();
+        // The verdict follows the state after the fix: a cause an action fixed and verified
+        // is no longer diagnosed; the restart step says it was fixed.
+        let fixed: Vec<&Action> = self
+            .applied
+            .iter()
+            .filter(|(_, s)| *s == ActionStatus::Verified)
+            .map(|(a, _)| a)
+            .collect();
+        let before = self.diagnosis.len();
+        self.diagnosis.retain(|d| {
+            !fixed
+                .iter()
+                .any(|a| a.cause == d.cause && (a.upstream.is_none() || a.upstream == d.upstream))
+        });
+        if self.diagnosis.len() < before {
+            findings.push(Finding::new(
+                restart::APPLY_CHECK,
+                crate::report::Severity::Info,
+                format!(
+                    "fixed and verified: {}; {}",
+                    fixed
+                        .iter()
+                        .map(|a| a.cause.id())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if self.diagnosis.is_empty() {
+                        "no diagnosed problem remains".to_owned()
+                    } else {
+                        format!("{} diagnosed problem(s) remain", self.diagnosis.len())
+                    }
+                ),
+            ));
+        }
         findings.iter_mut().for_each(crate::redact::finding);
         let status = StepReport::status_of(&findings);
         self.steps.retain(|s| s.step != StepId::Restart);
@@ -147,6 +204,7 @@ impl Engine {
             steps,
             diagnosis: self.diagnosis.clone(),
             timeline: self.timeline.clone(),
+            actions: self.actions.clone(),
         }
     }
 

@@ -581,6 +581,54 @@ pub struct Report {
     /// log) over the window; absent when the logs were not read or show nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// What the fifth step did or would do, in order (empty when it plans nothing).
+    #[serde(default)]
+    pub actions: Vec<ActionRecord>,
+}
+
+/// One action of the fifth step, planned or applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ActionRecord {
+    /// `start`, `reload`, `edit`, `app-reload` or `restart-unit`.
+    pub kind: String,
+    /// The file or the systemd unit acted on, when there is one.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// The exact command run (or that would run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The change to a file, as a unified diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// What became of it.
+    pub status: ActionStatus,
+    /// Where the previous version of an edited file was saved.
+    #[serde(default)]
+    pub backup: Option<String>,
+    /// The id of the change in fix502's journal (what `fix502 undo ID` reverts).
+    #[serde(default)]
+    pub journal_id: Option<String>,
+    /// Why it helps, for a person.
+    pub why: String,
+    /// The cause it fixes.
+    #[serde(default)]
+    pub cause: Option<Cause>,
+}
+
+/// What became of an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionStatus {
+    /// Planned, not applied (no `--apply`, no yes).
+    Planned,
+    /// Applied; not verified.
+    Applied,
+    /// Applied and verified: the problem it fixes is gone.
+    Verified,
+    /// Applied, failed verification, and undone.
+    RolledBack,
+    /// Not applied: not needed any more, or refused.
+    Skipped,
 }
 
 /// The exit status of docs/command-line.md.

@@ -14,7 +14,9 @@ use crate::causes::Cause;
 use crate::command::{run_command, shell_line};
 use crate::discovery::{find_masters, master_running, under_prefix, worker_pids};
 use crate::facts::{Facts, probe_endpoint};
-use crate::report::{CheckId, Diagnosis, Evidence, Finding, Severity, StepId};
+use crate::report::{
+    ActionRecord, ActionStatus, CheckId, Diagnosis, Evidence, Finding, Severity, StepId,
+};
 use crate::upstream::Upstream;
 
 /// Check id of the plan findings.
@@ -57,6 +59,26 @@ impl Action {
     /// The exact command line.
     pub fn command(&self) -> String {
         shell_line(&self.program, &self.args)
+    }
+
+    /// The action as the report's `actions` list writes it, with `status`.
+    pub fn record(&self, status: ActionStatus) -> ActionRecord {
+        let (kind, target) = match &self.kind {
+            ActionKind::StartNginx => ("start", None),
+            ActionKind::ReloadNginx => ("reload", None),
+            ActionKind::RestartUnit(u) => ("restart-unit", Some(u.clone())),
+        };
+        ActionRecord {
+            kind: kind.to_owned(),
+            target,
+            command: Some(self.command()),
+            diff: None,
+            status,
+            backup: None,
+            journal_id: None,
+            why: self.why.clone(),
+            cause: Some(self.cause),
+        }
     }
 
     /// A short title: `Start nginx`, `Reload nginx`, `Restart php8.2-fpm.service`.
@@ -119,6 +141,14 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
                     cause: d.cause,
                     upstream: None,
                 });
+            }
+            Cause::CONFIG_NOT_RELOADED if facts.discovery.master.is_some() && config_ok => {
+                actions.push(reload_action(
+                    facts,
+                    &binary,
+                    d,
+                    "the config on disk passes nginx -t and differs from the one the workers run; a reload makes nginx run it",
+                ));
             }
             Cause::NO_LIVE_UPSTREAMS if facts.discovery.master.is_some() && config_ok => {
                 let members: Vec<_> = facts
@@ -217,6 +247,19 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
         })
         .collect()
 }
+
+/// What became of an action, from the finding [`apply`] made of it: verified, rolled back
+/// (an error), or skipped (not applied: not needed any more, or its gate failed).
+pub fn status_of(applied: &Finding) -> ActionStatus {
+    match applied.severity {
+        Severity::Error => ActionStatus::RolledBack,
+        Severity::Info if applied.message.contains(VERIFIED) => ActionStatus::Verified,
+        _ => ActionStatus::Skipped,
+    }
+}
+
+/// The words of an applied and verified action's finding.
+const VERIFIED: &str = ": applied and verified";
 
 /// The finding of an action that was not applied, and why.
 pub fn not_applied(action: &Action, why: &str) -> Finding {
@@ -317,7 +360,7 @@ pub async fn apply(facts: &Facts, action: &Action) -> Finding {
         None => Finding::new(
             APPLY_CHECK,
             Severity::Info,
-            format!("{}: applied and verified (`{command}`)", action.title()),
+            format!("{}{VERIFIED} (`{command}`)", action.title()),
         )
         .cause(action.cause),
         Some(why) => {
