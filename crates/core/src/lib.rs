@@ -83,7 +83,10 @@
 #![deny(missing_docs)]
 
 pub mod causes;
+pub mod changes;
+pub mod edit;
 pub mod report;
+pub mod undo;
 
 mod chain;
 mod check;

@@ -1,0 +1,262 @@
+//! `fix502 undo [ID]`: reverting one change of the journal (`changes.rs`). This file holds
+//! the order of it and nothing else: every file must still hold the bytes the change wrote
+//! (else nothing is touched); the backups are written back byte-exact; `nginx -t` runs as the
+//! change's binary, prefix and config; the master running that config, if any, is reloaded
+//! and its workers must be replaced; the change is marked `undone`. When the test or the
+//! reload fails, the files get the change's bytes back, so the files and the running nginx
+//! agree again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::changes::{ChangeError, ChangeStatus, Changes};
+use crate::command::{run_command, shell_line};
+use crate::discovery::{build_info, find_masters, master_running, worker_pids};
+use crate::edit::{read_bytes, write_atomically};
+
+/// The time `nginx -t` and the reload command may take.
+const COMMAND_TIME: Duration = Duration::from_secs(30);
+/// The time the workers have to be replaced after a reload.
+const RELOAD_TIME: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Why a change was not undone.
+#[derive(Debug, thiserror::Error)]
+pub enum UndoError {
+    /// The journal holds no change that can be undone.
+    #[error("nothing to undo: no applied change in {dir}")]
+    NothingToUndo {
+        /// The journal.
+        dir: PathBuf,
+    },
+    /// No change has this id.
+    #[error("no change {id} in {dir}")]
+    Unknown {
+        /// The id.
+        id: String,
+        /// The journal.
+        dir: PathBuf,
+    },
+    /// The change was undone or rolled back already.
+    #[error("change {id} is {status} already: nothing to undo")]
+    NotUndoable {
+        /// The id.
+        id: String,
+        /// Its status.
+        status: &'static str,
+    },
+    /// A file does not hold what the change wrote: it changed since, and is left alone.
+    #[error("not undone: {path} changed since change {id} wrote it; nothing was touched")]
+    ChangedSince {
+        /// The change.
+        id: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The restored config fails `nginx -t`: the change's bytes were put back.
+    #[error(
+        "not undone: with the files of before change {id}, nginx -t fails ({why}); the change's files were put back"
+    )]
+    TestFailed {
+        /// The change.
+        id: String,
+        /// nginx's words.
+        why: String,
+    },
+    /// The reload did not take: the change's bytes were put back.
+    #[error(
+        "not undone: the reload of nginx master {pid} failed ({why}); the change's files were put back"
+    )]
+    ReloadFailed {
+        /// The change.
+        id: String,
+        /// The master.
+        pid: u32,
+        /// What went wrong.
+        why: String,
+    },
+    /// The journal or a file could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] ChangeError),
+}
+
+/// A change that was undone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undone {
+    /// The change.
+    pub id: String,
+    /// Its status now (`undone`).
+    pub status: &'static str,
+    /// The files restored, as nginx names them.
+    pub files: Vec<PathBuf>,
+    /// The commands run, in order.
+    pub commands: Vec<String>,
+    /// The master reloaded, when one runs the config.
+    pub reloaded: Option<u32>,
+}
+
+/// Undoes change `id`, or the newest change that can still be undone.
+pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoError> {
+    let mut change = match id {
+        Some(id) => match changes.get(id) {
+            Ok(c) => c,
+            Err(ChangeError::Unknown { id, dir }) => return Err(UndoError::Unknown { id, dir }),
+            Err(e) => return Err(e.into()),
+        },
+        None => match changes.last_undoable()? {
+            Some(r) => changes.get(&r.id)?,
+            None => {
+                return Err(UndoError::NothingToUndo {
+                    dir: changes.dir().to_path_buf(),
+                });
+            }
+        },
+    };
+    let id = change.id().to_owned();
+    let status = change.record().status;
+    if !status.undoable() {
+        return Err(UndoError::NotUndoable {
+            id,
+            status: status.as_str(),
+        });
+    }
+    match change.check_files(true) {
+        Ok(()) => {}
+        Err(ChangeError::ChangedSince { path, .. }) => {
+            return Err(UndoError::ChangedSince { id, path });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // What the change wrote, to put back when the undo cannot be finished.
+    let mut wrote = Vec::new();
+    for f in &change.record().files {
+        wrote.push((
+            f.written.clone(),
+            read_bytes(&f.written).map_err(ChangeError::from)?,
+        ));
+    }
+    if let Err(e) = change.restore() {
+        put_back(&wrote);
+        return Err(e.into());
+    }
+    let nginx = change.record().nginx.clone();
+    let mut args: Vec<String> = Vec::new();
+    if let Some(p) = &nginx.prefix {
+        let mut p = p.display().to_string();
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        args.extend(["-p".to_owned(), p]);
+    }
+    args.extend(["-c".to_owned(), nginx.config.display().to_string()]);
+    let mut test_args = args.clone();
+    test_args.push("-t".to_owned());
+    let test_line = shell_line(&nginx.binary, &test_args);
+    let mut commands = vec![test_line.clone()];
+    change.record_command(&test_line)?;
+    let why = match run_command(&nginx.binary, &test_args, COMMAND_TIME).await {
+        Ok(o) if o.success => None,
+        Ok(o) => Some(o.stderr.trim().lines().last().unwrap_or("").to_owned()),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = why {
+        put_back(&wrote);
+        return Err(UndoError::TestFailed { id, why });
+    }
+    let reloaded = match running_master(&nginx.binary, &nginx.config).await {
+        None => None,
+        Some(pid) => {
+            let (line, result) = reload(pid).await;
+            commands.push(line.clone());
+            change.record_command(&line)?;
+            if let Err(why) = result {
+                put_back(&wrote);
+                return Err(UndoError::ReloadFailed { id, pid, why });
+            }
+            Some(pid)
+        }
+    };
+    change.record_status(ChangeStatus::Undone)?;
+    Ok(Undone {
+        id,
+        status: ChangeStatus::Undone.as_str(),
+        files: change
+            .record()
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect(),
+        commands,
+        reloaded,
+    })
+}
+
+/// Writes the change's bytes back (best effort: the undo is failing already).
+fn put_back(wrote: &[(PathBuf, Vec<u8>)]) {
+    for (path, bytes) in wrote {
+        if let Err(e) = write_atomically(path, bytes) {
+            tracing::warn!(path = %path.display(), error = %e, "could not put the change's bytes back");
+        }
+    }
+}
+
+/// The pid of the master running `config` with `binary`'s build defaults, if one runs.
+async fn running_master(binary: &Path, config: &Path) -> Option<u32> {
+    let build = build_info(binary).await.unwrap_or_default();
+    master_running(&find_masters(), config, &build).map(|m| m.pid)
+}
+
+/// Reloads master `pid` as the restart step does: through its systemd unit when it has one,
+/// else by the signal `nginx -s reload` sends (SIGHUP, to the master itself, so that a pid
+/// file naming another process cannot misdirect it); then waits for new workers.
+async fn reload(pid: u32) -> (String, Result<(), String>) {
+    let before = worker_pids(pid);
+    let unit = fix502_probe::listeners::systemd_unit_of(pid)
+        .filter(|_| Path::new("/run/systemd/system").is_dir());
+    let (line, sent) = match unit {
+        Some(unit) => {
+            let args = ["reload".to_owned(), unit];
+            let line = shell_line(Path::new("systemctl"), &args);
+            let sent = match run_command(Path::new("systemctl"), &args, COMMAND_TIME).await {
+                Ok(o) if o.success => Ok(()),
+                Ok(o) => Err(o.stderr.trim().to_owned()),
+                Err(e) => Err(e.to_string()),
+            };
+            (line, sent)
+        }
+        None => {
+            let line = format!("kill -HUP {pid}");
+            let sent = i32::try_from(pid)
+                .map_err(|_| format!("pid {pid} out of range"))
+                .and_then(|raw| {
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(raw),
+                        nix::sys::signal::Signal::SIGHUP,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            (line, sent)
+        }
+    };
+    if let Err(e) = sent {
+        return (line, Err(e));
+    }
+    let deadline = Instant::now() + RELOAD_TIME;
+    loop {
+        let now = worker_pids(pid);
+        if !now.is_empty() && now.iter().all(|p| !before.contains(p)) {
+            return (line, Ok(()));
+        }
+        if Instant::now() >= deadline {
+            return (
+                line,
+                Err(format!(
+                    "its workers were not replaced (before {before:?}, now {now:?})"
+                )),
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
