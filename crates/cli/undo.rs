@@ -43,6 +43,6 @@ fn status_of(e: &UndoError) -> ExitStatus {
         UndoError::NothingToUndo { .. } | UndoError::NotUndoable { .. } => ExitStatus::Clean,
         UndoError::Unknown { .. } | UndoError::ChangedSince { .. } => ExitStatus::Usage,
         UndoError::TestFailed { .. } | UndoError::ReloadFailed { .. } => ExitStatus::RolledBack,
-        UndoError::Journal(_) => ExitStatus::CouldNotCheck,
+        UndoError::Busy(_) | UndoError::Journal(_) => ExitStatus::CouldNotCheck,
     }
 }

@@ -180,7 +180,12 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&available).unwrap(), by_hand);
-    assert_eq!(status(port), Some(201));
+    // Bounded retries: a loaded test host may be slow to answer, never answer 200 here.
+    assert!(
+        answers(port, 201),
+        "nginx was not left as it was: {:?}",
+        status(port)
+    );
     assert_eq!(
         journal.get(&id).unwrap().record().status,
         ChangeStatus::Verified

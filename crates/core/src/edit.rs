@@ -527,6 +527,24 @@ mod tests {
     }
 
     #[test]
+    fn an_atomic_write_keeps_the_selinux_label() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // Setting a security.* attribute needs root.
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.conf");
+        std::fs::write(&f, "old\n").unwrap();
+        let label = b"system_u:object_r:httpd_config_t:s0\0";
+        xattr::set(&f, SELINUX_XATTR, label).unwrap();
+        write_atomically(&f, b"new\n").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"new\n");
+        assert_eq!(
+            xattr::get(&f, SELINUX_XATTR).unwrap().as_deref(),
+            Some(&label[..])
+        );
+    }
+
+    #[test]
     fn too_large_and_not_a_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f");

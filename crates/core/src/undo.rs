@@ -1,5 +1,5 @@
 //! `fix502 undo [ID]`: reverting one change of the journal (`changes.rs`). This file holds
-//! the order of it and nothing else: every file must still hold the bytes the change wrote
+//! the order of it and nothing else: under the host's acting lock (`lock.rs`), every file must still hold the bytes the change wrote
 //! (else nothing is touched); the backups are written back byte-exact; `nginx -t` runs as the
 //! change's binary, prefix and config; the master running that config, if any, is reloaded
 //! and its workers must be replaced; the change is marked `undone`. When the test or the
@@ -15,6 +15,7 @@ use crate::changes::{ChangeError, ChangeStatus, Changes};
 use crate::command::{run_command, shell_line};
 use crate::discovery::{build_info, find_masters, master_running, worker_pids};
 use crate::edit::{read_bytes, write_atomically};
+use crate::lock::ActingLock;
 
 /// The time `nginx -t` and the reload command may take.
 const COMMAND_TIME: Duration = Duration::from_secs(30);
@@ -77,6 +78,9 @@ pub enum UndoError {
         /// What went wrong.
         why: String,
     },
+    /// The acting lock could not be taken (another acting run kept it for a minute).
+    #[error("not undone: {0}")]
+    Busy(String),
     /// The journal or a file could not be read or written.
     #[error(transparent)]
     Journal(#[from] ChangeError),
@@ -97,8 +101,14 @@ pub struct Undone {
     pub reloaded: Option<u32>,
 }
 
-/// Undoes change `id`, or the newest change that can still be undone.
+/// Undoes change `id`, or the newest change that can still be undone. It takes the host's
+/// acting lock first (as `--apply` does), waiting up to a minute for another acting run.
 pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoError> {
+    let _lock = match tokio::task::spawn_blocking(|| ActingLock::acquire(crate::lock::WAIT)).await {
+        Ok(Ok(lock)) => lock,
+        Ok(Err(why)) => return Err(UndoError::Busy(why)),
+        Err(e) => return Err(UndoError::Busy(e.to_string())),
+    };
     let mut change = match id {
         Some(id) => match changes.get(id) {
             Ok(c) => c,
@@ -258,5 +268,101 @@ async fn reload(pid: u32) -> (String, Result<(), String>) {
             );
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::{NewChange, NginxTarget};
+
+    /// A journal with one applied change of `file` ("before\n" → "after\n"), tested with
+    /// `binary` on a config no master runs.
+    fn applied(tmp: &Path, binary: &str) -> (Changes, PathBuf, String) {
+        let file = tmp.join("site");
+        std::fs::write(&file, "before\n").unwrap();
+        let journal = Changes::at(tmp.join("changes"));
+        let mut change = journal
+            .begin(NewChange {
+                kind: "edit".to_owned(),
+                cause: None,
+                nginx: NginxTarget {
+                    binary: PathBuf::from(binary),
+                    prefix: Some(tmp.to_path_buf()),
+                    config: tmp.join("nginx.conf"),
+                    master_pid: None,
+                },
+                files: vec![(file.clone(), b"after\n".to_vec())],
+            })
+            .unwrap();
+        change.apply().unwrap();
+        let id = change.id().to_owned();
+        (journal, file, id)
+    }
+
+    #[tokio::test]
+    async fn undo_restores_runs_the_test_and_marks_the_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (journal, file, id) = applied(tmp.path(), "/bin/true");
+        let done = undo(&journal, None).await.unwrap();
+        assert_eq!(done.id, id);
+        assert_eq!(done.reloaded, None);
+        assert_eq!(
+            done.commands,
+            vec![format!(
+                "/bin/true -p {}/ -c {}/nginx.conf -t",
+                tmp.path().display(),
+                tmp.path().display()
+            )]
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"before\n");
+        let record = journal.get(&id).unwrap().record().clone();
+        assert_eq!(record.status, ChangeStatus::Undone);
+        assert_eq!(record.commands, done.commands);
+        // Undone already: nothing is left, by default or by id.
+        assert!(matches!(
+            undo(&journal, None).await,
+            Err(UndoError::NothingToUndo { .. })
+        ));
+        assert!(matches!(
+            undo(&journal, Some(&id)).await,
+            Err(UndoError::NotUndoable {
+                status: "undone",
+                ..
+            })
+        ));
+        assert!(matches!(
+            undo(&journal, Some("20260101T000000Z-1")).await,
+            Err(UndoError::Unknown { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_since_is_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (journal, file, id) = applied(tmp.path(), "/bin/true");
+        std::fs::write(&file, "after\nby hand\n").unwrap();
+        let e = undo(&journal, Some(&id)).await.unwrap_err();
+        assert!(
+            matches!(&e, UndoError::ChangedSince { path, .. } if *path == file),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"after\nby hand\n");
+        assert_eq!(
+            journal.get(&id).unwrap().record().status,
+            ChangeStatus::Applied
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_nginx_t_puts_the_change_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (journal, file, id) = applied(tmp.path(), "/bin/false");
+        let e = undo(&journal, None).await.unwrap_err();
+        assert!(matches!(&e, UndoError::TestFailed { .. }), "{e}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"after\n");
+        let record = journal.get(&id).unwrap().record().clone();
+        assert_eq!(record.status, ChangeStatus::Applied);
+        assert_eq!(record.commands.len(), 1);
     }
 }
