@@ -42,7 +42,9 @@ fn status_of(e: &UndoError) -> ExitStatus {
     match e {
         UndoError::NothingToUndo { .. } | UndoError::NotUndoable { .. } => ExitStatus::Clean,
         UndoError::Unknown { .. } | UndoError::ChangedSince { .. } => ExitStatus::Usage,
-        UndoError::TestFailed { .. } | UndoError::ReloadFailed { .. } => ExitStatus::RolledBack,
+        UndoError::TestFailed { .. }
+        | UndoError::ReloadFailed { .. }
+        | UndoError::AppReloadFailed { .. } => ExitStatus::RolledBack,
         UndoError::Busy(_) | UndoError::Journal(_) => ExitStatus::CouldNotCheck,
     }
 }

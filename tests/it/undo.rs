@@ -73,6 +73,7 @@ fn change_to_201(journal: &Changes, nginx: &Nginx, link: &Path, port: u16) -> St
                 config: nginx.config(),
                 master_pid: u32::try_from(nginx.pid).ok(),
             },
+            app: None,
             files: vec![(link.to_path_buf(), new.into_bytes())],
         })
         .expect("begin");

@@ -130,6 +130,19 @@ pub struct NginxTarget {
     pub master_pid: Option<u32>,
 }
 
+/// The app server a change was applied to (an `app-edit`): how to check its config and
+/// reload it, each as a program and its arguments (no shell, no environment). `fix502 undo`
+/// runs these instead of `nginx -t` and nginx's reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppTarget {
+    /// What it is, in words (`php8.2-fpm`, `gunicorn`).
+    pub name: String,
+    /// Its config test (`["/usr/sbin/php-fpm8.2", "-t", "--fpm-config", "..."]`), if it has one.
+    pub test: Option<Vec<String>>,
+    /// Its reload (`["systemctl", "reload", "php8.2-fpm.service"]`), if it has one.
+    pub reload: Option<Vec<String>>,
+}
+
 /// One file of a change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedFile {
@@ -169,6 +182,9 @@ pub struct ChangeRecord {
     pub cause: Option<String>,
     /// The nginx it was applied to.
     pub nginx: NginxTarget,
+    /// The app server it was applied to, for a change of an app server's config.
+    #[serde(default)]
+    pub app: Option<AppTarget>,
     /// Its files.
     pub files: Vec<ChangedFile>,
     /// The commands run for it, in order (the command lines only).
@@ -188,6 +204,8 @@ pub struct NewChange {
     pub cause: Option<String>,
     /// The nginx it is applied to.
     pub nginx: NginxTarget,
+    /// The app server it is applied to, for a change of an app server's config.
+    pub app: Option<AppTarget>,
     /// Each file (as nginx names it) and its new bytes.
     pub files: Vec<(PathBuf, Vec<u8>)>,
 }
@@ -339,6 +357,7 @@ impl Changes {
             kind: new.kind,
             cause: new.cause,
             nginx: new.nginx,
+            app: new.app,
             files,
             commands: Vec::new(),
             status: ChangeStatus::Begun,
@@ -503,7 +522,8 @@ impl Change {
     }
 
     /// Writes the change's files (each atomically, at its target), after checking that each
-    /// still holds the bytes backed up; records `applied`. Only for a change just begun.
+    /// still holds the bytes backed up; records `applied`. Only for a change just begun. On
+    /// `Err` some of its files may be written already: [`Change::roll_back`] restores them all.
     pub fn apply(&mut self) -> Result<(), ChangeError> {
         self.check_files(false)?;
         if self.after.len() != self.record.files.len() {
@@ -536,7 +556,9 @@ impl Change {
         Ok(())
     }
 
-    /// Restores the files (a failed test or verification) and records `rolled-back`.
+    /// Restores the files (a failed test or verification) and records `rolled-back`. This is
+    /// the rollback of the run that applied the change, which holds the acting lock; `undo`
+    /// (which takes the lock itself) is for a later run.
     pub fn roll_back(&mut self) -> Result<(), ChangeError> {
         self.restore()?;
         self.record_status(ChangeStatus::RolledBack)
@@ -571,6 +593,7 @@ mod tests {
                 kind: "edit".to_owned(),
                 cause: Some("upstream-header-too-big".to_owned()),
                 nginx: target(tmp.path()),
+                app: None,
                 files: vec![(site.clone(), b"return 201;\n".to_vec())],
             })
             .unwrap();

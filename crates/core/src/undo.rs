@@ -2,7 +2,8 @@
 //! the order of it and nothing else: under the host's acting lock (`lock.rs`), every file must still hold the bytes the change wrote
 //! (else nothing is touched); the backups are written back byte-exact; `nginx -t` runs as the
 //! change's binary, prefix and config; the master running that config, if any, is reloaded
-//! and its workers must be replaced; the change is marked `undone`. When the test or the
+//! and its workers must be replaced (for an app server's change: its own test and reload, as
+//! the change recorded them); the change is marked `undone`. When the test or the
 //! reload fails, the files get the change's bytes back, so the files and the running nginx
 //! agree again.
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::changes::{ChangeError, ChangeStatus, Changes};
+use crate::changes::{AppTarget, Change, ChangeError, ChangeStatus, Changes};
 use crate::command::{run_command, shell_line};
 use crate::discovery::{build_info, find_masters, master_running, worker_pids};
 use crate::edit::{read_bytes, write_atomically};
@@ -78,6 +79,16 @@ pub enum UndoError {
         /// What went wrong.
         why: String,
     },
+    /// The app server's reload failed: the change's bytes were put back.
+    #[error("not undone: `{command}` failed ({why}); the change's files were put back")]
+    AppReloadFailed {
+        /// The change.
+        id: String,
+        /// The reload command.
+        command: String,
+        /// What went wrong.
+        why: String,
+    },
     /// The acting lock could not be taken (another acting run kept it for a minute).
     #[error("not undone: {0}")]
     Busy(String),
@@ -97,7 +108,7 @@ pub struct Undone {
     pub files: Vec<PathBuf>,
     /// The commands run, in order.
     pub commands: Vec<String>,
-    /// The master reloaded, when one runs the config.
+    /// The nginx master reloaded, when one runs the config (`None` for an app server's change).
     pub reloaded: Option<u32>,
 }
 
@@ -151,6 +162,31 @@ pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoErr
         put_back(&wrote);
         return Err(e.into());
     }
+    let (commands, reloaded) = match change.record().app.clone() {
+        Some(app) => undo_app(&mut change, &app, &wrote).await?,
+        None => undo_nginx(&mut change, &wrote).await?,
+    };
+    change.record_status(ChangeStatus::Undone)?;
+    Ok(Undone {
+        id,
+        status: ChangeStatus::Undone.as_str(),
+        files: change
+            .record()
+            .files
+            .iter()
+            .map(|f| f.path.clone())
+            .collect(),
+        commands,
+        reloaded,
+    })
+}
+
+/// `nginx -t` as the change's nginx, then the reload of the master running its config.
+async fn undo_nginx(
+    change: &mut Change,
+    wrote: &[(PathBuf, Vec<u8>)],
+) -> Result<(Vec<String>, Option<u32>), UndoError> {
+    let id = change.id().to_owned();
     let nginx = change.record().nginx.clone();
     let mut args: Vec<String> = Vec::new();
     if let Some(p) = &nginx.prefix {
@@ -172,7 +208,7 @@ pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoErr
         Err(e) => Some(e.to_string()),
     };
     if let Some(why) = why {
-        put_back(&wrote);
+        put_back(wrote);
         return Err(UndoError::TestFailed { id, why });
     }
     let reloaded = match running_master(&nginx.binary, &nginx.config).await {
@@ -182,25 +218,52 @@ pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoErr
             commands.push(line.clone());
             change.record_command(&line)?;
             if let Err(why) = result {
-                put_back(&wrote);
+                put_back(wrote);
                 return Err(UndoError::ReloadFailed { id, pid, why });
             }
             Some(pid)
         }
     };
-    change.record_status(ChangeStatus::Undone)?;
-    Ok(Undone {
-        id,
-        status: ChangeStatus::Undone.as_str(),
-        files: change
-            .record()
-            .files
-            .iter()
-            .map(|f| f.path.clone())
-            .collect(),
-        commands,
-        reloaded,
-    })
+    Ok((commands, reloaded))
+}
+
+/// The app server's own test and reload, as the change recorded them.
+async fn undo_app(
+    change: &mut Change,
+    app: &AppTarget,
+    wrote: &[(PathBuf, Vec<u8>)],
+) -> Result<(Vec<String>, Option<u32>), UndoError> {
+    let id = change.id().to_owned();
+    let mut commands = Vec::new();
+    for (argv, is_test) in [(&app.test, true), (&app.reload, false)] {
+        let Some((program, args)) = argv.as_ref().and_then(|a| a.split_first()) else {
+            continue;
+        };
+        let line = shell_line(Path::new(program), args);
+        commands.push(line.clone());
+        change.record_command(&line)?;
+        let failed = match run_command(Path::new(program), args, COMMAND_TIME).await {
+            Ok(o) if o.success => None,
+            Ok(o) => Some(o.stderr.trim().lines().last().unwrap_or("").to_owned()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = failed {
+            put_back(wrote);
+            return Err(if is_test {
+                UndoError::TestFailed {
+                    id,
+                    why: format!("{line}: {why}"),
+                }
+            } else {
+                UndoError::AppReloadFailed {
+                    id,
+                    command: line,
+                    why,
+                }
+            });
+        }
+    }
+    Ok((commands, None))
 }
 
 /// Writes the change's bytes back (best effort: the undo is failing already).
@@ -279,6 +342,10 @@ mod tests {
     /// A journal with one applied change of `file` ("before\n" → "after\n"), tested with
     /// `binary` on a config no master runs.
     fn applied(tmp: &Path, binary: &str) -> (Changes, PathBuf, String) {
+        applied_to(tmp, binary, None)
+    }
+
+    fn applied_to(tmp: &Path, binary: &str, app: Option<AppTarget>) -> (Changes, PathBuf, String) {
         let file = tmp.join("site");
         std::fs::write(&file, "before\n").unwrap();
         let journal = Changes::at(tmp.join("changes"));
@@ -292,6 +359,7 @@ mod tests {
                     config: tmp.join("nginx.conf"),
                     master_pid: None,
                 },
+                app,
                 files: vec![(file.clone(), b"after\n".to_vec())],
             })
             .unwrap();
@@ -364,5 +432,34 @@ mod tests {
         let record = journal.get(&id).unwrap().record().clone();
         assert_eq!(record.status, ChangeStatus::Applied);
         assert_eq!(record.commands.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_app_change_runs_the_app_s_own_test_and_reload() {
+        let argv = |a: &[&str]| Some(a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let tmp = tempfile::tempdir().unwrap();
+        let app = AppTarget {
+            name: "php-fpm".to_owned(),
+            test: argv(&["/bin/true", "-t"]),
+            reload: argv(&["/bin/false", "reload"]),
+        };
+        // nginx's binary would fail: it is not what is run for an app's change.
+        let (journal, file, _) = applied_to(tmp.path(), "/bin/false", Some(app.clone()));
+        let e = undo(&journal, None).await.unwrap_err();
+        assert!(
+            matches!(&e, UndoError::AppReloadFailed { command, .. } if command == "/bin/false reload"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), b"after\n");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let app = AppTarget {
+            reload: argv(&["/bin/true", "reload"]),
+            ..app
+        };
+        let (journal, file, _) = applied_to(tmp.path(), "/bin/false", Some(app));
+        let done = undo(&journal, None).await.unwrap();
+        assert_eq!(done.commands, vec!["/bin/true -t", "/bin/true reload"]);
+        assert_eq!(std::fs::read(&file).unwrap(), b"before\n");
     }
 }
