@@ -4,7 +4,7 @@
 //! left alone.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,9 @@ use fix502_core::edit::{FileEdit, read_text};
 use super::harness::{Nginx, bin, write};
 use super::nginx_t::NGINX;
 
-/// The status line's code of `GET /` on the port, if nginx answers.
-fn status(port: u16) -> Option<u16> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+/// The status line's code of `GET /` on the socket, if nginx answers.
+fn status(socket: &Path) -> Option<u16> {
+    let mut s = UnixStream::connect(socket).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .ok()?;
@@ -29,11 +29,11 @@ fn status(port: u16) -> Option<u16> {
         .ok()
 }
 
-/// Waits (bounded) until the port answers `want`.
-fn answers(port: u16, want: u16) -> bool {
+/// Waits (bounded) until the socket answers `want`.
+fn answers(socket: &Path, want: u16) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
-        if status(port) == Some(want) {
+        if status(socket) == Some(want) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -41,16 +41,9 @@ fn answers(port: u16, want: u16) -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Makes the `return 200` → `return 201` change on `link` with the API, applied and
 /// journalled, and reloads nginx onto it.
-fn change_to_201(journal: &Changes, nginx: &Nginx, link: &Path, port: u16) -> String {
+fn change_to_201(journal: &Changes, nginx: &Nginx, link: &Path, socket: &Path) -> String {
     let text = read_text(link).expect("read the site");
     let line = text
         .lines()
@@ -80,7 +73,7 @@ fn change_to_201(journal: &Changes, nginx: &Nginx, link: &Path, port: u16) -> St
     change.apply().expect("apply");
     nginx.signal(nix::sys::signal::Signal::SIGHUP);
     assert!(
-        answers(port, 201),
+        answers(socket, 201),
         "nginx does not answer 201 after the change"
     );
     change
@@ -100,11 +93,13 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
     }
     let sites = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    // A unix socket of its own: no TCP port to race the parallel tests for.
+    let socket = sites.path().join("nginx.sock");
     let available = sites.path().join("sites-available/app");
     // Tabs, a comment and no final newline: bytes a rewrite would not keep by chance.
     let original = format!(
-        "# the app\nserver {{\n\tlisten 127.0.0.1:{port};\n    location / {{\n        return 200;\n    }}\n}}"
+        "# the app\nserver {{\n\tlisten unix:{};\n    location / {{\n        return 200;\n    }}\n}}",
+        socket.display()
     );
     write(&available, &original);
     let link = sites.path().join("sites-enabled/app");
@@ -115,7 +110,7 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
         &format!("    include {}/sites-enabled/*;", sites.path().display()),
         std::process::Stdio::null(),
     );
-    assert!(answers(port, 200), "nginx does not answer 200");
+    assert!(answers(&socket, 200), "nginx does not answer 200");
     let journal = Changes::at(state.path().join("changes"));
     let undo = |args: &[&str]| {
         bin()
@@ -127,7 +122,7 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
     };
 
     // 1. Undo brings the exact bytes back, tests, reloads: nginx answers 200 again.
-    let id = change_to_201(&journal, &nginx, &link, port);
+    let id = change_to_201(&journal, &nginx, &link, &socket);
     let out = undo(&["--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
@@ -147,7 +142,7 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
             .is_symlink()
     );
     assert_eq!(
-        status(port),
+        status(&socket),
         Some(200),
         "the workers were replaced, so the old status is back"
     );
@@ -166,7 +161,7 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
 
     // 3. A file changed after the change wrote it is refused, and nothing is touched.
-    let id = change_to_201(&journal, &nginx, &link, port);
+    let id = change_to_201(&journal, &nginx, &link, &socket);
     let by_hand = format!(
         "{}\n# edited by hand\n",
         std::fs::read_to_string(&available).unwrap()
@@ -183,9 +178,9 @@ fn undo_restores_the_exact_bytes_reloads_and_refuses_a_file_changed_since() {
     assert_eq!(std::fs::read_to_string(&available).unwrap(), by_hand);
     // Bounded retries: a loaded test host may be slow to answer, never answer 200 here.
     assert!(
-        answers(port, 201),
+        answers(&socket, 201),
         "nginx was not left as it was: {:?}",
-        status(port)
+        status(&socket)
     );
     assert_eq!(
         journal.get(&id).unwrap().record().status,

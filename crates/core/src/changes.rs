@@ -27,6 +27,8 @@ pub const STATE_DIR_ENV: &str = "FIX502_STATE_DIR";
 pub const RECORD: &str = "change.json";
 /// At most this many changes are listed (the oldest beyond are left out).
 const MAX_CHANGES: usize = 10_000;
+/// At most this many directory entries are looked at.
+const MAX_ENTRIES: usize = 100_000;
 /// At most this many ids are tried for one second.
 const MAX_COUNTER: u32 = 1000;
 
@@ -380,6 +382,7 @@ impl Changes {
             Err(e) => return Err(io("cannot read", &self.dir)(e)),
         };
         let mut ids: Vec<String> = entries
+            .take(MAX_ENTRIES)
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|id| plausible_id(id))

@@ -249,7 +249,9 @@ impl FileEdit {
     pub fn diff(&self) -> String {
         // The lines above are the same on both sides: with no context they are left out,
         // and the hunk header counts them.
-        let above = "\n".repeat(self.line.saturating_sub(1));
+        // No file fix502 edits has more lines than bytes: the bound only stops a line
+        // number made up by hand.
+        let above = "\n".repeat(self.line.saturating_sub(1).min(MAX_FILE as usize));
         let old = format!("{above}{}", self.before);
         let new = format!("{above}{}", self.after);
         let (a, b) = self.headers();
