@@ -21,6 +21,7 @@ Examples:
   fix502 --non-interactive --apply         let the restart step act (after nginx -t passes)
   fix502 lab list                          the reproducible broken setups
   fix502 lab run refused                   set one up on loopback, diagnose it, tear it down
+  fix502 undo                              revert the last change fix502 applied
 
 Exit status: 0 no problem found, 1 problem diagnosed, 2 usage error, 3 could not check,
 4 an action failed verification and was rolled back, 130 interrupted.";
@@ -81,6 +82,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: LabAction,
+    },
+    /// Revert one change fix502 applied (default: the last one not undone yet): restore the
+    /// files byte-exact, nginx -t, reload.
+    Undo {
+        /// The change's id (as `change.json` and the report's `journal_id` name it).
+        id: Option<String>,
+        /// Print what was done as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
 }
 

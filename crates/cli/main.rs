@@ -6,6 +6,7 @@ mod args;
 mod lab;
 mod render;
 mod stdin_log;
+mod undo;
 mod wizard;
 
 use std::io::{self, IsTerminal, Write};
@@ -100,6 +101,9 @@ fn output_result(r: io::Result<()>, status: ExitStatus) -> ExitStatus {
 async fn run(cli: Cli) -> ExitStatus {
     if let Some(Command::Lab { action }) = &cli.command {
         return lab::run(action).await;
+    }
+    if let Some(Command::Undo { id, json }) = &cli.command {
+        return undo::run(id.as_deref(), *json).await;
     }
     if let Some(problem) = cli.unreadable_inputs() {
         render::error_line(&problem);

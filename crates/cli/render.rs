@@ -356,6 +356,30 @@ pub fn json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     writeln!(out)
 }
 
+/// Writes what `fix502 undo` did: one line per file restored and per command run.
+pub fn undone(out: &mut dyn Write, undone: &fix502_core::undo::Undone) -> io::Result<()> {
+    writeln!(out, "Undid change {}:", undone.id)?;
+    for f in &undone.files {
+        writeln!(out, "  restored {}", f.display())?;
+    }
+    for c in &undone.commands {
+        writeln!(out, "  ran {c}")?;
+    }
+    if undone.reloaded.is_none() {
+        writeln!(out, "  nginx does not run this config: nothing to reload")?;
+    }
+    Ok(())
+}
+
+/// Writes any serializable value as one pretty JSON document.
+pub fn json_value<T: serde::Serialize>(out: &mut dyn Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| match e.io_error_kind() {
+        Some(kind) => io::Error::new(kind, e),
+        None => io::Error::other(e),
+    })?;
+    writeln!(out)
+}
+
 /// Prints one error line on stderr.
 pub fn error_line(message: &str) {
     eprintln!("fix502: {message}");

@@ -18,4 +18,5 @@ mod routing;
 mod scenarios;
 mod snapshots;
 mod stale;
+mod undo;
 mod wizard;

@@ -9,8 +9,9 @@
 //!
 //! What an embedding tool needs is here at the root: [`Engine`] and its [`Options`], the
 //! report's types in [`report`], the cause table in [`causes`], and the checks ([`Check`],
-//! [`all_checks`], [`check_by_id`], their ids in [`checks`]). The rest of the crate is
-//! private.
+//! [`all_checks`], [`check_by_id`], their ids in [`checks`]); changing files safely is
+//! [`edit`] (an edit, its diff, the atomic write), [`changes`] (the journal of applied changes
+//! and their backups) and [`undo`] (`fix502 undo`). The rest of the crate is private.
 //!
 //! The whole run, as `fix502 --json` does it (here on a lab nginx whose upstream refuses):
 //!
@@ -83,7 +84,10 @@
 #![deny(missing_docs)]
 
 pub mod causes;
+pub mod changes;
+pub mod edit;
 pub mod report;
+pub mod undo;
 
 mod chain;
 mod check;
