@@ -7,6 +7,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use fix502_core::ActionKind;
 use fix502_core::DiscoveryError;
 use fix502_core::Engine;
 use fix502_core::Options;
@@ -247,15 +248,25 @@ pub async fn run(
                 action.title(),
                 action.why
             )?;
-            writeln!(out, "  command: {}", action.command())?;
-            let go = options.apply
-                || prompter.confirm(
-                    &format!(
+            let question = match &action.kind {
+                ActionKind::EditConfig(edit) => {
+                    writeln!(out, "  the change:")?;
+                    for line in edit.edit.diff().lines() {
+                        writeln!(out, "    {line}")?;
+                    }
+                    writeln!(out, "  then: {}", action.command())?;
+                    writeln!(out, "  proven by: {}", edit.check.words())?;
+                    "Make this change now (journalled, nginx -t first, reloaded, proven through nginx, undone on failure)?".to_owned()
+                }
+                _ => {
+                    writeln!(out, "  command: {}", action.command())?;
+                    format!(
                         "Run `{}` now (nginx -t first, verified after)?",
                         action.command()
-                    ),
-                    false,
-                )?;
+                    )
+                }
+            };
+            let go = options.apply || prompter.confirm(&question, false)?;
             if go {
                 let pb = spinner(format!("{}…", action.title()), spinners);
                 let f = engine.apply(action).await;

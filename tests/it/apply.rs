@@ -163,3 +163,95 @@ fn five_acting_runs_at_once_leave_nginx_running() {
     assert!(fix502_lab::process_running(pid));
     assert_eq!(lab.request("/").unwrap(), 200, "nginx serves at the end");
 }
+
+/// `upstream-header-too-big`, acted on: the plan shows the edit as a diff and changes
+/// nothing; `--apply` writes it (journalled, gated by `nginx -t`), reloads, and proves it by
+/// a request through nginx (502 → 200, exit 0); `fix502 undo` restores the exact bytes and
+/// the 502 comes back.
+#[test]
+fn header_too_big_is_fixed_by_an_edit_and_undone() {
+    let Some(lab) = lab("header-too-big") else {
+        return;
+    };
+    let state = tempfile::tempdir().expect("a state dir");
+    let app_conf = lab.dir().join("conf/app.conf");
+    let before = std::fs::read(&app_conf).expect("read the site file");
+    assert_eq!(
+        lab.request("/").unwrap(),
+        502,
+        "the lab gives its 502 first"
+    );
+    let run = |args: &[&str]| {
+        let out = super::harness::bin()
+            .env("FIX502_STATE_DIR", state.path())
+            .args(["--non-interactive", "--json", "--config"])
+            .arg(lab.config())
+            .args(args)
+            .output()
+            .expect("run fix502");
+        let report = super::harness::parse_report(&out);
+        (out, report)
+    };
+
+    // Planned only: the diff is shown, the file is untouched.
+    let (out, report) = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let planned = &report["actions"][0];
+    assert_eq!(planned["kind"], "edit", "{report:#}");
+    assert_eq!(planned["status"], "planned", "{report:#}");
+    let diff = planned["diff"].as_str().unwrap_or_default();
+    assert!(
+        diff.contains("+    proxy_buffer_size 32k;")
+            && diff.contains("proxy_busy_buffers_size 64k;"),
+        "{diff}"
+    );
+    assert_eq!(
+        std::fs::read(&app_conf).unwrap(),
+        before,
+        "no --apply, no change"
+    );
+    assert_eq!(lab.request("/").unwrap(), 502);
+
+    // Applied: journalled, verified through nginx, the verdict follows.
+    let (out, report) = run(&["--apply"]);
+    let action = &report["actions"][0];
+    assert_eq!(action["status"], "verified", "{report:#}");
+    let id = action["journal_id"]
+        .as_str()
+        .expect("a journal id")
+        .to_owned();
+    assert!(action["backup"].as_str().is_some(), "{report:#}");
+    assert_eq!(out.status.code(), Some(0), "fixed and verified: {report:#}");
+    assert!(
+        report["diagnosis"].as_array().is_some_and(Vec::is_empty),
+        "{report:#}"
+    );
+    assert_eq!(
+        lab.request("/").unwrap(),
+        200,
+        "the edit lets the header through"
+    );
+
+    // Undone: the exact bytes back, and the 502 with them.
+    let out = super::harness::bin()
+        .env("FIX502_STATE_DIR", state.path())
+        .args(["undo", &id])
+        .output()
+        .expect("run fix502 undo");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&app_conf).unwrap(), before, "the exact bytes");
+    let mut status = 0;
+    for _ in 0..50 {
+        status = lab.request("/").unwrap();
+        if status == 502 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, 502, "after undo nginx runs the old config again");
+}

@@ -32,7 +32,7 @@ pub struct Engine {
     /// Held from the first action this run applies to its end: one actor at a time.
     lock: Option<ActingLock>,
     /// The actions applied so far, with what became of each.
-    applied: Vec<(Action, ActionStatus)>,
+    applied: Vec<(Action, restart::Outcome)>,
     /// The fifth step's actions as the report lists them.
     actions: Vec<ActionRecord>,
 }
@@ -115,9 +115,9 @@ impl Engine {
             }
         }
         let ns = self.facts.standpoint().ns();
-        let finding = within(ns, restart::apply(&self.facts, action)).await;
-        self.applied
-            .push((action.clone(), restart::status_of(&finding)));
+        let outcome = within(ns, restart::apply(&self.facts, action)).await;
+        let finding = outcome.finding.clone();
+        self.applied.push((action.clone(), outcome));
         finding
     }
 
@@ -128,22 +128,23 @@ impl Engine {
         // Each planned action once: what became of it when it was applied, else planned.
         self.actions = plan
             .iter()
-            .map(|a| {
-                let status = self
-                    .applied
-                    .iter()
-                    .rev()
-                    .find(|(done, _)| done == a)
-                    .map_or(ActionStatus::Planned, |(_, s)| *s);
-                a.record(status)
-            })
+            .map(
+                |a| match self.applied.iter().rev().find(|(done, _)| done == a) {
+                    Some((_, o)) => ActionRecord {
+                        journal_id: o.journal_id.clone(),
+                        backup: o.backup.clone(),
+                        ..a.record(o.status)
+                    },
+                    None => a.record(ActionStatus::Planned),
+                },
+            )
             .collect();
         // The verdict follows the state after the fix: a cause an action fixed and verified
         // is no longer diagnosed; the restart step says it was fixed.
         let fixed: Vec<&Action> = self
             .applied
             .iter()
-            .filter(|(_, s)| *s == ActionStatus::Verified)
+            .filter(|(_, o)| o.status == ActionStatus::Verified)
             .map(|(a, _)| a)
             .collect();
         let before = self.diagnosis.len();

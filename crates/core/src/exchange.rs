@@ -72,6 +72,22 @@ pub enum Answer {
     Grpc,
 }
 
+impl Answer {
+    /// The size of the response header block the upstream sent (status line or CGI head,
+    /// headers and the empty line), when one was read.
+    pub fn header_bytes(&self) -> Option<u64> {
+        let n = match self {
+            Self::Http(p) => p.header_bytes,
+            Self::FastCgi {
+                request: Some(p), ..
+            } => p.gateway.header_bytes,
+            Self::Gateway(p) => p.header_bytes,
+            _ => return None,
+        };
+        u64::try_from(n).ok().filter(|n| *n > 0)
+    }
+}
+
 /// One upstream spoken to as nginx speaks to it.
 #[derive(Debug, Clone)]
 pub struct Exchange {

@@ -118,7 +118,7 @@ pub use facts::{
 pub use journal::available as journal_available;
 pub use options::{Options, check_url, parse_duration};
 pub use redact::redact;
-pub use steps::restart::{Action, ActionKind};
+pub use steps::restart::{Action, ActionKind, CheckRequest, ConfigEdit, Outcome};
 pub use steps::{all_checks, check_by_id};
 pub use timeline::{Series, Timeline, sparkline};
 pub use upstream::Upstream;

@@ -81,15 +81,22 @@ pub fn suggested_buffer(bytes: u64) -> u64 {
 /// The directives that let a `bytes`-byte header through, valid together under `nginx -t`
 /// (`*_busy_buffers_size` must stay below all `*_buffers` minus one).
 pub fn buffer_fix(module: PassModule, bytes: u64) -> String {
+    buffer_directives(module, bytes).join(" ")
+}
+
+/// [`buffer_fix`] one directive each (`proxy_buffer_size 32k;`), as the restart step writes
+/// them into the config.
+pub fn buffer_directives(module: PassModule, bytes: u64) -> Vec<String> {
     let p = fix502_nginx::settings::directive_prefix(module);
     let k = suggested_buffer(bytes) / 1024;
     if module == PassModule::Grpc {
-        return format!("{p}_buffer_size {k}k;");
+        return vec![format!("{p}_buffer_size {k}k;")];
     }
-    format!(
-        "{p}_buffer_size {k}k; {p}_buffers 8 {k}k; {p}_busy_buffers_size {}k;",
-        2 * k
-    )
+    vec![
+        format!("{p}_buffer_size {k}k;"),
+        format!("{p}_buffers 8 {k}k;"),
+        format!("{p}_busy_buffers_size {}k;", 2 * k),
+    ]
 }
 
 /// The pass directive nginx should use for a port that speaks `protocol`.

@@ -1,8 +1,14 @@
-//! Step 5, restart: turn the diagnosis into a plan of safe actions (start or reload nginx,
-//! restart the upstream's service), each shown as the exact command. Acting happens only
-//! after an interactive yes or `--apply`, only after `nginx -t` passes, and is verified
-//! afterwards (new workers, the probes pass); a failed verification is rolled back where
-//! possible and reported so the run exits 4.
+//! Step 5, restart: turn the diagnosis into a plan of safe actions, each shown as the exact
+//! command or, for an edit of nginx's config, as a unified diff: start or reload nginx
+//! (`nginx-not-running`, `config-not-reloaded`, `no-live-upstreams` once every server
+//! answers), restart the upstream's service, and the config edits of `edits.rs`
+//! (`upstream-header-too-big`: raise the module's buffers in the block of its pass
+//! directive). Acting happens only after an interactive yes or `--apply`, only after `nginx
+//! -t` passes, and is verified afterwards (new workers, the probes pass, and for an edit the
+//! failing request sent again through nginx); an edit is journalled first (`changes.rs`,
+//! undone by `fix502 undo`), and a failed verification is rolled back and reported so the
+//! run exits 4.
+mod edits;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,7 +16,10 @@ use std::time::{Duration, Instant};
 use fix502_nginx::view::ListenAddr;
 use fix502_probe::{connect, listeners};
 
+pub use edits::{CheckRequest, ConfigEdit};
+
 use crate::causes::Cause;
+use crate::changes::{ChangeStatus, Changes, NewChange, NginxTarget};
 use crate::command::{run_command, shell_line};
 use crate::discovery::{find_masters, master_running, under_prefix, worker_pids};
 use crate::facts::{Facts, probe_endpoint};
@@ -25,11 +34,15 @@ pub const PLAN_CHECK: CheckId = CheckId::new("restart.plan", StepId::Restart, Ev
 pub const APPLY_CHECK: CheckId = crate::report::APPLIED;
 
 const VERIFY_FOR: Duration = Duration::from_secs(5);
+/// The confidence a diagnosis needs before the config is edited for it.
+const STRONG: f64 = 0.9;
 const POLL: Duration = Duration::from_millis(100);
 
 /// What an action does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActionKind {
+    /// Edit nginx's config (shown as a diff), then reload it.
+    EditConfig(Box<ConfigEdit>),
     /// Start nginx with this config.
     StartNginx,
     /// Reload the running nginx (new workers, same master).
@@ -64,6 +77,7 @@ impl Action {
     /// The action as the report's `actions` list writes it, with `status`.
     pub fn record(&self, status: ActionStatus) -> ActionRecord {
         let (kind, target) = match &self.kind {
+            ActionKind::EditConfig(e) => ("edit", Some(e.edit.path.display().to_string())),
             ActionKind::StartNginx => ("start", None),
             ActionKind::ReloadNginx => ("reload", None),
             ActionKind::RestartUnit(u) => ("restart-unit", Some(u.clone())),
@@ -72,7 +86,10 @@ impl Action {
             kind: kind.to_owned(),
             target,
             command: Some(self.command()),
-            diff: None,
+            diff: match &self.kind {
+                ActionKind::EditConfig(e) => Some(e.edit.diff()),
+                _ => None,
+            },
             status,
             backup: None,
             journal_id: None,
@@ -84,6 +101,7 @@ impl Action {
     /// A short title: `Start nginx`, `Reload nginx`, `Restart php8.2-fpm.service`.
     pub fn title(&self) -> String {
         match &self.kind {
+            ActionKind::EditConfig(e) => format!("Edit {}", e.edit.path.display()),
             ActionKind::StartNginx => "Start nginx".to_owned(),
             ActionKind::ReloadNginx => "Reload nginx".to_owned(),
             ActionKind::RestartUnit(u) => format!("Restart {u}"),
@@ -189,6 +207,18 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
                     });
                 }
             }
+            _ if facts.discovery.master.is_some() && config_ok && d.confidence >= STRONG => {
+                let Some(edit) = edits::for_diagnosis(facts, d).await else {
+                    continue;
+                };
+                let reload = reload_action(facts, &binary, d, "");
+                actions.push(Action {
+                    kind: ActionKind::EditConfig(Box::new(edit)),
+                    why: "the fix in the config, then a reload; proven by a request through nginx"
+                        .to_owned(),
+                    ..reload
+                });
+            }
             _ => {}
         }
     }
@@ -242,15 +272,184 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
             )
             .cause(a.cause)
             .evidence(a.why.clone());
+            if let ActionKind::EditConfig(e) = &a.kind {
+                f = f.evidence(e.edit.diff()).evidence(format!(
+                    "then proven by {}: it must not answer 502 or 504",
+                    e.check.words()
+                ));
+            }
             f.upstream = a.upstream.clone();
             f
         })
         .collect()
 }
 
+/// What applying an action came to: its finding, its status, and for an edit, the change in
+/// fix502's journal (`fix502 undo ID` reverts it) and the backup of the file.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The finding for the restart step.
+    pub finding: Finding,
+    /// What became of the action.
+    pub status: ActionStatus,
+    /// The change's id in the journal, for an edit.
+    pub journal_id: Option<String>,
+    /// Where the edited file's previous bytes are, for an edit.
+    pub backup: Option<String>,
+}
+
+impl Outcome {
+    fn of(finding: Finding) -> Self {
+        Self {
+            status: status_of(&finding),
+            finding,
+            journal_id: None,
+            backup: None,
+        }
+    }
+}
+
+/// Applies one action (gated, verified, rolled back on failure; see [`apply_command`] and
+/// [`apply_edit`]). The caller holds the acting lock.
+pub async fn apply(facts: &Facts, action: &Action) -> Outcome {
+    match &action.kind {
+        ActionKind::EditConfig(edit) => apply_edit(facts, action, edit).await,
+        _ => Outcome::of(apply_command(facts, action).await),
+    }
+}
+
+/// An edit of nginx's config: the journal keeps the file's bytes first, then the edit is
+/// written (atomically, at a symlink's target), `nginx -t` gates it, nginx reloads, and the
+/// failing request is sent again through nginx. Any failure puts the old bytes back and
+/// reloads again (exit 4).
+async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcome {
+    let title = action.title();
+    let failed = |why: String| Outcome {
+        finding: not_applied(action, &why),
+        status: ActionStatus::Skipped,
+        journal_id: None,
+        backup: None,
+    };
+    let Some(binary) = facts.discovery.binary.clone() else {
+        return failed("no nginx binary".to_owned());
+    };
+    let path = &edit.edit.path;
+    let new_bytes = match crate::edit::read_text(path).and_then(|t| edit.edit.apply_to(&t)) {
+        Ok(text) => text.into_bytes(),
+        Err(e) => return failed(e.to_string()),
+    };
+    let changes = match Changes::open() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot open fix502's journal: {e}")),
+    };
+    let mut change = match changes.begin(NewChange {
+        kind: "edit".to_owned(),
+        cause: Some(action.cause.id().to_owned()),
+        nginx: NginxTarget {
+            binary,
+            prefix: facts.discovery.prefix.clone(),
+            config: facts.discovery.config.clone(),
+            master_pid: facts.master_pid(),
+        },
+        app: None,
+        files: vec![(path.clone(), new_bytes)],
+    }) {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot journal the change: {e}")),
+    };
+    let journal_id = Some(change.id().to_owned());
+    let backup = change.backup_path(0).map(|p| p.display().to_string());
+    if let Err(e) = change.apply() {
+        return failed(format!("cannot write {}: {e}", path.display()));
+    }
+    let before_workers = facts
+        .discovery
+        .master
+        .as_ref()
+        .map(|m| worker_pids(m.pid))
+        .unwrap_or_default();
+    let command = action.command();
+    let gate = facts.nginx_command(&["-t"]);
+    let failure = match gate {
+        None => Some("no nginx binary to test the edit with".to_owned()),
+        Some((program, args)) => {
+            match run_command(&program, &args, Duration::from_secs(30)).await {
+                Ok(o) if o.success => None,
+                Ok(o) => Some(format!("nginx -t rejects the edit: {}", o.stderr.trim())),
+                Err(e) => Some(format!("cannot run nginx -t: {e}")),
+            }
+        }
+    };
+    let tested = failure.is_none();
+    let failure = match failure {
+        Some(f) => Some(f),
+        None => {
+            drop(change.record_command(&command));
+            match run_command(&action.program, &action.args, Duration::from_secs(30)).await {
+                Ok(o) if o.success => match verify(facts, action, &before_workers).await {
+                    Ok(()) => edit.check.send(facts).await.err(),
+                    Err(e) => Some(e),
+                },
+                Ok(o) => Some(format!("`{command}` failed: {}", o.stderr.trim())),
+                Err(e) => Some(e.to_string()),
+            }
+        }
+    };
+    match failure {
+        None => {
+            drop(change.record_status(ChangeStatus::Verified));
+            let id = change.id().to_owned();
+            Outcome {
+                finding: Finding::new(
+                    APPLY_CHECK,
+                    Severity::Info,
+                    format!("{title}{VERIFIED} (`{command}`; {})", edit.check.words()),
+                )
+                .cause(action.cause)
+                .evidence(edit.edit.diff())
+                .evidence(format!(
+                    "journal: change {id}; undo it with: fix502 undo {id}"
+                )),
+                status: ActionStatus::Verified,
+                journal_id,
+                backup,
+            }
+        }
+        Some(why) => {
+            let restored = match change.roll_back() {
+                Ok(()) => format!("restored {} from the journal", path.display()),
+                Err(e) => format!("could not restore {}: {e}", path.display()),
+            };
+            // The old config back in the running nginx, once the edit was reloaded.
+            let reloaded = if tested {
+                match run_command(&action.program, &action.args, Duration::from_secs(30)).await {
+                    Ok(o) if o.success => "; nginx reloaded with the old config".to_owned(),
+                    Ok(o) => format!("; reloading the old config failed: {}", o.stderr.trim()),
+                    Err(e) => format!("; reloading the old config failed: {e}"),
+                }
+            } else {
+                String::new()
+            };
+            Outcome {
+                finding: Finding::new(
+                    APPLY_CHECK,
+                    Severity::Error,
+                    format!("{title}: failed verification: {why}"),
+                )
+                .cause(action.cause)
+                .evidence(edit.edit.diff())
+                .evidence(format!("rollback: {restored}{reloaded}")),
+                status: ActionStatus::RolledBack,
+                journal_id,
+                backup,
+            }
+        }
+    }
+}
+
 /// What became of an action, from the finding [`apply`] made of it: verified, rolled back
 /// (an error), or skipped (not applied: not needed any more, or its gate failed).
-pub fn status_of(applied: &Finding) -> ActionStatus {
+fn status_of(applied: &Finding) -> ActionStatus {
     match applied.severity {
         Severity::Error => ActionStatus::RolledBack,
         Severity::Info if applied.message.contains(VERIFIED) => ActionStatus::Verified,
@@ -288,9 +487,9 @@ impl Started {
     }
 }
 
-/// Applies one action: check it is still needed, gate on `nginx -t`, run, verify, and roll
-/// back what this run did on failure. The caller holds the acting lock.
-pub async fn apply(facts: &Facts, action: &Action) -> Finding {
+/// Applies one command action: check it is still needed, gate on `nginx -t`, run, verify,
+/// and roll back what this run did on failure.
+async fn apply_command(facts: &Facts, action: &Action) -> Finding {
     let command = action.command();
     // Another actor may have fixed it meanwhile (the plan was made before the lock).
     if action.kind == ActionKind::StartNginx
@@ -391,7 +590,7 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
             }
             tokio::time::sleep(POLL).await;
         },
-        ActionKind::ReloadNginx => {
+        ActionKind::ReloadNginx | ActionKind::EditConfig(_) => {
             let Some(master) = facts.discovery.master.as_ref().map(|m| m.pid) else {
                 return Err("no master to reload".to_owned());
             };
@@ -423,7 +622,7 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
     // 2. nginx listens where the config says.
     if matches!(
         action.kind,
-        ActionKind::StartNginx | ActionKind::ReloadNginx
+        ActionKind::StartNginx | ActionKind::ReloadNginx | ActionKind::EditConfig(_)
     ) {
         for server in &facts.view.servers {
             for listen in &server.listens {
@@ -497,6 +696,9 @@ async fn rollback(action: &Action, started: Option<Started>) -> String {
         ActionKind::ReloadNginx => {
             "the config was not changed, so nginx keeps serving the same config; nothing to restore"
                 .to_owned()
+        }
+        ActionKind::EditConfig(_) => {
+            "an edit is rolled back from the journal where it is applied".to_owned()
         }
         ActionKind::RestartUnit(u) => {
             format!("a restart of {u} cannot be undone; check it with: systemctl status {u}")

@@ -1,0 +1,198 @@
+//! The config edits the restart step plans: a minimal change at a file:line of nginx's own
+//! config, made only where the evidence was measured live, and the request that proves it
+//! through nginx afterwards. What belongs here: finding where to write (the block of the
+//! pass directive that serves the failing upstream), what to write (the cause's own fix,
+//! from the check that found it), and which request shows the 502 is gone.
+//!
+//! Today: `upstream-header-too-big` raises the module's header buffers in the block of its
+//! pass directive, to the measured header rounded up (the answer check's `buffer_fix`).
+//! A block that already sets one of those directives is left to a person: fix502 does not
+//! edit what it would have to merge.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use fix502_nginx::config::Directive;
+use fix502_nginx::view::ListenAddr;
+use fix502_probe::http::{self, HttpLimits, HttpRequest};
+use fix502_probe::stream::Endpoint;
+
+use crate::causes::Cause;
+use crate::edit::{self, FileEdit};
+use crate::facts::Facts;
+use crate::report::{Diagnosis, Location};
+use crate::steps::answer::buffer_directives;
+use crate::upstream::Upstream;
+
+/// An edit of nginx's config, and the request that shows it worked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEdit {
+    /// The change (one file).
+    pub edit: FileEdit,
+    /// The request sent through nginx afterwards: it must not answer 502 or 504.
+    pub check: CheckRequest,
+}
+
+/// A GET sent through nginx to prove a fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRequest {
+    /// nginx's listen address (a wildcard as loopback).
+    pub addr: SocketAddr,
+    /// The `Host` header.
+    pub host: String,
+    /// The request target.
+    pub target: String,
+}
+
+impl CheckRequest {
+    /// Sends it; `Ok(status)` when nginx answers neither 502 nor 504.
+    pub async fn send(&self, facts: &Facts) -> Result<u16, String> {
+        let limits = HttpLimits {
+            cap: 64 * 1024,
+            timeout: facts.timeout().max(std::time::Duration::from_secs(5)),
+        };
+        let request = HttpRequest::get(self.target.clone(), self.host.clone());
+        let probe = http::probe_http(&Endpoint::Tcp(self.addr), &request, limits).await;
+        match probe.status {
+            Some(s) if s != 502 && s != 504 => Ok(s),
+            Some(s) => Err(format!(
+                "GET {} (Host: {}) through nginx at {} still answers {s}",
+                self.target, self.host, self.addr
+            )),
+            None => Err(format!(
+                "GET {} through nginx at {}: no answer ({})",
+                self.target, self.addr, probe.outcome
+            )),
+        }
+    }
+
+    /// In words: `GET / (Host: shop.test) through nginx at 127.0.0.1:8080`.
+    pub fn words(&self) -> String {
+        format!(
+            "GET {} (Host: {}) through nginx at {}",
+            self.target, self.host, self.addr
+        )
+    }
+}
+
+/// The edit for `d`, when its cause has one and the evidence was measured live.
+pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<ConfigEdit> {
+    if d.cause != Cause::UPSTREAM_HEADER_TOO_BIG {
+        return None;
+    }
+    header_buffers(facts, d.upstream.as_ref()?).await
+}
+
+/// `upstream-header-too-big` at `upstream`: the module's buffer directives, inserted after
+/// the pass directive in its block, sized to the header the probe measured.
+async fn header_buffers(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
+    let endpoint = facts.endpoint_of(upstream).await?;
+    let i = facts
+        .endpoints
+        .iter()
+        .position(|e| std::ptr::eq(e, endpoint))?;
+    let exchange = facts.exchanges().await.get(i)?.as_ref()?;
+    let bytes = exchange.answer.header_bytes()?;
+    if bytes <= exchange.buffer.value {
+        return None;
+    }
+    let lines = buffer_directives(exchange.module, bytes);
+    let names: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let (pass, siblings) = block_of(facts, &exchange.at)?;
+    // A block that sets one of them already would need a merge: left to a person.
+    if siblings.iter().any(|d| names.contains(&d.name.as_str())) {
+        return None;
+    }
+    let path = PathBuf::from(pass.span.file.as_ref());
+    let text = edit::read_text(&path).ok()?;
+    let new: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let edit = FileEdit::insert_after(&path, &text, pass.span.line as usize, &new).ok()?;
+    let target = endpoint.uses.first()?.target;
+    Some(ConfigEdit {
+        edit,
+        check: check_request(facts, target, upstream).await?,
+    })
+}
+
+/// The pass directive written at `at`, and the directives of its block.
+fn block_of<'a>(facts: &'a Facts, at: &Location) -> Option<(&'a Directive, &'a [Directive])> {
+    let config = facts.config.as_ref()?;
+    let mut todo: Vec<&[Directive]> = vec![&config.directives];
+    while let Some(block) = todo.pop() {
+        for d in block {
+            if Path::new(d.span.file.as_ref()) == at.file && d.span.line == at.line {
+                return Some((d, block));
+            }
+            if let Some(children) = &d.block {
+                todo.push(children);
+            }
+        }
+    }
+    None
+}
+
+/// The request that shows the 502 of `upstream` (pass target `target`) is gone: `--url`
+/// when it routes there, else the GET or HEAD nginx logged for it, else the location's path,
+/// sent to the listen address of the server that holds the pass directive.
+async fn check_request(facts: &Facts, target: usize, upstream: &Upstream) -> Option<CheckRequest> {
+    let server = facts
+        .view
+        .servers
+        .iter()
+        .find(|s| s.targets.contains(&target) || holds(&s.locations, target))?;
+    let addr = server.listens.iter().find_map(|l| match &l.addr {
+        ListenAddr::Inet(a) if a.ip().is_unspecified() => {
+            Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), a.port()))
+        }
+        ListenAddr::Inet(a) => Some(*a),
+        ListenAddr::Port(p) => Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), *p)),
+        _ => None,
+    })?;
+    // Only the host's own loopback, never an address off this machine.
+    if !addr.ip().is_loopback() {
+        return None;
+    }
+    let host = server
+        .names
+        .iter()
+        .find(|n| !n.is_empty() && !n.starts_with('~') && !n.contains('*') && *n != "_")
+        .cloned()
+        .unwrap_or_else(|| addr.to_string());
+    let url_path = facts
+        .options
+        .url
+        .as_deref()
+        .and_then(|u| fix502_nginx::route::Request::from_url(u).ok())
+        .filter(|_| matches!(&facts.route, Some(Ok(r)) if r.target == Some(target)))
+        .map(|r| r.uri.clone());
+    let logged = facts
+        .replayable_requests()
+        .await
+        .into_iter()
+        .find(|(peer, _)| Upstream::parse(peer) == *upstream)
+        .and_then(|(_, req)| req.split_whitespace().nth(1).map(str::to_owned));
+    let location = facts
+        .view
+        .targets
+        .get(target)
+        .and_then(|t| t.location.clone())
+        .filter(|l| l.starts_with('/'))
+        .unwrap_or_else(|| "/".to_owned());
+    Some(CheckRequest {
+        addr,
+        host,
+        target: url_path.or(logged).unwrap_or(location),
+    })
+}
+
+/// Whether one of `locations` (or a location nested in one) holds pass target `target`.
+fn holds(locations: &[fix502_nginx::view::Location], target: usize) -> bool {
+    locations.iter().any(|l| {
+        l.targets.contains(&target)
+            || l.conditional_targets.contains(&target)
+            || holds(&l.locations, target)
+    })
+}
