@@ -66,6 +66,9 @@ pub struct Cli {
     /// Let the restart step act (reload/restart) without asking
     #[arg(long)]
     pub apply: bool,
+    /// Print the diffs and commands the restart step would run; change nothing (also with --apply)
+    #[arg(long)]
+    pub dry_run: bool,
     /// The nginx master to diagnose when several run [default: the one --url's port reaches]
     #[arg(long, value_name = "PID", value_parser = pid)]
     pub pid: Option<u32>,
@@ -230,7 +233,8 @@ impl Cli {
             url: self.url.clone(),
             timeout: self.timeout,
             steps: self.step.clone(),
-            apply: self.apply,
+            apply: self.apply && !self.dry_run,
+            dry_run: self.dry_run,
             master_pid: self.pid,
             replay_logged: false,
             stdin_log: None,

@@ -266,7 +266,7 @@ pub async fn run(
                     )
                 }
             };
-            let go = options.apply || prompter.confirm(&question, false)?;
+            let go = !options.dry_run && (options.apply || prompter.confirm(&question, false)?);
             if go {
                 let pb = spinner(format!("{}…", action.title()), spinners);
                 let f = engine.apply(action).await;

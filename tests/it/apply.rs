@@ -164,23 +164,21 @@ fn five_acting_runs_at_once_leave_nginx_running() {
     assert_eq!(lab.request("/").unwrap(), 200, "nginx serves at the end");
 }
 
-/// `upstream-header-too-big`, acted on: the plan shows the edit as a diff and changes
-/// nothing; `--apply` writes it (journalled, gated by `nginx -t`), reloads, and proves it by
-/// a request through nginx (502 → 200, exit 0); `fix502 undo` restores the exact bytes and
-/// the 502 comes back.
-#[test]
-fn header_too_big_is_fixed_by_an_edit_and_undone() {
-    let Some(lab) = lab("header-too-big") else {
+/// One config edit, acted on: the plan shows it as a diff and changes nothing; `--apply`
+/// writes it (journalled, gated by `nginx -t`), reloads, and proves it by a request through
+/// nginx (502 → 200, exit 0); `fix502 undo` restores the exact bytes and the 502 comes back.
+fn edit_round_trip(scenario: &str, in_diff: &[&str]) {
+    let Some(lab) = lab(scenario) else {
         return;
     };
     let state = tempfile::tempdir().expect("a state dir");
     let app_conf = lab.dir().join("conf/app.conf");
     let before = std::fs::read(&app_conf).expect("read the site file");
-    assert_eq!(
-        lab.request("/").unwrap(),
-        502,
-        "the lab gives its 502 first"
-    );
+    // What a client gets: nginx's status, or 0 when the answer is not HTTP at all (http://
+    // to a TLS port relays the TLS alert as HTTP/0.9).
+    let status = || lab.request("/").unwrap_or(0);
+    let broken = |s: u16| s == 502 || s == 0;
+    assert!(broken(status()), "{scenario}: the lab is broken first");
     let run = |args: &[&str]| {
         let out = super::harness::bin()
             .env("FIX502_STATE_DIR", state.path())
@@ -195,42 +193,51 @@ fn header_too_big_is_fixed_by_an_edit_and_undone() {
 
     // Planned only: the diff is shown, the file is untouched.
     let (out, report) = run(&[]);
-    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(out.status.code(), Some(1), "{scenario}: {report:#}");
     let planned = &report["actions"][0];
-    assert_eq!(planned["kind"], "edit", "{report:#}");
-    assert_eq!(planned["status"], "planned", "{report:#}");
+    assert_eq!(planned["kind"], "edit", "{scenario}: {report:#}");
+    assert_eq!(planned["status"], "planned", "{scenario}: {report:#}");
     let diff = planned["diff"].as_str().unwrap_or_default();
-    assert!(
-        diff.contains("+    proxy_buffer_size 32k;")
-            && diff.contains("proxy_busy_buffers_size 64k;"),
-        "{diff}"
+    for text in in_diff {
+        assert!(diff.contains(text), "{scenario}: {text:?} not in\n{diff}");
+    }
+    assert_eq!(
+        std::fs::read(&app_conf).unwrap(),
+        before,
+        "{scenario}: no --apply, no change"
+    );
+    assert!(broken(status()));
+    // --dry-run wins over --apply: the same plan, nothing changed.
+    let (_, report) = run(&["--apply", "--dry-run"]);
+    assert_eq!(
+        report["actions"][0]["status"], "planned",
+        "{scenario}: {report:#}"
     );
     assert_eq!(
         std::fs::read(&app_conf).unwrap(),
         before,
-        "no --apply, no change"
+        "{scenario}: --dry-run changed the file"
     );
-    assert_eq!(lab.request("/").unwrap(), 502);
 
     // Applied: journalled, verified through nginx, the verdict follows.
     let (out, report) = run(&["--apply"]);
     let action = &report["actions"][0];
-    assert_eq!(action["status"], "verified", "{report:#}");
+    assert_eq!(action["status"], "verified", "{scenario}: {report:#}");
     let id = action["journal_id"]
         .as_str()
         .expect("a journal id")
         .to_owned();
     assert!(action["backup"].as_str().is_some(), "{report:#}");
-    assert_eq!(out.status.code(), Some(0), "fixed and verified: {report:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{scenario}: fixed and verified: {report:#}"
+    );
     assert!(
         report["diagnosis"].as_array().is_some_and(Vec::is_empty),
-        "{report:#}"
+        "{scenario}: {report:#}"
     );
-    assert_eq!(
-        lab.request("/").unwrap(),
-        200,
-        "the edit lets the header through"
-    );
+    assert_eq!(status(), 200, "{scenario}: the edit fixes the 502");
 
     // Undone: the exact bytes back, and the 502 with them.
     let out = super::harness::bin()
@@ -241,17 +248,100 @@ fn header_too_big_is_fixed_by_an_edit_and_undone() {
     assert_eq!(
         out.status.code(),
         Some(0),
-        "{}",
+        "{scenario}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read(&app_conf).unwrap(), before, "the exact bytes");
-    let mut status = 0;
+    assert_eq!(
+        std::fs::read(&app_conf).unwrap(),
+        before,
+        "{scenario}: the exact bytes"
+    );
+    let mut last = 200;
     for _ in 0..50 {
-        status = lab.request("/").unwrap();
-        if status == 502 {
+        last = status();
+        if broken(last) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert_eq!(status, 502, "after undo nginx runs the old config again");
+    assert!(
+        broken(last),
+        "{scenario}: after undo nginx runs the old config again (got {last})"
+    );
+}
+
+#[test]
+fn header_too_big_is_fixed_by_raising_the_buffers_and_undone() {
+    edit_round_trip(
+        "header-too-big",
+        &[
+            "+    proxy_buffer_size 32k;",
+            "proxy_busy_buffers_size 64k;",
+        ],
+    );
+}
+
+#[test]
+fn http_to_a_tls_port_is_fixed_by_the_scheme_and_undone() {
+    edit_round_trip(
+        "http-to-tls",
+        &["-    proxy_pass \"http://", "+    proxy_pass \"https://"],
+    );
+}
+
+#[test]
+fn https_to_a_plain_port_is_fixed_by_the_scheme_and_undone() {
+    edit_round_trip(
+        "https-to-plain",
+        &["-    proxy_pass \"https://", "+    proxy_pass \"http://"],
+    );
+}
+
+/// The causes whose fix is never automatic (a slow app, TLS verification, keep-alive idle
+/// times): `--apply` edits no file; at most nginx-side commands are planned.
+#[test]
+fn never_automatic_causes_change_no_file_with_apply() {
+    for scenario in [
+        "read-timeout",
+        "tls-verify",
+        "keepalive-race",
+        "upstream-502",
+    ] {
+        let Some(lab) = lab(scenario) else {
+            return;
+        };
+        let state = tempfile::tempdir().expect("a state dir");
+        let files = |dir: &std::path::Path| -> Vec<(std::path::PathBuf, Vec<u8>)> {
+            let mut all: Vec<_> = std::fs::read_dir(dir.join("conf"))
+                .unwrap()
+                .flatten()
+                .map(|e| (e.path(), std::fs::read(e.path()).unwrap_or_default()))
+                .collect();
+            all.sort();
+            all
+        };
+        let before = files(lab.dir());
+        let out = super::harness::bin()
+            .env("FIX502_STATE_DIR", state.path())
+            .args(["--non-interactive", "--json", "--apply", "--config"])
+            .arg(lab.config())
+            .output()
+            .expect("run fix502");
+        let report = super::harness::parse_report(&out);
+        assert!(
+            report["actions"]
+                .as_array()
+                .is_none_or(|a| a.iter().all(|x| x["kind"] != "edit")),
+            "{scenario}: no edit may be planned: {report:#}"
+        );
+        assert_eq!(
+            files(lab.dir()),
+            before,
+            "{scenario}: --apply changed a config file"
+        );
+        assert!(
+            std::fs::read_dir(state.path()).map_or(true, |mut d| d.next().is_none()),
+            "{scenario}: nothing journalled"
+        );
+    }
 }

@@ -282,7 +282,7 @@ impl Engine {
             let started = Instant::now();
             let plan = engine.plan().await;
             let mut applied = Vec::new();
-            if engine.facts.options.apply {
+            if engine.facts.options.apply && !engine.facts.options.dry_run {
                 for action in &plan {
                     applied.push(engine.apply(action).await);
                 }

@@ -28,6 +28,9 @@ pub struct Options {
     pub steps: Vec<StepId>,
     /// `--apply`: let the restart step act without asking.
     pub apply: bool,
+    /// `--dry-run`: show what the restart step would do and change nothing, whatever
+    /// `apply` says, and ask nothing in the wizard.
+    pub dry_run: bool,
     /// Which master to diagnose when several run (the wizard asks; scripts use `--config`).
     pub master_pid: Option<u32>,
     /// The user agreed (in the wizard) to re-send each upstream's logged GET or HEAD request
@@ -53,6 +56,7 @@ impl Default for Options {
             timeout: Duration::from_secs(2),
             steps: Vec::new(),
             apply: false,
+            dry_run: false,
             master_pid: None,
             replay_logged: false,
             stdin_log: None,

@@ -5,7 +5,9 @@
 //! from the check that found it), and which request shows the 502 is gone.
 //!
 //! Today: `upstream-header-too-big` raises the module's header buffers in the block of its
-//! pass directive, to the measured header rounded up (the answer check's `buffer_fix`).
+//! pass directive, to the measured header rounded up (the answer check's `buffer_fix`);
+//! `upstream-protocol-mismatch` switches `proxy_pass` between `http://` and `https://` when
+//! the port's own bytes said which it speaks.
 //! A block that already sets one of those directives is left to a person: fix502 does not
 //! edit what it would have to merge.
 
@@ -13,8 +15,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use fix502_nginx::config::Directive;
-use fix502_nginx::view::ListenAddr;
+use fix502_nginx::view::{ListenAddr, PassModule};
 use fix502_probe::http::{self, HttpLimits, HttpRequest};
+use fix502_probe::sniff::Protocol;
 use fix502_probe::stream::Endpoint;
 
 use crate::causes::Cause;
@@ -77,20 +80,66 @@ impl CheckRequest {
 
 /// The edit for `d`, when its cause has one and the evidence was measured live.
 pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<ConfigEdit> {
-    if d.cause != Cause::UPSTREAM_HEADER_TOO_BIG {
-        return None;
+    let upstream = d.upstream.as_ref()?;
+    match d.cause {
+        Cause::UPSTREAM_HEADER_TOO_BIG => header_buffers(facts, upstream).await,
+        Cause::UPSTREAM_PROTOCOL_MISMATCH => scheme(facts, upstream).await,
+        _ => None,
     }
-    header_buffers(facts, d.upstream.as_ref()?).await
 }
 
-/// `upstream-header-too-big` at `upstream`: the module's buffer directives, inserted after
-/// the pass directive in its block, sized to the header the probe measured.
-async fn header_buffers(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
+/// `upstream-protocol-mismatch` where the fix is the scheme: `proxy_pass http://` to a port
+/// that speaks only TLS becomes `https://`, and `https://` to a port that answers plain HTTP
+/// becomes `http://`, when the port's protocol was told live from its bytes.
+async fn scheme(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
+    let (i, endpoint) = endpoint_at(facts, upstream).await?;
+    let exchange = facts.exchanges().await.get(i)?.as_ref()?;
+    if exchange.module != PassModule::Proxy {
+        return None;
+    }
+    let speaks = exchange.sniff.as_ref()?.speaks?;
+    let (from, to) = match (exchange.scheme.as_str(), speaks) {
+        ("http", Protocol::Tls) => ("http://", "https://"),
+        ("https", Protocol::Http1) => ("https://", "http://"),
+        _ => return None,
+    };
+    let (pass, _) = block_of(facts, &exchange.at)?;
+    let path = PathBuf::from(pass.span.file.as_ref());
+    let text = edit::read_text(&path).ok()?;
+    let line_no = pass.span.line as usize;
+    let line = text.lines().nth(line_no.checked_sub(1)?)?;
+    // Only a line that holds this one pass directive, with the scheme written once.
+    if line.matches("://").count() != 1 || !line.trim_start().starts_with(pass.name.as_str()) {
+        return None;
+    }
+    let after = line.replacen(from, to, 1);
+    if after == line {
+        return None;
+    }
+    let edit = FileEdit::replace(&path, &text, line_no, 1, &after).ok()?;
+    Some(ConfigEdit {
+        edit,
+        check: check_request(facts, endpoint.uses.first()?.target, upstream).await?,
+    })
+}
+
+/// The index in [`Facts::endpoints`] of the endpoint at `upstream`, and the endpoint.
+async fn endpoint_at<'a>(
+    facts: &'a Facts,
+    upstream: &Upstream,
+) -> Option<(usize, &'a crate::facts::Endpoint)> {
     let endpoint = facts.endpoint_of(upstream).await?;
     let i = facts
         .endpoints
         .iter()
         .position(|e| std::ptr::eq(e, endpoint))?;
+    Some((i, endpoint))
+}
+
+/// `upstream-header-too-big` at `upstream`: the module's buffer directives, inserted after
+/// the pass directive in its block, sized to the header the probe measured.
+async fn header_buffers(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
+    let (i, endpoint) = endpoint_at(facts, upstream).await?;
     let exchange = facts.exchanges().await.get(i)?.as_ref()?;
     let bytes = exchange.answer.header_bytes()?;
     if bytes <= exchange.buffer.value {
