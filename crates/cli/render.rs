@@ -85,11 +85,17 @@ pub fn step_block(
             continue;
         }
         writeln!(out, "    {} {}", g.finding(f), f.message)?;
+        // A change fix502 would make or made is shown whole, before anything happens.
+        for diff in f.evidence.iter().filter(|e| is_diff(e)) {
+            for line in diff.lines() {
+                writeln!(out, "      {line}")?;
+            }
+        }
         if f.severity != Severity::Info || f.could_not_check {
             if let Some(loc) = &f.location {
                 writeln!(out, "      {} {}", g.arrow(), loc)?;
             }
-            for e in f.evidence.iter().take(2) {
+            for e in f.evidence.iter().filter(|e| !is_diff(e)).take(2) {
                 writeln!(out, "      {}", style(truncate(e, 240)).dim())?;
             }
         }
@@ -100,6 +106,11 @@ pub fn step_block(
         writeln!(out, "    {} {}", style("next:").cyan(), next)?;
     }
     Ok(())
+}
+
+/// Whether an evidence line is a unified diff (a change to a file).
+fn is_diff(evidence: &str) -> bool {
+    evidence.starts_with("--- ") && evidence.contains("\n+++ ")
 }
 
 /// Writes the per-minute sparklines of the window, one row per series, and the first minute

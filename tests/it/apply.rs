@@ -345,3 +345,24 @@ fn never_automatic_causes_change_no_file_with_apply() {
         );
     }
 }
+
+#[test]
+fn an_app_on_ipv6_loopback_is_fixed_by_pointing_nginx_there_and_undone() {
+    edit_round_trip("wrong-address", &["+    proxy_pass \"http://[::1]:"]);
+}
+
+#[test]
+fn a_php_fpm_pool_on_another_port_is_fixed_by_pointing_fastcgi_pass_there_and_undone() {
+    edit_round_trip(
+        "wrong-port",
+        &[
+            "-    fastcgi_pass 127.0.0.1:",
+            "+    fastcgi_pass 127.0.0.1:",
+        ],
+    );
+}
+
+#[test]
+fn an_app_on_another_interface_is_fixed_by_pointing_nginx_there_and_undone() {
+    edit_round_trip("wrong-interface", &["+    proxy_pass \"http://127.0.0.2:"]);
+}

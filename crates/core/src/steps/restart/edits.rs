@@ -7,7 +7,9 @@
 //! Today: `upstream-header-too-big` raises the module's header buffers in the block of its
 //! pass directive, to the measured header rounded up (the answer check's `buffer_fix`);
 //! `upstream-protocol-mismatch` switches `proxy_pass` between `http://` and `https://` when
-//! the port's own bytes said which it speaks.
+//! the port's own bytes said which it speaks; `upstream-wrong-address` (and a missing unix
+//! socket) points the group's `server` line or the pass directive at the one listener that
+//! decided where the app went.
 //! A block that already sets one of those directives is left to a person: fix502 does not
 //! edit what it would have to merge.
 
@@ -26,6 +28,10 @@ use crate::facts::Facts;
 use crate::report::{Diagnosis, Location};
 use crate::steps::answer::buffer_directives;
 use crate::upstream::Upstream;
+
+/// The least time the proving request is given (an app's first request after a reload may
+/// be slow: php-fpm starting a child, caches cold), whatever `--timeout` says.
+const CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// An edit of nginx's config, and the request that shows it worked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +58,7 @@ impl CheckRequest {
     pub async fn send(&self, facts: &Facts) -> Result<u16, String> {
         let limits = HttpLimits {
             cap: 64 * 1024,
-            timeout: facts.timeout().max(std::time::Duration::from_secs(5)),
+            timeout: facts.timeout().max(CHECK_WAIT),
         };
         let request = HttpRequest::get(self.target.clone(), self.host.clone());
         let probe = http::probe_http(&Endpoint::Tcp(self.addr), &request, limits).await;
@@ -84,8 +90,50 @@ pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<ConfigEdit> {
     match d.cause {
         Cause::UPSTREAM_HEADER_TOO_BIG => header_buffers(facts, upstream).await,
         Cause::UPSTREAM_PROTOCOL_MISMATCH => scheme(facts, upstream).await,
+        Cause::UPSTREAM_WRONG_ADDRESS | Cause::UNIX_SOCKET_MISSING => {
+            repoint(facts, upstream).await
+        }
         _ => None,
     }
+}
+
+/// `upstream-wrong-address` (and a missing unix socket) where one listener decided where
+/// the app went (`upstream.listeners`' claim): the group's `server` line, else the pass
+/// directive, names that address instead. Only a line that writes the old address once.
+async fn repoint(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
+    let (_, endpoint) = endpoint_at(facts, upstream).await?;
+    let new = crate::steps::upstream::moved_to(facts, endpoint).await?;
+    let used = endpoint.uses.first()?;
+    let at = used.server_at.as_ref().unwrap_or(&used.at);
+    let old = match &used.server_at {
+        Some(server_at) => facts
+            .view
+            .group(endpoint.group.as_deref()?)?
+            .servers
+            .iter()
+            .find(|s| Location::from(&s.span) == *server_at)?
+            .raw
+            .split_whitespace()
+            .next()?
+            .to_owned(),
+        None => endpoint.display.clone(),
+    };
+    if old == new {
+        return None;
+    }
+    let path = at.file.clone();
+    let text = edit::read_text(&path).ok()?;
+    let line_no = at.line as usize;
+    let line = text.lines().nth(line_no.checked_sub(1)?)?;
+    if line.matches(old.as_str()).count() != 1 {
+        return None;
+    }
+    let after = line.replacen(old.as_str(), &new, 1);
+    let edit = FileEdit::replace(&path, &text, line_no, 1, &after).ok()?;
+    Some(ConfigEdit {
+        edit,
+        check: check_request(facts, used.target, upstream).await?,
+    })
 }
 
 /// `upstream-protocol-mismatch` where the fix is the scheme: `proxy_pass http://` to a port

@@ -431,6 +431,84 @@ fn point_at(facts: &Facts, endpoint: &Endpoint, address: &str) -> Option<String>
     ))
 }
 
+/// What the ranking of the listeners a failed endpoint may have meant needs to know about
+/// the host, gathered once per run of the check.
+struct Surroundings<'a> {
+    all: &'a [Listener],
+    nginx_pids: Vec<u32>,
+    units: HashMap<u32, Option<String>>,
+    configured: Vec<Peer>,
+}
+
+impl<'a> Surroundings<'a> {
+    fn of(facts: &Facts, all: &'a [Listener]) -> Self {
+        let mut units: HashMap<u32, Option<String>> = HashMap::new();
+        for pid in all.iter().filter_map(|l| l.pid) {
+            units.entry(pid).or_insert_with(|| systemd_unit_of(pid));
+        }
+        let mut configured: Vec<Peer> = facts.endpoints.iter().map(|e| e.peer.clone()).collect();
+        configured.extend(facts.peers_of_other_instances());
+        Self {
+            all,
+            nginx_pids: facts.nginx_pids(),
+            units,
+            configured,
+        }
+    }
+
+    /// The listeners `endpoint` (which failed as `probe` says) most likely meant, best first.
+    fn candidates(
+        &self,
+        endpoint: &Endpoint,
+        probe: &ProbeResult,
+        module: PassModule,
+    ) -> Vec<candidates::Candidate> {
+        let units = |pid: u32| self.units.get(&pid).cloned().flatten();
+        let around = Around {
+            listeners: self.all,
+            nginx_pids: &self.nginx_pids,
+            configured: &self.configured,
+            units: &units,
+        };
+        candidates(
+            endpoint,
+            module,
+            endpoint_is_local(endpoint, probe),
+            &around,
+        )
+    }
+}
+
+/// The pass module of an endpoint's first use.
+fn module_of(facts: &Facts, endpoint: &Endpoint) -> PassModule {
+    endpoint
+        .uses
+        .first()
+        .and_then(|u| facts.view.targets.get(u.target))
+        .map_or(PassModule::Proxy, |t| t.module)
+}
+
+/// Where the app of a failed endpoint went, when one listener decides it (what
+/// `upstream.listeners` claims as `upstream-wrong-address`): the address as the pass
+/// directive or `server` line should name it. `None` for a stale unix socket (its app died)
+/// and for hints.
+pub(crate) async fn moved_to(facts: &Facts, endpoint: &Endpoint) -> Option<String> {
+    let i = facts
+        .endpoints
+        .iter()
+        .position(|e| std::ptr::eq(e, endpoint))?;
+    let probe = facts.probes().await.get(i)?;
+    let (_, _, failed_as) = failure_of(endpoint, probe)?;
+    if matches!(probe, ProbeResult::Unix { .. }) && failed_as == Some(Cause::UPSTREAM_REFUSED) {
+        return None;
+    }
+    let all = facts.listeners().await.ok()?;
+    let found =
+        Surroundings::of(facts, &all).candidates(endpoint, probe, module_of(facts, endpoint));
+    let best = decisive(&found)?;
+    Some(connect_address(&best.listener, &endpoint.peer))
+}
+
 fn listeners(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
         let probes = facts.probes().await;
@@ -453,31 +531,11 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
                 )];
             }
         };
-        let nginx_pids = facts.nginx_pids();
-        let mut unit_by_pid: HashMap<u32, Option<String>> = HashMap::new();
-        for pid in all.iter().filter_map(|l| l.pid) {
-            unit_by_pid
-                .entry(pid)
-                .or_insert_with(|| systemd_unit_of(pid));
-        }
-        let units = |pid: u32| unit_by_pid.get(&pid).cloned().flatten();
-        let mut configured: Vec<Peer> = facts.endpoints.iter().map(|e| e.peer.clone()).collect();
-        configured.extend(facts.peers_of_other_instances());
-        let around = Around {
-            listeners: &all,
-            nginx_pids: &nginx_pids,
-            configured: &configured,
-            units: &units,
-        };
+        let surroundings = Surroundings::of(facts, &all);
         let mut out = Vec::new();
         for (endpoint, probe, (target, verb, failed_as)) in failed {
-            let module = endpoint
-                .uses
-                .first()
-                .and_then(|u| facts.view.targets.get(u.target))
-                .map_or(PassModule::Proxy, |t| t.module);
-            let local = endpoint_is_local(endpoint, probe);
-            let found = candidates(endpoint, module, local, &around);
+            let module = module_of(facts, endpoint);
+            let found = surroundings.candidates(endpoint, probe, module);
             let failing = if Upstream::parse(&target) == Upstream::from(&endpoint.peer) {
                 target.clone()
             } else {
