@@ -14,7 +14,7 @@ use crate::LabError;
 use crate::child::LabChild;
 use crate::config::{self, ERROR_LEVEL, Group, Site};
 use crate::dns::DnsResponder;
-use crate::phpfpm::{self, PhpFpm, PoolSpec};
+use crate::phpfpm::{PhpFpm, PoolSpec};
 use crate::upstream::{Behavior, Listener, Responder};
 
 /// Longest unix socket path Linux accepts (`sun_path` is 108 bytes with the NUL).
@@ -221,15 +221,18 @@ pub(crate) fn php_fpm(
     Ok((format!("127.0.0.1:{port}"), fpm))
 }
 
-/// nginx passes requests with FastCGI to `upstream`, served by `responders` or `php_fpm`.
+/// nginx passes requests with FastCGI to `upstream`, served by `responders` or `php_fpm`,
+/// running `script` (a path under the lab dir: `phpfpm::SCRIPT` runs past a pool's
+/// `request_terminate_timeout`, `phpfpm::OK_SCRIPT` answers at once).
 pub(crate) fn fastcgi(
     listen: SocketAddr,
     dir: LabDir<'_>,
     upstream: String,
     responders: Vec<Responder>,
     php_fpm: Option<PhpFpm>,
+    script: &str,
 ) -> Setup {
-    let script = format!("{}/{}", dir.text, phpfpm::SCRIPT);
+    let script = format!("{}/{}", dir.text, script);
     Setup {
         location: config::fastcgi(&upstream, &script),
         responders,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::LabError;
 use crate::config;
+use crate::phpfpm;
 use crate::scenario::{Expectation, ScenarioInfo};
 use crate::setup::{DEFAULT_GETS, RACE_GAP, Setup, Traffic, app, fastcgi, php_fpm, spawn_app};
 use crate::upstream::{APP_502_BODY, BIG_HEADER_BYTES, BODY, Behavior, big_header, response};
@@ -111,7 +112,7 @@ pub(super) static SCENARIOS: [ScenarioInfo; 9] = [
                     gets: 1,
                     ..Traffic::default()
                 },
-                ..fastcgi(listen, dir, upstream, Vec::new(), Some(fpm))
+                ..fastcgi(listen, dir, upstream, Vec::new(), Some(fpm), phpfpm::SCRIPT)
             })
         },
     )

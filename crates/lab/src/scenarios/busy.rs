@@ -216,7 +216,14 @@ fn saturated(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> {
             ..Traffic::default()
         },
         app_marker: Some((log, MAX_CHILDREN)),
-        ..fastcgi(listen, dir, upstream, Vec::new(), Some(fpm))
+        ..fastcgi(
+            listen,
+            dir,
+            upstream,
+            Vec::new(),
+            Some(fpm),
+            crate::phpfpm::SCRIPT,
+        )
     })
 }
 
@@ -245,6 +252,7 @@ fn allowed_clients(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabErro
             format!("127.0.0.1:{port}"),
             Vec::new(),
             Some(fpm),
+            crate::phpfpm::SCRIPT,
         )
     })
 }
@@ -335,7 +343,14 @@ fn stale_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> 
         }],
         healthy: vec![blog_upstream],
         more_php_fpm: vec![blog, spare],
-        ..fastcgi(listen, dir, upstream, Vec::new(), Some(fpm))
+        ..fastcgi(
+            listen,
+            dir,
+            upstream,
+            Vec::new(),
+            Some(fpm),
+            crate::phpfpm::SCRIPT,
+        )
     })
 }
 

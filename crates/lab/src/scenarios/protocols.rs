@@ -58,6 +58,7 @@ pub(super) static SCENARIOS: [ScenarioInfo; 5] = [
                 addr.to_string(),
                 vec![responder],
                 None,
+                crate::phpfpm::SCRIPT,
             ))
         },
     ),

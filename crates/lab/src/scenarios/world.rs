@@ -12,6 +12,7 @@ use super::connecting::REFUSED;
 use crate::LabError;
 use crate::config::{self, NOTICE_LEVEL};
 use crate::dns::DnsResponder;
+use crate::phpfpm;
 use crate::scenario::{Expectation, ScenarioInfo};
 use crate::setup::{
     APP_NAME, ConfigEdit, HOSTS_FILE, MISSING_NAME, NEW_APP_IP, NamespaceHosts, OLD_APP_IP,
@@ -30,7 +31,14 @@ pub(super) static SCENARIOS: [ScenarioInfo; 8] = [
         |listen, dir| {
             let (_, fpm) = php_fpm(dir, None)?;
             let upstream = format!("127.0.0.1:{}", free_port()?);
-            Ok(fastcgi(listen, dir, upstream, Vec::new(), Some(fpm)))
+            Ok(fastcgi(
+                listen,
+                dir,
+                upstream,
+                Vec::new(),
+                Some(fpm),
+                phpfpm::OK_SCRIPT,
+            ))
         },
     )
     .php_fpm()
