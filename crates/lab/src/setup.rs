@@ -241,6 +241,23 @@ pub(crate) fn fastcgi(
     }
 }
 
+/// [`fastcgi`] to a real php-fpm pool running the slow script (`phpfpm::SCRIPT`).
+pub(crate) fn php_fpm_site(
+    listen: SocketAddr,
+    dir: LabDir<'_>,
+    upstream: String,
+    fpm: PhpFpm,
+) -> Setup {
+    fastcgi(
+        listen,
+        dir,
+        upstream,
+        Vec::new(),
+        Some(fpm),
+        crate::phpfpm::SCRIPT,
+    )
+}
+
 /// The app listens on `app_ip:P` (`[::1]`, or `127.0.0.2`); nginx connects to `127.0.0.1:P`,
 /// where nothing listens.
 pub(crate) fn listening_elsewhere(listen: SocketAddr, app_ip: IpAddr) -> Result<Setup, LabError> {

@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 
 use crate::LabError;
 use crate::config;
-use crate::phpfpm;
 use crate::scenario::{Expectation, ScenarioInfo};
-use crate::setup::{DEFAULT_GETS, RACE_GAP, Setup, Traffic, app, fastcgi, php_fpm, spawn_app};
+use crate::setup::{DEFAULT_GETS, RACE_GAP, Setup, Traffic, app, php_fpm, php_fpm_site, spawn_app};
 use crate::upstream::{APP_502_BODY, BIG_HEADER_BYTES, BODY, Behavior, big_header, response};
 
 /// nginx's line when the app closes before a complete header.
@@ -112,7 +111,7 @@ pub(super) static SCENARIOS: [ScenarioInfo; 9] = [
                     gets: 1,
                     ..Traffic::default()
                 },
-                ..fastcgi(listen, dir, upstream, Vec::new(), Some(fpm), phpfpm::SCRIPT)
+                ..php_fpm_site(listen, dir, upstream, fpm)
             })
         },
     )

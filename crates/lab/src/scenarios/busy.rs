@@ -19,7 +19,7 @@ use crate::config::{self, Group, Site};
 use crate::phpfpm::{OK_SCRIPT, PhpFpm, PoolListen, PoolSpec, log_tail};
 use crate::scenario::{Expectation, ScenarioInfo};
 use crate::setup::{
-    LabDir, Setup, Traffic, fastcgi, free_port, free_ports, spawn, unix_upstream_named,
+    LabDir, Setup, Traffic, free_port, free_ports, php_fpm_site, spawn, unix_upstream_named,
 };
 use crate::upstream::{Behavior, Listener};
 
@@ -216,14 +216,7 @@ fn saturated(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> {
             ..Traffic::default()
         },
         app_marker: Some((log, MAX_CHILDREN)),
-        ..fastcgi(
-            listen,
-            dir,
-            upstream,
-            Vec::new(),
-            Some(fpm),
-            crate::phpfpm::SCRIPT,
-        )
+        ..php_fpm_site(listen, dir, upstream, fpm)
     })
 }
 
@@ -246,14 +239,7 @@ fn allowed_clients(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabErro
             ..Traffic::default()
         },
         app_marker: Some((log, DISALLOWED)),
-        ..fastcgi(
-            listen,
-            dir,
-            format!("127.0.0.1:{port}"),
-            Vec::new(),
-            Some(fpm),
-            crate::phpfpm::SCRIPT,
-        )
+        ..php_fpm_site(listen, dir, format!("127.0.0.1:{port}"), fpm)
     })
 }
 
@@ -343,14 +329,7 @@ fn stale_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> 
         }],
         healthy: vec![blog_upstream],
         more_php_fpm: vec![blog, spare],
-        ..fastcgi(
-            listen,
-            dir,
-            upstream,
-            Vec::new(),
-            Some(fpm),
-            crate::phpfpm::SCRIPT,
-        )
+        ..php_fpm_site(listen, dir, upstream, fpm)
     })
 }
 
