@@ -5,7 +5,7 @@ use fix502_nginx::classify::Signature;
 use fix502_probe::connect::ConnectOutcome;
 
 use super::cause::Cause;
-use super::entry::{Entry, Side};
+use super::entry::{Act, Entry, Side};
 use crate::report::{Next, StepId};
 
 impl Cause {
@@ -90,6 +90,7 @@ pub(super) static ENTRIES: [Entry; 4] = [
             }
         },
     )
+    .acts(&[Act::EditConfig])
     .logged(|l| {
         (matches!(l.signature, Signature::AddressNotAvailable)
             && l.peer.is_some_and(|p| p.starts_with('[')))

@@ -10,7 +10,7 @@ use fix502_probe::connect::ConnectOutcome;
 
 use super::cause::Cause;
 use super::context::Context;
-use super::entry::{Answered, Entry, Side};
+use super::entry::{Act, Answered, Entry, Side};
 
 impl Cause {
     /// `upstream-timeout`.
@@ -141,6 +141,7 @@ pub(super) static ENTRIES: [Entry; 10] = [
         |ctx| ctx.measured_at(Cause::UPSTREAM_HEADER_TOO_BIG),
         |_, _| {},
     )
+    .acts(&[Act::EditConfig])
     .logged(|l| {
         matches!(l.signature, Signature::HeaderTooBig)
             .then_some("\"upstream sent too big header\" errors")
@@ -175,6 +176,7 @@ pub(super) static ENTRIES: [Entry; 10] = [
         |ctx| ctx.measured_at(Cause::UPSTREAM_PROTOCOL_MISMATCH),
         |_, _| {},
     )
+    .acts(&[Act::EditConfig])
     .logged(|l| match l.signature {
         Signature::InvalidHeader(InvalidHeaderKind::NoValidHttpHeader) => {
             Some("non-HTTP answers (relayed as HTTP/0.9, access-log status 009)")

@@ -131,6 +131,24 @@ pub struct Entry {
     pub summary: fn(&Context<'_>) -> String,
     /// Adds the cause's own fix lines after those the findings carry.
     pub fix: fn(&Context<'_>, &mut Vec<String>),
+    /// What the fifth step may do about it, each only when its evidence is strong; empty:
+    /// the fix is advice for a person, and `--apply` never acts on it.
+    pub acts: &'static [Act],
+}
+
+/// An action the fifth step may take for a cause (the restart step plans it, shows it, and
+/// applies it only after `--apply` or a yes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    /// Start nginx with the config it was found with.
+    StartNginx,
+    /// Reload nginx.
+    ReloadNginx,
+    /// Edit nginx's config at the file:line the evidence names, then reload (the restart
+    /// step's `edits.rs`).
+    EditConfig,
+    /// Restart the systemd unit that makes a missing unix socket.
+    RestartUnit,
 }
 
 impl Entry {
@@ -157,7 +175,13 @@ impl Entry {
             next: |_, _| None,
             summary,
             fix,
+            acts: &[],
         }
+    }
+
+    pub(super) const fn acts(mut self, acts: &'static [Act]) -> Self {
+        self.acts = acts;
+        self
     }
 
     pub(super) const fn status(mut self, http_status: u16) -> Self {

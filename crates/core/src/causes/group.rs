@@ -3,7 +3,7 @@
 use fix502_nginx::classify::Signature;
 
 use super::cause::Cause;
-use super::entry::{Entry, Side};
+use super::entry::{Act, Entry, Side};
 use crate::report::{Next, StepId};
 
 impl Cause {
@@ -28,6 +28,7 @@ pub(super) static ENTRIES: [Entry; 1] = [Entry::new(
         ));
     },
 )
+    .acts(&[Act::ReloadNginx])
 .logged(|l| matches!(l.signature, Signature::NoLiveUpstreams).then_some("\"no live upstreams\" errors"))
 .consequence()
 .next(|step, upstream| match (step, upstream) {

@@ -38,7 +38,7 @@ use serde::{Deserialize, Deserializer};
 
 pub use cause::Cause;
 pub use context::Context;
-pub use entry::{Answered, Connected, Entry, Logged, Side, Support};
+pub use entry::{Act, Answered, Connected, Entry, Logged, Side, Support};
 
 /// The families, in the order of docs/causes.md.
 const FAMILIES: [&[Entry]; 7] = [

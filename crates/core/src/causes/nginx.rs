@@ -3,7 +3,7 @@
 
 use super::cause::Cause;
 use super::context::Context;
-use super::entry::{Entry, Side};
+use super::entry::{Act, Entry, Side};
 use crate::report::{Next, StepId};
 
 impl Cause {
@@ -32,6 +32,7 @@ pub(super) static ENTRIES: [Entry; 3] = [
         },
         |_, _| {},
     )
+    .acts(&[Act::StartNginx])
     .next(|step, _| {
         (step == StepId::Config)
             .then(|| Next::to("Start nginx once nginx -t passes", StepId::Restart))
@@ -58,7 +59,8 @@ pub(super) static ENTRIES: [Entry; 3] = [
         Side::Nginx,
         not_reloaded,
         |ctx, v| ctx.add_reload(v),
-    ),
+    )
+    .acts(&[Act::ReloadNginx]),
 ];
 
 /// A failed reload says more than a changed file; with an upstream, what the old config

@@ -5,7 +5,7 @@ use fix502_nginx::classify::Signature;
 use fix502_probe::connect::ConnectOutcome;
 
 use super::cause::Cause;
-use super::entry::{Entry, Side};
+use super::entry::{Act, Entry, Side};
 use crate::report::{Next, StepId};
 
 impl Cause {
@@ -32,6 +32,7 @@ pub(super) static ENTRIES: [Entry; 3] = [
             v.push("See the sockets that exist: ss -xlp".to_owned());
         },
     )
+    .acts(&[Act::EditConfig, Act::RestartUnit])
     .logged(|l| matches!(l.signature, Signature::SocketMissing).then_some("missing-socket errors"))
     .connect(|o, _| *o == ConnectOutcome::NotFound)
     .retried(),

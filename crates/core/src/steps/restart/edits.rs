@@ -84,10 +84,12 @@ impl CheckRequest {
     }
 }
 
-/// The edit for `d`, when its cause has one and the evidence was measured live.
+/// The edit for `d` (a cause whose entry in the cause table acts by
+/// [`Act::EditConfig`](crate::causes::Act::EditConfig)), when the evidence was measured live.
 pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<ConfigEdit> {
     let upstream = d.upstream.as_ref()?;
     match d.cause {
+        // Every cause here acts by `Act::EditConfig` in the cause table (tested below).
         Cause::UPSTREAM_HEADER_TOO_BIG => header_buffers(facts, upstream).await,
         Cause::UPSTREAM_PROTOCOL_MISMATCH => scheme(facts, upstream).await,
         Cause::UPSTREAM_WRONG_ADDRESS | Cause::UNIX_SOCKET_MISSING => {
@@ -292,4 +294,31 @@ fn holds(locations: &[fix502_nginx::view::Location], target: usize) -> bool {
             || l.conditional_targets.contains(&target)
             || holds(&l.locations, target)
     })
+}
+
+/// The causes [`for_diagnosis`] has an edit for.
+#[cfg(test)]
+const EDITED: [Cause; 4] = [
+    Cause::UPSTREAM_HEADER_TOO_BIG,
+    Cause::UPSTREAM_PROTOCOL_MISMATCH,
+    Cause::UPSTREAM_WRONG_ADDRESS,
+    Cause::UNIX_SOCKET_MISSING,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::causes::{Act, entries};
+
+    #[test]
+    fn the_causes_that_act_by_an_edit_are_the_ones_with_an_edit() {
+        for e in entries() {
+            assert_eq!(
+                e.acts.contains(&Act::EditConfig),
+                EDITED.contains(&e.cause),
+                "{}: its entry's acts and edits.rs disagree",
+                e.cause.id()
+            );
+        }
+    }
 }

@@ -18,7 +18,7 @@ use fix502_probe::{connect, listeners};
 
 pub use edits::{CheckRequest, ConfigEdit};
 
-use crate::causes::Cause;
+use crate::causes::{Act, Cause};
 use crate::changes::{ChangeStatus, Changes, NewChange, NginxTarget};
 use crate::command::{run_command, shell_line};
 use crate::discovery::{find_masters, master_running, under_prefix, worker_pids};
@@ -132,98 +132,109 @@ pub async fn plan(facts: &Facts, diagnosis: &[Diagnosis]) -> Vec<Action> {
     };
     let config_ok = facts.nginx_test().await.is_ok_and(|o| o.success);
     for d in diagnosis {
-        match d.cause {
-            Cause::NGINX_NOT_RUNNING if facts.discovery.master.is_none() && config_ok => {
-                let default_config = facts
-                    .discovery
-                    .build
-                    .conf_path
-                    .as_deref()
-                    .map(|c| under_prefix(c, facts.discovery.build.prefix.as_deref()));
-                let (program, args) = if default_config.as_deref()
-                    == Some(facts.discovery.config.as_path())
-                    && unit_exists("nginx.service").await
-                {
-                    (
-                        PathBuf::from("systemctl"),
-                        vec!["start".to_owned(), "nginx.service".to_owned()],
-                    )
-                } else {
-                    (binary.clone(), facts.nginx_args(&[]))
-                };
-                actions.push(Action {
-                    kind: ActionKind::StartNginx,
-                    program,
-                    args,
-                    why: "nginx is not running; its config passes nginx -t".to_owned(),
-                    cause: d.cause,
-                    upstream: None,
-                });
+        // The cause's own acts (its entry in the cause table), the first that applies.
+        for act in d.cause.entry().acts {
+            if let Some(action) = plan_act(facts, &binary, config_ok, d, *act).await {
+                actions.push(action);
+                break;
             }
-            Cause::CONFIG_NOT_RELOADED if facts.discovery.master.is_some() && config_ok => {
-                actions.push(reload_action(
-                    facts,
-                    &binary,
-                    d,
-                    "the config on disk passes nginx -t and differs from the one the workers run; a reload makes nginx run it",
-                ));
-            }
-            Cause::NO_LIVE_UPSTREAMS if facts.discovery.master.is_some() && config_ok => {
-                let members: Vec<_> = facts
-                    .endpoints
-                    .iter()
-                    .filter(|e| {
-                        e.group.is_some()
-                            && e.group.as_deref() == d.upstream.as_ref().and_then(Upstream::group)
-                    })
-                    .collect();
-                let mut all_up = !members.is_empty();
-                for m in &members {
-                    all_up &= facts
-                        .probe_of(&Upstream::from(&m.peer))
-                        .await
-                        .is_some_and(|p| p.ok());
-                }
-                if all_up {
-                    actions.push(reload_action(facts, &binary, d, "every server of the group answers now; a reload clears the failure marks at once"));
-                }
-            }
-            Cause::UNIX_SOCKET_MISSING => {
-                let Some(path) = d.upstream.as_ref().and_then(Upstream::unix_path) else {
-                    continue;
-                };
-                let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
-                    continue;
-                };
-                let unit = format!("{stem}.service");
-                if unit_exists(&unit).await {
-                    actions.push(Action {
-                        kind: ActionKind::RestartUnit(unit.clone()),
-                        program: PathBuf::from("systemctl"),
-                        args: vec!["restart".to_owned(), unit],
-                        why: format!("{} is created by this service", path.display()),
-                        cause: d.cause,
-                        upstream: d.upstream.clone(),
-                    });
-                }
-            }
-            _ if facts.discovery.master.is_some() && config_ok && d.confidence >= STRONG => {
-                let Some(edit) = edits::for_diagnosis(facts, d).await else {
-                    continue;
-                };
-                let reload = reload_action(facts, &binary, d, "");
-                actions.push(Action {
-                    kind: ActionKind::EditConfig(Box::new(edit)),
-                    why: "the fix in the config, then a reload; proven by a request through nginx"
-                        .to_owned(),
-                    ..reload
-                });
-            }
-            _ => {}
         }
     }
     actions.dedup_by(|a, b| a.kind == b.kind);
     actions
+}
+
+/// The action `act` comes to for diagnosis `d`, when its evidence and its gate allow it:
+/// nginx must pass `nginx -t` for every act on nginx, a start needs nginx stopped and a
+/// reload or an edit needs it running; a reload for an upstream group waits until every
+/// server of it answers; an edit needs a strong diagnosis and the edit `edits.rs` finds.
+async fn plan_act(
+    facts: &Facts,
+    binary: &Path,
+    config_ok: bool,
+    d: &Diagnosis,
+    act: Act,
+) -> Option<Action> {
+    let running = facts.discovery.master.is_some();
+    match act {
+        Act::StartNginx if !running && config_ok => {
+            let default_config = facts
+                .discovery
+                .build
+                .conf_path
+                .as_deref()
+                .map(|c| under_prefix(c, facts.discovery.build.prefix.as_deref()));
+            let (program, args) = if default_config.as_deref()
+                == Some(facts.discovery.config.as_path())
+                && unit_exists("nginx.service").await
+            {
+                (
+                    PathBuf::from("systemctl"),
+                    vec!["start".to_owned(), "nginx.service".to_owned()],
+                )
+            } else {
+                (binary.to_path_buf(), facts.nginx_args(&[]))
+            };
+            Some(Action {
+                kind: ActionKind::StartNginx,
+                program,
+                args,
+                why: "nginx is not running; its config passes nginx -t".to_owned(),
+                cause: d.cause,
+                upstream: None,
+            })
+        }
+        Act::ReloadNginx if running && config_ok => {
+            let Some(group) = d.upstream.as_ref().and_then(Upstream::group) else {
+                return Some(reload_action(
+                    facts,
+                    binary,
+                    d,
+                    "the config on disk passes nginx -t and differs from the one the workers run; a reload makes nginx run it",
+                ));
+            };
+            let members: Vec<_> = facts
+                .endpoints
+                .iter()
+                .filter(|e| e.group.as_deref() == Some(group))
+                .collect();
+            let mut all_up = !members.is_empty();
+            for m in &members {
+                all_up &= facts
+                    .probe_of(&Upstream::from(&m.peer))
+                    .await
+                    .is_some_and(|p| p.ok());
+            }
+            all_up.then(|| reload_action(facts, binary, d, "every server of the group answers now; a reload clears the failure marks at once"))
+        }
+        Act::RestartUnit => {
+            let path = d.upstream.as_ref().and_then(Upstream::unix_path)?;
+            let stem = path.file_stem().and_then(|s| s.to_str())?;
+            let unit = format!("{stem}.service");
+            if !unit_exists(&unit).await {
+                return None;
+            }
+            Some(Action {
+                kind: ActionKind::RestartUnit(unit.clone()),
+                program: PathBuf::from("systemctl"),
+                args: vec!["restart".to_owned(), unit],
+                why: format!("{} is created by this service", path.display()),
+                cause: d.cause,
+                upstream: d.upstream.clone(),
+            })
+        }
+        Act::EditConfig if running && config_ok && d.confidence >= STRONG => {
+            let edit = edits::for_diagnosis(facts, d).await?;
+            let reload = reload_action(facts, binary, d, "");
+            Some(Action {
+                kind: ActionKind::EditConfig(Box::new(edit)),
+                why: "the fix in the config, then a reload; proven by a request through nginx"
+                    .to_owned(),
+                ..reload
+            })
+        }
+        _ => None,
+    }
 }
 
 fn reload_action(facts: &Facts, binary: &Path, d: &Diagnosis, why: &str) -> Action {
