@@ -366,3 +366,76 @@ fn a_php_fpm_pool_on_another_port_is_fixed_by_pointing_fastcgi_pass_there_and_un
 fn an_app_on_another_interface_is_fixed_by_pointing_nginx_there_and_undone() {
     edit_round_trip("wrong-interface", &["+    proxy_pass \"http://127.0.0.2:"]);
 }
+
+/// A failing edit: the http block sets `proxy_temp_file_write_size 8k`, which nginx requires
+/// to be at least the buffers the edit raises, so `nginx -t` rejects the edit. It is rolled
+/// back to the exact bytes, nginx is not reloaded, nothing is left fixed, and the run exits
+/// 4.
+#[test]
+fn an_edit_nginx_rejects_is_rolled_back_to_the_exact_bytes() {
+    let Some(lab) = lab("header-too-big") else {
+        return;
+    };
+    let state = tempfile::tempdir().expect("a state dir");
+    // The http block gets the directive, and the running nginx is reloaded to run it.
+    let main = lab.config().to_path_buf();
+    let text = std::fs::read_to_string(&main).expect("read nginx.conf");
+    let with = text.replacen("http {", "http {\n    proxy_temp_file_write_size 8k;", 1);
+    assert_ne!(text, with, "the lab's nginx.conf has an http block");
+    std::fs::write(&main, with).expect("write nginx.conf");
+    let master = lab.master_pid().expect("the lab's nginx runs");
+    let children = || {
+        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default()
+    };
+    let workers = children();
+    let reload = std::process::Command::new(super::nginx_t::NGINX)
+        .arg("-p")
+        .arg(lab.dir())
+        .arg("-c")
+        .arg(&main)
+        .args(["-s", "reload"])
+        .output()
+        .expect("reload the lab's nginx");
+    assert!(reload.status.success(), "{reload:?}");
+    for _ in 0..100 {
+        if children() != workers && !children().trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_ne!(children(), workers, "the lab's nginx did not reload");
+    let app_conf = lab.dir().join("conf/app.conf");
+    let before = std::fs::read(&app_conf).expect("read the site file");
+    assert_eq!(lab.request("/").unwrap(), 502);
+
+    let out = super::harness::bin()
+        .env("FIX502_STATE_DIR", state.path())
+        .args(["--non-interactive", "--json", "--apply", "--config"])
+        .arg(lab.config())
+        .output()
+        .expect("run fix502");
+    let report = super::harness::parse_report(&out);
+    assert_eq!(out.status.code(), Some(4), "{report:#}");
+    let action = &report["actions"][0];
+    assert_eq!(action["kind"], "edit", "{report:#}");
+    assert_eq!(action["status"], "rolled-back", "{report:#}");
+    assert!(
+        report.to_string().contains("proxy_temp_file_write_size"),
+        "the report quotes nginx -t's reason: {report:#}"
+    );
+    assert_eq!(
+        std::fs::read(&app_conf).unwrap(),
+        before,
+        "rolled back to the exact bytes"
+    );
+    assert!(
+        super::harness::causes(&report).contains(&"upstream-header-too-big".to_owned()),
+        "the cause is still diagnosed: {report:#}"
+    );
+    assert_eq!(
+        lab.request("/").unwrap(),
+        502,
+        "nothing changed for clients"
+    );
+}
