@@ -439,3 +439,8 @@ fn an_edit_nginx_rejects_is_rolled_back_to_the_exact_bytes() {
         "nothing changed for clients"
     );
 }
+
+#[test]
+fn tls_without_the_sni_the_app_requires_is_fixed_by_proxy_ssl_server_name_and_undone() {
+    edit_round_trip("tls-needs-sni", &["+    proxy_ssl_server_name on;"]);
+}

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::ServerConfig;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 use crate::LabError;
 
@@ -34,6 +36,24 @@ fn write(dir: &Path, relative: &str, text: &str) -> Result<PathBuf, LabError> {
 /// to [`UPSTREAM_CERT`] and [`UPSTREAM_KEY`], and returns a rustls server config serving it
 /// (TLS 1.2 and 1.3, ring).
 pub(crate) fn upstream_server(dir: &Path) -> Result<Arc<ServerConfig>, LabError> {
+    let (certified, builder) = upstream_key(dir)?;
+    let config = builder.with_cert_resolver(Arc::new(AnyName(certified)));
+    Ok(Arc::new(config))
+}
+
+/// [`upstream_server`] that ends every handshake whose ClientHello names no server (no
+/// SNI), as virtual-hosting TLS servers and CDNs do: `proxy_pass https://` without
+/// `proxy_ssl_server_name on` fails there.
+pub(crate) fn upstream_server_requiring_sni(dir: &Path) -> Result<Arc<ServerConfig>, LabError> {
+    let (certified, builder) = upstream_key(dir)?;
+    let config = builder.with_cert_resolver(Arc::new(NamedOnly(certified)));
+    Ok(Arc::new(config))
+}
+
+type Builder = rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert>;
+
+/// The upstream certificate and key (written to the lab dir), and a server config builder.
+fn upstream_key(dir: &Path) -> Result<(Arc<CertifiedKey>, Builder), LabError> {
     let key = KeyPair::generate().map_err(|e| tls_error("generate a key", e))?;
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
         .map_err(|e| tls_error("certificate parameters", e))?;
@@ -48,13 +68,36 @@ pub(crate) fn upstream_server(dir: &Path) -> Result<Arc<ServerConfig>, LabError>
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(provider)
+    let signing = provider
+        .key_provider
+        .load_private_key(private)
+        .map_err(|e| tls_error("load the upstream key", e))?;
+    let certified = Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing));
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error("TLS versions", e))?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], private)
-        .map_err(|e| tls_error("load the upstream certificate", e))?;
-    Ok(Arc::new(config))
+        .with_no_client_auth();
+    Ok((certified, builder))
+}
+
+/// Serves the certificate to every ClientHello.
+#[derive(Debug)]
+struct AnyName(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for AnyName {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Serves the certificate only to a ClientHello that names a server (SNI).
+#[derive(Debug)]
+struct NamedOnly(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for NamedOnly {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        hello.server_name().map(|_| self.0.clone())
+    }
 }
 
 /// Generates a CA certificate that signed nothing and writes it to [`TRUSTED_CA`].

@@ -333,6 +333,7 @@ fn every_scenario_has_a_test_here() {
         "proxy-to-fastcgi",
         "fastcgi-to-http",
         "tls-verify",
+        "tls-needs-sni",
         "php-fpm-killed",
         "read-timeout",
         "upstream-502",
@@ -576,6 +577,23 @@ fn fastcgi_to_http_reads_an_h_as_protocol_version() {
         "{app_conf}"
     );
     assert!(!app_conf.contains("include"), "{app_conf}");
+    stop_and_check(lab);
+}
+
+#[test]
+fn tls_needs_sni_ends_the_handshake_nginx_makes_without_sni() {
+    let Some(lab) = start("tls-needs-sni") else {
+        return;
+    };
+    let upstream = format!("https://{}/", expected_upstream(&lab));
+    let line = check_marker_and_status(&lab, &upstream);
+    assert!(line.contains("while SSL handshaking to upstream"), "{line}");
+    let app_conf = fs::read_to_string(lab.dir().join("conf/app.conf")).expect("app.conf");
+    assert!(
+        app_conf.contains("proxy_pass \"https://backend\";"),
+        "{app_conf}"
+    );
+    assert!(!app_conf.contains("proxy_ssl_server_name"), "{app_conf}");
     stop_and_check(lab);
 }
 

@@ -208,6 +208,8 @@ pub(super) static ENTRIES: [Entry; 10] = [
         |ctx| ctx.measured_at(Cause::UPSTREAM_TLS),
         |_, _| {},
     )
+    // Only SNI (`proxy_ssl_server_name on`); verification is never weakened.
+    .acts(&[Act::EditConfig])
     .logged(|l| match l.signature {
         Signature::Tls(
             TlsKind::HandshakeFailed {

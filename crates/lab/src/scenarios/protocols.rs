@@ -1,6 +1,6 @@
 //! Scenarios of protocols: nginx speaks TLS to a plain port or plain HTTP to a TLS one, HTTP
-//! to a FastCGI pool or FastCGI to an HTTP app, and TLS to an upstream whose certificate it
-//! does not trust.
+//! to a FastCGI pool or FastCGI to an HTTP app, TLS to an upstream whose certificate it
+//! does not trust, and TLS without SNI to one that requires it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::setup::{Setup, app, fastcgi, https_to, php_fpm, spawn_app};
 use crate::tls;
 use crate::upstream::Behavior;
 
-pub(super) static SCENARIOS: [ScenarioInfo; 5] = [
+pub(super) static SCENARIOS: [ScenarioInfo; 6] = [
     ScenarioInfo::new(
         "https-to-plain",
         "proxy_pass https:// points at an app that speaks plain HTTP",
@@ -70,7 +70,28 @@ pub(super) static SCENARIOS: [ScenarioInfo; 5] = [
         Some(502),
         |listen, dir| tls_verify(listen, dir.path),
     ),
+    ScenarioInfo::new(
+        "tls-needs-sni",
+        "proxy_pass https:// to an app that requires SNI, without proxy_ssl_server_name on",
+        Expectation::problem("upstream-tls", &[]),
+        Some("SSL_do_handshake() failed"),
+        Some(502),
+        |listen, dir| tls_needs_sni(listen, dir.path),
+    ),
 ];
+
+/// `proxy_pass https://backend` (an upstream group) to a TLS app that ends every handshake
+/// without SNI; nginx sends none unless `proxy_ssl_server_name on`.
+fn tls_needs_sni(listen: SocketAddr, dir: &Path) -> Result<Setup, LabError> {
+    let (addr, responder) = spawn_app(Behavior::Tls(tls::upstream_server_requiring_sni(dir)?))?;
+    let upstream = addr.to_string();
+    Ok(Setup {
+        location: crate::config::proxy("https://backend"),
+        group: vec![upstream.clone()],
+        responders: vec![responder],
+        ..Setup::new(listen, upstream)
+    })
+}
 
 /// A TLS app with a self-signed certificate; nginx verifies it against an unrelated CA.
 fn tls_verify(listen: SocketAddr, dir: &Path) -> Result<Setup, LabError> {

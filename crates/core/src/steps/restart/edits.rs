@@ -9,7 +9,8 @@
 //! `upstream-protocol-mismatch` switches `proxy_pass` between `http://` and `https://` when
 //! the port's own bytes said which it speaks; `upstream-wrong-address` (and a missing unix
 //! socket) points the group's `server` line or the pass directive at the one listener that
-//! decided where the app went.
+//! decided where the app went; `upstream-tls` adds `proxy_ssl_server_name on` when the
+//! upstream completes the handshake only with SNI.
 //! A block that already sets one of those directives is left to a person: fix502 does not
 //! edit what it would have to merge.
 
@@ -21,9 +22,11 @@ use fix502_nginx::view::{ListenAddr, PassModule};
 use fix502_probe::http::{self, HttpLimits, HttpRequest};
 use fix502_probe::sniff::Protocol;
 use fix502_probe::stream::Endpoint;
+use fix502_probe::tls::TlsOutcome;
 
 use crate::causes::Cause;
 use crate::edit::{self, FileEdit};
+use crate::exchange::Answer;
 use crate::facts::Facts;
 use crate::report::{Diagnosis, Location};
 use crate::steps::answer::buffer_directives;
@@ -92,6 +95,7 @@ pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<ConfigEdit> {
         // Every cause here acts by `Act::EditConfig` in the cause table (tested below).
         Cause::UPSTREAM_HEADER_TOO_BIG => header_buffers(facts, upstream).await,
         Cause::UPSTREAM_PROTOCOL_MISMATCH => scheme(facts, upstream).await,
+        Cause::UPSTREAM_TLS => sni(facts, upstream).await,
         Cause::UPSTREAM_WRONG_ADDRESS | Cause::UNIX_SOCKET_MISSING => {
             repoint(facts, upstream).await
         }
@@ -167,6 +171,42 @@ async fn scheme(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
         return None;
     }
     let edit = FileEdit::replace(&path, &text, line_no, 1, &after).ok()?;
+    Some(ConfigEdit {
+        edit,
+        check: check_request(facts, endpoint.uses.first()?.target, upstream).await?,
+    })
+}
+
+/// `upstream-tls` where the upstream completes the handshake only with SNI, which nginx
+/// sends only with `*_ssl_server_name on`: that directive, after the pass directive, when
+/// the probe's handshake with SNI (the name nginx would send) succeeded and the block does
+/// not set it already. Verification is never weakened.
+async fn sni(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
+    let (i, endpoint) = endpoint_at(facts, upstream).await?;
+    let exchange = facts.exchanges().await.get(i)?.as_ref()?;
+    let Answer::Tls {
+        probe,
+        with_sni: Some(retry),
+    } = &exchange.answer
+    else {
+        return None;
+    };
+    let established = |o: &TlsOutcome| matches!(o, TlsOutcome::Established);
+    if established(&probe.outcome) || !established(&retry.outcome) {
+        return None;
+    }
+    let name = format!(
+        "{}_ssl_server_name",
+        fix502_nginx::settings::directive_prefix(exchange.module)
+    );
+    let (pass, siblings) = block_of(facts, &exchange.at)?;
+    if siblings.iter().any(|d| d.name == name) {
+        return None;
+    }
+    let path = PathBuf::from(pass.span.file.as_ref());
+    let text = edit::read_text(&path).ok()?;
+    let line = format!("{name} on;");
+    let edit = FileEdit::insert_after(&path, &text, pass.span.line as usize, &[&line]).ok()?;
     Some(ConfigEdit {
         edit,
         check: check_request(facts, endpoint.uses.first()?.target, upstream).await?,
@@ -298,8 +338,9 @@ fn holds(locations: &[fix502_nginx::view::Location], target: usize) -> bool {
 
 /// The causes [`for_diagnosis`] has an edit for.
 #[cfg(test)]
-const EDITED: [Cause; 4] = [
+const EDITED: [Cause; 5] = [
     Cause::UPSTREAM_HEADER_TOO_BIG,
+    Cause::UPSTREAM_TLS,
     Cause::UPSTREAM_PROTOCOL_MISMATCH,
     Cause::UPSTREAM_WRONG_ADDRESS,
     Cause::UNIX_SOCKET_MISSING,
