@@ -32,6 +32,8 @@ use crate::{LabError, client};
 
 /// How long to wait for the expected line in the error (or access) log.
 const LOG_WAIT: Duration = Duration::from_secs(3);
+/// How many times [`Lab::start`] tries when a port it picked was taken meanwhile.
+const START_ATTEMPTS: u32 = 3;
 /// Poll interval while waiting for the error log.
 const POLL: Duration = Duration::from_millis(25);
 /// How long after nginx started a config edit is made at the earliest, so that the file's
@@ -100,7 +102,27 @@ impl Lab {
     /// `failed-reload`) make the edit at least 2 s after nginx started, so the file is clearly
     /// newer than the workers; `failed-reload` then sends SIGHUP and also waits for the
     /// `[emerg]` line of the failed reload.
+    ///
+    /// The lab's listen port is picked free just before nginx binds it, so a test running
+    /// beside it may take it first: a start that fails with `Address already in use` is
+    /// tried again with new ports, at most [`START_ATTEMPTS`] times.
     pub fn start(name: &str, opts: &LabOptions) -> Result<Self, LabError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(name, opts) {
+                Err(LabError::NginxFailed { stderr })
+                    if stderr.contains("Address already in use") && attempt < START_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, "a port the lab picked was taken; trying again");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One attempt of [`Self::start`].
+    fn start_once(name: &str, opts: &LabOptions) -> Result<Self, LabError> {
         let info = find(name).ok_or_else(|| LabError::UnknownScenario(name.to_owned()))?;
         let root = geteuid().is_root();
         if info.needs_root && !root {
