@@ -105,7 +105,7 @@ impl Lab {
     ///
     /// The lab's listen port is picked free just before nginx binds it, so a test running
     /// beside it may take it first: a start that fails with `Address already in use` is
-    /// tried again with new ports, at most [`START_ATTEMPTS`] times.
+    /// tried again with new ports, at most three times in all.
     pub fn start(name: &str, opts: &LabOptions) -> Result<Self, LabError> {
         let mut attempt = 1;
         loop {
