@@ -63,6 +63,36 @@ fn not_called_not_running(v: &mut Verdict<'_>, run: &lab::Run) {
     );
 }
 
+/// The verdict of nginx in a namespace of its own whose app listens on the host's
+/// 127.0.0.1:`app_port`: no nginx-not-running, the top diagnosis at that upstream names the
+/// other namespace, and nothing calls it intermittent.
+fn app_on_the_host(v: &mut Verdict<'_>, run: &lab::Run, app_port: u16) {
+    not_called_not_running(v, run);
+    let top = &run.report["diagnosis"][0];
+    let upstream = format!("127.0.0.1:{app_port}");
+    v.check(
+        ["upstream-refused", "upstream-wrong-address"]
+            .contains(&top["cause"].as_str().unwrap_or_default()),
+        "the top cause is upstream-refused or upstream-wrong-address",
+    );
+    v.check(
+        top["upstream"] == upstream,
+        format!("the top upstream is {upstream}"),
+    );
+    let text = run.top_text();
+    v.check(
+        text.contains(&upstream) && text.contains("namespace") && text.contains("host"),
+        format!("the top diagnosis says that the app listens on {upstream} in another network namespace (the host's), not nginx's"),
+    );
+    let diagnosis = run.report["diagnosis"].to_string();
+    for word in ["answers now", "intermittent"] {
+        v.check(
+            !diagnosis.contains(word),
+            format!("no {word:?} in the diagnosis"),
+        );
+    }
+}
+
 /// Scenario 1: nginx in a network namespace of its own (`unshare --net`) proxies to
 /// 127.0.0.1:P, where the app listens in the host's (the test's) namespace, not nginx's.
 #[test]
@@ -101,30 +131,8 @@ fn netns_nginx_in_a_namespace_with_the_app_on_the_hosts_loopback() {
 
     let run = diagnose(&[], nginx.pid);
     let mut v = Verdict::new(&run);
-    not_called_not_running(&mut v, &run);
-    let top = &run.report["diagnosis"][0];
+    app_on_the_host(&mut v, &run, app_port);
     let upstream = format!("127.0.0.1:{app_port}");
-    v.check(
-        ["upstream-refused", "upstream-wrong-address"]
-            .contains(&top["cause"].as_str().unwrap_or_default()),
-        "the top cause is upstream-refused or upstream-wrong-address",
-    );
-    v.check(
-        top["upstream"] == upstream,
-        format!("the top upstream is {upstream}"),
-    );
-    let text = run.top_text();
-    v.check(
-        text.contains(&upstream) && text.contains("namespace") && text.contains("host"),
-        format!("the top diagnosis says that the app listens on {upstream} in another network namespace (the host's), not nginx's"),
-    );
-    let diagnosis = run.report["diagnosis"].to_string();
-    for word in ["answers now", "intermittent"] {
-        v.check(
-            !diagnosis.contains(word),
-            format!("no {word:?} in the diagnosis"),
-        );
-    }
     // The probes were made from nginx's network namespace, and say so.
     let probes: Vec<&serde_json::Value> = run.report["steps"]
         .as_array()
@@ -738,30 +746,8 @@ fn netns_nginx_in_a_container_like_sandbox_is_pid_1_of_its_own() {
             && n["namespaces"]["sandboxed"] == true,
         "nginx.namespaces names its own pid namespace and a sandbox",
     );
-    not_called_not_running(&mut v, &run);
-    let top = &run.report["diagnosis"][0];
-    let upstream = format!("127.0.0.1:{app_port}");
-    v.check(
-        ["upstream-refused", "upstream-wrong-address"]
-            .contains(&top["cause"].as_str().unwrap_or_default()),
-        "the top cause is upstream-refused or upstream-wrong-address",
-    );
-    v.check(
-        top["upstream"] == upstream,
-        format!("the top upstream is {upstream}"),
-    );
-    let text = run.top_text();
-    v.check(
-        text.contains(&upstream) && text.contains("namespace") && text.contains("host"),
-        format!("the top diagnosis says that the app listens on {upstream} in another network namespace (the host's), not nginx's"),
-    );
+    app_on_the_host(&mut v, &run, app_port);
     let diagnosis = run.report["diagnosis"].to_string();
-    for word in ["answers now", "intermittent"] {
-        v.check(
-            !diagnosis.contains(word),
-            format!("no {word:?} in the diagnosis"),
-        );
-    }
     v.check(
         !diagnosis.contains("pid 1 ") && !diagnosis.contains("pid 1)"),
         "no pid 1 in the diagnosis: the pid file's 1 is no pid on this host",

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use fix502_nginx::config::{Config, Directive};
+use fix502_nginx::config::{Config, each_block};
 use fix502_nginx::view::ConfigView;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, setns, unshare};
@@ -147,11 +147,13 @@ impl Touched {
             push_new(&mut touched.logs, at(log));
         }
         let mut dirs: Vec<String> = Vec::new();
-        walk(directives, &mut |d| {
-            if (d.name.ends_with("_temp_path") || d.name.ends_with("_cache_path"))
-                && let Some(path) = d.args.first()
-            {
-                dirs.push(path.clone());
+        each_block(directives, &mut |block| {
+            for d in block {
+                if (d.name.ends_with("_temp_path") || d.name.ends_with("_cache_path"))
+                    && let Some(path) = d.args.first()
+                {
+                    dirs.push(path.clone());
+                }
             }
         });
         if has_http {
@@ -176,15 +178,6 @@ impl Touched {
         all.extend(self.logs.iter().cloned());
         all.extend(self.dirs.iter().cloned());
         all
-    }
-}
-
-fn walk(directives: &[Directive], f: &mut impl FnMut(&Directive)) {
-    for d in directives {
-        f(d);
-        if let Some(block) = &d.block {
-            walk(block, f);
-        }
     }
 }
 

@@ -244,6 +244,17 @@ impl ConfigError {
     }
 }
 
+/// Calls `f` with `directives` and then with every block nested in them, outer blocks
+/// first: each directive is in exactly one of the slices `f` sees, beside its siblings.
+pub fn each_block<'a>(directives: &'a [Directive], f: &mut impl FnMut(&'a [Directive])) {
+    f(directives);
+    for d in directives {
+        if let Some(block) = &d.block {
+            each_block(block, f);
+        }
+    }
+}
+
 impl Config {
     /// Loads `main` and everything it includes from the filesystem.
     pub fn load(main: &Path) -> Result<Self, ConfigError> {

@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use fix502_nginx::config::each_block;
 use fix502_nginx::resolver::{ResolverSpec, literal_host, resolver_of};
 use fix502_nginx::view::{PassTarget, Peer, TargetAddress};
 use fix502_probe::dns::{self, DnsFailure, ResolverQuery};
@@ -413,24 +414,20 @@ struct ResolveLines {
 /// like that.
 fn port_in_config(facts: &Facts, host: &str) -> Option<u16> {
     let needle = format!("//{}:", host.to_ascii_lowercase());
-    let mut todo: Vec<&fix502_nginx::config::Directive> =
-        facts.config.as_ref()?.directives.iter().collect();
-    while let Some(d) = todo.pop() {
-        for arg in &d.args {
+    let mut found = None;
+    each_block(&facts.config.as_ref()?.directives, &mut |block| {
+        for arg in block.iter().flat_map(|d| &d.args) {
             let lower = arg.to_ascii_lowercase();
             if let Some(i) = lower.find(&needle) {
                 let digits: String = lower[i + needle.len()..]
                     .chars()
                     .take_while(char::is_ascii_digit)
                     .collect();
-                if let Ok(port) = digits.parse() {
-                    return Some(port);
-                }
+                found = found.or_else(|| digits.parse().ok());
             }
         }
-        todo.extend(d.block.iter().flatten());
-    }
-    None
+    });
+    found
 }
 
 /// The hosts nginx logged it could not resolve (`NAME could not be resolved`), at most a

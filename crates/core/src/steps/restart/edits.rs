@@ -17,7 +17,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use fix502_nginx::config::Directive;
+use fix502_nginx::config::{Directive, each_block};
 use fix502_nginx::view::{ListenAddr, PassModule};
 use fix502_probe::http::{self, HttpLimits, HttpRequest};
 use fix502_probe::sniff::Protocol;
@@ -258,19 +258,17 @@ async fn header_buffers(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit
 
 /// The pass directive written at `at`, and the directives of its block.
 fn block_of<'a>(facts: &'a Facts, at: &Location) -> Option<(&'a Directive, &'a [Directive])> {
-    let config = facts.config.as_ref()?;
-    let mut todo: Vec<&[Directive]> = vec![&config.directives];
-    while let Some(block) = todo.pop() {
-        for d in block {
-            if Path::new(d.span.file.as_ref()) == at.file && d.span.line == at.line {
-                return Some((d, block));
-            }
-            if let Some(children) = &d.block {
-                todo.push(children);
-            }
+    let mut found = None;
+    each_block(&facts.config.as_ref()?.directives, &mut |block| {
+        if found.is_none()
+            && let Some(d) = block
+                .iter()
+                .find(|d| Path::new(d.span.file.as_ref()) == at.file && d.span.line == at.line)
+        {
+            found = Some((d, block));
         }
-    }
-    None
+    });
+    found
 }
 
 /// The request that shows the 502 of `upstream` (pass target `target`) is gone: `--url`

@@ -373,12 +373,7 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
     if let Err(e) = change.apply() {
         return failed(format!("cannot write {}: {e}", path.display()));
     }
-    let before_workers = facts
-        .discovery
-        .master
-        .as_ref()
-        .map(|m| worker_pids(m.pid))
-        .unwrap_or_default();
+    let before_workers = workers_of_the_master(facts);
     let command = action.command();
     let gate = facts.nginx_command(&["-t"]);
     let failure = match gate {
@@ -396,13 +391,12 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
         Some(f) => Some(f),
         None => {
             drop(change.record_command(&command));
-            match run_command(&action.program, &action.args, Duration::from_secs(30)).await {
-                Ok(o) if o.success => match verify(facts, action, &before_workers).await {
+            match run_action(action).await {
+                Ok(()) => match verify(facts, action, &before_workers).await {
                     Ok(()) => edit.check.send(facts).await.err(),
                     Err(e) => Some(e),
                 },
-                Ok(o) => Some(format!("`{command}` failed: {}", o.stderr.trim())),
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some(e),
             }
         }
     };
@@ -433,9 +427,8 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
             };
             // The old config back in the running nginx, once the edit was reloaded.
             let reloaded = if tested {
-                match run_command(&action.program, &action.args, Duration::from_secs(30)).await {
-                    Ok(o) if o.success => "; nginx reloaded with the old config".to_owned(),
-                    Ok(o) => format!("; reloading the old config failed: {}", o.stderr.trim()),
+                match run_action(action).await {
+                    Ok(()) => "; nginx reloaded with the old config".to_owned(),
                     Err(e) => format!("; reloading the old config failed: {e}"),
                 }
             } else {
@@ -540,18 +533,11 @@ async fn apply_command(facts: &Facts, action: &Action) -> Finding {
             }
         }
     }
-    let before_workers = facts
-        .discovery
-        .master
-        .as_ref()
-        .map(|m| worker_pids(m.pid))
-        .unwrap_or_default();
+    let before_workers = workers_of_the_master(facts);
     let masters_before: Vec<u32> = find_masters().iter().map(|m| m.pid).collect();
-    let ran = run_command(&action.program, &action.args, Duration::from_secs(30)).await;
-    let failure = match ran {
-        Ok(o) if o.success => verify(facts, action, &before_workers).await.err(),
-        Ok(o) => Some(format!("`{command}` failed: {}", o.stderr.trim())),
-        Err(e) => Some(e.to_string()),
+    let failure = match run_action(action).await {
+        Ok(()) => verify(facts, action, &before_workers).await.err(),
+        Err(e) => Some(e),
     };
     // The master this run started, if it started one: new since, and running this config.
     let started = (action.kind == ActionKind::StartNginx)
@@ -584,6 +570,30 @@ async fn apply_command(facts: &Facts, action: &Action) -> Finding {
             .evidence(format!("ran: {command}"))
             .evidence(format!("rollback: {rollback}"))
         }
+    }
+}
+
+/// The workers of the master found at the start of the run (empty when none runs): a
+/// reload is verified by their replacement.
+fn workers_of_the_master(facts: &Facts) -> Vec<u32> {
+    facts
+        .discovery
+        .master
+        .as_ref()
+        .map(|m| worker_pids(m.pid))
+        .unwrap_or_default()
+}
+
+/// Runs the action's command (bounded); `Err` says how it failed, in one line.
+async fn run_action(action: &Action) -> Result<(), String> {
+    match run_command(&action.program, &action.args, Duration::from_secs(30)).await {
+        Ok(o) if o.success => Ok(()),
+        Ok(o) => Err(format!(
+            "`{}` failed: {}",
+            action.command(),
+            o.stderr.trim()
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
