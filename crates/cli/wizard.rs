@@ -229,6 +229,9 @@ pub async fn run(
     }
     engine.follow_the_chain().await;
     render::diagnosis_block(out, &g, engine.diagnosis())?;
+    if options.wants(StepId::Restart) && !options.dry_run {
+        until_the_config_passes(&mut engine, prompter, out, &g, spinners).await?;
+    }
     if options.wants(StepId::Restart) {
         let started = Instant::now();
         let plan = engine.plan().await;
@@ -248,15 +251,26 @@ pub async fn run(
                 action.title(),
                 action.why
             )?;
-            let question = match &action.kind {
-                ActionKind::EditConfig(edit) => {
+            let question = match action.kind.file_edit() {
+                Some((edit, check)) => {
                     writeln!(out, "  the change:")?;
-                    for line in edit.edit.diff().lines() {
+                    for line in edit.diff().lines() {
                         writeln!(out, "    {line}")?;
                     }
+                    let tester = match &action.kind {
+                        ActionKind::EditApp(app) => {
+                            if let Some(test) = &app.app.test {
+                                writeln!(out, "  tested by: {}", test.join(" "))?;
+                            }
+                            format!("{}'s own test", app.app.name)
+                        }
+                        _ => "nginx -t".to_owned(),
+                    };
                     writeln!(out, "  then: {}", action.command())?;
-                    writeln!(out, "  proven by: {}", edit.check.words())?;
-                    "Make this change now (journalled, nginx -t first, reloaded, proven through nginx, undone on failure)?".to_owned()
+                    writeln!(out, "  proven by: {}", check.words())?;
+                    format!(
+                        "Make this change now (journalled, {tester} first, reloaded, proven through nginx, undone on failure)?"
+                    )
                 }
                 _ => {
                     writeln!(out, "  command: {}", action.command())?;
@@ -266,7 +280,10 @@ pub async fn run(
                     )
                 }
             };
-            let go = !options.dry_run && (options.apply || prompter.confirm(&question, false)?);
+            // `--apply` answers for nginx's side only: another service's needs this yes.
+            let go = !options.dry_run
+                && ((options.apply && !action.kind.needs_yes())
+                    || prompter.confirm(&question, false)?);
             if go {
                 let pb = spinner(format!("{}…", action.title()), spinners);
                 let f = engine.apply(action).await;
@@ -278,11 +295,64 @@ pub async fn run(
                 applied.push(f);
             }
         }
-        engine.record_restart(&plan, applied, started.elapsed().as_millis() as u64);
+        engine
+            .record_restart(&plan, applied, started.elapsed().as_millis() as u64)
+            .await;
     }
     let report = engine.report();
     writeln!(out, "\n{}", console::style(render::verdict(&report)).bold())?;
     Ok(report)
+}
+
+/// How many times the wizard tests a config the person fixed before it goes on.
+const CONFIG_ROUNDS: usize = 3;
+
+/// `config-invalid`: nothing is reloaded while `nginx -t` fails, and fix502 does not edit a
+/// config it cannot parse back. The person fixes the file; on their word the steps that ran
+/// run again on the config as it is now (at most [`CONFIG_ROUNDS`] times), and once `nginx
+/// -t` passes the restart step plans the reload as for any config that differs from the one
+/// the workers run.
+async fn until_the_config_passes(
+    engine: &mut Engine,
+    prompter: &mut dyn Prompter,
+    out: &mut dyn Write,
+    g: &Glyphs,
+    spinners: bool,
+) -> Result<()> {
+    let invalid = |e: &Engine| {
+        e.diagnosis()
+            .iter()
+            .any(|d| d.cause == fix502_core::causes::Cause::CONFIG_INVALID)
+    };
+    for _ in 0..CONFIG_ROUNDS {
+        if !invalid(engine) {
+            break;
+        }
+        writeln!(
+            out,
+            "\n{} nginx -t fails on the config on disk, so nothing is reloaded or restarted: fix the file:line above in your editor, then test it here.",
+            console::style("Restart:").bold()
+        )?;
+        if !prompter.confirm(
+            "I have fixed the config: run nginx -t and check again?",
+            false,
+        )? {
+            break;
+        }
+        let pb = spinner("Checking again…".to_owned(), spinners);
+        engine.run_again().await?;
+        pb.finish_and_clear();
+        if let Some(report) = engine.steps().iter().find(|s| s.step == StepId::Config) {
+            render::step_block(out, g, report, false)?;
+        }
+        if invalid(engine) {
+            writeln!(out, "  nginx -t still fails.")?;
+        } else {
+            writeln!(out, "  nginx -t passes now.")?;
+            render::diagnosis_block(out, g, engine.diagnosis())?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

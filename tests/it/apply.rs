@@ -179,28 +179,12 @@ fn edit_round_trip(scenario: &str, in_diff: &[&str]) {
     let status = || lab.request("/").unwrap_or(0);
     let broken = |s: u16| s == 502 || s == 0;
     assert!(broken(status()), "{scenario}: the lab is broken first");
-    let run = |args: &[&str]| {
-        let out = super::harness::bin()
-            .env("FIX502_STATE_DIR", state.path())
-            .args(["--non-interactive", "--json", "--config"])
-            .arg(lab.config())
-            .args(args)
-            .output()
-            .expect("run fix502");
-        let report = super::harness::parse_report(&out);
-        (out, report)
-    };
+    let run = |args: &[&str]| super::harness::run_json_journalled(&lab, state.path(), args);
 
     // Planned only: the diff is shown, the file is untouched.
     let (out, report) = run(&[]);
     assert_eq!(out.status.code(), Some(1), "{scenario}: {report:#}");
-    let planned = &report["actions"][0];
-    assert_eq!(planned["kind"], "edit", "{scenario}: {report:#}");
-    assert_eq!(planned["status"], "planned", "{scenario}: {report:#}");
-    let diff = planned["diff"].as_str().unwrap_or_default();
-    for text in in_diff {
-        assert!(diff.contains(text), "{scenario}: {text:?} not in\n{diff}");
-    }
+    super::harness::planned(&report, "edit", scenario, in_diff);
     assert_eq!(
         std::fs::read(&app_conf).unwrap(),
         before,
@@ -240,17 +224,7 @@ fn edit_round_trip(scenario: &str, in_diff: &[&str]) {
     assert_eq!(status(), 200, "{scenario}: the edit fixes the 502");
 
     // Undone: the exact bytes back, and the 502 with them.
-    let out = super::harness::bin()
-        .env("FIX502_STATE_DIR", state.path())
-        .args(["undo", &id])
-        .output()
-        .expect("run fix502 undo");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{scenario}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::harness::undo(state.path(), Some(&id), scenario);
     assert_eq!(
         std::fs::read(&app_conf).unwrap(),
         before,
@@ -321,13 +295,7 @@ fn never_automatic_causes_change_no_file_with_apply() {
             all
         };
         let before = files(lab.dir());
-        let out = super::harness::bin()
-            .env("FIX502_STATE_DIR", state.path())
-            .args(["--non-interactive", "--json", "--apply", "--config"])
-            .arg(lab.config())
-            .output()
-            .expect("run fix502");
-        let report = super::harness::parse_report(&out);
+        let (_, report) = super::harness::run_json_journalled(&lab, state.path(), &["--apply"]);
         assert!(
             report["actions"]
                 .as_array()
@@ -409,13 +377,7 @@ fn an_edit_nginx_rejects_is_rolled_back_to_the_exact_bytes() {
     let before = std::fs::read(&app_conf).expect("read the site file");
     assert_eq!(lab.request("/").unwrap(), 502);
 
-    let out = super::harness::bin()
-        .env("FIX502_STATE_DIR", state.path())
-        .args(["--non-interactive", "--json", "--apply", "--config"])
-        .arg(lab.config())
-        .output()
-        .expect("run fix502");
-    let report = super::harness::parse_report(&out);
+    let (out, report) = super::harness::run_json_journalled(&lab, state.path(), &["--apply"]);
     assert_eq!(out.status.code(), Some(4), "{report:#}");
     let action = &report["actions"][0];
     assert_eq!(action["kind"], "edit", "{report:#}");

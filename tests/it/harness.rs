@@ -31,7 +31,18 @@ pub fn lab(name: &str) -> Option<Lab> {
 
 /// `fix502 --non-interactive --json --config <lab config>` plus extra args.
 pub fn run_json(lab: &Lab, extra: &[&str]) -> (Output, Value) {
-    let out = bin()
+    run_json_in(bin(), lab, extra)
+}
+
+/// [`run_json`] with fix502's journal of changes in `state` (`FIX502_STATE_DIR`).
+pub fn run_json_journalled(lab: &Lab, state: &Path, extra: &[&str]) -> (Output, Value) {
+    let mut cmd = bin();
+    cmd.env("FIX502_STATE_DIR", state);
+    run_json_in(cmd, lab, extra)
+}
+
+fn run_json_in(mut cmd: Command, lab: &Lab, extra: &[&str]) -> (Output, Value) {
+    let out = cmd
         .args(["--non-interactive", "--json", "--config"])
         .arg(lab.config())
         .args(extra)
@@ -197,4 +208,34 @@ pub fn top_text(report: &Value) -> String {
         }
     }
     out
+}
+
+/// The report's first action, which must be `kind`, planned, with a diff holding each of
+/// `in_diff`.
+pub fn planned<'a>(report: &'a Value, kind: &str, scenario: &str, in_diff: &[&str]) -> &'a Value {
+    let planned = &report["actions"][0];
+    assert_eq!(planned["kind"], kind, "{scenario}: {report:#}");
+    assert_eq!(planned["status"], "planned", "{scenario}: {report:#}");
+    let diff = planned["diff"].as_str().unwrap_or_default();
+    for text in in_diff {
+        assert!(diff.contains(text), "{scenario}: {text:?} not in\n{diff}");
+    }
+    planned
+}
+
+/// `fix502 undo [ID]` with the journal in `state`; it must succeed. Returns its stdout.
+pub fn undo(state: &Path, id: Option<&str>, scenario: &str) -> String {
+    let out = bin()
+        .env("FIX502_STATE_DIR", state)
+        .arg("undo")
+        .args(id)
+        .output()
+        .expect("run fix502 undo");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{scenario}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

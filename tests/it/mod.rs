@@ -1,5 +1,6 @@
 //! One integration-test binary; each file tests one face of the binary.
 
+mod app_side;
 mod apply;
 mod chain;
 mod cli;

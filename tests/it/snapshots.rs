@@ -40,6 +40,7 @@ fn settings(lab: &Lab) -> insta::Settings {
         (r"/proc/\d+/", "/proc/[PID]/"),
         (r"\bchild \d+", "child [PID]"),
         (r"received from \d+", "received from [PID]"),
+        (r"kill -(USR2|HUP) \d+", "kill -$1 [PID]"),
         // Durations.
         (r"\d+\.\d+ (s|sec|seconds) after", "[N] $1 after"),
         (r"\(\d+\.\d+ sec\)", "([N] sec)"),

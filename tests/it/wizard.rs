@@ -83,3 +83,53 @@ fn no_terminal_means_no_prompt() {
     assert!(!text.contains("What next?"), "{text}");
     assert!(text.contains("Likely cause: upstream-refused"), "{text}");
 }
+
+#[test]
+fn a_config_the_person_fixed_is_tested_again_and_reloaded_after_a_yes() {
+    let Some(lab) = lab("config-invalid") else {
+        return;
+    };
+    let app_conf = lab.dir().join("conf/app.conf");
+    let workers = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default()
+    };
+    let workers_before = lab.master_pid().map(workers);
+    let mut p = wizard_in_pty(&lab);
+    for _ in 0..3 {
+        p.exp_string("What next?").expect("a step's prompt");
+        p.send("\r").unwrap();
+        p.flush().unwrap();
+    }
+    p.exp_string("nothing is reloaded or restarted")
+        .expect("no reload of an invalid config");
+    p.exp_string("I have fixed the config")
+        .expect("the question");
+    // The person fixes the file in their editor meanwhile.
+    let broken = std::fs::read_to_string(&app_conf).unwrap();
+    let fixed = broken.replace(
+        "    proxy_read_timeout 30s\n",
+        "    proxy_read_timeout 30s;\n",
+    );
+    assert_ne!(broken, fixed, "the lab's broken line");
+    std::fs::write(&app_conf, fixed).unwrap();
+    p.send("y").unwrap();
+    p.flush().unwrap();
+    p.exp_string("nginx -t passes now").expect("tested again");
+    p.exp_string("Restart: Reload nginx")
+        .expect("the reload offered");
+    p.exp_string("Run `").expect("the question");
+    p.send("y").unwrap();
+    p.flush().unwrap();
+    p.exp_string("applied and verified").expect("reloaded");
+    let status = p.process().wait().expect("exit");
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 0)),
+        "{status:?}"
+    );
+    let workers_after = lab.master_pid().map(workers);
+    assert!(
+        workers_after.is_some() && workers_after != workers_before,
+        "new workers run the fixed config: {workers_before:?} → {workers_after:?}"
+    );
+    assert_eq!(lab.request("/").unwrap(), 200);
+}

@@ -6,7 +6,7 @@ use fix502_probe::netns::within;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::chain;
 
@@ -35,6 +35,9 @@ pub struct Engine {
     applied: Vec<(Action, restart::Outcome)>,
     /// The fifth step's actions as the report lists them.
     actions: Vec<ActionRecord>,
+    /// When the last action was done: the checks run again afterwards look at nothing older
+    /// (what an app server logs while it reloads is the reload's own).
+    last_applied: Option<Instant>,
 }
 
 impl Engine {
@@ -50,6 +53,7 @@ impl Engine {
             lock: None,
             applied: Vec::new(),
             actions: Vec::new(),
+            last_applied: None,
         })
     }
 
@@ -116,13 +120,39 @@ impl Engine {
         }
         let ns = self.facts.standpoint().ns();
         let outcome = within(ns, restart::apply(&self.facts, action)).await;
+        self.last_applied = Some(Instant::now());
         let finding = outcome.finding.clone();
         self.applied.push((action.clone(), outcome));
         finding
     }
 
-    /// Records the restart step: the plan and what was applied.
-    pub fn record_restart(&mut self, plan: &[Action], applied: Vec<Finding>, duration_ms: u64) {
+    /// The live checks (config, upstream, network) run again on what runs now, looking at
+    /// nothing older than the last action: what they still diagnose, or why they could not
+    /// run.
+    async fn diagnosed_again(&self) -> Result<Vec<Diagnosis>, String> {
+        let live = [StepId::Config, StepId::Upstream, StepId::Network];
+        let mut options = self.facts.options.clone();
+        options.steps = live.to_vec();
+        options.apply = false;
+        options.since = self
+            .last_applied
+            .map_or(Duration::ZERO, |t| t.elapsed())
+            .max(Duration::from_millis(100));
+        let mut fresh = Self::new(options).await.map_err(|e| e.to_string())?;
+        for step in live {
+            fresh.run_step(step).await;
+        }
+        Ok(fresh.diagnosis)
+    }
+
+    /// Records the restart step: the plan and what was applied. An action verified through
+    /// nginx fixes its cause only when the checks that found it, run again, find it no more.
+    pub async fn record_restart(
+        &mut self,
+        plan: &[Action],
+        applied: Vec<Finding>,
+        duration_ms: u64,
+    ) {
         let mut findings = restart::plan_findings(plan, &self.diagnosis, !applied.is_empty());
         findings.extend(applied);
         // Each planned action once: what became of it when it was applied, else planned.
@@ -141,18 +171,46 @@ impl Engine {
             .collect();
         // The verdict follows the state after the fix: a cause an action fixed and verified
         // is no longer diagnosed; the restart step says it was fixed.
-        let fixed: Vec<&Action> = self
+        let mut fixed: Vec<Action> = self
             .applied
             .iter()
             .filter(|(_, o)| o.status == ActionStatus::Verified)
-            .map(|(a, _)| a)
+            .map(|(a, _)| a.clone())
             .collect();
+        let addresses = |a: &Action, d: &Diagnosis| {
+            a.cause == d.cause && (a.upstream.is_none() || a.upstream == d.upstream)
+        };
+        if !fixed.is_empty() {
+            match self.diagnosed_again().await {
+                Ok(again) => fixed.retain(|a| {
+                    let still = again.iter().find(|d| addresses(a, d));
+                    if let Some(d) = still {
+                        findings.push(
+                            Finding::new(
+                                restart::APPLY_CHECK,
+                                crate::report::Severity::Warning,
+                                format!(
+                                    "{}: nginx no longer answers 502 to the proving request, but the checks run again still find {}",
+                                    a.title(),
+                                    d.cause.id()
+                                ),
+                            )
+                            .cause(a.cause)
+                            .evidence(d.summary.clone()),
+                        );
+                    }
+                    still.is_none()
+                }),
+                Err(why) => findings.push(Finding::new(
+                    restart::APPLY_CHECK,
+                    crate::report::Severity::Warning,
+                    format!("the checks could not run again after the fix: {why}"),
+                )),
+            }
+        }
         let before = self.diagnosis.len();
-        self.diagnosis.retain(|d| {
-            !fixed
-                .iter()
-                .any(|a| a.cause == d.cause && (a.upstream.is_none() || a.upstream == d.upstream))
-        });
+        self.diagnosis
+            .retain(|d| !fixed.iter().any(|a| addresses(a, d)));
         if self.diagnosis.len() < before {
             findings.push(Finding::new(
                 restart::APPLY_CHECK,
@@ -224,6 +282,39 @@ impl Engine {
     /// the steps that ran once more on the processes there are now, and says so in the
     /// report. Fails with [`DiscoveryError::Unsettled`] when nginx changes again meanwhile.
     pub async fn recheck(&mut self, change: &str) -> Result<(), DiscoveryError> {
+        let fresh = self.fresh_run().await?;
+        if let Some(again) = fresh.nginx_changed() {
+            return Err(DiscoveryError::Unsettled(change.to_owned(), again));
+        }
+        *self = fresh;
+        let note = Finding::new(
+            crate::steps::config::PROCESS,
+            crate::report::Severity::Info,
+            format!(
+                "nginx changed while fix502 was looking at it ({change}): every step was run again on the processes running now"
+            ),
+        );
+        let at = self
+            .steps
+            .iter()
+            .position(|s| s.step == StepId::Config)
+            .unwrap_or(0);
+        if let Some(report) = self.steps.get_mut(at) {
+            report.findings.insert(0, note);
+        }
+        Ok(())
+    }
+
+    /// Looks again from the start (the person changed something: the config on disk, a
+    /// service): finds nginx and reads its config anew, and runs the steps that ran once
+    /// more. The acting lock, if held, is kept.
+    pub async fn run_again(&mut self) -> Result<(), DiscoveryError> {
+        *self = self.fresh_run().await?;
+        Ok(())
+    }
+
+    /// A new engine on what runs now that has run the steps this one ran, holding its lock.
+    async fn fresh_run(&mut self) -> Result<Self, DiscoveryError> {
         let ran: Vec<StepId> = self
             .steps
             .iter()
@@ -243,26 +334,7 @@ impl Engine {
         for step in ran {
             fresh.run_step(step).await;
         }
-        if let Some(again) = fresh.nginx_changed() {
-            return Err(DiscoveryError::Unsettled(change.to_owned(), again));
-        }
-        let note = Finding::new(
-            crate::steps::config::PROCESS,
-            crate::report::Severity::Info,
-            format!(
-                "nginx changed while fix502 was looking at it ({change}): every step was run again on the processes running now"
-            ),
-        );
-        let at = fresh
-            .steps
-            .iter()
-            .position(|s| s.step == StepId::Config)
-            .unwrap_or(0);
-        if let Some(report) = fresh.steps.get_mut(at) {
-            report.findings.insert(0, note);
-        }
-        *self = fresh;
-        Ok(())
+        Ok(fresh)
     }
 
     /// Runs every selected step without asking; acts only when `options.apply` is set. When
@@ -283,11 +355,14 @@ impl Engine {
             let plan = engine.plan().await;
             let mut applied = Vec::new();
             if engine.facts.options.apply && !engine.facts.options.dry_run {
-                for action in &plan {
+                // Another service's side waits for a yes in the wizard: planned only.
+                for action in plan.iter().filter(|a| !a.kind.needs_yes()) {
                     applied.push(engine.apply(action).await);
                 }
             }
-            engine.record_restart(&plan, applied, started.elapsed().as_millis() as u64);
+            engine
+                .record_restart(&plan, applied, started.elapsed().as_millis() as u64)
+                .await;
         }
         Ok(engine.report())
     }

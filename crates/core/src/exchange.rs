@@ -177,8 +177,11 @@ pub fn buffer_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<u64> {
 }
 
 /// How long nginx waits for the response header for this target.
-pub fn read_timeout_limit(target: &PassTarget, shape: &Shape<'_>) -> Limit<Duration> {
-    timeout_limit(target, "read", shape.version)
+pub fn read_timeout_limit(
+    target: &PassTarget,
+    version: Option<(u32, u32, u32)>,
+) -> Limit<Duration> {
+    timeout_limit(target, "read", version)
 }
 
 /// How long nginx waits for a connection (and a TLS handshake) to this target's upstream.
@@ -516,7 +519,7 @@ pub async fn exchange(target: &PassTarget, peer: &Target, shape: &Shape<'_>) -> 
         answer,
         sniff,
         buffer: buffer_limit(target, shape),
-        read_timeout: read_timeout_limit(target, shape),
+        read_timeout: read_timeout_limit(target, shape.version),
         connect_timeout: connect_timeout_limit(target, shape.version),
     }
 }
@@ -625,9 +628,9 @@ mod tests {
             (b.directive, b.value, b.at),
             ("fastcgi_buffer_size", 4096, None)
         );
-        let t = read_timeout_limit(&v.targets[0], &s);
+        let t = read_timeout_limit(&v.targets[0], s.version);
         assert_eq!(t.value, Duration::from_secs(5));
-        let d = read_timeout_limit(&v.targets[1], &s);
+        let d = read_timeout_limit(&v.targets[1], s.version);
         assert_eq!(
             (d.directive, d.value),
             ("fastcgi_read_timeout", Duration::from_secs(60))

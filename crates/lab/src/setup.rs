@@ -241,21 +241,16 @@ pub(crate) fn fastcgi(
     }
 }
 
-/// [`fastcgi`] to a real php-fpm pool running the slow script (`phpfpm::SCRIPT`).
+/// [`fastcgi`] to a real php-fpm pool running `script` (`phpfpm::SCRIPT`, the slow one, or
+/// `phpfpm::OK_SCRIPT`).
 pub(crate) fn php_fpm_site(
     listen: SocketAddr,
     dir: LabDir<'_>,
     upstream: String,
     fpm: PhpFpm,
+    script: &str,
 ) -> Setup {
-    fastcgi(
-        listen,
-        dir,
-        upstream,
-        Vec::new(),
-        Some(fpm),
-        crate::phpfpm::SCRIPT,
-    )
+    fastcgi(listen, dir, upstream, Vec::new(), Some(fpm), script)
 }
 
 /// The app listens on `app_ip:P` (`[::1]`, or `127.0.0.2`); nginx connects to `127.0.0.1:P`,

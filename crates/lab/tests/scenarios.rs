@@ -199,9 +199,10 @@ fn unix_socket_missing_logs_2() {
     stop_and_check(lab);
 }
 
-#[test]
-fn unix_socket_permission_logs_13() {
-    let Some(lab) = start("unix-socket-permission") else {
+/// A root-owned socket of mode 0600 (`socket`, under the lab dir) keeps nginx's workers out:
+/// nginx logs EACCES and answers 502.
+fn socket_permission_logs_13(scenario: &str, socket: &str) {
+    let Some(lab) = start(scenario) else {
         return;
     };
     assert_config_ok(&lab);
@@ -211,11 +212,22 @@ fn unix_socket_permission_logs_13() {
         line.contains(&format!("connect() to {upstream} failed")),
         "{line}"
     );
-    let meta = fs::metadata(lab.dir().join("run/app.sock")).expect("socket exists");
+    let meta = fs::metadata(lab.dir().join(socket)).expect("socket exists");
     assert!(meta.file_type().is_socket());
     assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
     assert_eq!(lab.request("/").expect("request"), 502);
     stop_and_check(lab);
+}
+
+#[test]
+fn unix_socket_permission_logs_13() {
+    socket_permission_logs_13("unix-socket-permission", "run/app.sock");
+}
+
+#[test]
+fn php_fpm_socket_permission_logs_13() {
+    // php-fpm made its socket root's, mode 0600, from listen.owner and listen.mode.
+    socket_permission_logs_13("php-fpm-socket-permission", "run/php-fpm.sock");
 }
 
 #[test]
@@ -351,6 +363,7 @@ fn every_scenario_has_a_test_here() {
         "busy-host-healthy",
         "php-fpm-saturated",
         "php-fpm-allowed-clients",
+        "php-fpm-socket-permission",
         "uwsgi-http-socket",
         "php-fpm-stale-socket",
     ];

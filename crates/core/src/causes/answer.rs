@@ -58,6 +58,7 @@ pub(super) static ENTRIES: [Entry; 10] = [
     })
     .connect(|o, _| *o == ConnectOutcome::TimedOut)
     .answered(&[Answered::TimedOut])
+    .acts(&[Act::EditApp])
     // Only nginx's log knows nginx waited its own timeout; a probe's timeout is a hint.
     .confidence(|c, support| if support.log { c } else { c.min(0.5) }),
     Entry::new(
@@ -98,6 +99,7 @@ pub(super) static ENTRIES: [Entry; 10] = [
             .then_some("premature closes before a complete header")
     })
     .answered(&[Answered::ClosedEarly])
+    .acts(&[Act::EditApp])
     // A worker killed mid-request (app-server log, OOM) explains the resets nginx saw too.
     .absorbs(&[Cause::UPSTREAM_RESET]),
     Entry::new(

@@ -147,8 +147,13 @@ pub enum Act {
     /// Edit nginx's config at the file:line the evidence names, then reload (the restart
     /// step's `edits.rs`).
     EditConfig,
-    /// Restart the systemd unit that makes a missing unix socket.
+    /// Restart the systemd unit that makes a missing unix socket (the app's side: only
+    /// after a yes in the wizard).
     RestartUnit,
+    /// Edit the app server's own config at the setting the evidence names, test it with the
+    /// app server's own check, and reload it (the restart step's `app.rs`; the app's side:
+    /// only after a yes in the wizard).
+    EditApp,
 }
 
 impl Entry {

@@ -56,6 +56,7 @@ pub(super) static ENTRIES: [Entry; 3] = [
     })
     .connect(|o, via| *o == ConnectOutcome::PermissionDenied && via.unix)
     .retried()
+    .acts(&[Act::EditApp])
     .next(|step, _| {
         (step == StepId::Upstream).then(|| {
             Next::here("Fix the socket's owner or mode for the worker user (see diagnosis)")
@@ -77,5 +78,6 @@ pub(super) static ENTRIES: [Entry; 3] = [
         },
     )
     .logged(|l| matches!(l.signature, Signature::BacklogFull).then_some("backlog-full (EAGAIN) errors"))
-    .connect(|o, _| *o == ConnectOutcome::WouldBlock),
+    .connect(|o, _| *o == ConnectOutcome::WouldBlock)
+    .acts(&[Act::EditApp]),
 ];

@@ -75,7 +75,7 @@ struct Reason {
 
 /// Every worker was busy: connections queue (EAGAIN on a full unix socket's backlog, a
 /// connect or read timeout on TCP).
-const SATURATED: &[Cause] = &[
+pub(crate) const SATURATED: &[Cause] = &[
     Cause::UPSTREAM_BACKLOG_FULL,
     Cause::UPSTREAM_TIMEOUT,
     Cause::UPSTREAM_CLOSED_EARLY,
@@ -198,6 +198,16 @@ fn explain(event: &LogEvent, app: &AppServer) -> Option<Reason> {
 
 fn within(event: &LogEvent, since: SystemTime) -> bool {
     event.time.is_some_and(|t| t >= since)
+}
+
+/// Whether `app`'s own log says `kind` happened within `--since`.
+pub(crate) fn happened(facts: &Facts, app: &AppServer, kind: LogEventKind) -> bool {
+    let since = SystemTime::now()
+        .checked_sub(facts.options.since)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    app.events
+        .iter()
+        .any(|e| e.kind == kind && within(e, since))
 }
 
 fn app_server(facts: &Facts) -> FindingsFuture<'_> {
@@ -371,8 +381,13 @@ fn allows(list: &str, source: IpAddr) -> bool {
 
 /// php-fpm's `listen.allowed_clients` leaves out the address nginx connects from, so the
 /// pool drops nginx's connections right after accepting them (only judged for a loopback
-/// upstream without a `*_bind`, where that address is known).
-fn clients_not_allowed(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> Option<Finding> {
+/// upstream without a `*_bind`, where that address is known): the setting, and nginx's
+/// address.
+pub(crate) fn not_allowed<'a>(
+    facts: &Facts,
+    endpoint: &Endpoint,
+    app: &'a AppServer,
+) -> Option<(&'a Setting, IpAddr)> {
     if app.kind != AppServerKind::PhpFpm {
         return None;
     }
@@ -388,9 +403,12 @@ fn clients_not_allowed(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> O
         return None;
     }
     let source = loopback_source(&endpoint.peer)?;
-    if allows(&setting.value, source) {
-        return None;
-    }
+    (!allows(&setting.value, source)).then_some((setting, source))
+}
+
+/// The finding of [`not_allowed`].
+fn clients_not_allowed(facts: &Facts, endpoint: &Endpoint, app: &AppServer) -> Option<Finding> {
+    let (setting, source) = not_allowed(facts, endpoint, app)?;
     Some(
         Finding::new(
             APP_SERVER,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::LabError;
 use crate::config;
+use crate::phpfpm::SCRIPT;
 use crate::scenario::{Expectation, ScenarioInfo};
 use crate::setup::{DEFAULT_GETS, RACE_GAP, Setup, Traffic, app, php_fpm, php_fpm_site, spawn_app};
 use crate::upstream::{APP_502_BODY, BIG_HEADER_BYTES, BODY, Behavior, big_header, response};
@@ -111,7 +112,7 @@ pub(super) static SCENARIOS: [ScenarioInfo; 9] = [
                     gets: 1,
                     ..Traffic::default()
                 },
-                ..php_fpm_site(listen, dir, upstream, fpm)
+                ..php_fpm_site(listen, dir, upstream, fpm, SCRIPT)
             })
         },
     )

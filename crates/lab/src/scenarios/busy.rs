@@ -16,7 +16,7 @@ use super::connecting::REFUSED;
 use crate::LabError;
 use crate::child::{Endpoint, LabChild};
 use crate::config::{self, Group, Site};
-use crate::phpfpm::{OK_SCRIPT, PhpFpm, PoolListen, PoolSpec, log_tail};
+use crate::phpfpm::{OK_SCRIPT, PhpFpm, PoolListen, PoolSpec, SCRIPT, log_tail};
 use crate::scenario::{Expectation, ScenarioInfo};
 use crate::setup::{
     LabDir, Setup, Traffic, free_port, free_ports, php_fpm_site, spawn, unix_upstream_named,
@@ -46,7 +46,7 @@ const BLOG: &str = "blog.lab.fix502.test";
 /// of one (Linux queues one more than the backlog), and three that find the queue full.
 const SATURATING_GETS: usize = 6;
 
-pub(super) static SCENARIOS: [ScenarioInfo; 6] = [
+pub(super) static SCENARIOS: [ScenarioInfo; 7] = [
     ScenarioInfo::new(
         "busy-host-one-down",
         "three sites' apps on neighbouring ports; the admin app is down, a decoy is named like it",
@@ -83,6 +83,16 @@ pub(super) static SCENARIOS: [ScenarioInfo; 6] = [
         allowed_clients,
     )
     .php_fpm(),
+    ScenarioInfo::new(
+        "php-fpm-socket-permission",
+        "the PHP-FPM pool's socket is root-owned mode 0600 (listen.owner/listen.mode); workers run as nobody",
+        Expectation::problem("unix-socket-permission", &[]),
+        Some("failed (13: "),
+        Some(502),
+        socket_permission,
+    )
+    .php_fpm()
+    .root(),
     ScenarioInfo::new(
         "uwsgi-http-socket",
         "uwsgi_pass to uWSGI started with --http-socket: it waits for an HTTP head (504)",
@@ -216,7 +226,7 @@ fn saturated(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> {
             ..Traffic::default()
         },
         app_marker: Some((log, MAX_CHILDREN)),
-        ..php_fpm_site(listen, dir, upstream, fpm)
+        ..php_fpm_site(listen, dir, upstream, fpm, SCRIPT)
     })
 }
 
@@ -239,7 +249,7 @@ fn allowed_clients(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabErro
             ..Traffic::default()
         },
         app_marker: Some((log, DISALLOWED)),
-        ..php_fpm_site(listen, dir, format!("127.0.0.1:{port}"), fpm)
+        ..php_fpm_site(listen, dir, format!("127.0.0.1:{port}"), fpm, SCRIPT)
     })
 }
 
@@ -329,8 +339,28 @@ fn stale_socket(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> 
         }],
         healthy: vec![blog_upstream],
         more_php_fpm: vec![blog, spare],
-        ..php_fpm_site(listen, dir, upstream, fpm)
+        ..php_fpm_site(listen, dir, upstream, fpm, SCRIPT)
     })
+}
+
+/// A PHP-FPM pool on a unix socket whose `listen.owner`, `listen.group` and `listen.mode`
+/// (root, root, 0600: the last lines of the pool win) keep nginx's workers out.
+fn socket_permission(listen: SocketAddr, dir: LabDir<'_>) -> Result<Setup, LabError> {
+    let upstream = unix_upstream_named(dir.path, "php-fpm")?;
+    let fpm = PhpFpm::start(
+        dir.path,
+        dir.text,
+        &PoolSpec {
+            listen: PoolListen::Unix(socket_path(&upstream)),
+            extra: vec![
+                "listen.owner = root".to_owned(),
+                "listen.group = root".to_owned(),
+                "listen.mode = 0600".to_owned(),
+            ],
+            ..PoolSpec::tcp(0, dir.user)
+        },
+    )?;
+    Ok(php_fpm_site(listen, dir, upstream, fpm, OK_SCRIPT))
 }
 
 /// The path of a `unix:PATH` upstream.

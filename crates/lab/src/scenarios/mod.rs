@@ -67,6 +67,7 @@ mod tests {
                 "wrong-port",
                 "php-fpm-saturated",
                 "php-fpm-allowed-clients",
+                "php-fpm-socket-permission",
                 "php-fpm-stale-socket"
             ]
         );
@@ -100,7 +101,14 @@ mod tests {
             .filter(|s| s.needs_root)
             .map(|s| s.name)
             .collect();
-        assert_eq!(root, ["unix-socket-permission", "stale-dns"]);
+        assert_eq!(
+            root,
+            [
+                "unix-socket-permission",
+                "stale-dns",
+                "php-fpm-socket-permission"
+            ]
+        );
         let refused = find("group-one-dead").and_then(ScenarioInfo::log_marker);
         assert_eq!(refused, Some("failed (111: "));
         let alone: Vec<_> = scenarios()

@@ -16,8 +16,8 @@ use crate::phpfpm;
 use crate::scenario::{Expectation, ScenarioInfo};
 use crate::setup::{
     APP_NAME, ConfigEdit, HOSTS_FILE, MISSING_NAME, NEW_APP_IP, NamespaceHosts, OLD_APP_IP,
-    OTHER_LOOPBACK, Setup, fastcgi, free_port, listener_with_closed_twin, listening_elsewhere,
-    php_fpm, spawn, spawn_app,
+    OTHER_LOOPBACK, Setup, free_port, listener_with_closed_twin, listening_elsewhere, php_fpm,
+    php_fpm_site, spawn, spawn_app,
 };
 use crate::upstream::{Behavior, Listener};
 
@@ -31,14 +31,7 @@ pub(super) static SCENARIOS: [ScenarioInfo; 8] = [
         |listen, dir| {
             let (_, fpm) = php_fpm(dir, None)?;
             let upstream = format!("127.0.0.1:{}", free_port()?);
-            Ok(fastcgi(
-                listen,
-                dir,
-                upstream,
-                Vec::new(),
-                Some(fpm),
-                phpfpm::OK_SCRIPT,
-            ))
+            Ok(php_fpm_site(listen, dir, upstream, fpm, phpfpm::OK_SCRIPT))
         },
     )
     .php_fpm()

@@ -78,6 +78,23 @@ impl CheckRequest {
         }
     }
 
+    /// Sends it until nginx answers neither 502 nor 504, for at most `wait` (an app server
+    /// that reloads drops connections for a moment); the last failure when it never does.
+    pub async fn send_until(
+        &self,
+        facts: &Facts,
+        wait: std::time::Duration,
+    ) -> Result<u16, String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match self.send(facts).await {
+                Ok(status) => return Ok(status),
+                Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        }
+    }
+
     /// In words: `GET / (Host: shop.test) through nginx at 127.0.0.1:8080`.
     pub fn words(&self) -> String {
         format!(
@@ -214,7 +231,7 @@ async fn sni(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
 }
 
 /// The index in [`Facts::endpoints`] of the endpoint at `upstream`, and the endpoint.
-async fn endpoint_at<'a>(
+pub(super) async fn endpoint_at<'a>(
     facts: &'a Facts,
     upstream: &Upstream,
 ) -> Option<(usize, &'a crate::facts::Endpoint)> {
@@ -274,7 +291,11 @@ fn block_of<'a>(facts: &'a Facts, at: &Location) -> Option<(&'a Directive, &'a [
 /// The request that shows the 502 of `upstream` (pass target `target`) is gone: `--url`
 /// when it routes there, else the GET or HEAD nginx logged for it, else the location's path,
 /// sent to the listen address of the server that holds the pass directive.
-async fn check_request(facts: &Facts, target: usize, upstream: &Upstream) -> Option<CheckRequest> {
+pub(super) async fn check_request(
+    facts: &Facts,
+    target: usize,
+    upstream: &Upstream,
+) -> Option<CheckRequest> {
     let server = facts
         .view
         .servers

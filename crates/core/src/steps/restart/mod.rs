@@ -1,13 +1,14 @@
 //! Step 5, restart: turn the diagnosis into a plan of safe actions, each shown as the exact
-//! command or, for an edit of nginx's config, as a unified diff: start or reload nginx
-//! (`nginx-not-running`, `config-not-reloaded`, `no-live-upstreams` once every server
-//! answers), restart the upstream's service, and the config edits of `edits.rs`
-//! (`upstream-header-too-big`: raise the module's buffers in the block of its pass
-//! directive). Acting happens only after an interactive yes or `--apply`, only after `nginx
-//! -t` passes, and is verified afterwards (new workers, the probes pass, and for an edit the
-//! failing request sent again through nginx); an edit is journalled first (`changes.rs`,
-//! undone by `fix502 undo`), and a failed verification is rolled back and reported so the
-//! run exits 4.
+//! command or, for an edit, as a unified diff: start or reload nginx (`nginx-not-running`,
+//! `config-not-reloaded`, `no-live-upstreams` once every server answers), the config edits of
+//! `edits.rs`, and on another service's side (only after a yes in the wizard, never by
+//! `--apply` alone) restarting the upstream's unit and the app server's own config edits of
+//! `app.rs`. Acting happens only after an interactive yes or `--apply`, only after `nginx -t`
+//! (the app server's own test) passes, and is verified afterwards (new workers, the probes
+//! pass, and for an edit the failing request sent again through nginx); an edit is
+//! journalled first (`changes.rs`, undone by `fix502 undo`), and a failed verification is
+//! rolled back and reported so the run exits 4.
+mod app;
 mod edits;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use fix502_nginx::view::ListenAddr;
 use fix502_probe::{connect, listeners};
 
+pub use app::AppEdit;
 pub use edits::{CheckRequest, ConfigEdit};
 
 use crate::causes::{Act, Cause};
@@ -49,6 +51,25 @@ pub enum ActionKind {
     ReloadNginx,
     /// Restart a systemd unit of the upstream.
     RestartUnit(String),
+    /// Edit the app server's config (shown as a diff), test it, then reload the app server.
+    EditApp(Box<AppEdit>),
+}
+
+impl ActionKind {
+    /// Whether it acts on another service than nginx: then only a yes in the wizard to this
+    /// exact diff or command applies it, never `--apply` alone.
+    pub fn needs_yes(&self) -> bool {
+        matches!(self, Self::RestartUnit(_) | Self::EditApp(_))
+    }
+
+    /// The file edit, for an edit of nginx's config or of an app server's.
+    pub fn file_edit(&self) -> Option<(&crate::edit::FileEdit, &CheckRequest)> {
+        match self {
+            Self::EditConfig(e) => Some((&e.edit, &e.check)),
+            Self::EditApp(e) => Some((&e.edit, &e.check)),
+            _ => None,
+        }
+    }
 }
 
 /// One planned action.
@@ -81,15 +102,13 @@ impl Action {
             ActionKind::StartNginx => ("start", None),
             ActionKind::ReloadNginx => ("reload", None),
             ActionKind::RestartUnit(u) => ("restart-unit", Some(u.clone())),
+            ActionKind::EditApp(e) => ("app-edit", Some(e.edit.path.display().to_string())),
         };
         ActionRecord {
             kind: kind.to_owned(),
             target,
             command: Some(self.command()),
-            diff: match &self.kind {
-                ActionKind::EditConfig(e) => Some(e.edit.diff()),
-                _ => None,
-            },
+            diff: self.kind.file_edit().map(|(e, _)| e.diff()),
             status,
             backup: None,
             journal_id: None,
@@ -105,6 +124,7 @@ impl Action {
             ActionKind::StartNginx => "Start nginx".to_owned(),
             ActionKind::ReloadNginx => "Reload nginx".to_owned(),
             ActionKind::RestartUnit(u) => format!("Restart {u}"),
+            ActionKind::EditApp(e) => format!("Edit {} ({})", e.edit.path.display(), e.app.name),
         }
     }
 }
@@ -223,6 +243,22 @@ async fn plan_act(
                 upstream: d.upstream.clone(),
             })
         }
+        Act::EditApp if running && d.confidence >= STRONG => {
+            let edit = app::for_diagnosis(facts, d).await?;
+            let mut reload = edit.app.reload.clone()?.into_iter();
+            let program = PathBuf::from(reload.next()?);
+            Some(Action {
+                program,
+                args: reload.collect(),
+                why: format!(
+                    "the fix in {}'s own config, then its reload; proven by a request through nginx",
+                    edit.app.name
+                ),
+                kind: ActionKind::EditApp(Box::new(edit)),
+                cause: d.cause,
+                upstream: d.upstream.clone(),
+            })
+        }
         Act::EditConfig if running && config_ok && d.confidence >= STRONG => {
             let edit = edits::for_diagnosis(facts, d).await?;
             let reload = reload_action(facts, binary, d, "");
@@ -271,7 +307,9 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
     }
     plan.iter()
         .map(|a| {
-            let verb = if acting {
+            let verb = if a.kind.needs_yes() {
+                "needs a yes in the wizard (another service than nginx; --apply alone never runs it)"
+            } else if acting {
                 "will run"
             } else {
                 "would run (re-run with --apply, or answer yes in the wizard)"
@@ -283,10 +321,10 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
             )
             .cause(a.cause)
             .evidence(a.why.clone());
-            if let ActionKind::EditConfig(e) = &a.kind {
-                f = f.evidence(e.edit.diff()).evidence(format!(
+            if let Some((edit, check)) = a.kind.file_edit() {
+                f = f.evidence(edit.diff()).evidence(format!(
                     "then proven by {}: it must not answer 502 or 504",
-                    e.check.words()
+                    check.words()
                 ));
             }
             f.upstream = a.upstream.clone();
@@ -324,16 +362,28 @@ impl Outcome {
 /// [`apply_edit`]). The caller holds the acting lock.
 pub async fn apply(facts: &Facts, action: &Action) -> Outcome {
     match &action.kind {
-        ActionKind::EditConfig(edit) => apply_edit(facts, action, edit).await,
+        ActionKind::EditConfig(edit) => {
+            apply_edit(facts, action, &edit.edit, &edit.check, None).await
+        }
+        ActionKind::EditApp(edit) => {
+            apply_edit(facts, action, &edit.edit, &edit.check, Some(edit)).await
+        }
         _ => Outcome::of(apply_command(facts, action).await),
     }
 }
 
-/// An edit of nginx's config: the journal keeps the file's bytes first, then the edit is
-/// written (atomically, at a symlink's target), `nginx -t` gates it, nginx reloads, and the
-/// failing request is sent again through nginx. Any failure puts the old bytes back and
-/// reloads again (exit 4).
-async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcome {
+/// An edit of nginx's config (or, with `app`, of an app server's): the journal keeps the
+/// file's bytes first, then the edit is written (atomically, at a symlink's target), `nginx
+/// -t` (the app server's own test) gates it, nginx (the app server) reloads, and the failing
+/// request is sent again through nginx. Any failure puts the old bytes back and reloads
+/// again (exit 4).
+async fn apply_edit(
+    facts: &Facts,
+    action: &Action,
+    edit: &crate::edit::FileEdit,
+    check: &CheckRequest,
+    app: Option<&AppEdit>,
+) -> Outcome {
     let title = action.title();
     let failed = |why: String| Outcome {
         finding: not_applied(action, &why),
@@ -344,8 +394,8 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
     let Some(binary) = facts.discovery.binary.clone() else {
         return failed("no nginx binary".to_owned());
     };
-    let path = &edit.edit.path;
-    let new_bytes = match crate::edit::read_text(path).and_then(|t| edit.edit.apply_to(&t)) {
+    let path = &edit.path;
+    let new_bytes = match crate::edit::read_text(path).and_then(|t| edit.apply_to(&t)) {
         Ok(text) => text.into_bytes(),
         Err(e) => return failed(e.to_string()),
     };
@@ -354,7 +404,7 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
         Err(e) => return failed(format!("cannot open fix502's journal: {e}")),
     };
     let mut change = match changes.begin(NewChange {
-        kind: "edit".to_owned(),
+        kind: if app.is_some() { "app-edit" } else { "edit" }.to_owned(),
         cause: Some(action.cause.id().to_owned()),
         nginx: NginxTarget {
             binary,
@@ -362,7 +412,7 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
             config: facts.discovery.config.clone(),
             master_pid: facts.master_pid(),
         },
-        app: None,
+        app: app.map(|a| a.app.clone()),
         files: vec![(path.clone(), new_bytes)],
     }) {
         Ok(c) => c,
@@ -375,14 +425,22 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
     }
     let before_workers = workers_of_the_master(facts);
     let command = action.command();
-    let gate = facts.nginx_command(&["-t"]);
+    let gate = match app {
+        None => facts.nginx_command(&["-t"]),
+        Some(a) => a.app.test.as_ref().and_then(|t| {
+            let (program, args) = t.split_first()?;
+            Some((PathBuf::from(program), args.to_vec()))
+        }),
+    };
+    let tester = app.map_or("nginx".to_owned(), |a| a.app.name.clone());
     let failure = match gate {
+        None if app.is_some() => None,
         None => Some("no nginx binary to test the edit with".to_owned()),
         Some((program, args)) => {
             match run_command(&program, &args, Duration::from_secs(30)).await {
                 Ok(o) if o.success => None,
-                Ok(o) => Some(format!("nginx -t rejects the edit: {}", o.stderr.trim())),
-                Err(e) => Some(format!("cannot run nginx -t: {e}")),
+                Ok(o) => Some(format!("{tester} -t rejects the edit: {}", o.stderr.trim())),
+                Err(e) => Some(format!("cannot run {tester} -t: {e}")),
             }
         }
     };
@@ -392,8 +450,9 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
         None => {
             drop(change.record_command(&command));
             match run_action(action).await {
+                Ok(()) if app.is_some() => check.send_until(facts, app::COME_BACK).await.err(),
                 Ok(()) => match verify(facts, action, &before_workers).await {
-                    Ok(()) => edit.check.send(facts).await.err(),
+                    Ok(()) => check.send(facts).await.err(),
                     Err(e) => Some(e),
                 },
                 Err(e) => Some(e),
@@ -408,10 +467,10 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
                 finding: Finding::new(
                     APPLY_CHECK,
                     Severity::Info,
-                    format!("{title}{VERIFIED} (`{command}`; {})", edit.check.words()),
+                    format!("{title}{VERIFIED} (`{command}`; {})", check.words()),
                 )
                 .cause(action.cause)
-                .evidence(edit.edit.diff())
+                .evidence(edit.diff())
                 .evidence(format!(
                     "journal: change {id}; undo it with: fix502 undo {id}"
                 )),
@@ -428,7 +487,7 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
             // The old config back in the running nginx, once the edit was reloaded.
             let reloaded = if tested {
                 match run_action(action).await {
-                    Ok(()) => "; nginx reloaded with the old config".to_owned(),
+                    Ok(()) => format!("; {tester} reloaded with the old config"),
                     Err(e) => format!("; reloading the old config failed: {e}"),
                 }
             } else {
@@ -441,7 +500,7 @@ async fn apply_edit(facts: &Facts, action: &Action, edit: &ConfigEdit) -> Outcom
                     format!("{title}: failed verification: {why}"),
                 )
                 .cause(action.cause)
-                .evidence(edit.edit.diff())
+                .evidence(edit.diff())
                 .evidence(format!("rollback: {restored}{reloaded}")),
                 status: ActionStatus::RolledBack,
                 journal_id,
@@ -611,6 +670,7 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
             }
             tokio::time::sleep(POLL).await;
         },
+        ActionKind::EditApp(_) => {}
         ActionKind::ReloadNginx | ActionKind::EditConfig(_) => {
             let Some(master) = facts.discovery.master.as_ref().map(|m| m.pid) else {
                 return Err("no master to reload".to_owned());
@@ -669,7 +729,7 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
     }
     // 3. The upstreams answer. (An edit may point nginx elsewhere: the request it is proven
     // by, sent through nginx, speaks for it.)
-    if matches!(action.kind, ActionKind::EditConfig(_)) {
+    if action.kind.file_edit().is_some() {
         return Ok(());
     }
     for e in &facts.endpoints {
@@ -722,7 +782,7 @@ async fn rollback(action: &Action, started: Option<Started>) -> String {
             "the config was not changed, so nginx keeps serving the same config; nothing to restore"
                 .to_owned()
         }
-        ActionKind::EditConfig(_) => {
+        ActionKind::EditConfig(_) | ActionKind::EditApp(_) => {
             "an edit is rolled back from the journal where it is applied".to_owned()
         }
         ActionKind::RestartUnit(u) => {
