@@ -376,8 +376,11 @@ pub fn undone(out: &mut dyn Write, undone: &fix502_core::undo::Undone) -> io::Re
     for c in &undone.commands {
         writeln!(out, "  ran {c}")?;
     }
-    if undone.reloaded.is_none() {
+    if undone.reloaded.is_none() && undone.app.is_none() {
         writeln!(out, "  nginx does not run this config: nothing to reload")?;
+    }
+    if let Some(proof) = &undone.proof {
+        writeln!(out, "  now: {proof}")?;
     }
     Ok(())
 }

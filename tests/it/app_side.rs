@@ -115,7 +115,9 @@ fn app_round_trip(scenario: &str, in_diff: &[&str]) {
     becomes(addr, 200).unwrap_or_else(|s| panic!("{scenario}: after the fix nginx answers {s}"));
 
     // Undone: the exact bytes, php-fpm reloaded, the 502 back.
-    super::harness::undo(state.path(), None, scenario);
+    let undone = super::harness::undo(state.path(), None, scenario);
+    assert!(undone.contains("ran kill -USR2 "), "{scenario}: {undone}");
+    assert!(undone.contains(" answers 502"), "{scenario}: {undone}");
     assert_eq!(std::fs::read(&pool).unwrap(), before, "{scenario}");
     becomes(addr, 502).unwrap_or_else(|s| panic!("{scenario}: after undo nginx answers {s}"));
 }

@@ -224,7 +224,9 @@ fn edit_round_trip(scenario: &str, in_diff: &[&str]) {
     assert_eq!(status(), 200, "{scenario}: the edit fixes the 502");
 
     // Undone: the exact bytes back, and the 502 with them.
-    super::harness::undo(state.path(), Some(&id), scenario);
+    let undone = super::harness::undo(state.path(), Some(&id), scenario);
+    // The proving request, sent again: what nginx answers now.
+    assert!(undone.contains("  now: GET "), "{scenario}: {undone}");
     assert_eq!(
         std::fs::read(&app_conf).unwrap(),
         before,

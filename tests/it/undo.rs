@@ -65,9 +65,11 @@ fn change_to_201(journal: &Changes, nginx: &Nginx, link: &Path, socket: &Path) -
                 prefix: Some(nginx.dir.path().to_path_buf()),
                 config: nginx.config(),
                 master_pid: u32::try_from(nginx.pid).ok(),
+                test: None,
             },
             app: None,
             files: vec![(link.to_path_buf(), new.into_bytes())],
+            proof: None,
         })
         .expect("begin");
     change.apply().expect("apply");

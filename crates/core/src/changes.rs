@@ -11,6 +11,7 @@
 //! `20261206T201503Z-1`. The record holds commands and paths, never file contents or the
 //! environment.
 
+use crate::steps::restart::CheckRequest;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -130,6 +131,11 @@ pub struct NginxTarget {
     pub config: PathBuf,
     /// The master's pid when it ran.
     pub master_pid: Option<u32>,
+    /// The `nginx -t` the change was gated by, as a program and its arguments (in nginx's
+    /// namespaces for a container's nginx); `undo` runs the same. `None` in older records:
+    /// then `undo` runs the binary with the prefix and config.
+    #[serde(default)]
+    pub test: Option<Vec<String>>,
 }
 
 /// The app server a change was applied to (an `app-edit`): how to check its config and
@@ -189,6 +195,10 @@ pub struct ChangeRecord {
     pub app: Option<AppTarget>,
     /// Its files.
     pub files: Vec<ChangedFile>,
+    /// The request through nginx that proved it; `undo` sends it again to show what nginx
+    /// answers after the revert.
+    #[serde(default)]
+    pub proof: Option<CheckRequest>,
     /// The commands run for it, in order (the command lines only).
     pub commands: Vec<String>,
     /// Where it stands now.
@@ -210,6 +220,8 @@ pub struct NewChange {
     pub app: Option<AppTarget>,
     /// Each file (as nginx names it) and its new bytes.
     pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// The request through nginx that proves it.
+    pub proof: Option<CheckRequest>,
 }
 
 /// The journal of changes: one directory.
@@ -361,6 +373,7 @@ impl Changes {
             nginx: new.nginx,
             app: new.app,
             files,
+            proof: new.proof,
             commands: Vec::new(),
             status: ChangeStatus::Begun,
             history: vec![StatusChange {
@@ -579,6 +592,7 @@ mod tests {
             prefix: None,
             config: dir.join("nginx.conf"),
             master_pid: Some(812),
+            test: None,
         }
     }
 
@@ -598,6 +612,7 @@ mod tests {
                 nginx: target(tmp.path()),
                 app: None,
                 files: vec![(site.clone(), b"return 201;\n".to_vec())],
+                proof: None,
             })
             .unwrap();
         // The backup is there, byte-exact and private, before the file is written.

@@ -110,6 +110,12 @@ pub struct Undone {
     pub commands: Vec<String>,
     /// The nginx master reloaded, when one runs the config (`None` for an app server's change).
     pub reloaded: Option<u32>,
+    /// The app server whose own test and reload ran, for an app server's change.
+    pub app: Option<String>,
+    /// What nginx answers now to the request that proved the change, sent again (`GET /
+    /// (Host: shop.test) through nginx at 127.0.0.1:80 answers 502`); `None` when the change
+    /// recorded none, or nginx stands in another network namespace than fix502.
+    pub proof: Option<String>,
 }
 
 /// Undoes change `id`, or the newest change that can still be undone. It takes the host's
@@ -167,6 +173,7 @@ pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoErr
         None => undo_nginx(&mut change, &wrote).await?,
     };
     change.record_status(ChangeStatus::Undone)?;
+    let proof = proof_now(change.record()).await;
     Ok(Undone {
         id,
         status: ChangeStatus::Undone.as_str(),
@@ -178,6 +185,23 @@ pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoErr
             .collect(),
         commands,
         reloaded,
+        app: change.record().app.as_ref().map(|a| a.name.clone()),
+        proof,
+    })
+}
+
+/// The change's proving request sent again after the undo, in words with nginx's answer;
+/// only where fix502 stands in the network namespace of the master it was applied to.
+async fn proof_now(record: &crate::changes::ChangeRecord) -> Option<String> {
+    let proof = record.proof.as_ref()?;
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let master = record.nginx.master_pid?.to_string();
+    if ns(&master).is_none() || ns(&master) != ns("self") {
+        return None;
+    }
+    Some(match proof.status(COMMAND_TIME).await {
+        Ok(status) => format!("{} answers {status}", proof.words()),
+        Err(why) => why,
     })
 }
 
@@ -199,10 +223,18 @@ async fn undo_nginx(
     args.extend(["-c".to_owned(), nginx.config.display().to_string()]);
     let mut test_args = args.clone();
     test_args.push("-t".to_owned());
-    let test_line = shell_line(&nginx.binary, &test_args);
+    // The test the change was gated by (in nginx's namespaces), else the binary's own.
+    let test_program = match nginx.test.as_ref().and_then(|t| t.split_first()) {
+        Some((program, args)) => {
+            test_args = args.to_vec();
+            PathBuf::from(program)
+        }
+        None => nginx.binary.clone(),
+    };
+    let test_line = shell_line(&test_program, &test_args);
     let mut commands = vec![test_line.clone()];
     change.record_command(&test_line)?;
-    let why = match run_command(&nginx.binary, &test_args, COMMAND_TIME).await {
+    let why = match run_command(&test_program, &test_args, COMMAND_TIME).await {
         Ok(o) if o.success => None,
         Ok(o) => Some(o.stderr.trim().lines().last().unwrap_or("").to_owned()),
         Err(e) => Some(e.to_string()),
@@ -211,7 +243,15 @@ async fn undo_nginx(
         put_back(wrote);
         return Err(UndoError::TestFailed { id, why });
     }
-    let reloaded = match running_master(&nginx.binary, &nginx.config).await {
+    // The master the change was applied to while it runs, else the one running its config.
+    let recorded = nginx
+        .master_pid
+        .filter(|pid| find_masters().iter().any(|m| m.pid == *pid));
+    let master = match recorded {
+        Some(pid) => Some(pid),
+        None => running_master(&nginx.binary, &nginx.config).await,
+    };
+    let reloaded = match master {
         None => None,
         Some(pid) => {
             let (line, result) = reload(pid).await;
@@ -358,9 +398,11 @@ mod tests {
                     prefix: Some(tmp.to_path_buf()),
                     config: tmp.join("nginx.conf"),
                     master_pid: None,
+                    test: None,
                 },
                 app,
                 files: vec![(file.clone(), b"after\n".to_vec())],
+                proof: None,
             })
             .unwrap();
         change.apply().unwrap();

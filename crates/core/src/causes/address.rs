@@ -42,7 +42,9 @@ pub(super) static ENTRIES: [Entry; 4] = [
     )
     .logged(|l| matches!(l.signature, Signature::ConnectRefused).then_some("connection-refused errors"))
     .connect(|o, _| *o == ConnectOutcome::Refused)
-    .retried(),
+    .retried()
+    // A unix socket left behind by a dead app: its service, restarted after a yes.
+    .acts(&[Act::RestartUnit]),
     Entry::new(
         Cause::UPSTREAM_STALE_DNS,
         "nginx still connects to an address the upstream name no longer has",

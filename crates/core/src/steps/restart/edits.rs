@@ -46,7 +46,7 @@ pub struct ConfigEdit {
 }
 
 /// A GET sent through nginx to prove a fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckRequest {
     /// nginx's listen address (a wildcard as loopback).
     pub addr: SocketAddr,
@@ -59,23 +59,24 @@ pub struct CheckRequest {
 impl CheckRequest {
     /// Sends it; `Ok(status)` when nginx answers neither 502 nor 504.
     pub async fn send(&self, facts: &Facts) -> Result<u16, String> {
+        match self.status(facts.timeout().max(CHECK_WAIT)).await? {
+            s if s != 502 && s != 504 => Ok(s),
+            s => Err(format!("{} still answers {s}", self.words())),
+        }
+    }
+
+    /// Sends it and returns whatever status nginx answers within `timeout`; `Err` says why
+    /// there was none.
+    pub async fn status(&self, timeout: std::time::Duration) -> Result<u16, String> {
         let limits = HttpLimits {
             cap: 64 * 1024,
-            timeout: facts.timeout().max(CHECK_WAIT),
+            timeout,
         };
         let request = HttpRequest::get(self.target.clone(), self.host.clone());
         let probe = http::probe_http(&Endpoint::Tcp(self.addr), &request, limits).await;
-        match probe.status {
-            Some(s) if s != 502 && s != 504 => Ok(s),
-            Some(s) => Err(format!(
-                "GET {} (Host: {}) through nginx at {} still answers {s}",
-                self.target, self.host, self.addr
-            )),
-            None => Err(format!(
-                "GET {} through nginx at {}: no answer ({})",
-                self.target, self.addr, probe.outcome
-            )),
-        }
+        probe
+            .status
+            .ok_or_else(|| format!("{}: no answer ({})", self.words(), probe.outcome))
     }
 
     /// Sends it until nginx answers neither 502 nor 504, for at most `wait` (an app server

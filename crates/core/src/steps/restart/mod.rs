@@ -348,9 +348,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn of(finding: Finding) -> Self {
+    /// An action without a journal entry (a command).
+    fn of(finding: Finding, status: ActionStatus) -> Self {
         Self {
-            status: status_of(&finding),
+            status,
             finding,
             journal_id: None,
             backup: None,
@@ -368,7 +369,7 @@ pub async fn apply(facts: &Facts, action: &Action) -> Outcome {
         ActionKind::EditApp(edit) => {
             apply_edit(facts, action, &edit.edit, &edit.check, Some(edit)).await
         }
-        _ => Outcome::of(apply_command(facts, action).await),
+        _ => apply_command(facts, action).await,
     }
 }
 
@@ -385,12 +386,7 @@ async fn apply_edit(
     app: Option<&AppEdit>,
 ) -> Outcome {
     let title = action.title();
-    let failed = |why: String| Outcome {
-        finding: not_applied(action, &why),
-        status: ActionStatus::Skipped,
-        journal_id: None,
-        backup: None,
-    };
+    let failed = |why: String| Outcome::of(not_applied(action, &why), ActionStatus::Skipped);
     let Some(binary) = facts.discovery.binary.clone() else {
         return failed("no nginx binary".to_owned());
     };
@@ -403,6 +399,18 @@ async fn apply_edit(
         Ok(c) => c,
         Err(e) => return failed(format!("cannot open fix502's journal: {e}")),
     };
+    let gate = match app {
+        None => facts.nginx_command(&["-t"]),
+        Some(a) => a.app.test.as_ref().and_then(|t| {
+            let (program, args) = t.split_first()?;
+            Some((PathBuf::from(program), args.to_vec()))
+        }),
+    };
+    let nginx_test = facts.nginx_command(&["-t"]).map(|(program, args)| {
+        std::iter::once(program.display().to_string())
+            .chain(args)
+            .collect()
+    });
     let mut change = match changes.begin(NewChange {
         kind: if app.is_some() { "app-edit" } else { "edit" }.to_owned(),
         cause: Some(action.cause.id().to_owned()),
@@ -411,9 +419,11 @@ async fn apply_edit(
             prefix: facts.discovery.prefix.clone(),
             config: facts.discovery.config.clone(),
             master_pid: facts.master_pid(),
+            test: nginx_test,
         },
         app: app.map(|a| a.app.clone()),
         files: vec![(path.clone(), new_bytes)],
+        proof: Some(check.clone()),
     }) {
         Ok(c) => c,
         Err(e) => return failed(format!("cannot journal the change: {e}")),
@@ -425,13 +435,6 @@ async fn apply_edit(
     }
     let before_workers = workers_of_the_master(facts);
     let command = action.command();
-    let gate = match app {
-        None => facts.nginx_command(&["-t"]),
-        Some(a) => a.app.test.as_ref().and_then(|t| {
-            let (program, args) = t.split_first()?;
-            Some((PathBuf::from(program), args.to_vec()))
-        }),
-    };
     let tester = app.map_or("nginx".to_owned(), |a| a.app.name.clone());
     let failure = match gate {
         None if app.is_some() => None,
@@ -510,16 +513,6 @@ async fn apply_edit(
     }
 }
 
-/// What became of an action, from the finding [`apply`] made of it: verified, rolled back
-/// (an error), or skipped (not applied: not needed any more, or its gate failed).
-fn status_of(applied: &Finding) -> ActionStatus {
-    match applied.severity {
-        Severity::Error => ActionStatus::RolledBack,
-        Severity::Info if applied.message.contains(VERIFIED) => ActionStatus::Verified,
-        _ => ActionStatus::Skipped,
-    }
-}
-
 /// The words of an applied and verified action's finding.
 const VERIFIED: &str = ": applied and verified";
 
@@ -552,21 +545,24 @@ impl Started {
 
 /// Applies one command action: check it is still needed, gate on `nginx -t`, run, verify,
 /// and roll back what this run did on failure.
-async fn apply_command(facts: &Facts, action: &Action) -> Finding {
+async fn apply_command(facts: &Facts, action: &Action) -> Outcome {
+    let skipped = |f: Finding| Outcome::of(f, ActionStatus::Skipped);
     let command = action.command();
     // Another actor may have fixed it meanwhile (the plan was made before the lock).
     if action.kind == ActionKind::StartNginx
         && let Some(pid) = master_for(facts)
     {
-        return Finding::new(
-            APPLY_CHECK,
-            Severity::Info,
-            format!(
-                "{}: not needed any more: nginx master {pid} runs this config now",
-                action.title()
-            ),
-        )
-        .cause(action.cause);
+        return skipped(
+            Finding::new(
+                APPLY_CHECK,
+                Severity::Info,
+                format!(
+                    "{}: not needed any more: nginx master {pid} runs this config now",
+                    action.title()
+                ),
+            )
+            .cause(action.cause),
+        );
     }
     if matches!(
         action.kind,
@@ -576,19 +572,21 @@ async fn apply_command(facts: &Facts, action: &Action) -> Finding {
         match run_command(&program, &args, Duration::from_secs(30)).await {
             Ok(o) if o.success => {}
             Ok(o) => {
-                return Finding::new(
-                    APPLY_CHECK,
-                    Severity::Warning,
-                    format!("not applied: nginx -t fails, so `{command}` would fail too"),
-                )
-                .evidence(o.stderr.trim().to_owned());
+                return skipped(
+                    Finding::new(
+                        APPLY_CHECK,
+                        Severity::Warning,
+                        format!("not applied: nginx -t fails, so `{command}` would fail too"),
+                    )
+                    .evidence(o.stderr.trim().to_owned()),
+                );
             }
             Err(e) => {
-                return Finding::new(
+                return skipped(Finding::new(
                     APPLY_CHECK,
                     Severity::Warning,
                     format!("not applied: cannot run nginx -t: {e}"),
-                );
+                ));
             }
         }
     }
@@ -612,22 +610,28 @@ async fn apply_command(facts: &Facts, action: &Action) -> Finding {
         })
         .flatten();
     match failure {
-        None => Finding::new(
-            APPLY_CHECK,
-            Severity::Info,
-            format!("{}{VERIFIED} (`{command}`)", action.title()),
-        )
-        .cause(action.cause),
-        Some(why) => {
-            let rollback = rollback(action, started).await;
+        None => Outcome::of(
             Finding::new(
                 APPLY_CHECK,
-                Severity::Error,
-                format!("{}: failed verification: {why}", action.title()),
+                Severity::Info,
+                format!("{}{VERIFIED} (`{command}`)", action.title()),
             )
-            .cause(action.cause)
-            .evidence(format!("ran: {command}"))
-            .evidence(format!("rollback: {rollback}"))
+            .cause(action.cause),
+            ActionStatus::Verified,
+        ),
+        Some(why) => {
+            let rollback = rollback(action, started).await;
+            Outcome::of(
+                Finding::new(
+                    APPLY_CHECK,
+                    Severity::Error,
+                    format!("{}: failed verification: {why}", action.title()),
+                )
+                .cause(action.cause)
+                .evidence(format!("ran: {command}"))
+                .evidence(format!("rollback: {rollback}")),
+                ActionStatus::RolledBack,
+            )
         }
     }
 }
