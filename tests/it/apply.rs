@@ -408,3 +408,30 @@ fn an_edit_nginx_rejects_is_rolled_back_to_the_exact_bytes() {
 fn tls_without_the_sni_the_app_requires_is_fixed_by_proxy_ssl_server_name_and_undone() {
     edit_round_trip("tls-needs-sni", &["+    proxy_ssl_server_name on;"]);
 }
+
+#[test]
+fn a_name_nginx_resolved_before_the_app_moved_is_looked_up_again_by_a_reload() {
+    // Needs root (the lab's nginx has an /etc/hosts of its own); the lab skips without it.
+    let Some(lab) = lab("stale-dns") else {
+        return;
+    };
+    assert_eq!(
+        lab.request("/").unwrap(),
+        502,
+        "the lab gives its 502 first"
+    );
+    let (out, report) = run_json(&lab, &[]);
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    let planned = &report["actions"][0];
+    assert_eq!(planned["kind"], "reload", "{report:#}");
+    assert_eq!(planned["cause"], "upstream-stale-dns", "{report:#}");
+    assert_eq!(lab.request("/").unwrap(), 502, "no --apply, no reload");
+    let (out, report) = run_json(&lab, &["--apply"]);
+    assert_eq!(report["actions"][0]["status"], "verified", "{report:#}");
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert_eq!(
+        lab.request("/").unwrap(),
+        200,
+        "nginx looked the name up again"
+    );
+}

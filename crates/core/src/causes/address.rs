@@ -58,6 +58,7 @@ pub(super) static ENTRIES: [Entry; 4] = [
         },
         |ctx, v| ctx.add_reload(v),
     )
+    .acts(&[Act::ResolveAgain])
     .absorbs(&[
         Cause::UPSTREAM_REFUSED,
         Cause::UPSTREAM_UNREACHABLE,

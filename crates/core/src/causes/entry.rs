@@ -144,6 +144,9 @@ pub enum Act {
     StartNginx,
     /// Reload nginx.
     ReloadNginx,
+    /// Reload nginx so that it looks the upstream's name up again (it resolves names only
+    /// when it reads its config), proven by the failing request through nginx.
+    ResolveAgain,
     /// Edit nginx's config at the file:line the evidence names, then reload (the restart
     /// step's `edits.rs`).
     EditConfig,

@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use fix502_nginx::config::{Directive, each_block};
-use fix502_nginx::view::{ListenAddr, PassModule};
+use fix502_nginx::view::{ListenAddr, PassModule, Peer, TargetAddress};
 use fix502_probe::http::{self, HttpLimits, HttpRequest};
 use fix502_probe::sniff::Protocol;
 use fix502_probe::stream::Endpoint;
@@ -229,6 +229,21 @@ async fn sni(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
         edit,
         check: check_request(facts, endpoint.uses.first()?.target, upstream).await?,
     })
+}
+
+/// The request that proves a reload made nginx look up again the name behind `upstream` (an
+/// address the name had): the one pass directive to a host name on that port.
+pub(super) async fn named_target_proof(facts: &Facts, upstream: &Upstream) -> Option<CheckRequest> {
+    let port = upstream.port()?;
+    let mut named = facts.view.targets.iter().enumerate().filter(|(_, t)| {
+        matches!(&t.address, TargetAddress::Peer(Peer::Inet { host, port: p })
+            if *p == port && host.parse::<std::net::IpAddr>().is_err())
+    });
+    let (i, _) = named.next()?;
+    if named.next().is_some() {
+        return None;
+    }
+    check_request(facts, i, upstream).await
 }
 
 /// The index in [`Facts::endpoints`] of the endpoint at `upstream`, and the endpoint.

@@ -87,6 +87,9 @@ pub struct Action {
     pub cause: Cause,
     /// The upstream whose probe must pass afterwards, if any.
     pub upstream: Option<Upstream>,
+    /// The request through nginx that proves a command worked, instead of the upstream's
+    /// probe (an edit carries its own).
+    pub proof: Option<CheckRequest>,
 }
 
 impl Action {
@@ -202,6 +205,7 @@ async fn plan_act(
                 why: "nginx is not running; its config passes nginx -t".to_owned(),
                 cause: d.cause,
                 upstream: None,
+                proof: None,
             })
         }
         Act::ReloadNginx if running && config_ok => {
@@ -241,6 +245,7 @@ async fn plan_act(
                 why: format!("{} is created by this service", path.display()),
                 cause: d.cause,
                 upstream: d.upstream.clone(),
+                proof: None,
             })
         }
         Act::EditApp if running && d.confidence >= STRONG => {
@@ -257,6 +262,19 @@ async fn plan_act(
                 kind: ActionKind::EditApp(Box::new(edit)),
                 cause: d.cause,
                 upstream: d.upstream.clone(),
+                proof: None,
+            })
+        }
+        Act::ResolveAgain if running && config_ok && d.confidence >= STRONG => {
+            let proof = edits::named_target_proof(facts, d.upstream.as_ref()?).await?;
+            Some(Action {
+                proof: Some(proof),
+                ..reload_action(
+                    facts,
+                    binary,
+                    d,
+                    "nginx looked the name up when it read its config; a reload makes it look again",
+                )
             })
         }
         Act::EditConfig if running && config_ok && d.confidence >= STRONG => {
@@ -292,6 +310,7 @@ fn reload_action(facts: &Facts, binary: &Path, d: &Diagnosis, why: &str) -> Acti
         why: why.to_owned(),
         cause: d.cause,
         upstream: d.upstream.clone(),
+        proof: None,
     }
 }
 
@@ -321,8 +340,11 @@ pub fn plan_findings(plan: &[Action], diagnosis: &[Diagnosis], acting: bool) -> 
             )
             .cause(a.cause)
             .evidence(a.why.clone());
-            if let Some((edit, check)) = a.kind.file_edit() {
-                f = f.evidence(edit.diff()).evidence(format!(
+            if let Some((edit, _)) = a.kind.file_edit() {
+                f = f.evidence(edit.diff());
+            }
+            if let Some(check) = a.kind.file_edit().map(|(_, c)| c).or(a.proof.as_ref()) {
+                f = f.evidence(format!(
                     "then proven by {}: it must not answer 502 or 504",
                     check.words()
                 ));
@@ -735,6 +757,9 @@ async fn verify(facts: &Facts, action: &Action, before_workers: &[u32]) -> Resul
     // by, sent through nginx, speaks for it.)
     if action.kind.file_edit().is_some() {
         return Ok(());
+    }
+    if let Some(proof) = &action.proof {
+        return proof.send(facts).await.map(|_| ());
     }
     for e in &facts.endpoints {
         if action.upstream.as_ref().is_some_and(|u| {
