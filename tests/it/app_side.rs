@@ -77,7 +77,7 @@ fn app_round_trip(scenario: &str, in_diff: &[&str]) {
     // Planned, also with --apply: another service's side needs a yes.
     let (out, report) = run(&["--apply"]);
     assert_eq!(out.status.code(), Some(1), "{scenario}: {report:#}");
-    let planned = super::harness::planned(&report, "app-edit", scenario, in_diff);
+    let planned = super::harness::planned(&report, "app-reload", scenario, in_diff);
     assert!(
         planned["command"]
             .as_str()

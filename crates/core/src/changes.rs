@@ -138,7 +138,7 @@ pub struct NginxTarget {
     pub test: Option<Vec<String>>,
 }
 
-/// The app server a change was applied to (an `app-edit`): how to check its config and
+/// The app server a change was applied to (an `app-reload`): how to check its config and
 /// reload it, each as a program and its arguments (no shell, no environment). `fix502 undo`
 /// runs these instead of `nginx -t` and nginx's reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,7 +184,7 @@ pub struct ChangeRecord {
     pub time: String,
     /// The fix502 that made it.
     pub fix502_version: String,
-    /// What kind of action (the JSON report's action kinds: `edit`, `app-edit`, ...).
+    /// What kind of action (the JSON report's action kinds: `edit`, `app-reload`, ...).
     pub kind: String,
     /// The cause id it fixes, if any.
     pub cause: Option<String>,
@@ -210,7 +210,7 @@ pub struct ChangeRecord {
 /// A change to begin: what it is, and each file with the bytes it is to hold.
 #[derive(Debug, Clone, Default)]
 pub struct NewChange {
-    /// What kind of action (`edit`, `app-edit`, ...).
+    /// What kind of action (`edit`, `app-reload`, ...).
     pub kind: String,
     /// The cause id it fixes, if any.
     pub cause: Option<String>,

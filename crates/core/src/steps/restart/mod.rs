@@ -105,7 +105,7 @@ impl Action {
             ActionKind::StartNginx => ("start", None),
             ActionKind::ReloadNginx => ("reload", None),
             ActionKind::RestartUnit(u) => ("restart-unit", Some(u.clone())),
-            ActionKind::EditApp(e) => ("app-edit", Some(e.edit.path.display().to_string())),
+            ActionKind::EditApp(e) => ("app-reload", Some(e.edit.path.display().to_string())),
         };
         ActionRecord {
             kind: kind.to_owned(),
@@ -434,7 +434,7 @@ async fn apply_edit(
             .collect()
     });
     let mut change = match changes.begin(NewChange {
-        kind: if app.is_some() { "app-edit" } else { "edit" }.to_owned(),
+        kind: if app.is_some() { "app-reload" } else { "edit" }.to_owned(),
         cause: Some(action.cause.id().to_owned()),
         nginx: NginxTarget {
             binary,
