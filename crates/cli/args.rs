@@ -36,6 +36,24 @@ pub struct Cli {
     /// Print exactly one JSON document (the report) on stdout; implies --non-interactive.
     #[arg(long)]
     pub json: bool,
+    /// Which nginx, which logs, which window: shared with `collect`.
+    #[command(flatten)]
+    pub target: Target,
+    /// Let the restart step act (reload/restart) without asking
+    #[arg(long)]
+    pub apply: bool,
+    /// Print the diffs and commands the restart step would run; change nothing (also with --apply)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Subcommands.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Which nginx is diagnosed, from which logs and over which window: the flags a diagnosis
+/// and a bundle (`collect`) share.
+#[derive(Debug, clap::Args)]
+pub struct Target {
     /// nginx main config [default: the running master's -c, else nginx -V --conf-path]
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -63,18 +81,9 @@ pub struct Cli {
     /// Run one step only (logs, upstream, config, network, restart); repeatable
     #[arg(long, value_name = "STEP", value_parser = step)]
     pub step: Vec<StepId>,
-    /// Let the restart step act (reload/restart) without asking
-    #[arg(long)]
-    pub apply: bool,
-    /// Print the diffs and commands the restart step would run; change nothing (also with --apply)
-    #[arg(long)]
-    pub dry_run: bool,
     /// The nginx master to diagnose when several run [default: the one --url's port reaches]
     #[arg(long, value_name = "PID", value_parser = pid)]
     pub pid: Option<u32>,
-    /// Subcommands.
-    #[command(subcommand)]
-    pub command: Option<Command>,
 }
 
 /// Subcommands.
@@ -85,6 +94,33 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: LabAction,
+    },
+    /// Write a redacted bundle (.tar.gz) of what the engine reads, for a diagnosis elsewhere.
+    Collect {
+        /// Where to write it [default: fix502-HOST-TIME.tar.gz in the current directory]
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Also take out what this regular expression matches (repeatable)
+        #[arg(long, value_name = "REGEX")]
+        redact: Vec<String>,
+        /// Take nothing out (for your own use; the manifest says so)
+        #[arg(long, conflicts_with = "redact")]
+        no_redact: bool,
+        /// The most bytes the members may hold together (50MB, 500kB, 2GB)
+        #[arg(long, value_name = "SIZE", value_parser = size, default_value = "50MB")]
+        max_size: u64,
+        /// Which nginx, which logs, which window.
+        #[command(flatten)]
+        target: Box<Target>,
+    },
+    /// One table over many hosts' JSON reports or bundles, grouped by cause.
+    Fleet {
+        /// The reports (`fix502 --json` output) or bundles (`fix502 collect`), one per host.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Print the table as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
     /// Revert one change fix502 applied (default: the last one not undone yet): restore the
     /// files byte-exact, nginx -t, reload.
@@ -158,6 +194,30 @@ fn since(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A size: a number with an optional `kB`, `MB` or `GB` (powers of 1000) or `KiB`, `MiB`,
+/// `GiB` (powers of 1024).
+fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let at = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(at);
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" | "KB" | "k" => 1000,
+        "MB" | "M" => 1000 * 1000,
+        "GB" | "G" => 1000 * 1000 * 1000,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        "GiB" => 1024 * 1024 * 1024,
+        _ => return Err(format!("`{s}` is not a size like 500kB, 50MB or 2GB")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n >= 1000)
+        .ok_or_else(|| format!("`{s}` is not a size of at least 1kB like 500kB, 50MB or 2GB"))
+}
+
 fn url(s: &str) -> Result<String, String> {
     check_url(s).map(|()| s.to_owned())
 }
@@ -224,6 +284,17 @@ impl Cli {
     /// The engine options these flags ask for.
     pub fn options(&self) -> Options {
         Options {
+            apply: self.apply && !self.dry_run,
+            dry_run: self.dry_run,
+            ..self.target.options()
+        }
+    }
+}
+
+impl Target {
+    /// The engine options for this nginx, read-only: no step acts.
+    pub fn options(&self) -> Options {
+        Options {
             config: self.config.as_deref().map(absolute),
             nginx: self.nginx.as_deref().map(absolute),
             prefix: self.prefix.as_deref().map(absolute),
@@ -233,8 +304,8 @@ impl Cli {
             url: self.url.clone(),
             timeout: self.timeout,
             steps: self.step.clone(),
-            apply: self.apply && !self.dry_run,
-            dry_run: self.dry_run,
+            apply: false,
+            dry_run: false,
             master_pid: self.pid,
             replay_logged: false,
             stdin_log: None,
@@ -338,9 +409,10 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.json);
-        assert_eq!(cli.since, Duration::from_secs(900));
-        assert_eq!(cli.step, vec![StepId::Logs, StepId::Upstream]);
-        assert_eq!(cli.timeout, Duration::from_millis(500));
+        assert_eq!(cli.target.since, Duration::from_secs(900));
+        assert_eq!(cli.target.step, vec![StepId::Logs, StepId::Upstream]);
+        assert_eq!(cli.target.timeout, Duration::from_millis(500));
+        assert!(cli.options().apply);
         assert!(Cli::try_parse_from(["fix502", "--step", "nope"]).is_err());
         assert!(Cli::try_parse_from(["fix502", "--since", "soon"]).is_err());
         let cli = Cli::try_parse_from(["fix502", "--pid", "812"]).unwrap();
@@ -350,6 +422,22 @@ mod tests {
                 Cli::try_parse_from(["fix502", "--pid", bad]).is_err(),
                 "{bad}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::size;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size("50MB"), Ok(50_000_000));
+        assert_eq!(size("500kB"), Ok(500_000));
+        assert_eq!(size("2GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(size("4096"), Ok(4096));
+        for bad in ["", "MB", "12XB", "-1MB", "999", "99999999999999GB"] {
+            assert!(size(bad).is_err(), "{bad}");
         }
     }
 }

@@ -3,6 +3,8 @@
 //! diagnosis logic lives here.
 
 mod args;
+mod collect;
+mod fleet;
 mod lab;
 mod render;
 mod stdin_log;
@@ -105,12 +107,32 @@ async fn run(cli: Cli) -> ExitStatus {
     if let Some(Command::Undo { id, json }) = &cli.command {
         return undo::run(id.as_deref(), *json).await;
     }
-    if let Some(problem) = cli.unreadable_inputs() {
+    if let Some(Command::Fleet { files, json }) = &cli.command {
+        return fleet::run(files, *json);
+    }
+    if let Some(Command::Collect {
+        output,
+        redact,
+        no_redact,
+        max_size,
+        target,
+    }) = &cli.command
+    {
+        return collect::run(&collect::Flags {
+            output: output.as_ref(),
+            redact,
+            no_redact: *no_redact,
+            max_size: *max_size,
+            target,
+        })
+        .await;
+    }
+    if let Some(problem) = cli.target.unreadable_inputs() {
         render::error_line(&problem);
         return ExitStatus::Usage;
     }
     // Kept until the run ends: its path is the piped log's.
-    let stdin_log = if cli.reads_stdin() {
+    let stdin_log = if cli.target.reads_stdin() {
         match stdin_log::StdinLog::capture() {
             Ok(log) => Some(log),
             Err(e) => {

@@ -104,7 +104,7 @@ async fn ask_replay(
     Ok(())
 }
 
-fn spinner(message: String, show: bool) -> ProgressBar {
+pub(crate) fn spinner(message: String, show: bool) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(
         None,
         if show {

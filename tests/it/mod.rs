@@ -1,7 +1,9 @@
 //! One integration-test binary; each file tests one face of the binary.
 
+mod ansible;
 mod app_side;
 mod apply;
+mod bundle;
 mod chain;
 mod cli;
 mod discovery;

@@ -83,9 +83,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod causes;
 pub mod changes;
 pub mod edit;
+pub mod fleet;
 pub mod report;
 pub mod undo;
 

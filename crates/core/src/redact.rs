@@ -12,7 +12,7 @@ use regex::Regex;
 use crate::report::{Diagnosis, Finding};
 
 /// The words that make a header or parameter name a credential.
-const CREDENTIAL: &str = r"(?:(?:proxy-)?authorization|cookie|set-cookie|[\w-]*(?:token|secret|passw(?:or)?d?|api[-_]?key|session|signature|credential)[\w-]*)";
+pub(crate) const CREDENTIAL: &str = r"(?:(?:proxy-)?authorization|cookie|set-cookie|[\w-]*(?:token|secret|passw(?:or)?d?|api[-_]?key|session|signature|credential)[\w-]*)";
 
 static QUERY_VALUE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#"([?&][^=&\s"'#<>?]+=)[^&\s"'#<>]+"#).ok());
@@ -46,27 +46,31 @@ static DIRECTIVE_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 /// `text` with its secrets replaced by `…`.
 pub fn redact(text: &str) -> Cow<'_, str> {
+    redact_counting(text, &mut |_, _| {})
+}
+
+/// [`redact`], telling `count` how many of each kind it replaced: `url-userinfo`,
+/// `query-value`, `credential-header` (`Authorization: …`), `credential-directive`
+/// (`proxy_set_header Cookie …`, `fastcgi_param DB_PASSWORD …`).
+pub fn redact_counting<'a>(
+    text: &'a str,
+    count: &mut dyn FnMut(&'static str, usize),
+) -> Cow<'a, str> {
     let mut out = Cow::Borrowed(text);
-    if let Some(re) = USERINFO.as_ref()
-        && re.is_match(&out)
-    {
-        out = Cow::Owned(re.replace_all(&out, "${1}…@").into_owned());
-    }
-    if let Some(re) = BARE_USERINFO.as_ref()
-        && re.is_match(&out)
-    {
-        out = Cow::Owned(re.replace_all(&out, "${1}…@${2}").into_owned());
-    }
-    if let Some(re) = QUERY_VALUE.as_ref()
-        && re.is_match(&out)
-    {
-        out = Cow::Owned(re.replace_all(&out, "${1}…").into_owned());
-    }
-    for re in [&HEADER_VALUE, &DIRECTIVE_VALUE] {
-        if let Some(re) = re.as_ref()
-            && re.is_match(&out)
-        {
-            out = Cow::Owned(re.replace_all(&out, "${1}…").into_owned());
+    let rules: [(&LazyLock<Option<Regex>>, &str, &'static str); 5] = [
+        (&USERINFO, "${1}…@", "url-userinfo"),
+        (&BARE_USERINFO, "${1}…@${2}", "url-userinfo"),
+        (&QUERY_VALUE, "${1}…", "query-value"),
+        (&HEADER_VALUE, "${1}…", "credential-header"),
+        (&DIRECTIVE_VALUE, "${1}…", "credential-directive"),
+    ];
+    for (re, with, kind) in rules {
+        if let Some(re) = re.as_ref() {
+            let n = re.find_iter(&out).count();
+            if n > 0 {
+                count(kind, n);
+                out = Cow::Owned(re.replace_all(&out, with).into_owned());
+            }
         }
     }
     out
