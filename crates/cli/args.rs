@@ -26,9 +26,20 @@ Examples:
 Exit status: 0 no problem found, 1 problem diagnosed, 2 usage error, 3 could not check,
 4 an action failed verification and was rolled back, 130 interrupted.";
 
+/// `--version`: the version, the commit, the build date and the target (`-V`: the version).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("FIX502_COMMIT"),
+    "\nbuilt: ",
+    env!("FIX502_BUILD_DATE"),
+    "\ntarget: ",
+    env!("FIX502_TARGET")
+);
+
 /// Diagnose nginx 502 Bad Gateway: error logs, upstreams, config, network, restart.
 #[derive(Debug, Parser)]
-#[command(name = "fix502", version, about, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = "fix502", version, long_version = LONG_VERSION, about, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// Run every step and print a report; ask nothing, change nothing (unless --apply).
     #[arg(long)]
@@ -122,6 +133,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print what a cause id means, how it is found and fixed (its section of docs/causes.md).
+    Explain {
+        /// The cause id, as the report writes it (upstream-refused, ...).
+        cause: String,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
     /// Revert one change fix502 applied (default: the last one not undone yet): restore the
     /// files byte-exact, nginx -t, reload.
     Undo {

@@ -4,6 +4,7 @@
 
 mod args;
 mod collect;
+mod docs;
 mod fleet;
 mod lab;
 mod render;
@@ -106,6 +107,12 @@ async fn run(cli: Cli) -> ExitStatus {
     }
     if let Some(Command::Undo { id, json }) = &cli.command {
         return undo::run(id.as_deref(), *json).await;
+    }
+    match &cli.command {
+        Some(Command::Explain { cause }) => return docs::explain(cause),
+        Some(Command::Completions { shell }) => return docs::completions(*shell),
+        Some(Command::Man) => return docs::man(),
+        _ => {}
     }
     if let Some(Command::Fleet { files, json }) = &cli.command {
         return fleet::run(files, *json);

@@ -226,3 +226,50 @@ fn a_reader_that_goes_away_is_not_an_error() {
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
     assert_ne!(out.status.code(), Some(3));
 }
+
+#[test]
+fn explain_prints_a_cause_s_section_and_refuses_an_unknown_id_in_one_line() {
+    let out = bin()
+        .args(["explain", "upstream-refused"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text.starts_with("## `upstream-refused`"), "{text}");
+    assert!(text.contains("**Fix:**"), "{text}");
+    assert!(
+        !text.contains("## `upstream-stale-dns`"),
+        "one section: {text}"
+    );
+    let out = bin().args(["explain", "upstream-nope"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("upstream-refused"),
+        "the ids are listed: {err}"
+    );
+}
+
+#[test]
+fn completions_man_page_and_long_version_come_from_the_same_definitions() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        for word in ["collect", "fleet", "since"] {
+            assert!(text.contains(word), "{shell}: {word}");
+        }
+    }
+    let out = bin().arg("man").output().unwrap();
+    let roff = String::from_utf8_lossy(&out.stdout);
+    assert!(roff.contains(".TH fix502 1"), "{roff}");
+    assert!(roff.contains("collect"), "the subcommands are in it");
+    let out = bin().arg("--version").output().unwrap();
+    let long = String::from_utf8_lossy(&out.stdout);
+    for field in ["fix502 0.", "commit: ", "built: ", "target: "] {
+        assert!(long.contains(field), "{long}");
+    }
+    let out = bin().arg("-V").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}
