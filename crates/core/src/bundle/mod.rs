@@ -313,10 +313,13 @@ async fn log_members(facts: &Facts, cap: u64) -> Vec<Member> {
                 continue;
             };
             for part in parts {
-                let Ok(mut reader) = history::open_part(&part, since, stamp) else {
-                    continue;
+                let read = if part.gzip {
+                    history::open_part(&part, since, stamp)
+                        .and_then(|mut reader| newest(&mut reader, cap))
+                } else {
+                    plain_window(&part.path, since, stamp, cap)
                 };
-                let Ok(bytes) = newest(&mut reader, cap) else {
+                let Ok(bytes) = read else {
                     continue;
                 };
                 out.push(Member::log(
@@ -334,6 +337,32 @@ async fn log_members(facts: &Facts, cap: u64) -> Vec<Member> {
     })
     .await
     .unwrap_or_default()
+}
+
+/// The newest `max` bytes (from a line start) of a plain log's window: the window's start
+/// is found by the logs step's bisection, and only the last `max` bytes after it are read,
+/// so a window of gigabytes costs the bisection and `max` bytes.
+fn plain_window(
+    path: &Path,
+    since: Option<jiff::civil::DateTime>,
+    stamp: Stamp,
+    max: u64,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = match since {
+        Some(since) => fix502_nginx::window::window_start(&mut file, len, since, stamp)?,
+        None => 0,
+    };
+    let from = start.max(len.saturating_sub(max));
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    file.take(len - from).read_to_end(&mut bytes)?;
+    if from > start {
+        from_a_line_start(&mut bytes);
+    }
+    Ok(bytes)
 }
 
 /// The newest `max` bytes (from a line start) of what `reader` yields, read through once in
@@ -359,13 +388,18 @@ fn newest(reader: &mut impl Read, max: u64) -> std::io::Result<Vec<u8>> {
         dropped = true;
     }
     if dropped {
-        let first = kept
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(kept.len(), |p| p + 1);
-        kept.drain(..first);
+        from_a_line_start(&mut kept);
     }
     Ok(kept)
+}
+
+/// Drops the bytes before the first line start: the part of a line that was cut.
+fn from_a_line_start(bytes: &mut Vec<u8>) {
+    let first = bytes
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(bytes.len(), |p| p + 1);
+    bytes.drain(..first);
 }
 
 /// How an access log dates its lines: `$time_iso8601` when its last line carries such a
@@ -398,8 +432,7 @@ fn tail(path: &Path, max: u64) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(max).read_to_end(&mut bytes).ok()?;
     if start > 0 {
-        let first = bytes.iter().position(|b| *b == b'\n').map_or(0, |p| p + 1);
-        bytes.drain(..first);
+        from_a_line_start(&mut bytes);
     }
     Some(bytes)
 }

@@ -215,7 +215,7 @@ fn write_tar_gz(
         .mode(0o600)
         .open(&temp)?;
     let written = (|| {
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         let mtime = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
