@@ -12,6 +12,7 @@ use fix502_core::report::{
 };
 
 /// Glyphs for statuses: Unicode when the terminal can, ASCII otherwise.
+#[derive(Debug, Clone, Copy)]
 pub struct Glyphs {
     unicode: bool,
 }
@@ -235,6 +236,53 @@ fn remaining(report: &Report) -> String {
 /// Writes the whole human report.
 pub fn human(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<()> {
     let g = Glyphs::detect();
+    if !g.unicode {
+        // Drawn in full, then every glyph fix502 draws in its ASCII stand-in.
+        let mut text = Vec::new();
+        human_with(&mut text, &g, report, verbose)?;
+        return out.write_all(ascii(&String::from_utf8_lossy(&text)).as_bytes());
+    }
+    human_with(out, &g, report, verbose)
+}
+
+/// The glyphs fix502 draws and their ASCII stand-ins, for a locale that is not UTF-8 or
+/// `TERM=dumb` (other text, such as a log line's own bytes, is left as it is).
+const ASCII: &[(char, &str)] = &[
+    ('…', "..."),
+    ('→', "->"),
+    ('—', "-"),
+    ('–', "-"),
+    ('•', "*"),
+    ('✓', "v"),
+    ('✗', "x"),
+    ('×', "x"),
+    ('±', "+/-"),
+    ('≥', ">="),
+    ('§', "S"),
+    ('▁', "."),
+    ('▂', ":"),
+    ('▃', "-"),
+    ('▄', "="),
+    ('▅', "+"),
+    ('▆', "*"),
+    ('▇', "#"),
+    ('█', "@"),
+];
+
+/// `text` with every glyph of [`ASCII`] replaced by its stand-in.
+pub fn ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match ASCII.iter().find(|(g, _)| *g == c) {
+            Some((_, s)) => out.push_str(s),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+fn human_with(out: &mut dyn Write, g: &Glyphs, report: &Report, verbose: bool) -> io::Result<()> {
+    let g = *g;
     header(out, report)?;
     for step in &report.steps {
         step_block(out, &g, step, verbose)?;

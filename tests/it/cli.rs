@@ -273,3 +273,32 @@ fn completions_man_page_and_long_version_come_from_the_same_definitions() {
     let out = bin().arg("-V").output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
 }
+
+#[test]
+fn without_a_utf8_locale_or_on_a_dumb_terminal_the_report_draws_only_ascii() {
+    let Some(lab) = super::harness::lab("header-too-big") else {
+        return;
+    };
+    for (lang, term) in [("C", "xterm"), ("C.UTF-8", "dumb")] {
+        let out = bin()
+            .args(["--non-interactive", "--config"])
+            .arg(lab.config())
+            .env("LANG", lang)
+            .env_remove("LC_ALL")
+            .env_remove("LC_CTYPE")
+            .env("TERM", term)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[FAIL]"), "{text}");
+        let drawn: Vec<char> = text
+            .chars()
+            .filter(|c| "…→—–•✓✗×±≥§▁▂▃▄▅▆▇█".contains(*c))
+            .collect();
+        assert!(
+            drawn.is_empty(),
+            "LANG={lang} TERM={term}: {drawn:?} in\n{text}"
+        );
+        assert!(text.contains("->"), "the route's arrows: {text}");
+    }
+}
