@@ -83,6 +83,7 @@ fn a_bundle_holds_what_the_engine_read_and_no_planted_secret() {
         "S4-key-secret",
         "S5-param-secret",
         "S6-env-secret",
+        "S7-assign-secret",
         "internal-4242",
     ];
     let nginx = Nginx::start(
@@ -92,6 +93,7 @@ fn a_bundle_holds_what_the_engine_read_and_no_planted_secret() {
         ),
         &format!(
             "    # mirror: https://admin:S2-url-secret@backup.example/ for internal-4242
+    # deploy: password = S7-assign-secret
     # -----BEGIN PRIVATE KEY-----
     # S4-key-secret
     # -----END PRIVATE KEY-----

@@ -2,7 +2,8 @@
 //! report's own redaction removes (`redact.rs`: a URL's user and password, query-string
 //! values, credential headers, directives that set credentials such as `proxy_set_header
 //! Authorization` and `fastcgi_param DB_PASSWORD`), private keys (a PEM block anywhere),
-//! `env NAME=value` directives whose name says secret, and what the user's `--redact REGEX`
+//! `env NAME=value` directives and other assignments (`env[DB_PASSWORD] = …`, `--api-key=…`)
+//! whose name says secret, and what the user's `--redact REGEX`
 //! patterns match. Files that hold only secrets (`*_certificate_key`, `ssl_password_file`,
 //! `auth_basic_user_file`) are never read: the collector names them, it does not open them.
 
@@ -14,13 +15,14 @@ use regex::Regex;
 use crate::redact::{CREDENTIAL, redact_counting};
 
 /// Every kind of secret taken out, as the manifest counts them.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "credential-directive",
     "credential-header",
     "url-userinfo",
     "query-value",
     "private-key",
     "secret-env",
+    "secret-assignment",
     "user-pattern",
 ];
 
@@ -36,6 +38,15 @@ static PRIVATE_KEY: LazyLock<Option<Regex>> = LazyLock::new(|| {
 
 static SECRET_ENV: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(&format!(r"(?i)(\benv\s+{CREDENTIAL}=)[^;\s]+")).ok());
+
+/// Any other assignment to a name that says secret: php-fpm's `env[DB_PASSWORD] = …`, an
+/// ini or Python config's `password = …`, a command line's `--api-key=…`.
+static SECRET_ASSIGNMENT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"(?i)(\b{CREDENTIAL}\]?\s*=\s*)(?:"[^"\n]*"|'[^'\n]*'|[^\s;,&"']+)"#
+    ))
+    .ok()
+});
 
 /// A `--redact` pattern that is not a regular expression.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +123,17 @@ impl Scrubber {
         }
         let mut counted = |kind: &'static str, n: usize| add(kind, n);
         text = redact_counting(&text, &mut counted).into_owned();
+        // After the rules above: what they left is what is still assigned in the clear.
+        if let Some(re) = SECRET_ASSIGNMENT.as_ref() {
+            let n = re
+                .find_iter(&text)
+                .filter(|m| !m.as_str().ends_with('…'))
+                .count();
+            if n > 0 {
+                add("secret-assignment", n);
+                text = re.replace_all(&text, "${1}…").into_owned();
+            }
+        }
         for re in &self.user {
             let n = re.find_iter(&text).count();
             if n > 0 {
@@ -138,12 +160,24 @@ S4-key-body
 -----END RSA PRIVATE KEY-----
 fastcgi_param DB_PASSWORD S5-param;
 env API_TOKEN=S6-env;
+env[DB_PASSWORD] = S7-pool
+gunicorn --api-key=S8-flag --workers 2
 internal-4242
 ";
         let s = Scrubber::new(&["internal-[0-9]+".to_owned()]).unwrap();
         let mut counts = BTreeMap::new();
         let out = String::from_utf8(s.scrub(planted.as_bytes(), &mut counts)).unwrap();
-        for secret in ["S1-", "S2-", "S3-", "S4-", "S5-", "S6-", "internal-4242"] {
+        for secret in [
+            "S1-",
+            "S2-",
+            "S3-",
+            "S4-",
+            "S5-",
+            "S6-",
+            "S7-",
+            "S8-",
+            "internal-4242",
+        ] {
             assert!(!out.contains(secret), "{secret} in\n{out}");
         }
         // Every kind but `Name: value` headers, which are not planted here.
