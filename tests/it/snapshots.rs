@@ -29,6 +29,9 @@ fn settings(lab: &Lab) -> insta::Settings {
         (r"\b\d{2}:\d{2}:\d{2}\b", "[HH:MM:SS]"),
         (r"\[TIME\]\.\d+", "[TIME]"),
         (r"valid until \d{4}-\d{2}-\d{2}", "valid until [DATE]"),
+        // The access log's `$time_local` and php-fpm's log dates.
+        (r"\b\d{2}/[A-Z][a-z]{2}/\d{4}:", "[DATE]:"),
+        (r"\b\d{2}-[A-Z][a-z]{2}-\d{4}\b", "[DATE]"),
         // nginx's `pid#tid: *connection` and pids everywhere else.
         (r"\d+#\d+: \*\d+", "[PID]#[TID]: *[CONN]"),
         (r"\d+#\d+: ", "[PID]#[TID]: "),

@@ -104,6 +104,8 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<Next> {
     let answers_badly = problem
         .and_then(|f| f.cause)
         .is_some_and(|c| c.entry().side == Side::Answer);
+    // A check that could not run is no pass: the hint must not read as one.
+    let unchecked = findings.iter().any(|f| f.could_not_check);
     Some(match (step, problem, upstream) {
         (StepId::Logs, Some(_), Some(u)) if answers_badly => Next::to(
             format!("Check what {u} answers when spoken to as nginx does"),
@@ -116,6 +118,10 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<Next> {
         (StepId::Logs, Some(_), None) => {
             Next::to("Check the upstreams nginx connects to", StepId::Upstream)
         }
+        (StepId::Logs, None, _) if unchecked => Next::to(
+            "Not every log could be read (see above), so their errors are unknown; check the upstreams live",
+            StepId::Upstream,
+        ),
         (StepId::Logs, None, _) => Next::to(
             "No upstream errors in the window; check the upstreams live",
             StepId::Upstream,
@@ -126,6 +132,10 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<Next> {
         ),
         (StepId::Upstream, Some(_), _) => Next::to(
             "Confirm the config sends requests where you expect",
+            StepId::Config,
+        ),
+        (StepId::Upstream, None, _) if unchecked => Next::to(
+            "Not every upstream could be checked (see above); check the config nginx runs",
             StepId::Config,
         ),
         (StepId::Upstream, None, _) => Next::to(
@@ -141,4 +151,33 @@ pub fn next_hint(step: StepId, findings: &[Finding]) -> Option<Next> {
         }
         (StepId::Restart, _, _) => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_that_could_not_run_never_reads_as_a_pass_in_the_hint() {
+        let hint = |step, findings: &[Finding]| next_hint(step, findings).map(|n| n.text);
+        let unread = Finding::could_not_check(logs::ERROR_LOG, "cannot read error.log");
+        let logs_hint = hint(StepId::Logs, &[unread]).unwrap();
+        assert!(
+            logs_hint.starts_with("Not every log could be read"),
+            "{logs_hint}"
+        );
+        assert!(
+            hint(StepId::Logs, &[])
+                .unwrap()
+                .starts_with("No upstream errors")
+        );
+        let unseen = Finding::could_not_check(upstream::LISTENERS, "cannot list sockets");
+        let up_hint = hint(StepId::Upstream, &[unseen]).unwrap();
+        assert!(up_hint.starts_with("Not every upstream"), "{up_hint}");
+        assert!(
+            hint(StepId::Upstream, &[])
+                .unwrap()
+                .starts_with("Upstreams answer")
+        );
+    }
 }
