@@ -29,20 +29,34 @@ pub struct DialoguerPrompter;
 
 impl Prompter for DialoguerPrompter {
     fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize> {
-        Ok(dialoguer::Select::new()
+        dialoguer::Select::new()
             .with_prompt(prompt)
             .items(items)
             .default(default)
-            .interact()?)
+            .interact_opt()?
+            .ok_or_else(|| Quit.into())
     }
 
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool> {
-        Ok(dialoguer::Confirm::new()
+        dialoguer::Confirm::new()
             .with_prompt(prompt)
             .default(default)
-            .interact()?)
+            .interact_opt()?
+            .ok_or_else(|| Quit.into())
     }
 }
+
+/// The person pressed `q` or Esc at a prompt: the walkthrough stops where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quit;
+
+impl std::fmt::Display for Quit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped at a prompt (q or Esc)")
+    }
+}
+
+impl std::error::Error for Quit {}
 
 /// Answers given in advance, for tests of the state machine.
 #[cfg(test)]
@@ -114,7 +128,7 @@ pub(crate) fn spinner(message: String, show: bool) -> ProgressBar {
         },
     );
     pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg}")
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     pb.set_message(message);
@@ -129,7 +143,6 @@ pub async fn run(
     out: &mut dyn Write,
     spinners: bool,
 ) -> Result<Report> {
-    let g = Glyphs::detect();
     let pb = spinner("Finding nginx…".to_owned(), spinners);
     let mut engine = match Engine::new(options.clone()).await {
         Ok(e) => e,
@@ -157,7 +170,27 @@ pub async fn run(
     };
     pb.finish_and_clear();
     render::header(out, &engine.report())?;
+    match walk(&mut engine, &options, prompter, out, spinners).await {
+        // q or Esc: what ran so far, and its verdict.
+        Err(e) if e.downcast_ref::<Quit>().is_some() => {
+            writeln!(out, "\nStopped (q).")?;
+            let report = engine.report();
+            writeln!(out, "{}", console::style(render::verdict(&report)).bold())?;
+            Ok(report)
+        }
+        done => done,
+    }
+}
 
+/// The steps, the diagnosis and the restart step, asking as it goes.
+async fn walk(
+    engine: &mut Engine,
+    options: &Options,
+    prompter: &mut dyn Prompter,
+    out: &mut dyn Write,
+    spinners: bool,
+) -> Result<Report> {
+    let g = Glyphs::detect();
     let mut pending: Vec<StepId> = StepId::ALL
         .into_iter()
         .filter(|s| *s != StepId::Restart && options.wants(*s))
@@ -180,7 +213,7 @@ pub async fn run(
         }
         out.flush()?;
         if step == StepId::Logs && pending.contains(&StepId::Upstream) {
-            ask_replay(&mut engine, prompter, out).await?;
+            ask_replay(engine, prompter, out).await?;
         }
         let Some(next) = pending.first().copied() else {
             break;
@@ -230,7 +263,7 @@ pub async fn run(
     engine.follow_the_chain().await;
     render::diagnosis_block(out, &g, engine.diagnosis())?;
     if options.wants(StepId::Restart) && !options.dry_run {
-        until_the_config_passes(&mut engine, prompter, out, &g, spinners).await?;
+        until_the_config_passes(engine, prompter, out, &g, spinners).await?;
     }
     if options.wants(StepId::Restart) {
         let started = Instant::now();

@@ -133,3 +133,24 @@ fn a_config_the_person_fixed_is_tested_again_and_reloaded_after_a_yes() {
     );
     assert_eq!(lab.request("/").unwrap(), 200);
 }
+
+#[test]
+fn q_at_a_prompt_stops_cleanly_with_the_verdict_so_far() {
+    let Some(lab) = lab("refused") else { return };
+    let mut p = wizard_in_pty(&lab);
+    p.exp_string("Error logs").unwrap();
+    p.exp_string("What next?").expect("the first prompt");
+    p.send("q").unwrap();
+    p.flush().unwrap();
+    p.exp_string("Stopped (q).").expect("a clean stop");
+    let rest = p.exp_eof().unwrap_or_default();
+    assert!(
+        rest.contains("upstream-refused"),
+        "the verdict so far: {rest}"
+    );
+    let status = p.process().wait().expect("exit");
+    assert!(
+        matches!(status, rexpect::process::WaitStatus::Exited(_, 1)),
+        "{status:?}"
+    );
+}
