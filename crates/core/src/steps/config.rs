@@ -238,12 +238,36 @@ fn served(listen: &ListenAddr, listening: &[SocketAddr]) -> Option<bool> {
 
 fn process(facts: &Facts) -> FindingsFuture<'_> {
     Box::pin(async move {
-        let config = facts.discovery.config.display().to_string();
-        let Some(master) = &facts.discovery.master else {
-            if facts.discovery.binary.is_none() {
-                // No binary and no master: nginx is not installed where fix502 looks, which
-                // is not the same as nginx being down.
-                return vec![
+        let mut out: Vec<Finding> = not_root(nix::unistd::geteuid().as_raw())
+            .into_iter()
+            .collect();
+        out.extend(process_of(facts).await);
+        out
+    })
+}
+
+/// For a run that is not root: what it cannot see, and how to run it so that it can. The
+/// checks say so again where it matters; this says it once, up front.
+fn not_root(uid: u32) -> Option<Finding> {
+    (uid != 0).then(|| {
+        Finding::new(
+            PROCESS,
+            Severity::Warning,
+            format!(
+                "fix502 runs as uid {uid}, not root: it cannot see which process owns a listening socket, read other users' processes and logs, enter nginx's namespaces, or keep nginx -t from touching files; what it diagnoses may be less sure than it could be"
+            ),
+        )
+        .fix("Run it again as root, with the same arguments: sudo fix502 ...")
+    })
+}
+
+async fn process_of(facts: &Facts) -> Vec<Finding> {
+    let config = facts.discovery.config.display().to_string();
+    let Some(master) = &facts.discovery.master else {
+        if facts.discovery.binary.is_none() {
+            // No binary and no master: nginx is not installed where fix502 looks, which
+            // is not the same as nginx being down.
+            return vec![
                     Finding::could_not_check(
                         PROCESS,
                         format!(
@@ -253,100 +277,112 @@ fn process(facts: &Facts) -> FindingsFuture<'_> {
                     )
                     .fix("Pass the binary with --nginx, or run fix502 on the host (or in the container) where nginx runs"),
                 ];
-            }
-            let mut f = Finding::new(
+        }
+        let mut f = Finding::new(
+            PROCESS,
+            Severity::Error,
+            format!("no nginx master process runs {config}"),
+        )
+        .cause(Cause::NGINX_NOT_RUNNING);
+        for other in &facts.discovery.other_masters {
+            f = f.evidence(format!(
+                "another master runs: pid {} `{}`",
+                other.pid, other.title
+            ));
+        }
+        if let Some(b) = &facts.discovery.binary {
+            f = f.fix(format!(
+                "Start it once nginx -t passes: {}",
+                shell_line(b, &facts.nginx_args(&[]))
+            ));
+        }
+        return vec![f];
+    };
+    let users: Vec<_> = master
+        .workers
+        .iter()
+        .filter_map(|w| w.user.clone())
+        .collect();
+    let mut out = vec![Finding::new(
+        PROCESS,
+        Severity::Info,
+        format!(
+            "master pid {} runs this config with {} worker(s){}",
+            master.pid,
+            master.workers.len(),
+            users
+                .first()
+                .map(|u| format!(" as {u}"))
+                .unwrap_or_default()
+        ),
+    )];
+    if master.workers.is_empty() {
+        out.push(
+            Finding::new(
                 PROCESS,
                 Severity::Error,
-                format!("no nginx master process runs {config}"),
+                format!("master pid {} has no worker processes", master.pid),
             )
-            .cause(Cause::NGINX_NOT_RUNNING);
-            for other in &facts.discovery.other_masters {
-                f = f.evidence(format!(
-                    "another master runs: pid {} `{}`",
-                    other.pid, other.title
-                ));
-            }
-            if let Some(b) = &facts.discovery.binary {
-                f = f.fix(format!(
-                    "Start it once nginx -t passes: {}",
-                    shell_line(b, &facts.nginx_args(&[]))
-                ));
-            }
-            return vec![f];
-        };
-        let users: Vec<_> = master
-            .workers
+            .cause(Cause::NGINX_NOT_RUNNING),
+        );
+    }
+    let listening: Vec<SocketAddr> = match facts.listeners().await {
+        Ok(all) => all
             .iter()
-            .filter_map(|w| w.user.clone())
-            .collect();
-        let mut out = vec![Finding::new(
-            PROCESS,
-            Severity::Info,
-            format!(
-                "master pid {} runs this config with {} worker(s){}",
-                master.pid,
-                master.workers.len(),
-                users
-                    .first()
-                    .map(|u| format!(" as {u}"))
-                    .unwrap_or_default()
-            ),
-        )];
-        if master.workers.is_empty() {
-            out.push(
-                Finding::new(
-                    PROCESS,
-                    Severity::Error,
-                    format!("master pid {} has no worker processes", master.pid),
-                )
-                .cause(Cause::NGINX_NOT_RUNNING),
-            );
+            .filter(|l| l.kind == ListenerKind::Tcp)
+            .filter_map(|l| l.socket_addr)
+            .collect(),
+        Err(e) => {
+            out.push(Finding::new(
+                PROCESS,
+                Severity::Warning,
+                format!("cannot list listening sockets: {e}"),
+            ));
+            return out;
         }
-        let listening: Vec<SocketAddr> = match facts.listeners().await {
-            Ok(all) => all
-                .iter()
-                .filter(|l| l.kind == ListenerKind::Tcp)
-                .filter_map(|l| l.socket_addr)
-                .collect(),
-            Err(e) => {
-                out.push(Finding::new(
-                    PROCESS,
-                    Severity::Warning,
-                    format!("cannot list listening sockets: {e}"),
-                ));
-                return out;
-            }
-        };
-        for server in &facts.view.servers {
-            for listen in &server.listens {
-                if served(&listen.addr, &listening) == Some(false) {
-                    let shown = if listen.raw.is_empty() {
-                        "80 (implicit)".to_owned()
-                    } else {
-                        listen.raw.clone()
-                    };
-                    out.push(
-                        Finding::new(
-                            PROCESS,
-                            Severity::Error,
-                            format!("nothing listens on `listen {shown}` although nginx runs"),
-                        )
-                        .cause(Cause::NGINX_NOT_RUNNING)
-                        .at(listen.span.as_ref().map(|s| Location {
-                            file: s.file.to_path_buf(),
-                            line: s.line,
-                        })),
-                    );
-                }
+    };
+    for server in &facts.view.servers {
+        for listen in &server.listens {
+            if served(&listen.addr, &listening) == Some(false) {
+                let shown = if listen.raw.is_empty() {
+                    "80 (implicit)".to_owned()
+                } else {
+                    listen.raw.clone()
+                };
+                out.push(
+                    Finding::new(
+                        PROCESS,
+                        Severity::Error,
+                        format!("nothing listens on `listen {shown}` although nginx runs"),
+                    )
+                    .cause(Cause::NGINX_NOT_RUNNING)
+                    .at(listen.span.as_ref().map(|s| Location {
+                        file: s.file.to_path_buf(),
+                        line: s.line,
+                    })),
+                );
             }
         }
-        out
-    })
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_that_is_not_root_says_what_it_cannot_see_and_how_to_run_it() {
+        assert!(not_root(0).is_none());
+        let f = not_root(65534).expect("a warning");
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(f.message.contains("uid 65534, not root"), "{}", f.message);
+        assert!(
+            f.fix.iter().any(|x| x.contains("sudo fix502")),
+            "{:?}",
+            f.fix
+        );
+    }
 
     #[test]
     fn nginx_t_output() {
