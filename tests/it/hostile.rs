@@ -343,6 +343,11 @@ fn cases(f: &Fixtures) -> Vec<Case> {
             Usage("--url"),
         ),
         case("url: empty", &["--url", ""], Usage("--url")),
+        case(
+            "url: a bare word",
+            &["--url", "notaurl"],
+            Usage("not a URL"),
+        ),
         case("config without its value", &["--config"], Usage("--config")),
         case("a flag twice", &["--json", "--json"], Usage("--json")),
         case(

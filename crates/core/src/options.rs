@@ -74,6 +74,14 @@ impl Options {
 /// Checks a `--url` the way routing will read it (`http://host[:port]/path`, the scheme
 /// optional); the error is one line for the user.
 pub fn check_url(url: &str) -> Result<(), String> {
+    let t = url.trim();
+    // A bare word is more likely a slip than a host: `--url notaurl`. A host of one label
+    // is written with its scheme (`http://web1/`); `localhost` is one anyway.
+    if !t.contains("://") && !t.contains(['/', ':', '.']) && t != "localhost" && !t.is_empty() {
+        return Err(format!(
+            "`{t}` is not a URL: write it as http://HOST[:PORT]/PATH (a host of one label with its scheme: http://{t}/)"
+        ));
+    }
     fix502_nginx::route::Request::from_url(url)
         .map(|_| ())
         .map_err(|e| e.to_string())
