@@ -5,9 +5,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 
-use fix502_core::bundle::{
-    CollectError, CollectOptions, Manifest, Scrubber, collect, default_output,
-};
+use fix502_core::bundle::{CollectOptions, Manifest, Scrubber, collect, default_output};
 use fix502_core::report::ExitStatus;
 
 use crate::args::Target;
@@ -64,10 +62,7 @@ pub async fn run(flags: &Flags<'_>) -> ExitStatus {
             let written = summary(&mut out, &output, &manifest).and_then(|()| out.flush());
             crate::output_result(written, ExitStatus::Clean)
         }
-        Err(CollectError::Discovery(e)) => {
-            render::error_line(&e.to_string());
-            ExitStatus::CouldNotCheck
-        }
+        // nginx not found or not chosen, or the bundle not written: one line each.
         Err(e) => {
             render::error_line(&e.to_string());
             ExitStatus::CouldNotCheck

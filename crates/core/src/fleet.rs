@@ -78,14 +78,18 @@ pub fn read_input(path: &Path) -> Result<HostRow, FleetError> {
         path: shown.clone(),
         why,
     };
-    let mut bytes = Vec::new();
+    let mut magic = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_REPORT).read_to_end(&mut bytes))
+        .and_then(|f| f.take(2).read_to_end(&mut magic))
         .map_err(|e| not(e.to_string()))?;
-    let (host, report) = if bytes.starts_with(&[0x1f, 0x8b]) {
+    let (host, report) = if magic == [0x1f, 0x8b] {
         let (manifest, report) = read_bundle(path)?;
         (manifest.host, report)
     } else {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_REPORT).read_to_end(&mut bytes))
+            .map_err(|e| not(e.to_string()))?;
         let report: Report = serde_json::from_slice(&bytes).map_err(|e| not(e.to_string()))?;
         let host = path
             .file_name()

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fix502_probe::namespace::NamespaceIds;
 use serde::Serialize;
 
 use crate::changes::{AppTarget, Change, ChangeError, ChangeStatus, Changes};
@@ -194,9 +195,8 @@ pub async fn undo(changes: &Changes, id: Option<&str>) -> Result<Undone, UndoErr
 /// only where fix502 stands in the network namespace of the master it was applied to.
 async fn proof_now(record: &crate::changes::ChangeRecord) -> Option<String> {
     let proof = record.proof.as_ref()?;
-    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
-    let master = record.nginx.master_pid?.to_string();
-    if ns(&master).is_none() || ns(&master) != ns("self") {
+    let net = NamespaceIds::of(&record.nginx.master_pid?.to_string()).net;
+    if net.is_none() || net != NamespaceIds::own().net {
         return None;
     }
     Some(match proof.status(COMMAND_TIME).await {

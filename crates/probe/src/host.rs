@@ -535,8 +535,9 @@ pub fn tail_lines(path: &Path, max_bytes: u64) -> Result<Vec<String>, ProbeError
 }
 
 /// The last `max_bytes` of a regular file, starting after the first newline when the tail
-/// starts mid-file.
-fn read_tail(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
+/// starts mid-file. Opened without blocking, so a FIFO in a log's place cannot hang the
+/// read: anything but a regular file is an error.
+pub fn read_tail(path: &Path, max_bytes: u64) -> io::Result<Vec<u8>> {
     let mut file = OpenOptions::new()
         .read(true)
         .custom_flags(OFlag::O_NONBLOCK.bits())

@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use fix502_nginx::history;
 use fix502_nginx::window::Stamp;
+use fix502_probe::host::read_tail;
+use fix502_probe::namespace::NamespaceIds;
 
 pub use read::{ReadError, read_bundle};
 pub use scrub::{KINDS, Scrubber, UserPatternError};
@@ -212,18 +214,15 @@ fn proc_files(pid: u32, what: &str) -> Vec<Member> {
             out.push(Member::text(&format!("proc/{pid}/{name}"), what, bytes));
         }
     }
-    let ns: Vec<String> = ["net", "mnt", "pid"]
+    let ns = NamespaceIds::of(&pid.to_string());
+    let ns: String = [("net", ns.net), ("mnt", ns.mnt), ("pid", ns.pid)]
         .iter()
-        .filter_map(|n| {
-            std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
-                .ok()
-                .map(|l| l.display().to_string())
-        })
+        .filter_map(|(kind, id)| id.map(|id| format!("{kind}:[{id}]\n")))
         .collect();
     out.push(Member::text(
         &format!("proc/{pid}/ns"),
         what,
-        (ns.join("\n") + "\n").into_bytes(),
+        ns.into_bytes(),
     ));
     out
 }
@@ -278,7 +277,7 @@ async fn app_members(facts: &Facts) -> Vec<Member> {
             ));
         }
         if let Some(log) = &app.log
-            && let Some(bytes) = tail(log, APP_LOG_TAIL)
+            && let Ok(bytes) = read_tail(log, APP_LOG_TAIL)
         {
             out.push(Member::text(
                 &format!("{dir}/log{}", log.display()),
@@ -405,7 +404,7 @@ fn from_a_line_start(bytes: &mut Vec<u8>) {
 /// How an access log dates its lines: `$time_iso8601` when its last line carries such a
 /// time, else `$time_local` (nginx's `combined`).
 fn access_stamp(path: &Path) -> Stamp {
-    let last = tail(path, 4096).and_then(|b| {
+    let last = read_tail(path, 4096).ok().and_then(|b| {
         b.split(|c| *c == b'\n')
             .rev()
             .find(|l| !l.is_empty())
@@ -420,21 +419,6 @@ fn access_stamp(path: &Path) -> Stamp {
         }
         _ => Stamp::AccessLog,
     }
-}
-
-/// The last `max` bytes of a file, from a line start.
-fn tail(path: &Path, max: u64) -> Option<Vec<u8>> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    let start = len.saturating_sub(max);
-    file.seek(SeekFrom::Start(start)).ok()?;
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes).ok()?;
-    if start > 0 {
-        from_a_line_start(&mut bytes);
-    }
-    Some(bytes)
 }
 
 /// `fix502-HOST-YYYYMMDDTHHMMSSZ.tar.gz` in the current directory.

@@ -24,10 +24,11 @@
 //! so their `listen.owner`/`group`/`mode` take effect only on a restart: that edit is
 //! offered only with a systemd unit to restart (`systemctl restart`), never by a signal.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use fix502_probe::appserver::{AppServer, AppServerKind, LogEventKind, Setting, SettingSource};
+use fix502_probe::namespace::NamespaceIds;
 
 use super::edits::{CheckRequest, check_request, endpoint_at};
 use crate::causes::Cause;
@@ -77,7 +78,7 @@ pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<AppEdit> {
         let now = setting.seconds()?;
         let want = waits?;
         // 0 means "never" in php-fpm; only a shorter limit than nginx's is raised.
-        (now != 0 && now < want).then(|| (setting.clone(), format!("{want}s")))
+        (now != 0 && now < want).then(|| (setting.clone(), want))
     };
     let (setting, value) = match (d.cause, app.kind) {
         (Cause::UNIX_SOCKET_PERMISSION, AppServerKind::PhpFpm) => socket_access(facts, app)?,
@@ -85,24 +86,26 @@ pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<AppEdit> {
             match not_allowed(facts, endpoint, app) {
                 Some((setting, source)) => (setting.clone(), format!("{},{source}", setting.value)),
                 None if happened(facts, app, LogEventKind::ExecutionTimedOut) => {
-                    timeout_to("request_terminate_timeout")?
+                    // php-fpm's own unit, as it writes them.
+                    let (s, secs) = timeout_to("request_terminate_timeout")?;
+                    (s, format!("{secs}s"))
                 }
-                None => max_children(facts, app)?,
+                None => max_children(facts, app, master)?,
             }
         }
         (Cause::UPSTREAM_CLOSED_EARLY, AppServerKind::Gunicorn)
             if happened(facts, app, LogEventKind::WorkerTimeout) =>
         {
-            let (s, v) = timeout_to("timeout")?;
-            (s, v.trim_end_matches('s').to_owned())
+            let (s, secs) = timeout_to("timeout")?;
+            (s, secs.to_string())
         }
         (Cause::UPSTREAM_CLOSED_EARLY, AppServerKind::Uwsgi)
             if happened(facts, app, LogEventKind::Harakiri) =>
         {
-            let (s, v) = timeout_to("harakiri")?;
-            (s, v.trim_end_matches('s').to_owned())
+            let (s, secs) = timeout_to("harakiri")?;
+            (s, secs.to_string())
         }
-        (c, AppServerKind::PhpFpm) if SATURATED.contains(&c) => max_children(facts, app)?,
+        (c, AppServerKind::PhpFpm) if SATURATED.contains(&c) => max_children(facts, app, master)?,
         _ => return None,
     };
     let edit = setting_edit(app, &setting, &value)?;
@@ -117,13 +120,12 @@ pub async fn for_diagnosis(facts: &Facts, d: &Diagnosis) -> Option<AppEdit> {
 
 /// `pm.max_children` after the pool said it was full: twice as many, bounded by the memory
 /// available for more workers of the size they run at now.
-fn max_children(facts: &Facts, app: &AppServer) -> Option<(Setting, String)> {
+fn max_children(facts: &Facts, app: &AppServer, master: u32) -> Option<(Setting, String)> {
     if !happened(facts, app, LogEventKind::MaxChildrenReached) {
         return None;
     }
     let setting = app.setting("pm.max_children")?;
     let now: u64 = setting.value.trim().parse().ok()?;
-    let master = u32::try_from(app.master_pid.unwrap_or(app.pid)).ok()?;
     let sizes: Vec<u64> = children_of(master).into_iter().filter_map(rss_of).collect();
     let size = sizes.iter().sum::<u64>().checked_div(sizes.len() as u64)?;
     // Half of what is available, so that the host keeps room for everything else.
@@ -240,9 +242,8 @@ fn target_of(app: &AppServer, master: u32, restart: bool) -> Option<AppTarget> {
 
 /// Whether `pid` sees the same files as fix502 (its mount namespace is fix502's own).
 fn same_mount_namespace(pid: u32) -> bool {
-    let ns = |p: PathBuf| std::fs::read_link(p).ok();
-    let theirs = ns(PathBuf::from(format!("/proc/{pid}/ns/mnt")));
-    theirs.is_some() && theirs == ns(PathBuf::from("/proc/self/ns/mnt"))
+    let theirs = NamespaceIds::of(&pid.to_string()).mnt;
+    theirs.is_some() && theirs == NamespaceIds::own().mnt
 }
 
 /// The children of `pid` (php-fpm's workers).

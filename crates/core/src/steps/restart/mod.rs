@@ -421,18 +421,19 @@ async fn apply_edit(
         Ok(c) => c,
         Err(e) => return failed(format!("cannot open fix502's journal: {e}")),
     };
+    let nginx_gate = facts.nginx_command(&["-t"]);
+    let nginx_test = nginx_gate.clone().map(|(program, args)| {
+        std::iter::once(program.display().to_string())
+            .chain(args)
+            .collect()
+    });
     let gate = match app {
-        None => facts.nginx_command(&["-t"]),
+        None => nginx_gate,
         Some(a) => a.app.test.as_ref().and_then(|t| {
             let (program, args) = t.split_first()?;
             Some((PathBuf::from(program), args.to_vec()))
         }),
     };
-    let nginx_test = facts.nginx_command(&["-t"]).map(|(program, args)| {
-        std::iter::once(program.display().to_string())
-            .chain(args)
-            .collect()
-    });
     let mut change = match changes.begin(NewChange {
         kind: if app.is_some() { "app-reload" } else { "edit" }.to_owned(),
         cause: Some(action.cause.id().to_owned()),
