@@ -56,6 +56,10 @@ pub struct Cli {
     /// Print the diffs and commands the restart step would run; change nothing (also with --apply)
     #[arg(long)]
     pub dry_run: bool,
+    /// Diagnose a bundle written by `fix502 collect` instead of this host (over its window,
+    /// as recorded; no network traffic, nothing acts)
+    #[arg(long, value_name = "BUNDLE", conflicts_with_all = ["config", "nginx", "prefix", "error_log", "access_log", "since", "url", "pid", "apply", "dry_run"])]
+    pub from: Option<PathBuf>,
     /// Subcommands.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -309,6 +313,7 @@ impl Cli {
         Options {
             apply: self.apply && !self.dry_run,
             dry_run: self.dry_run,
+            from: self.from.as_deref().map(absolute),
             ..self.target.options()
         }
     }
@@ -332,6 +337,7 @@ impl Target {
             master_pid: self.pid,
             replay_logged: false,
             stdin_log: None,
+            from: None,
         }
     }
 

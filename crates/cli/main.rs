@@ -206,5 +206,9 @@ fn is_interrupt(e: &anyhow::Error) -> bool {
 
 fn discovery_failed(e: &DiscoveryError) -> ExitStatus {
     render::error_line(&e.to_string());
-    ExitStatus::CouldNotCheck
+    match e {
+        // A bundle that is not one, is cut short or is too new: the input is wrong.
+        DiscoveryError::Bundle(_) => ExitStatus::Usage,
+        _ => ExitStatus::CouldNotCheck,
+    }
 }

@@ -313,6 +313,17 @@ pub fn header(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         style("fix502").bold(),
         report.fix502_version
     )?;
+    if let Some(o) = &report.offline {
+        writeln!(
+            out,
+            "{} bundle {} of host {}, collected {} by fix502 {}: what it measured there is as recorded",
+            style("offline:").bold(),
+            o.bundle,
+            o.host,
+            o.collected_at,
+            o.fix502_version
+        )?;
+    }
     if let Some(c) = &n.config {
         let how = n
             .discovered_via

@@ -312,7 +312,7 @@ fn fleet_reads_bundles_and_reports_into_one_table_and_refuses_what_is_not_one() 
 }
 
 /// `bundle` with its manifest's `bundle_version` set to 99, as a newer fix502 would write.
-fn newer_bundle(bundle: &Path, to: &Path) {
+pub(super) fn newer_bundle(bundle: &Path, to: &Path) {
     let dir = tempfile::tempdir().unwrap();
     unpack(bundle, dir.path());
     let mut m = manifest(dir.path());

@@ -545,7 +545,17 @@ impl Drop for HostApp {
 /// of its own with only loopback up and no route: nothing it sends can leave the machine.
 /// As root it still sees /proc, Docker's files, and may enter nginx's namespaces itself.
 fn fix502_json(args: &[&str]) -> (Output, Value) {
-    let out = bounded(
+    let mut all = vec!["--non-interactive", "--json", "--timeout", "1s"];
+    all.extend_from_slice(args);
+    let out = fix502_alone(&all);
+    // Not JSON (exit 3 prints its one line on stderr): Null, which the verdict reports.
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out, report)
+}
+
+/// Runs fix502 `args` in a network namespace of its own with only loopback up and no route.
+fn fix502_alone(args: &[&str]) -> Output {
+    bounded(
         Command::new("unshare")
             .args([
                 "--net",
@@ -554,19 +564,12 @@ fn fix502_json(args: &[&str]) -> (Output, Value) {
                 "ip link set lo up && exec \"$@\"",
                 "sh",
                 env!("CARGO_BIN_EXE_fix502"),
-                "--non-interactive",
-                "--json",
-                "--timeout",
-                "1s",
             ])
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("FIX502_LOG"),
         Duration::from_secs(180),
-    );
-    // Not JSON (exit 3 prints its one line on stderr): Null, which the verdict reports.
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out, report)
+    )
 }
 
 /// The verdict's checks: each failed one is collected, and all are reported at once with
@@ -995,25 +998,65 @@ fn docker_error_log_to_stderr_is_read_from_the_json_file_log() {
             report["nginx"]["error_logs"]
         ),
     );
-    let logs_step = report["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["step"] == "logs"));
-    let quoted = logs_step
-        .and_then(|s| s["findings"].as_array())
-        .is_some_and(|f| {
-            f.iter().any(|f| {
-                f["evidence"].as_array().is_some_and(|e| {
-                    e.iter().any(|l| {
-                        l.as_str().is_some_and(|l| {
-                            l.contains("connect() failed (111: Connection refused)")
+    let quotes_the_refusal = |report: &Value| {
+        report["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["step"] == "logs"))
+            .and_then(|s| s["findings"].as_array())
+            .is_some_and(|f| {
+                f.iter().any(|f| {
+                    f["evidence"].as_array().is_some_and(|e| {
+                        e.iter().any(|l| {
+                            l.as_str().is_some_and(|l| {
+                                l.contains("connect() failed (111: Connection refused)")
+                            })
                         })
                     })
                 })
             })
-        });
+    };
+    let quoted = quotes_the_refusal(report);
     v.check(
         quoted,
         "a finding of the logs step quotes the `connect() failed (111: Connection refused)` line",
+    );
+    // A bundle holds the json-file log, and diagnoses the same after the project is gone.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("web.tar.gz");
+    let bundle_arg = bundle.to_str().unwrap();
+    let collected = fix502_alone(&[
+        "collect",
+        "--pid",
+        &master.to_string(),
+        "--timeout",
+        "1s",
+        "--output",
+        bundle_arg,
+    ]);
+    v.check(
+        collected.status.success(),
+        format!(
+            "collect succeeds: {}",
+            String::from_utf8_lossy(&collected.stderr)
+        ),
+    );
+    drop(project);
+    let offline = fix502_alone(&["--json", "--from", bundle_arg]);
+    let offline_report: Value = serde_json::from_slice(&offline.stdout).unwrap_or(Value::Null);
+    v.check(
+        causes(&offline_report).first() == causes(report).first()
+            && top(&offline_report)["upstream"] == top(report)["upstream"]
+            && offline.status.code() == run.0.status.code(),
+        format!(
+            "--from after the project is gone gives the live top cause, upstream and exit; got {:?} {} exit {:?}",
+            causes(&offline_report),
+            top(&offline_report)["upstream"],
+            offline.status.code()
+        ),
+    );
+    v.check(
+        quotes_the_refusal(&offline_report),
+        "offline, the logs step quotes the refusal from the bundle's json-file log",
     );
     v.finish();
 }

@@ -15,6 +15,7 @@ mod masters;
 mod names;
 mod netns;
 mod nginx_t;
+mod offline;
 mod readonly;
 mod responses;
 mod routing;

@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 pub const OUTPUT_CAP: usize = 1024 * 1024;
 
 /// The captured result of a finished command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommandOutput {
     /// Whether it exited with status 0.
     pub success: bool,

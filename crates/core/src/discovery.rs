@@ -21,7 +21,7 @@ use crate::options::Options;
 pub(crate) const SBIN_DIRS: &str = "/usr/sbin:/sbin:/usr/local/sbin:/usr/local/nginx/sbin";
 
 /// A running nginx worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Worker {
     /// Its pid.
     pub pid: u32,
@@ -34,7 +34,7 @@ pub struct Worker {
 }
 
 /// A running nginx master process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Master {
     /// Its pid.
     pub pid: u32,
@@ -114,7 +114,7 @@ impl Master {
 }
 
 /// What `nginx -V` says about the binary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BuildInfo {
     /// `1.22.1`.
     pub version: Option<String>,
@@ -136,7 +136,7 @@ pub struct BuildInfo {
 }
 
 /// The nginx to diagnose, and how each part was found.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Discovery {
     /// The nginx binary, if one was found.
     pub binary: Option<PathBuf>,
@@ -191,6 +191,9 @@ pub enum DiscoveryError {
         "no nginx found: no running master, no `nginx` binary on PATH or in /usr/sbin, and no {0}; pass --config (and --nginx)"
     )]
     NothingFound(PathBuf),
+    /// The bundle given with `--from` cannot be read.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::ReadError),
 }
 
 fn describe_masters(masters: &[Master]) -> String {

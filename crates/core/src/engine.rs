@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use crate::chain;
 
+use crate::bundle::{Opened, ReadError, open_bundle};
 use crate::diagnosis::diagnose;
 use crate::discovery::{DiscoveryError, discover};
 use crate::facts::Facts;
 use crate::lock::ActingLock;
+use crate::offline::Offline;
 use crate::options::Options;
 use crate::report::{
-    ActionRecord, ActionStatus, Diagnosis, Finding, Report, SCHEMA_VERSION, StepId, StepReport,
+    ActionRecord, ActionStatus, Diagnosis, Finding, OfflineInfo, Report, SCHEMA_VERSION, StepId,
+    StepReport,
 };
 use crate::steps::restart::{self, Action};
 use crate::steps::run_step;
@@ -43,9 +46,65 @@ pub struct Engine {
 impl Engine {
     /// Discovers nginx and loads the config.
     pub async fn new(options: Options) -> Result<Self, DiscoveryError> {
+        if let Some(bundle) = options.from.clone() {
+            return Ok(Self::from_bundle(&bundle, options)?);
+        }
         let discovery = discover(&options).await?;
-        let facts = Facts::new(options, discovery);
-        Ok(Self {
+        Ok(Self::with_facts(Facts::new(options, discovery)))
+    }
+
+    /// An engine on the bundle at `path` (written by `fix502 collect`) instead of the live
+    /// host: its recorded nginx, config and log windows, and what the live run measured
+    /// (docs/bundle.md). It reads nothing of this host, runs nothing and probes nothing; it
+    /// never acts. The window and `--url` are the bundle's: `options.since` and
+    /// `options.url` are replaced by them.
+    pub fn from_bundle(path: &std::path::Path, options: Options) -> Result<Self, ReadError> {
+        let Opened {
+            manifest,
+            recorded,
+            dir,
+            root,
+            docker_root,
+        } = open_bundle(path)?;
+        let damaged = |why: String| ReadError::NotABundle {
+            path: path.display().to_string(),
+            why,
+        };
+        let now = recorded
+            .clock()
+            .ok_or_else(|| damaged(format!("its recorded time {} is not a time", recorded.now)))?;
+        let origin = OfflineInfo {
+            bundle: path.display().to_string(),
+            host: manifest.host.clone(),
+            collected_at: manifest.collected_at.clone(),
+            fix502_version: manifest.fix502_version.clone(),
+        };
+        let options = Options {
+            since: Duration::from_secs(manifest.since_seconds),
+            url: manifest.url.clone(),
+            config: Some(recorded.discovery.config.clone()),
+            apply: false,
+            dry_run: true,
+            replay_logged: false,
+            master_pid: None,
+            ..options
+        };
+        let offline = Offline::new(
+            origin,
+            now,
+            recorded.findings.clone(),
+            recorded.actions.clone(),
+            dir,
+            root,
+        );
+        let facts = Facts::from_record(options, recorded, offline)
+            .map_err(damaged)?
+            .with_docker_root(&docker_root);
+        Ok(Self::with_facts(facts))
+    }
+
+    fn with_facts(facts: Facts) -> Self {
+        Self {
             facts,
             steps: Vec::new(),
             diagnosis: Vec::new(),
@@ -54,7 +113,7 @@ impl Engine {
             applied: Vec::new(),
             actions: Vec::new(),
             last_applied: None,
-        })
+        }
     }
 
     /// The shared facts.
@@ -103,6 +162,10 @@ impl Engine {
 
     /// The restart step's plan for the current diagnosis.
     pub async fn plan(&self) -> Vec<Action> {
+        if self.facts.offline().is_some() {
+            // A bundle is not a host to act on: the live run's plan is in the report.
+            return Vec::new();
+        }
         let ns = self.facts.standpoint().ns();
         within(ns, restart::plan(&self.facts, &self.diagnosis)).await
     }
@@ -153,6 +216,12 @@ impl Engine {
         applied: Vec<Finding>,
         duration_ms: u64,
     ) {
+        if let Some(offline) = self.facts.offline() {
+            self.actions = offline.actions.clone();
+            let findings = offline.findings_of(restart::PLAN_CHECK);
+            self.set_restart_step(findings, duration_ms);
+            return;
+        }
         let mut findings = restart::plan_findings(plan, &self.diagnosis, !applied.is_empty());
         findings.extend(applied);
         // Each planned action once: what became of it when it was applied, else planned.
@@ -231,11 +300,15 @@ impl Engine {
             ));
         }
         findings.iter_mut().for_each(crate::redact::finding);
-        let status = StepReport::status_of(&findings);
+        self.set_restart_step(findings, duration_ms);
+    }
+
+    /// Puts the restart step's report in place.
+    fn set_restart_step(&mut self, findings: Vec<Finding>, duration_ms: u64) {
         self.steps.retain(|s| s.step != StepId::Restart);
         self.steps.push(StepReport {
             step: StepId::Restart,
-            status,
+            status: StepReport::status_of(&findings),
             duration_ms,
             findings,
             next: None,
@@ -264,6 +337,7 @@ impl Engine {
             diagnosis: self.diagnosis.clone(),
             timeline: self.timeline.clone(),
             actions: self.actions.clone(),
+            offline: self.facts.offline().map(|o| o.origin.clone()),
         }
     }
 
@@ -271,6 +345,9 @@ impl Engine {
     /// its pid is another process now), or its workers are not the same ones (a reload, or
     /// workers that died and were replaced). `None` when nothing did, or nginx did not run.
     pub fn nginx_changed(&self) -> Option<String> {
+        if self.facts.offline().is_some() {
+            return None;
+        }
         self.facts
             .discovery
             .master
@@ -340,7 +417,13 @@ impl Engine {
     /// Runs every selected step without asking; acts only when `options.apply` is set. When
     /// nginx's processes change while the steps run, they run once more ([`Self::recheck`]).
     pub async fn run_all(options: Options) -> Result<Report, DiscoveryError> {
-        let mut engine = Self::new(options).await?;
+        Self::new(options).await?.run_to_the_end().await
+    }
+
+    /// Runs every selected step of this engine without asking, as [`Self::run_all`] does
+    /// (on a bundle's engine too, [`Self::from_bundle`]).
+    pub async fn run_to_the_end(self) -> Result<Report, DiscoveryError> {
+        let mut engine = self;
         for step in StepId::ALL {
             if step != StepId::Restart && engine.facts.options.wants(step) {
                 engine.run_step(step).await;
@@ -375,6 +458,10 @@ impl Engine {
     /// `upstream-returned-502`. [`Self::run_all`] does it after the steps; the wizard, before
     /// it shows the diagnosis.
     pub async fn follow_the_chain(&mut self) {
+        if self.facts.offline().is_some() {
+            // The other nginx masters of the host are not in the bundle.
+            return;
+        }
         let seen: Vec<u32> = self.facts.discovery.master.iter().map(|m| m.pid).collect();
         self.follow_chain(seen, 0).await;
     }
@@ -426,7 +513,7 @@ impl Engine {
 /// cause of the error-log groups per minute.
 async fn timeline_of(facts: &Facts) -> Option<Timeline> {
     let start = facts.window_start()?;
-    let end = jiff::ZonedDateTime::now().datetime();
+    let end = facts.now().datetime();
     let mut events: Vec<Events> = Vec::new();
     let mut add = |name: &str, source: &str, minute, n: u64| match events
         .iter_mut()

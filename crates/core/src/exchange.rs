@@ -31,10 +31,11 @@ use crate::report::Location;
 pub const HEADER_CAP: usize = 1024 * 1024;
 
 /// A limit from the config: its directive, value, and where it is set (`None`: nginx's default).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limit<T> {
     /// The directive, e.g. `proxy_buffer_size`.
-    pub directive: &'static str,
+    #[serde(deserialize_with = "fix502_nginx::settings::limit_directive")]
+    pub directive: settings::DirectiveName,
     /// The effective value.
     pub value: T,
     /// The value as written (or the default's wording).
@@ -44,7 +45,7 @@ pub struct Limit<T> {
 }
 
 /// What the upstream answered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Answer {
     /// An HTTP/1.x exchange (`proxy_pass http://`).
@@ -89,7 +90,7 @@ impl Answer {
 }
 
 /// One upstream spoken to as nginx speaks to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Exchange {
     /// The pass module.
     pub module: PassModule,

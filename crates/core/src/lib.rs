@@ -101,6 +101,7 @@ mod exchange;
 mod facts;
 mod journal;
 mod lock;
+mod offline;
 mod options;
 mod redact;
 mod rootfs;

@@ -41,6 +41,9 @@ pub struct Options {
     /// path every check can open again (the binary's is an in-memory file). A `-` in
     /// `error_logs` stands for it; without it, `-` is a file that cannot be read.
     pub stdin_log: Option<PathBuf>,
+    /// `--from`: diagnose this bundle (written by `fix502 collect`) instead of the live
+    /// host; the other flags that choose an nginx, its logs and its window do not apply.
+    pub from: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             master_pid: None,
             replay_logged: false,
             stdin_log: None,
+            from: None,
         }
     }
 }

@@ -584,6 +584,22 @@ pub struct Report {
     /// What the fifth step did or would do, in order (empty when it plans nothing).
     #[serde(default)]
     pub actions: Vec<ActionRecord>,
+    /// Where the bundle came from, when the report was made from one (`--from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline: Option<OfflineInfo>,
+}
+
+/// Where a bundle diagnosed with `--from` came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OfflineInfo {
+    /// The bundle file, as given.
+    pub bundle: String,
+    /// The host it was collected on.
+    pub host: String,
+    /// When it was collected (RFC 3339, UTC).
+    pub collected_at: String,
+    /// The fix502 version that collected it.
+    pub fix502_version: String,
 }
 
 /// One action of the fifth step, planned or applied.

@@ -215,7 +215,7 @@ pub struct Invocation {
 }
 
 /// A finished nginx run and what it left on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TestRun {
     /// How nginx exited and what it said.
     pub output: CommandOutput,
@@ -232,7 +232,7 @@ pub struct TestRun {
 }
 
 /// One thing an nginx run left on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     /// A file or directory that was not there.
     Created {

@@ -4,7 +4,7 @@
 //! [`crate::settings`].
 
 /// The module behind a pass directive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum PassModule {
     /// `proxy_pass`

@@ -429,6 +429,31 @@ pub fn timeout_directive(module: PassModule, which: &str) -> &'static str {
     }
 }
 
+/// A directive's name from this module's tables (a name serde does not take for a borrowed
+/// string).
+pub type DirectiveName = &'static str;
+
+/// A buffer-size or timeout directive's own name for `name` (for a value read back from
+/// JSON): one of [`buffer_size_directive`] and [`timeout_directive`]; another name is an
+/// error.
+pub fn limit_directive<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let name = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    PassModule::ALL
+        .iter()
+        .flat_map(|m| {
+            [
+                buffer_size_directive(*m),
+                timeout_directive(*m, "connect"),
+                timeout_directive(*m, "send"),
+                timeout_directive(*m, "read"),
+            ]
+        })
+        .find(|known| *known == name)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("{name} is no buffer or timeout directive"))
+        })
+}
+
 /// The `*_next_upstream` directive of a module, e.g. `proxy_next_upstream`.
 #[must_use]
 pub fn next_upstream_directive(module: PassModule) -> &'static str {

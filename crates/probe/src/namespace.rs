@@ -21,7 +21,9 @@ use procfs::net::{TcpNetEntry, TcpState};
 use procfs::process::{FDTarget, Process};
 
 /// The namespace inode ids of one process; `None` where the link cannot be read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct NamespaceIds {
     /// `/proc/PID/ns/net`.
     pub net: Option<u64>,
@@ -105,7 +107,7 @@ pub fn parse_ns_link(target: &str) -> Option<u64> {
 }
 
 /// The container a process runs in, as its cgroup path names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Container {
     /// `docker`, `containerd`, `podman`, `kubepods` or `libpod`... as named in the path
     /// (`kubepods` for a Kubernetes pod whose runtime the path does not name).

@@ -350,11 +350,12 @@ fn http_get(endpoint: &Endpoint) -> Vec<u8> {
 }
 
 /// One thing sent on its own connection, and what came back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     /// What was sent: one of [`SENT_NOTHING`], [`SENT_HTTP`], [`SENT_TLS`],
     /// [`SENT_FASTCGI`], [`SENT_HTTP2`], [`SENT_POSTGRES`].
-    pub sent: &'static str,
+    #[serde(deserialize_with = "sent_of")]
+    pub sent: Sent,
     /// The first bytes of the reply (at most [`REPLY_EVIDENCE`]).
     pub reply: Vec<u8>,
     /// Why reading stopped ([`ReadEnd::Done`]: the reply was recognised). A failed connect
@@ -364,8 +365,27 @@ pub struct Attempt {
     pub identified: Option<Protocol>,
 }
 
+/// One of the `SENT_*` texts (a name serde does not take for a borrowed string).
+pub type Sent = &'static str;
+
+/// One of the `SENT_*` texts for `name` (for an attempt read back from JSON).
+fn sent_of<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+    [
+        SENT_NOTHING,
+        SENT_HTTP,
+        SENT_TLS,
+        SENT_FASTCGI,
+        SENT_HTTP2,
+        SENT_POSTGRES,
+    ]
+    .into_iter()
+    .find(|known| *known == name)
+    .ok_or_else(|| serde::de::Error::custom(format!("{name}: sent nothing a sniff sends")))
+}
+
 /// What [`sniff`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SniffReport {
     /// The endpoint as nginx writes it.
     pub endpoint: String,

@@ -14,6 +14,7 @@
 //! and the kernel settings the checks read.
 
 mod read;
+mod recorded;
 mod scrub;
 mod write;
 
@@ -26,7 +27,9 @@ use fix502_nginx::window::Stamp;
 use fix502_probe::host::read_tail;
 use fix502_probe::namespace::NamespaceIds;
 
+pub(crate) use read::{Opened, open_bundle};
 pub use read::{ReadError, read_bundle};
+pub(crate) use recorded::{Measured, Recorded};
 pub use scrub::{KINDS, Scrubber, UserPatternError};
 pub use write::{BUNDLE_VERSION, DEFAULT_CAP, Manifest, Member};
 
@@ -112,6 +115,12 @@ pub async fn collect(
         "the diagnosis of the live host",
         json,
     ));
+    let record = Recorded::of(facts, engine.steps(), &report.actions);
+    members.push(Member::text(
+        recorded::MEMBER,
+        "what the live run measured (probes, sockets, processes, app servers), for --from",
+        serde_json::to_vec_pretty(&record).unwrap_or_default(),
+    ));
     progress("nginx -V and -T");
     members.extend(nginx_members(facts).await);
     progress("processes and sockets");
@@ -120,6 +129,7 @@ pub async fn collect(
     progress("app servers");
     members.extend(app_members(facts).await);
     progress("log windows");
+    members.extend(docker_log_member(facts, how.cap));
     members.extend(log_members(facts, how.cap).await);
     let host = read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default();
     write::write(&how.output, members, &host, &options, how, progress).map_err(|source| {
@@ -293,21 +303,19 @@ async fn app_members(facts: &Facts) -> Vec<Member> {
 /// first, decompressed), each part its own member.
 async fn log_members(facts: &Facts, cap: u64) -> Vec<Member> {
     let since = facts.window_start();
-    let mut logs: Vec<(PathBuf, Stamp, &str)> = facts
+    let mut logs: Vec<(PathBuf, PathBuf, Stamp, &str)> = facts
         .error_logs
         .iter()
-        .map(|p| (facts.nginx_file(p), Stamp::ErrorLog, "error"))
+        .map(|p| (p.clone(), facts.nginx_file(p), Stamp::ErrorLog, "error"))
         .collect();
-    logs.extend(
-        facts
-            .access_logs
-            .iter()
-            .map(|p| facts.nginx_file(p))
-            .map(|p| (p.clone(), access_stamp(&p), "access")),
-    );
+    logs.extend(facts.access_logs.iter().map(|p| {
+        let file = facts.nginx_file(p);
+        let stamp = access_stamp(&file);
+        (p.clone(), file, stamp, "access")
+    }));
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        for (path, stamp, kind) in logs {
+        for (named, path, stamp, kind) in logs {
             let Ok(parts) = history::history(&path, since, stamp) else {
                 continue;
             };
@@ -321,8 +329,13 @@ async fn log_members(facts: &Facts, cap: u64) -> Vec<Member> {
                 let Ok(bytes) = read else {
                     continue;
                 };
+                // Named as nginx names it (not through a container's root).
+                let name = match (named.parent(), part.path.file_name()) {
+                    (Some(dir), Some(file)) => dir.join(file),
+                    _ => part.path.clone(),
+                };
                 out.push(Member::log(
-                    &format!("logs/{kind}{}", part.path.display()),
+                    &format!("logs/{kind}{}", name.display()),
                     if kind == "error" {
                         "the error log's lines in the window"
                     } else {
@@ -337,6 +350,24 @@ async fn log_members(facts: &Facts, cap: u64) -> Vec<Member> {
     .await
     .unwrap_or_default()
 }
+
+/// The newest part of the Docker json-file log nginx's error log goes to (its stderr in a
+/// container), at its path under Docker's data root: `logs/docker/containers/ID/ID-json.log`.
+fn docker_log_member(facts: &Facts, cap: u64) -> Option<Member> {
+    let log = facts.docker_log().filter(|d| d.unreadable.is_none())?;
+    let mut bytes = read_tail(&log.path, cap.min(write::MAX_MEMBER)).ok()?;
+    if std::fs::metadata(&log.path).is_ok_and(|m| m.len() > bytes.len() as u64) {
+        from_a_line_start(&mut bytes);
+    }
+    Some(Member::log(
+        &format!("{DOCKER_MEMBERS}containers/{id}/{id}-json.log", id = log.id),
+        "the newest part of the container's json-file log (nginx's stderr: its error log)",
+        bytes,
+    ))
+}
+
+/// Where a bundle keeps Docker's files, as under its data root.
+pub(crate) const DOCKER_MEMBERS: &str = "logs/docker/";
 
 /// The newest `max` bytes (from a line start) of a plain log's window: the window's start
 /// is found by the logs step's bisection, and only the last `max` bytes after it are read,

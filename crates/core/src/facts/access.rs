@@ -28,7 +28,7 @@ pub struct AccessRead {
 
 /// Reads every access log of the run in its format (blocking: call from `spawn_blocking`).
 pub(super) fn read_all(
-    paths: &[PathBuf],
+    paths: &[(PathBuf, PathBuf)],
     named: &[(PathBuf, Option<String>)],
     formats: &[LogFormat],
     opts: &AccessOptions,
@@ -36,7 +36,7 @@ pub(super) fn read_all(
 ) -> Vec<AccessRead> {
     paths
         .iter()
-        .map(|path| {
+        .map(|(path, file)| {
             let name = named
                 .iter()
                 .find(|(p, _)| p == path)
@@ -44,7 +44,13 @@ pub(super) fn read_all(
             let format = LogFormat::find(formats, name)
                 .cloned()
                 .unwrap_or_else(LogFormat::combined);
-            let read = admit(path, roots).and_then(|()| read_one(path, &format, opts));
+            // A file seen through nginx's root is nginx's own; the rules are for the host's.
+            let admitted = if path == file {
+                admit(path, roots)
+            } else {
+                Ok(())
+            };
+            let read = admitted.and_then(|()| read_one(file, &format, opts));
             let (report, notes) = match read {
                 Ok((r, n)) => (Ok(r), n),
                 Err(e) => (Err(e), Vec::new()),

@@ -11,7 +11,7 @@ use super::endpoint::Endpoint;
 use crate::upstream::Upstream;
 
 /// What is known about the process behind an endpoint's listener.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Behind {
     /// No listener with a visible owner: nothing listens, or its owner is hidden (not root).
     Unseen,

@@ -79,7 +79,7 @@ pub(super) fn read_all(
 
 /// Where the running nginx master's standard error goes (what `error_log stderr` writes to),
 /// from the target of `/proc/PID/fd/2`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StderrTarget {
     /// A socket: under systemd, the journal's stream socket.
     Socket,

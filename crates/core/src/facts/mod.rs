@@ -40,9 +40,11 @@ use fix502_probe::listeners::{self, Listener};
 use fix502_probe::unixsock::{self, Identity};
 use tokio::sync::OnceCell;
 
+use crate::bundle::{Measured, Recorded};
 use crate::command::{CommandOutput, shell_line};
 use crate::discovery::{Discovery, Master, under_prefix};
 use crate::exchange::{self, Exchange, Shape};
+use crate::offline::Offline;
 use crate::options::Options;
 use crate::report::{Location, MasterInfo, NginxInfo};
 use crate::rootfs::RootedSource;
@@ -104,16 +106,26 @@ pub struct Facts {
     exchanges: OnceCell<Vec<Option<Exchange>>>,
     nginx_test: OnceCell<Result<TestRun, String>>,
     nginx_dump: OnceCell<Result<TestRun, String>>,
+    /// Where the running master's stderr goes, read once.
+    master_stderr: Option<StderrTarget>,
     /// Where the live probes stand (nginx's network namespace when it is not fix502's).
     standpoint: Standpoint,
     /// The master's root (`/proc/PID/root`) when it runs in another mount namespace than
-    /// fix502: its config and logs are read through it.
+    /// fix502: its config and logs are read through it. Offline, the bundle's unpacked files.
     nginx_root: Option<PathBuf>,
+    /// Set when the facts are a bundle's (`--from`), not the live host's.
+    offline: Option<Box<Offline>>,
 }
 
 impl Facts {
     /// Loads the config and derives the shared facts. Never fails: problems become findings.
     pub fn new(options: Options, discovery: Discovery) -> Self {
+        let container_root = discovery
+            .master
+            .as_ref()
+            .filter(|m| m.container.is_some())
+            .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
+        let standpoint = Standpoint::of(&discovery);
         // A master in another mount namespace (a container) reads its own files: the config
         // it runs and the logs it writes are reached through its root.
         let nginx_root = discovery
@@ -124,6 +136,63 @@ impl Facts {
                 m.ns.mnt.is_some() && own.mnt.is_some() && m.ns.mnt != own.mnt
             })
             .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
+        Self::build(options, discovery, nginx_root, container_root, standpoint)
+    }
+
+    /// The facts of a bundle (`--from`): its recorded discovery, its files under
+    /// `offline.root`, and every measured fact as recorded, so that nothing is measured
+    /// again. Fails when the record does not fit the bundle's config.
+    pub(crate) fn from_record(
+        options: Options,
+        recorded: Recorded,
+        offline: Offline,
+    ) -> Result<Self, String> {
+        let root = offline.root.clone();
+        let mut facts = Self::build(
+            options,
+            recorded.discovery,
+            Some(root),
+            None,
+            Standpoint::default(),
+        );
+        facts.error_logs = recorded.error_logs;
+        facts.error_log_elsewhere = recorded.error_log_elsewhere;
+        facts.stderr_links = recorded.stderr_links;
+        facts.access_logs = recorded.access_logs;
+        facts.access_log_stdout = recorded.access_log_stdout;
+        let n = facts.endpoints.len();
+        if recorded.probes.len() != n || recorded.behind.len() != n {
+            return Err(format!(
+                "its record holds {} endpoints where its config has {n}",
+                recorded.probes.len()
+            ));
+        }
+        facts.probe_cells = recorded
+            .probes
+            .into_iter()
+            .map(OnceCell::new_with)
+            .collect();
+        facts.behind_cells = recorded
+            .behind
+            .into_iter()
+            .map(OnceCell::new_with)
+            .collect();
+        facts.listeners = OnceCell::new_with(recorded.listeners.map(|r| r.map(Arc::new)));
+        facts.exchanges = OnceCell::new_with(recorded.exchanges);
+        facts.nginx_test = OnceCell::new_with(recorded.nginx_test);
+        facts.master_stderr = recorded.master_stderr;
+        facts.offline = Some(Box::new(offline));
+        Ok(facts)
+    }
+
+    /// The shared facts of `discovery`, its files read through `nginx_root` when set.
+    fn build(
+        options: Options,
+        discovery: Discovery,
+        nginx_root: Option<PathBuf>,
+        container_root: Option<PathBuf>,
+        standpoint: Standpoint,
+    ) -> Self {
         let loaded = match &nginx_root {
             Some(root) => Config::load_from(&discovery.config, &RootedSource::new(root.clone())),
             None => Config::load(&discovery.config),
@@ -184,11 +253,6 @@ impl Facts {
                     paths.insert(0, "logs/error.log".to_owned());
                 }
             }
-            let container_root = discovery
-                .master
-                .as_ref()
-                .filter(|m| m.container.is_some())
-                .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
             for p in paths {
                 let file = file_log(&p).filter(|_| !STDERR_PATHS.contains(&p.as_str()));
                 let linked = match (&file, &container_root) {
@@ -255,7 +319,10 @@ impl Facts {
             }
             _ => {}
         }
-        let standpoint = Standpoint::of(&discovery);
+        let master_stderr = discovery
+            .master
+            .as_ref()
+            .and_then(|m| StderrTarget::of(m.pid));
         let probe_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         let behind_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         Self {
@@ -285,6 +352,33 @@ impl Facts {
             nginx_dump: OnceCell::new(),
             standpoint,
             nginx_root,
+            master_stderr,
+            offline: None,
+        }
+    }
+
+    /// The offline run's state, when the facts are a bundle's (`--from`).
+    pub(crate) fn offline(&self) -> Option<&Offline> {
+        self.offline.as_deref()
+    }
+
+    /// Now: the clock of the host, or offline the time the bundle was collected, in the
+    /// time zone of the host it was collected on.
+    pub fn now(&self) -> jiff::ZonedDateTime {
+        match &self.offline {
+            Some(o) => o.now.clone(),
+            None => jiff::ZonedDateTime::now(),
+        }
+    }
+
+    /// What was measured so far, taken out of the cells (for a bundle's record).
+    pub(crate) fn measured(&self) -> Measured {
+        Measured {
+            probes: self.probe_cells.iter().map(|c| c.get().cloned()).collect(),
+            behind: self.behind_cells.iter().map(|c| c.get().cloned()).collect(),
+            listeners: self.listeners.get().map(|r| r.clone().map(|l| l.to_vec())),
+            exchanges: self.exchanges.get().cloned(),
+            nginx_test: self.nginx_test.get().cloned(),
         }
     }
 
@@ -343,6 +437,9 @@ impl Facts {
 
     /// The worker identity, for socket permission checks.
     pub fn worker_identity(&self) -> Option<Identity> {
+        if self.offline.is_some() {
+            return None;
+        }
         let (user, group) = self.worker_user.as_ref()?;
         if let Some(uid) = self
             .discovery
@@ -366,6 +463,9 @@ impl Facts {
             .as_deref()
             .map(|c| under_prefix(c, self.discovery.build.prefix.as_deref()));
         let mut out: Vec<Peer> = Vec::new();
+        if self.offline.is_some() {
+            return out;
+        }
         for m in self
             .discovery
             .other_masters
@@ -428,7 +528,7 @@ impl Facts {
 
     /// The start of the `--since` window, in local time as nginx writes its logs.
     pub fn window_start(&self) -> Option<jiff::civil::DateTime> {
-        jiff::ZonedDateTime::now()
+        self.now()
             .checked_sub(
                 jiff::SignedDuration::try_from(self.options.since)
                     .unwrap_or(jiff::SignedDuration::from_hours(1)),
@@ -440,7 +540,7 @@ impl Facts {
     /// The end of the window: now, and a minute more for clocks that differ a little. Lines
     /// dated later are left out and noted.
     pub fn window_end(&self) -> Option<jiff::civil::DateTime> {
-        jiff::ZonedDateTime::now()
+        self.now()
             .checked_add(jiff::SignedDuration::from_mins(1))
             .ok()
             .map(|z| z.datetime())
@@ -460,7 +560,7 @@ impl Facts {
             .iter()
             .any(|d| self.goes_to_stderr(d))
             && matches!(self.master_stderr(), None | Some(StderrTarget::Socket));
-        (syslog || stderr) && crate::journal::available()
+        (syslog || stderr) && self.offline.is_none() && crate::journal::available()
     }
 
     /// Whether an `error_log` destination of [`Facts::error_log_elsewhere`] is nginx's
@@ -502,7 +602,7 @@ impl Facts {
     /// Where the running master's stderr goes (`None` when nginx does not run, or its fds
     /// cannot be read).
     pub fn master_stderr(&self) -> Option<StderrTarget> {
-        self.master_pid().and_then(StderrTarget::of)
+        self.master_stderr.clone()
     }
 
     /// The error-log summaries (read once).
@@ -545,10 +645,10 @@ impl Facts {
                     until: self.window_end(),
                     ..fix502_nginx::accesslog::AccessOptions::default()
                 };
-                let paths: Vec<PathBuf> = self
+                let paths: Vec<(PathBuf, PathBuf)> = self
                     .access_logs
                     .iter()
-                    .map(|p| self.nginx_file(p))
+                    .map(|p| (p.clone(), self.nginx_file(p)))
                     .collect();
                 let named = access::named_logs(&self.view, self.discovery.prefix.as_deref());
                 let roots = logfile::log_roots(self.discovery.prefix.as_deref());
@@ -583,6 +683,10 @@ impl Facts {
     async fn probe_at(&self, i: usize) -> Option<&ProbeResult> {
         let endpoint = self.endpoints.get(i)?;
         let cell = self.probe_cells.get(i)?;
+        if self.offline.is_some() {
+            // As recorded: an endpoint the live run did not probe is not probed now.
+            return cell.get();
+        }
         Some(
             cell.get_or_init(|| async {
                 let identity = self.worker_identity();
@@ -699,6 +803,9 @@ impl Facts {
         if !is_local(endpoint) {
             return Ok(None);
         }
+        if self.offline.is_some() {
+            return Ok(cell.get().and_then(Option::as_ref));
+        }
         let all = self.listeners().await?;
         // A listener whose queue is full refuses no connection but accepts none either
         // (EAGAIN, a connect timeout): its app server is still the one to ask.
@@ -721,6 +828,11 @@ impl Facts {
     /// Listening sockets in nginx's network namespace (read once): on a plain host, the
     /// host's.
     pub async fn listeners(&self) -> Result<Arc<Vec<Listener>>, String> {
+        if self.offline.is_some() {
+            return self.listeners.get().cloned().unwrap_or_else(|| {
+                Err("the bundle holds no listening sockets (they were not read)".to_owned())
+            });
+        }
         self.listeners
             .get_or_init(|| async {
                 let pid = self.standpoint.net_pid();
@@ -737,6 +849,9 @@ impl Facts {
     /// to it (in the order of [`Facts::endpoints`]; `None` where the connect failed or the
     /// endpoint's protocol is not probed). Run once, concurrently.
     pub async fn exchanges(&self) -> &[Option<Exchange>] {
+        if self.offline.is_some() {
+            return self.exchanges.get().map_or(&[], Vec::as_slice);
+        }
         self.exchanges
             .get_or_init(|| async {
                 let logged = self.logged_requests().await;
@@ -879,6 +994,9 @@ impl Facts {
     }
 
     async fn run_nginx(&self, extra: &[&str], watch: bool) -> Result<TestRun, String> {
+        if self.offline.is_some() {
+            return Err("nginx is not run on a bundle: this is what it recorded".to_owned());
+        }
         let (Some(binary), Some(plain)) =
             (self.discovery.binary.clone(), self.nginx_command(extra))
         else {

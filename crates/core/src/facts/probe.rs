@@ -8,7 +8,7 @@ use fix502_probe::connect::{self, ConnectReport};
 use fix502_probe::unixsock::{self, Access, Identity, SocketFileInfo};
 
 /// What the live probes found for one endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum ProbeResult {
     /// A TCP endpoint: each address it resolves to, probed.
     Tcp {
