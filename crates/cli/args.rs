@@ -56,6 +56,18 @@ pub struct Cli {
     /// Print the diffs and commands the restart step would run; change nothing (also with --apply)
     #[arg(long)]
     pub dry_run: bool,
+    /// Less text in the human report: a line per step, the causes and the verdict
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More text in the human report: every finding and every evidence line in full
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Colour in the human report (auto: on a terminal, unless NO_COLOR is set)
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+    /// Wrap the human report at N columns [default: the terminal's width, 80 when piped]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(40..=1000))]
+    pub width: Option<u16>,
     /// Diagnose a bundle written by `fix502 collect` instead of this host (over its window,
     /// as recorded; no network traffic, nothing acts)
     #[arg(long, value_name = "BUNDLE", conflicts_with_all = ["config", "nginx", "prefix", "error_log", "access_log", "since", "url", "pid", "apply", "dry_run"])]
@@ -63,6 +75,17 @@ pub struct Cli {
     /// Subcommands.
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// When the human report is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless `NO_COLOR` is set.
+    Auto,
+    /// Always, even into a pipe.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Which nginx is diagnosed, from which logs and over which window: the flags a diagnosis
@@ -308,12 +331,38 @@ fn not_a_file(kind: std::fs::FileType) -> Option<&'static str> {
 }
 
 impl Cli {
+    /// How the human text is laid out: `--width`, `-q`/`-v`.
+    pub fn page(&self) -> crate::render::Page {
+        use crate::render::Detail;
+        let detail = if self.quiet {
+            Detail::Quiet
+        } else if self.verbose {
+            Detail::Verbose
+        } else {
+            Detail::Normal
+        };
+        crate::render::Page::new(self.width.map(usize::from), detail)
+    }
+
+    /// Applies `--color` to stdout and stderr (`auto` leaves console's own choice: a
+    /// terminal, and `NO_COLOR`/`CLICOLOR` honoured).
+    pub fn apply_color(&self) {
+        let on = match self.color {
+            ColorWhen::Auto => return,
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+        };
+        console::set_colors_enabled(on);
+        console::set_colors_enabled_stderr(on);
+    }
+
     /// The engine options these flags ask for.
     pub fn options(&self) -> Options {
         Options {
             apply: self.apply && !self.dry_run,
             dry_run: self.dry_run,
-            from: self.from.as_deref().map(absolute),
+            // As given: the report names the bundle the way its user did.
+            from: self.from.clone(),
             ..self.target.options()
         }
     }

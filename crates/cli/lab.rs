@@ -136,7 +136,11 @@ pub async fn run(action: &LabAction) -> ExitStatus {
                     let written = if *json {
                         render::json(&mut out, &report)
                     } else {
-                        render::human(&mut out, &report, false)
+                        render::human(
+                            &mut out,
+                            &report,
+                            &render::Page::new(None, render::Detail::Normal),
+                        )
                     };
                     if !json {
                         match matches_expectation(&report, &lab) {

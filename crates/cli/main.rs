@@ -7,6 +7,7 @@ mod collect;
 mod docs;
 mod fleet;
 mod lab;
+mod layout;
 mod render;
 mod stdin_log;
 mod undo;
@@ -48,7 +49,15 @@ fn main() -> ExitCode {
                 let named: Vec<&str> = lines.take_while(|l| !l.starts_with("Usage:")).collect();
                 line = format!("{line} {}", named.join(", "));
             }
-            render::error_line(&format!("{line} (see fix502 --help)"));
+            render::error_line(&line);
+            // Then clap's tips (a similar flag), the usage line and the hint.
+            for more in text.lines().map(str::trim).filter(|l| {
+                l.starts_with("tip:")
+                    || l.starts_with("Usage:")
+                    || l.starts_with("For more information")
+            }) {
+                render::more_line(more);
+            }
             return code(ExitStatus::Usage);
         }
     };
@@ -73,16 +82,35 @@ fn main() -> ExitCode {
             return code(ExitStatus::CouldNotCheck);
         }
     };
+    // A panic, too, leaves the terminal as it was found.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
     let status = runtime.block_on(async {
         tokio::select! {
             status = run(cli) => status,
-            _ = tokio::signal::ctrl_c() => {
-                render::error_line("interrupted");
-                ExitStatus::Interrupted
-            }
+            _ = tokio::signal::ctrl_c() => ExitStatus::Interrupted,
         }
     });
+    if status == ExitStatus::Interrupted {
+        // Ctrl-C mid-step (the signal) or at a prompt (a key in raw mode): either way the
+        // spinner's line is cleared, the cursor shown, and one line says so.
+        restore_terminal();
+        render::error_line("interrupted");
+    }
     code(status)
+}
+
+/// Puts the terminal back as fix502 found it: a spinner's unfinished line cleared, the
+/// cursor a prompt hid shown again. Nothing is written when stderr is not a terminal.
+fn restore_terminal() {
+    let err = console::Term::stderr();
+    if err.is_term() {
+        let _ = err.clear_line();
+        let _ = err.show_cursor();
+    }
 }
 
 fn code(status: ExitStatus) -> ExitCode {
@@ -102,6 +130,7 @@ fn output_result(r: io::Result<()>, status: ExitStatus) -> ExitStatus {
 }
 
 async fn run(cli: Cli) -> ExitStatus {
+    cli.apply_color();
     if let Some(Command::Lab { action }) = &cli.command {
         return lab::run(action).await;
     }
@@ -161,12 +190,14 @@ async fn run(cli: Cli) -> ExitStatus {
         && io::stdout().is_terminal()
         && std::env::var_os("FIX502_NO_PROMPT").is_none();
     let stdout = io::stdout();
+    let page = cli.page();
     if interactive {
         let mut out = stdout.lock();
         return match wizard::run(
             options(),
-            &mut wizard::DialoguerPrompter,
+            &mut wizard::DialoguerPrompter { page },
             &mut out,
+            &page,
             io::stderr().is_terminal(),
         )
         .await
@@ -182,13 +213,23 @@ async fn run(cli: Cli) -> ExitStatus {
             },
         };
     }
-    match Engine::run_all(options()).await {
+    let outcome = match Engine::run_all(options()).await {
+        // A script asked for JSON gets one document even when nginx could not be found
+        // or chosen: its steps say what could not be checked (exit 3). A bundle that cannot
+        // be read is a usage error, with no document.
+        Err(e) if cli.json && !matches!(e, DiscoveryError::Bundle(_)) => {
+            render::error_line(&e.to_string());
+            Ok(fix502_core::not_started(&options(), &e.to_string()))
+        }
+        other => other,
+    };
+    match outcome {
         Ok(report) => {
             let mut out = stdout.lock();
             let written = if cli.json {
                 render::json(&mut out, &report)
             } else {
-                render::human(&mut out, &report, false)
+                render::human(&mut out, &report, &page)
             };
             let written = written.and_then(|()| out.flush());
             output_result(written, report.exit_status())

@@ -6,10 +6,138 @@
 use std::io::{self, Write};
 
 use console::{Style, style};
+
+use crate::layout;
 use fix502_core::report::{
     ActionStatus, Diagnosis, Finding, MasterInfo, Namespaces, Report, Severity, StepReport,
     StepStatus,
 };
+
+/// How much the human text says (`-q`, the default, `-v`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// A line per step, the causes and the verdict.
+    Quiet,
+    /// The problems with their first evidence, each on one line.
+    #[default]
+    Normal,
+    /// Every finding, every evidence line in full.
+    Verbose,
+}
+
+/// How the human text is drawn: its glyphs, its width and how much it says.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    glyphs: Glyphs,
+    /// The width lines are wrapped at.
+    pub width: usize,
+    /// How much is said.
+    pub detail: Detail,
+}
+
+impl Page {
+    /// A page for this terminal: `width` (`--width`) or the terminal's, glyphs from the locale.
+    pub fn new(width: Option<usize>, detail: Detail) -> Self {
+        Self {
+            glyphs: Glyphs::detect(),
+            width: layout::width(width),
+            detail,
+        }
+    }
+
+    /// Draws with `draw` through [`Page::writer`].
+    pub fn show(
+        &self,
+        out: &mut dyn Write,
+        draw: impl FnOnce(&mut dyn Write, &Self) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut fitted = self.writer(out);
+        draw(&mut fitted, self)?;
+        fitted.flush()
+    }
+
+    /// A writer that fits each line written through it to the page: every glyph in its
+    /// ASCII stand-in when the terminal cannot show it, wrapped at the width.
+    pub fn writer<'a>(&self, out: &'a mut dyn Write) -> Fitted<'a> {
+        Fitted {
+            out,
+            page: *self,
+            line: Vec::new(),
+        }
+    }
+
+    /// `text` for one line of its own (a prompt): ASCII when needed, cut in the middle to
+    /// the width less `room`.
+    pub fn line(&self, text: &str, room: usize) -> String {
+        let text = layout::elide_middle(text, self.width.saturating_sub(room).max(20));
+        if self.glyphs.unicode {
+            text
+        } else {
+            ascii(&text)
+        }
+    }
+
+    fn verbose(&self) -> bool {
+        self.detail == Detail::Verbose
+    }
+
+    /// `text` whole under `-v`, else cut in the middle to fit two lines indented by `indent`.
+    fn fit(&self, text: &str, indent: usize) -> String {
+        if self.verbose() {
+            text.to_owned()
+        } else {
+            let line = self.width.saturating_sub(indent).max(20);
+            // Wrapping at spaces leaves some of each line empty: a few columns to spare.
+            layout::elide_middle(text, 2 * line - 8)
+        }
+    }
+}
+
+/// A writer that fits each whole line to its page ([`Page::writer`]); a line not ended yet
+/// is written as it is on `flush`.
+pub struct Fitted<'a> {
+    out: &'a mut dyn Write,
+    page: Page,
+    line: Vec<u8>,
+}
+
+impl Fitted<'_> {
+    fn write_fitted(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let text = String::from_utf8_lossy(bytes);
+        let text = if self.page.glyphs.unicode {
+            text.into_owned()
+        } else {
+            ascii(&text)
+        };
+        self.out
+            .write_all(layout::wrap(&text, self.page.width).as_bytes())
+    }
+}
+
+impl Write for Fitted<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        if let Some(end) = self.line.iter().rposition(|b| *b == b'\n') {
+            let whole: Vec<u8> = self.line.drain(..=end).collect();
+            self.write_fitted(&whole)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.line.is_empty() {
+            let rest = std::mem::take(&mut self.line);
+            self.write_fitted(&rest)?;
+        }
+        self.out.flush()
+    }
+}
+
+impl Drop for Fitted<'_> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
 
 /// Glyphs for statuses: Unicode when the terminal can, ASCII otherwise.
 #[derive(Debug, Clone, Copy)]
@@ -53,18 +181,20 @@ impl Glyphs {
         st.apply_to(if self.unicode { u } else { a }).to_string()
     }
 
+    /// Whether the terminal shows Unicode glyphs.
+    pub fn unicode(&self) -> bool {
+        self.unicode
+    }
+
     fn arrow(&self) -> &'static str {
         if self.unicode { "→" } else { "->" }
     }
 }
 
 /// Writes one step's block.
-pub fn step_block(
-    out: &mut dyn Write,
-    g: &Glyphs,
-    step: &StepReport,
-    verbose: bool,
-) -> io::Result<()> {
+pub fn step_block(out: &mut dyn Write, page: &Page, step: &StepReport) -> io::Result<()> {
+    let g = &page.glyphs;
+    let verbose = page.verbose();
     let title = step.step.title();
     writeln!(
         out,
@@ -73,6 +203,9 @@ pub fn step_block(
         style(title).bold(),
         style(format!("({} ms)", step.duration_ms)).dim()
     )?;
+    if page.detail == Detail::Quiet {
+        return Ok(());
+    }
     for f in &step.findings {
         // In a failing step, infos are noise, except who serves the upstream and where the
         // request goes.
@@ -94,10 +227,11 @@ pub fn step_block(
         }
         if f.severity != Severity::Info || f.could_not_check {
             if let Some(loc) = &f.location {
-                writeln!(out, "      {} {}", g.arrow(), loc)?;
+                writeln!(out, "      {} {}", g.arrow(), page.fit(&loc.to_string(), 8))?;
             }
-            for e in f.evidence.iter().filter(|e| !is_diff(e)).take(2) {
-                writeln!(out, "      {}", style(truncate(e, 240)).dim())?;
+            let shown = if verbose { usize::MAX } else { 2 };
+            for e in f.evidence.iter().filter(|e| !is_diff(e)).take(shown) {
+                writeln!(out, "      {}", style(page.fit(e, 6)).dim())?;
             }
         }
     }
@@ -116,11 +250,28 @@ fn is_diff(evidence: &str) -> bool {
 
 /// Writes the per-minute sparklines of the window, one row per series, and the first minute
 /// things went wrong.
-pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::Timeline) -> io::Result<()> {
-    let unit = if t.bucket_minutes == 1 {
+/// The sparklines are as wide as the page allows: neighbouring buckets are merged when the
+/// window has more of them than the line has room for.
+pub fn timeline_block(
+    out: &mut dyn Write,
+    page: &Page,
+    t: &fix502_core::Timeline,
+) -> io::Result<()> {
+    let width = t.series.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let tail = t
+        .series
+        .iter()
+        .map(|s| format!(" {} ({})", s.counts.iter().sum::<u64>(), s.source).len())
+        .max()
+        .unwrap_or(0);
+    let room = page.width.saturating_sub(2 + width + 3 + tail);
+    let longest = t.series.iter().map(|s| s.counts.len()).max().unwrap_or(0);
+    let (_, factor) = layout::fit_counts(&vec![0; longest], room);
+    let minutes = t.bucket_minutes * u32::try_from(factor).unwrap_or(u32::MAX);
+    let unit = if minutes == 1 {
         "per minute".to_owned()
     } else {
-        format!("per {} minutes", t.bucket_minutes)
+        format!("per {minutes} minutes")
     };
     writeln!(
         out,
@@ -135,14 +286,14 @@ pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::Timeline) -> io::Res
             .map(|f| format!("first trouble at {}", f.replace('T', " ")))
             .unwrap_or_default()
     )?;
-    let width = t.series.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in &t.series {
         let total: u64 = s.counts.iter().sum();
+        let (counts, _) = layout::fit_counts(&s.counts, room);
         writeln!(
             out,
             "  {:<width$} |{}| {total} ({})",
             s.name,
-            fix502_core::sparkline(&s.counts),
+            fix502_core::sparkline(&counts),
             s.source
         )?;
     }
@@ -150,7 +301,11 @@ pub fn timeline_block(out: &mut dyn Write, t: &fix502_core::Timeline) -> io::Res
 }
 
 /// Writes the ranked causes.
-pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis]) -> io::Result<()> {
+pub fn diagnosis_block(
+    out: &mut dyn Write,
+    page: &Page,
+    diagnosis: &[Diagnosis],
+) -> io::Result<()> {
     if diagnosis.is_empty() {
         return Ok(());
     }
@@ -172,19 +327,17 @@ pub fn diagnosis_block(out: &mut dyn Write, g: &Glyphs, diagnosis: &[Diagnosis])
                 .unwrap_or_default()
         )?;
         writeln!(out, "     {}", d.summary)?;
-        for e in d.evidence.iter().take(4) {
-            writeln!(
-                out,
-                "     {} {}",
-                style("evidence:").dim(),
-                truncate(e, 240)
-            )?;
+        if page.detail == Detail::Quiet {
+            continue;
+        }
+        let shown = if page.verbose() { usize::MAX } else { 4 };
+        for e in d.evidence.iter().take(shown) {
+            writeln!(out, "     {} {}", style("evidence:").dim(), page.fit(e, 15))?;
         }
         for f in &d.fix {
             writeln!(out, "     {} {}", style("fix:").green(), f)?;
         }
     }
-    let _ = g;
     Ok(())
 }
 
@@ -233,16 +386,9 @@ fn remaining(report: &Report) -> String {
     }
 }
 
-/// Writes the whole human report.
-pub fn human(out: &mut dyn Write, report: &Report, verbose: bool) -> io::Result<()> {
-    let g = Glyphs::detect();
-    if !g.unicode {
-        // Drawn in full, then every glyph fix502 draws in its ASCII stand-in.
-        let mut text = Vec::new();
-        human_with(&mut text, &g, report, verbose)?;
-        return out.write_all(ascii(&String::from_utf8_lossy(&text)).as_bytes());
-    }
-    human_with(out, &g, report, verbose)
+/// Writes the whole human report, fitted to `page`.
+pub fn human(out: &mut dyn Write, report: &Report, page: &Page) -> io::Result<()> {
+    page.show(out, |out, page| human_with(out, page, report))
 }
 
 /// The glyphs fix502 draws and their ASCII stand-ins, for a locale that is not UTF-8 or
@@ -281,16 +427,19 @@ pub fn ascii(text: &str) -> String {
     out
 }
 
-fn human_with(out: &mut dyn Write, g: &Glyphs, report: &Report, verbose: bool) -> io::Result<()> {
-    let g = *g;
-    header(out, report)?;
+fn human_with(out: &mut dyn Write, page: &Page, report: &Report) -> io::Result<()> {
+    if page.detail != Detail::Quiet {
+        header(out, report)?;
+    }
     for step in &report.steps {
-        step_block(out, &g, step, verbose)?;
+        step_block(out, page, step)?;
     }
-    if let Some(t) = &report.timeline {
-        timeline_block(out, t)?;
+    if let Some(t) = &report.timeline
+        && page.detail != Detail::Quiet
+    {
+        timeline_block(out, page, t)?;
     }
-    diagnosis_block(out, &g, &report.diagnosis)?;
+    diagnosis_block(out, page, &report.diagnosis)?;
     writeln!(out, "\n{}", style(verdict(report)).bold())
 }
 
@@ -458,11 +607,7 @@ pub fn error_line(message: &str) {
     eprintln!("fix502: {message}");
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let cut: String = s.chars().take(max).collect();
-        format!("{cut}…")
-    }
+/// Prints a line that follows an error line (a usage line, a hint) on stderr.
+pub fn more_line(text: &str) {
+    eprintln!("{text}");
 }

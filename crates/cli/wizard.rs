@@ -11,10 +11,10 @@ use fix502_core::ActionKind;
 use fix502_core::DiscoveryError;
 use fix502_core::Engine;
 use fix502_core::Options;
-use fix502_core::report::{Report, StepId};
+use fix502_core::report::{Report, StepId, StepStatus};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::render::{self, Glyphs};
+use crate::render::{self, Page};
 
 /// Asks the user things. The real one uses dialoguer; tests script the answers.
 pub trait Prompter {
@@ -24,14 +24,22 @@ pub trait Prompter {
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool>;
 }
 
-/// The terminal prompter.
-pub struct DialoguerPrompter;
+/// The terminal prompter. Each prompt and item is one line of the page (cut in the middle
+/// when wider, ASCII when needed): a prompt that wraps would be drawn twice.
+pub struct DialoguerPrompter {
+    /// The page the prompts are fitted to.
+    pub page: Page,
+}
 
 impl Prompter for DialoguerPrompter {
     fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize> {
+        // Once picked, dialoguer shows `prompt: item` on one line.
+        let prompt = self.page.line(prompt, 4);
+        let room = prompt.chars().count() + 4;
+        let items: Vec<String> = items.iter().map(|i| self.page.line(i, room)).collect();
         dialoguer::Select::new()
             .with_prompt(prompt)
-            .items(items)
+            .items(&items)
             .default(default)
             .interact_opt()?
             .ok_or_else(|| Quit.into())
@@ -39,7 +47,7 @@ impl Prompter for DialoguerPrompter {
 
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool> {
         dialoguer::Confirm::new()
-            .with_prompt(prompt)
+            .with_prompt(self.page.line(prompt, 12))
             .default(default)
             .interact_opt()?
             .ok_or_else(|| Quit.into())
@@ -61,8 +69,8 @@ impl std::error::Error for Quit {}
 /// Answers given in advance, for tests of the state machine.
 #[cfg(test)]
 pub struct ScriptedPrompter {
-    /// Indexes for `select`, in order.
-    pub selects: std::collections::VecDeque<usize>,
+    /// For `select`, in order: the first item that starts with it (else the default).
+    pub selects: std::collections::VecDeque<&'static str>,
     /// Answers for `confirm`, in order.
     pub confirms: std::collections::VecDeque<bool>,
 }
@@ -73,7 +81,7 @@ impl Prompter for ScriptedPrompter {
         Ok(self
             .selects
             .pop_front()
-            .filter(|i| *i < items.len())
+            .and_then(|label| items.iter().position(|i| i.starts_with(label)))
             .unwrap_or(default))
     }
 
@@ -88,6 +96,87 @@ enum Choice {
     Step(StepId),
     Diagnose,
     Stop,
+}
+
+/// The columns a spinner's line needs besides its message: the spinner and the time.
+const SPINNER_ROOM: usize = 12;
+
+/// The most steps one walkthrough runs (a person may run steps again).
+const MAX_TURNS: usize = 40;
+
+/// A step's number in the five (1 to 5).
+fn number(step: StepId) -> usize {
+    StepId::ALL
+        .iter()
+        .position(|s| *s == step)
+        .map_or(0, |i| i + 1)
+}
+
+/// The step list after a step: go on with the next one, jump to another one not run yet, run
+/// one that ran again (after fixing something by hand), see the diagnosis, or stop. The step
+/// the findings point at says "suggested".
+fn step_list(pending: &[StepId], engine: &Engine, hint: Option<StepId>) -> Vec<(String, Choice)> {
+    let suggested = |s: StepId| if hint == Some(s) { " (suggested)" } else { "" };
+    let mut choices = Vec::new();
+    for (i, s) in pending.iter().enumerate() {
+        let verb = if i == 0 { "Continue with" } else { "Jump to" };
+        choices.push((
+            format!(
+                "{verb} step {}/5: {}{}",
+                number(*s),
+                s.title(),
+                suggested(*s)
+            ),
+            Choice::Step(*s),
+        ));
+    }
+    for done in engine.steps().iter().filter(|r| r.step != StepId::Restart) {
+        choices.push((
+            format!(
+                "Run step {}/5 again: {} ({})",
+                number(done.step),
+                done.step.title(),
+                match done.status {
+                    StepStatus::Pass => "passed",
+                    StepStatus::Warn => "warnings",
+                    StepStatus::Fail => "failed",
+                    StepStatus::Error => "could not check",
+                    StepStatus::Skipped => "skipped",
+                }
+            ),
+            Choice::Step(done.step),
+        ));
+    }
+    choices.push(("Show the diagnosis now".to_owned(), Choice::Diagnose));
+    choices.push(("Stop here".to_owned(), Choice::Stop));
+    choices
+}
+
+/// What a step's spinner waits on, in a few words.
+fn waiting_on(step: StepId, engine: &Engine) -> String {
+    let facts = engine.facts();
+    let plural = |n: usize, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    match step {
+        StepId::Logs => format!(
+            "reading {} and {}",
+            plural(facts.error_logs.len(), "error log"),
+            plural(facts.access_logs.len(), "access log")
+        ),
+        StepId::Upstream => format!(
+            "connecting to {}, {} ms each at most",
+            plural(facts.endpoints.len(), "upstream address"),
+            facts.timeout().as_millis()
+        ),
+        StepId::Config => "running nginx -t, reading the config".to_owned(),
+        StepId::Network => "resolving names, reading sockets and the host's policies".to_owned(),
+        StepId::Restart => "planning".to_owned(),
+    }
 }
 
 /// Shows the logged requests that ask for more than the probes send (the location's path)
@@ -127,11 +216,19 @@ pub(crate) fn spinner(message: String, show: bool) -> ProgressBar {
             ProgressDrawTarget::hidden()
         },
     );
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    pb.set_message(message);
+    let unicode = render::Glyphs::detect().unicode();
+    let style = ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    pb.set_style(if unicode {
+        style
+    } else {
+        style.tick_chars("-\\|/ ")
+    });
+    pb.set_message(if unicode {
+        message
+    } else {
+        render::ascii(&message)
+    });
     pb.enable_steady_tick(Duration::from_millis(100));
     pb
 }
@@ -141,8 +238,11 @@ pub async fn run(
     mut options: Options,
     prompter: &mut dyn Prompter,
     out: &mut dyn Write,
+    page: &Page,
     spinners: bool,
 ) -> Result<Report> {
+    let mut fitted = page.writer(out);
+    let out: &mut dyn Write = &mut fitted;
     let pb = spinner("Finding nginx…".to_owned(), spinners);
     let mut engine = match Engine::new(options.clone()).await {
         Ok(e) => e,
@@ -170,7 +270,7 @@ pub async fn run(
     };
     pb.finish_and_clear();
     render::header(out, &engine.report())?;
-    match walk(&mut engine, &options, prompter, out, spinners).await {
+    match walk(&mut engine, &options, prompter, out, page, spinners).await {
         // q or Esc: what ran so far, and its verdict.
         Err(e) if e.downcast_ref::<Quit>().is_some() => {
             writeln!(out, "\nStopped (q).")?;
@@ -188,47 +288,52 @@ async fn walk(
     options: &Options,
     prompter: &mut dyn Prompter,
     out: &mut dyn Write,
+    page: &Page,
     spinners: bool,
 ) -> Result<Report> {
-    let g = Glyphs::detect();
     let mut pending: Vec<StepId> = StepId::ALL
         .into_iter()
         .filter(|s| *s != StepId::Restart && options.wants(*s))
         .collect();
-    // Each step runs at most once, so this loop ends after at most four turns.
+    let mut asked_replay = false;
+    let mut turns = 0;
+    // Each turn runs a step; the person may run steps again, so the turns are counted.
     while let Some(step) = pending.first().copied() {
+        turns += 1;
+        if turns > MAX_TURNS {
+            break;
+        }
         pending.retain(|s| *s != step);
-        let number = StepId::ALL
-            .iter()
-            .position(|s| *s == step)
-            .map_or(0, |i| i + 1);
-        let pb = spinner(format!("Step {number}/5: {}…", step.title()), spinners);
+        let pb = spinner(
+            page.line(
+                &format!(
+                    "Step {}/5: {}… ({})",
+                    number(step),
+                    step.title(),
+                    waiting_on(step, engine)
+                ),
+                SPINNER_ROOM,
+            ),
+            spinners,
+        );
         let report = engine.run_step(step).await.clone();
         pb.finish_and_clear();
-        render::step_block(out, &g, &report, false)?;
+        render::step_block(out, page, &report)?;
         if step == StepId::Logs
             && let Some(t) = engine.timeline()
         {
-            render::timeline_block(out, t)?;
+            render::timeline_block(out, page, t)?;
         }
         out.flush()?;
-        if step == StepId::Logs && pending.contains(&StepId::Upstream) {
+        if step == StepId::Logs && pending.contains(&StepId::Upstream) && !asked_replay {
+            asked_replay = true;
             ask_replay(engine, prompter, out).await?;
         }
-        let Some(next) = pending.first().copied() else {
+        if pending.is_empty() {
             break;
-        };
-        let mut choices = vec![(format!("Continue: {}", next.title()), Choice::Step(next))];
-        if let Some(s) = report
-            .next
-            .as_ref()
-            .and_then(|n| n.step)
-            .filter(|s| *s != next && pending.contains(s))
-        {
-            choices.push((format!("Jump to: {}", s.title()), Choice::Step(s)));
         }
-        choices.push(("Show the diagnosis now".to_owned(), Choice::Diagnose));
-        choices.push(("Stop here".to_owned(), Choice::Stop));
+        let hint = report.next.as_ref().and_then(|n| n.step);
+        let choices = step_list(&pending, engine, hint);
         let labels: Vec<String> = choices.iter().map(|(l, _)| l.clone()).collect();
         let picked = prompter.select("What next?", &labels, 0)?;
         match choices.get(picked).map(|(_, c)| *c).unwrap_or(Choice::Stop) {
@@ -256,14 +361,14 @@ async fn walk(
             engine.recheck(&change).await?;
             pb.finish_and_clear();
             for report in engine.steps() {
-                render::step_block(out, &g, report, false)?;
+                render::step_block(out, page, report)?;
             }
         }
     }
     engine.follow_the_chain().await;
-    render::diagnosis_block(out, &g, engine.diagnosis())?;
+    render::diagnosis_block(out, page, engine.diagnosis())?;
     if options.wants(StepId::Restart) && !options.dry_run {
-        until_the_config_passes(engine, prompter, out, &g, spinners).await?;
+        until_the_config_passes(engine, prompter, out, page, spinners).await?;
     }
     if options.wants(StepId::Restart) {
         let started = Instant::now();
@@ -318,7 +423,10 @@ async fn walk(
                 && ((options.apply && !action.kind.needs_yes())
                     || prompter.confirm(&question, false)?);
             if go {
-                let pb = spinner(format!("{}…", action.title()), spinners);
+                let pb = spinner(
+                    page.line(&format!("{}…", action.title()), SPINNER_ROOM),
+                    spinners,
+                );
                 let f = engine.apply(action).await;
                 pb.finish_and_clear();
                 writeln!(out, "  {}", f.message)?;
@@ -349,7 +457,7 @@ async fn until_the_config_passes(
     engine: &mut Engine,
     prompter: &mut dyn Prompter,
     out: &mut dyn Write,
-    g: &Glyphs,
+    page: &Page,
     spinners: bool,
 ) -> Result<()> {
     let invalid = |e: &Engine| {
@@ -376,13 +484,13 @@ async fn until_the_config_passes(
         engine.run_again().await?;
         pb.finish_and_clear();
         if let Some(report) = engine.steps().iter().find(|s| s.step == StepId::Config) {
-            render::step_block(out, g, report, false)?;
+            render::step_block(out, page, report)?;
         }
         if invalid(engine) {
             writeln!(out, "  nginx -t still fails.")?;
         } else {
             writeln!(out, "  nginx -t passes now.")?;
-            render::diagnosis_block(out, g, engine.diagnosis())?;
+            render::diagnosis_block(out, page, engine.diagnosis())?;
         }
     }
     Ok(())
@@ -392,7 +500,11 @@ async fn until_the_config_passes(
 mod tests {
     use super::*;
 
-    fn scripted(selects: &[usize], confirms: &[bool]) -> ScriptedPrompter {
+    fn test_page() -> Page {
+        Page::new(Some(100), render::Detail::Normal)
+    }
+
+    fn scripted(selects: &[&'static str], confirms: &[bool]) -> ScriptedPrompter {
         ScriptedPrompter {
             selects: selects.iter().copied().collect(),
             confirms: confirms.iter().copied().collect(),
@@ -415,36 +527,41 @@ mod tests {
         let mut out = Vec::new();
         let report = run(
             lab_options(&lab),
-            &mut scripted(&[0, 0, 0], &[]),
+            &mut scripted(&["Continue", "Continue", "Continue"], &[]),
             &mut out,
+            &test_page(),
             false,
         )
         .await
         .unwrap();
-        assert!(
-            report
-                .steps
-                .iter()
-                .all(|s| s.status != fix502_core::report::StepStatus::Skipped)
-        );
+        assert!(report.steps.iter().all(|s| s.status != StepStatus::Skipped));
         assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
         // "Show the diagnosis now" right after the logs: later steps are skipped.
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut scripted(&[1], &[]), &mut out, false)
-            .await
-            .unwrap();
+        let report = run(
+            lab_options(&lab),
+            &mut scripted(&["Show the diagnosis"], &[]),
+            &mut out,
+            &test_page(),
+            false,
+        )
+        .await
+        .unwrap();
         let statuses: Vec<_> = report.steps.iter().map(|s| s.status).collect();
-        assert_eq!(statuses[1], fix502_core::report::StepStatus::Skipped);
+        assert_eq!(statuses[1], StepStatus::Skipped);
         assert_eq!(report.diagnosis[0].cause.id(), "upstream-refused");
         // "Stop here": no restart step, verdict printed.
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut scripted(&[2], &[]), &mut out, false)
-            .await
-            .unwrap();
-        assert_eq!(
-            report.steps[4].status,
-            fix502_core::report::StepStatus::Skipped
-        );
+        let report = run(
+            lab_options(&lab),
+            &mut scripted(&["Stop here"], &[]),
+            &mut out,
+            &test_page(),
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.steps[4].status, StepStatus::Skipped);
         assert!(String::from_utf8_lossy(&out).contains("Likely cause: upstream-refused"));
         lab.stop().unwrap();
     }
@@ -471,8 +588,9 @@ mod tests {
             };
             run(
                 options,
-                &mut scripted(&[0, 0, 0], &[agree, false]),
+                &mut scripted(&["Continue", "Continue", "Continue"], &[agree, false]),
                 &mut out,
+                &test_page(),
                 false,
             )
             .await
@@ -519,15 +637,21 @@ mod tests {
         let lab = fix502_lab::Lab::start("refused", &fix502_lab::LabOptions::default())
             .expect("lab (needs nginx)");
         let mut prompter = ReloadingPrompter {
-            inner: scripted(&[0, 0, 0], &[true]),
+            inner: scripted(&["Continue", "Continue", "Continue"], &[true]),
             master: lab.master_pid().expect("the lab's nginx runs"),
             reloaded: false,
             asked: Vec::new(),
         };
         let mut out = Vec::new();
-        let report = run(lab_options(&lab), &mut prompter, &mut out, false)
-            .await
-            .unwrap();
+        let report = run(
+            lab_options(&lab),
+            &mut prompter,
+            &mut out,
+            &test_page(),
+            false,
+        )
+        .await
+        .unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(
             text.contains(
@@ -562,8 +686,9 @@ mod tests {
         let mut out = Vec::new();
         let report = run(
             lab_options(&lab),
-            &mut scripted(&[0, 0, 0], &[false]),
+            &mut scripted(&["Continue", "Continue", "Continue"], &[false]),
             &mut out,
+            &test_page(),
             false,
         )
         .await

@@ -50,7 +50,8 @@ fn becomes(addr: SocketAddr, want: u16) -> Result<(), u16> {
 fn wizard(config: &Path, state: &Path) -> rexpect::session::PtySession {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fix502"));
     command
-        .arg("--config")
+        // Wide enough that each sentence the test waits for stays on one line.
+        .args(["--width", "1000", "--config"])
         .arg(config)
         .env("FIX502_STATE_DIR", state)
         .env("NO_COLOR", "1")

@@ -183,7 +183,14 @@ fn a_502_relayed_from_another_nginx_names_that_nginx_and_its_refused_upstream() 
     assert_eq!(report["nginx"]["master_pid"], front.pid, "{report:#}");
     // The human report shows the hop too.
     let out = bin()
-        .args(["--non-interactive", "--timeout", "1s", "--config"])
+        .args([
+            "--non-interactive",
+            "--width",
+            "1000",
+            "--timeout",
+            "1s",
+            "--config",
+        ])
         .arg(front.config())
         .output()
         .expect("run fix502");
@@ -302,7 +309,8 @@ fn the_wizard_names_the_hop_too() {
     };
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_fix502"));
     command
-        .args(["--timeout", "1s", "--config"])
+        // Wide enough that each sentence of the diagnosis stays on one line.
+        .args(["--timeout", "1s", "--width", "1000", "--config"])
         .arg(front.config())
         .env("NO_COLOR", "1")
         .env("TERM", "xterm")

@@ -63,6 +63,20 @@ pub fn parse_report(out: &Output) -> Value {
     })
 }
 
+/// A `--json` run that could not start (exit 3) printed one report whose steps are all
+/// `error`, each with a `discovery` finding that says why, and no diagnosis.
+pub fn assert_not_started(out: &Output) {
+    let report = parse_report(out);
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 5, "{report:#}");
+    for s in steps {
+        assert_eq!(s["status"], "error", "{report:#}");
+        assert_eq!(s["findings"][0]["check"], "discovery", "{report:#}");
+        assert_eq!(s["findings"][0]["could_not_check"], true, "{report:#}");
+    }
+    assert_eq!(report["diagnosis"].as_array().map(Vec::len), Some(0));
+}
+
 /// The causes of the diagnosis, in order.
 pub fn causes(report: &Value) -> Vec<String> {
     report["diagnosis"]

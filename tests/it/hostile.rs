@@ -805,7 +805,20 @@ fn run(c: &Case) -> Result<(), String> {
             if !stdout.is_empty() {
                 problems.push("something on stdout".to_owned());
             }
-            if lines != 1 || !stderr.starts_with("fix502: ") || !stderr.contains(needle) {
+            // One line says what is wrong; a bad flag's is followed by clap's usage line
+            // and its hint, nothing else.
+            let first = stderr.lines().next().unwrap_or_default();
+            let rest_is_help = stderr.lines().skip(1).all(|l| {
+                l.trim().is_empty()
+                    || l.starts_with("tip:")
+                    || l.starts_with("Usage:")
+                    || l.starts_with("For more information")
+            });
+            if lines > 5
+                || !rest_is_help
+                || !first.starts_with("fix502: ")
+                || !first.contains(needle)
+            {
                 problems.push(format!("stderr is not one line with {needle:?}"));
             }
         }

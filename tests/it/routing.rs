@@ -166,7 +166,15 @@ fn a_malformed_url_is_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // One line says what is wrong; clap's hint follows it.
+    let lines: Vec<&str> = stderr.trim().lines().collect();
+    assert!(lines[0].contains("unclosed '['"), "{stderr}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.starts_with("For more information")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -175,7 +183,7 @@ fn human_report_shows_the_chain() {
     let (api, web) = ports();
     let config = shop_config(dir.path(), &api, &web.local_addr().unwrap().to_string());
     let out = bin()
-        .args(["--non-interactive", "--config"])
+        .args(["--non-interactive", "--width", "1000", "--config"])
         .arg(&config)
         .args(["--url", "http://shop.test:18080/api/x"])
         .output()

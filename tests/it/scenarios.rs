@@ -223,7 +223,7 @@ fn old_errors_outside_the_window_are_not_today_s_diagnosis() {
 }
 
 #[test]
-fn human_report_ends_in_one_verdict_line() {
+fn human_report_ends_in_the_verdict_and_fits_80_columns_when_piped() {
     let Some(lab) = lab("refused") else { return };
     let out = super::harness::bin()
         .args(["--non-interactive", "--config"])
@@ -232,8 +232,15 @@ fn human_report_ends_in_one_verdict_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().unwrap_or_default();
+    // The verdict is the last paragraph (wrapped like every line).
+    let last = text.trim_end().rsplit("\n\n").next().unwrap_or_default();
     assert!(last.starts_with("Likely cause: upstream-refused"), "{text}");
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= 80,
+            "wider than 80 when piped: {line:?}"
+        );
+    }
     assert!(
         text.contains("Error logs")
             && text.contains("Upstream status")
@@ -284,7 +291,7 @@ fn several_masters_without_config_exit_3_listing_them() {
     let out = super::harness::bin().arg("--json").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(out.stdout.is_empty());
+    super::harness::assert_not_started(&out);
     for lab in [&a, &b] {
         let pid = lab.master_pid().expect("running");
         assert!(err.contains(&format!("pid {pid}")), "{err}");

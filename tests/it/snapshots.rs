@@ -158,12 +158,63 @@ fn human_report_of_every_scenario() {
     let names = fix502_lab::scenarios()
         .map(|s| s.name)
         .filter(|name| !RACING.contains(name));
+    // Wide: a live lab's pids and ports vary in length, and would move where lines wrap.
     assert_all("human", names, |lab| {
         let out = run(bin()
-            .args(["--non-interactive", "--config"])
+            .args(["--non-interactive", "--width", "1000", "--config"])
             .arg(lab.config()));
         String::from_utf8_lossy(&out).into_owned()
     });
+}
+
+/// The report of a bundle of the `refused` lab (`tests/fixtures/refused.tar.gz`, made with
+/// `fix502 collect`; its pids and ports are fixed, so where lines wrap is too), laid out by
+/// `args` with `env`.
+fn fixture_report(args: &[&str], env: &[(&str, &str)]) -> String {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut cmd = bin();
+    cmd.current_dir(&fixtures)
+        .args(["--non-interactive", "--from", "refused.tar.gz"])
+        .args(args);
+    let out = run(cmd.envs(env.iter().copied()));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The same report at 60 and 100 columns, under `TERM=dumb` in a C locale, with `-q` and
+/// with `-v`: every line within the width, the glyphs in ASCII where the terminal has none.
+#[test]
+fn human_report_at_60_and_100_columns_ascii_quiet_and_verbose() {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path("snapshots");
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    s.add_filter(r"\(\d+ ms\)", "([N] ms)");
+    let mut differ = Vec::new();
+    for (name, args, env, width) in [
+        ("width-60", &["--width", "60"][..], &[][..], 60),
+        ("width-100", &["--width", "100"][..], &[][..], 100),
+        ("ascii", &[][..], &[("TERM", "dumb"), ("LANG", "C")][..], 80),
+        ("quiet", &["-q"][..], &[][..], 80),
+        ("verbose", &["-v", "--width", "100"][..], &[][..], 100),
+    ] {
+        let text = fixture_report(args, env);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= width,
+                "{name}: {line:?} is wider than {width}"
+            );
+        }
+        if name == "ascii" {
+            assert!(text.is_ascii(), "{text}");
+        }
+        let compared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.bind(|| insta::assert_snapshot!(format!("fixture-{name}"), text));
+        }));
+        if compared.is_err() {
+            differ.push(name);
+        }
+    }
+    assert!(differ.is_empty(), "snapshots differ: {differ:?}");
 }
 
 #[test]

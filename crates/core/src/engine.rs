@@ -509,6 +509,44 @@ impl Engine {
     }
 }
 
+/// The report of a run that could not start: nginx could not be found or chosen (`why`).
+/// Every selected step is `error` with a finding of the check `discovery` saying so, and
+/// the others `skipped`, so that `--json` still prints one document, and it exits 3.
+pub fn not_started(options: &Options, why: &str) -> Report {
+    let steps = StepId::ALL
+        .into_iter()
+        .map(|step| {
+            if !options.wants(step) {
+                return StepReport::skipped(step);
+            }
+            let check =
+                crate::report::CheckId::new("discovery", step, crate::report::Evidence::Config);
+            let findings = vec![Finding::could_not_check(
+                check,
+                format!("not checked: {why}"),
+            )];
+            StepReport {
+                step,
+                status: StepReport::status_of(&findings),
+                duration_ms: 0,
+                findings,
+                next: None,
+            }
+        })
+        .collect();
+    Report {
+        schema_version: SCHEMA_VERSION,
+        fix502_version: env!("CARGO_PKG_VERSION").to_owned(),
+        generated_at: now_rfc3339(),
+        nginx: crate::report::NginxInfo::default(),
+        steps,
+        diagnosis: Vec::new(),
+        timeline: None,
+        actions: Vec::new(),
+        offline: None,
+    }
+}
+
 /// The timeline of this run's window: 502 and 504 per minute from the access logs, and each
 /// cause of the error-log groups per minute.
 async fn timeline_of(facts: &Facts) -> Option<Timeline> {

@@ -113,7 +113,7 @@ mod words;
 
 pub use check::{Check, FindingsFuture};
 pub use discovery::DiscoveryError;
-pub use engine::Engine;
+pub use engine::{Engine, not_started};
 pub use facts::{
     AccessRead, DOCKER_ROOT, DockerLog, Endpoint, EndpointUse, Facts, JOURNAL_SOURCE, LogRead,
     ProbeResult,

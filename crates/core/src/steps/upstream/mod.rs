@@ -74,9 +74,8 @@ fn targets(facts: &Facts) -> FindingsFuture<'_> {
             )),
             (None, None) => {}
         }
-        if let Some(Ok(route)) = &facts.route
-            && route.target.is_none()
-        {
+        let served_by_nginx = matches!(&facts.route, Some(Ok(route)) if route.target.is_none());
+        if served_by_nginx {
             out.push(Finding::new(
                 TARGETS,
                 Severity::Info,
@@ -92,11 +91,19 @@ fn targets(facts: &Facts) -> FindingsFuture<'_> {
                 format!("{} upstream address(es): {}", list.len(), list.join(", ")),
             ));
         }
+        // A target resolved per request is not probed: never a pass. When no target is
+        // probed at all, the step checked nothing.
+        let nothing_probed = facts.endpoints.is_empty() && !served_by_nginx;
         for (directive, at) in &facts.variable_targets {
-            out.push(
-                Finding::new(TARGETS, Severity::Info, format!("`{directive}` uses a variable: nginx resolves it per request, so it is not probed here"))
-                    .at(Some(at.clone())),
+            let text = format!(
+                "`{directive}` uses a variable: nginx resolves it per request, so it is not probed here"
             );
+            let f = if nothing_probed {
+                Finding::could_not_check(TARGETS, format!("not checked: {text}"))
+            } else {
+                Finding::new(TARGETS, Severity::Warning, text)
+            };
+            out.push(f.at(Some(at.clone())));
         }
         out
     })
