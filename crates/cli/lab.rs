@@ -66,10 +66,19 @@ pub async fn run(action: &LabAction) -> ExitStatus {
                 let lab =
                     Lab::start(&name, &opts).map_err(|e| format!("cannot set up the lab: {e}"))?;
                 let mut out = io::stdout().lock();
+                // This very binary, whether or not a fix502 is on PATH.
+                let me = std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| "fix502".to_owned());
                 let _ = writeln!(out, "{}", lab.config().display());
                 let _ = writeln!(
                     out,
-                    "# try: fix502 --config {}   (press Enter here to tear it down)",
+                    "# nginx listens on http://{}/ (curl it to see the 502)",
+                    lab.listen_addr()
+                );
+                let _ = writeln!(
+                    out,
+                    "# try: {me} --config {}   (press Enter here to tear it down)",
                     lab.config().display()
                 );
                 let _ = out.flush();

@@ -31,13 +31,32 @@ pub struct DialoguerPrompter {
     pub page: Page,
 }
 
+/// dialoguer's plain theme without the colon it puts after every prompt: the prompts are
+/// questions (`What next?`, not `What next?:`).
+struct Questions;
+
+impl dialoguer::theme::Theme for Questions {
+    fn format_prompt(&self, f: &mut dyn std::fmt::Write, prompt: &str) -> std::fmt::Result {
+        write!(f, "{prompt}")
+    }
+
+    fn format_input_prompt_selection(
+        &self,
+        f: &mut dyn std::fmt::Write,
+        prompt: &str,
+        sel: &str,
+    ) -> std::fmt::Result {
+        write!(f, "{prompt} {sel}")
+    }
+}
+
 impl Prompter for DialoguerPrompter {
     fn select(&mut self, prompt: &str, items: &[String], default: usize) -> Result<usize> {
         // Once picked, dialoguer shows `prompt: item` on one line.
         let prompt = self.page.line(prompt, 4);
         let room = prompt.chars().count() + 4;
         let items: Vec<String> = items.iter().map(|i| self.page.line(i, room)).collect();
-        dialoguer::Select::new()
+        dialoguer::Select::with_theme(&Questions)
             .with_prompt(prompt)
             .items(&items)
             .default(default)
@@ -46,7 +65,7 @@ impl Prompter for DialoguerPrompter {
     }
 
     fn confirm(&mut self, prompt: &str, default: bool) -> Result<bool> {
-        dialoguer::Confirm::new()
+        dialoguer::Confirm::with_theme(&Questions)
             .with_prompt(self.page.line(prompt, 12))
             .default(default)
             .interact_opt()?
