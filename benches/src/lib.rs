@@ -43,6 +43,18 @@ pub struct GenArgs {
     pub seed: u64,
     /// The time of the last line.
     pub end: DateTime,
+    /// What kind of day the log is of.
+    pub mix: Mix,
+}
+
+/// What kind of day a generated log is of (`--mix`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// A quiet day: mostly noise, a few upstream failures.
+    Quiet,
+    /// An incident: a large share of upstream failures of every family, long request and
+    /// upstream fields, many distinct upstreams and URLs.
+    Incident,
 }
 
 /// `512`, `64K`, `100M`, `1G`.
@@ -56,7 +68,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
-/// Parses `OUT [--size BYTES[K|M|G]] [--days D] [--seed S] [--end "YYYY/MM/DD HH:MM:SS"]`
+/// Parses `OUT [--size BYTES[K|M|G]] [--days D] [--seed S] [--mix quiet|incident]
+/// [--end "YYYY/MM/DD HH:MM:SS"]`
 /// for the generator called `name`.
 pub fn parse_gen_args(name: &str) -> Result<GenArgs, String> {
     let mut args = std::env::args().skip(1);
@@ -66,6 +79,7 @@ pub fn parse_gen_args(name: &str) -> Result<GenArgs, String> {
         days: 7,
         seed: 502,
         end: DateTime::constant(2026, 11, 24, 12, 0, 0, 0),
+        mix: Mix::Quiet,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -73,6 +87,13 @@ pub fn parse_gen_args(name: &str) -> Result<GenArgs, String> {
             "--size" => parsed.size = parse_size(&value()?).ok_or("bad --size")?,
             "--days" => parsed.days = value()?.parse().map_err(|_| "bad --days")?,
             "--seed" => parsed.seed = value()?.parse().map_err(|_| "bad --seed")?,
+            "--mix" => {
+                parsed.mix = match value()?.as_str() {
+                    "quiet" => Mix::Quiet,
+                    "incident" => Mix::Incident,
+                    other => return Err(format!("bad --mix {other}: quiet or incident")),
+                }
+            }
             "--end" => {
                 parsed.end = DateTime::strptime("%Y/%m/%d %H:%M:%S", value()?)
                     .map_err(|e| format!("bad --end: {e}"))?;
@@ -83,7 +104,7 @@ pub fn parse_gen_args(name: &str) -> Result<GenArgs, String> {
     }
     if parsed.out.is_empty() {
         return Err(format!(
-            "usage: {name} OUT [--size BYTES[K|M|G]] [--days D] [--seed S] [--end \"YYYY/MM/DD HH:MM:SS\"]"
+            "usage: {name} OUT [--size BYTES[K|M|G]] [--days D] [--seed S] [--mix quiet|incident] [--end \"YYYY/MM/DD HH:MM:SS\"]"
         ));
     }
     Ok(parsed)

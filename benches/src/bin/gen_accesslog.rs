@@ -3,7 +3,8 @@
 //! crates/lab/src/config.rs; `scan_accesslog` reads with the same text).
 //!
 //! ```text
-//! gen_accesslog OUT [--size BYTES] [--days DAYS] [--seed SEED] [--end "YYYY/MM/DD HH:MM:SS"]
+//! gen_accesslog OUT [--size BYTES] [--days DAYS] [--seed SEED] [--mix quiet|incident]
+//!               [--end "YYYY/MM/DD HH:MM:SS"]
 //! ```
 //!
 //! Defaults: 1 GiB over 7 days ending 2026/11/24 12:00:00, seed 502. `--size` accepts a
@@ -20,6 +21,9 @@
 //! carry nginx's `\x22` escapes; one line in about 2000 is garbage (a truncated line or
 //! binary bytes). Timestamps advance evenly over the days (in proportion to the bytes
 //! written), and now and then go back a second (two workers).
+//!
+//! `--mix incident` is the day of an incident: about 30 % of the lines are 5xx of every shape
+//! above, and more are retries, some through an internal redirect (`a, b : c`).
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -29,7 +33,7 @@ use std::process::ExitCode;
 use jiff::SignedDuration;
 use jiff::civil::DateTime;
 
-use fix502_benches::{GenArgs, Rng, run_generator};
+use fix502_benches::{GenArgs, Mix, Rng, run_generator};
 
 /// Seconds with millisecond precision, as nginx writes times: `0.012`.
 fn secs(rng: &mut Rng, max_ms: u64) -> String {
@@ -163,9 +167,32 @@ fn retried(rng: &mut Rng, first: u16, second: u16, sep: &str) -> Shape {
     }
 }
 
-/// Picks the next line's shape; weights are per 10,000 lines.
-fn shape(rng: &mut Rng) -> Shape {
-    let roll = rng.below(10_000);
+/// Two attempts at the group's servers, then an internal redirect to a fallback
+/// (`a, b : c`): `502, 502 : 200` or, when the fallback fails too, `: 502`.
+fn retried_then_redirected(rng: &mut Rng) -> Shape {
+    let [a, b, c] = [0, 1, 2].map(|i| UPSTREAMS.get(i).copied().unwrap_or_default());
+    let last = if rng.below(3) == 0 { 502 } else { 200 };
+    let last_header = if last == 200 { secs(rng, 80) } else { "-".into() };
+    Shape {
+        status: last,
+        ua: format!("{a}, {b} : {c}"),
+        us: format!("502, 502 : {last}"),
+        uht: format!("-, - : {last_header}"),
+        urt: format!("{}, {} : {}", secs(rng, 3), secs(rng, 3), secs(rng, 120)),
+        ucs: "-",
+        static_file: false,
+    }
+}
+
+/// Picks the next line's shape; weights are per 10,000 lines. In an incident, 28 % of the
+/// lines are drawn from the failures (5xx of every shape) and 6 % from the retries.
+fn shape(rng: &mut Rng, mix: Mix) -> Shape {
+    let roll = match (mix, rng.below(100)) {
+        (Mix::Incident, 0..28) => 9510 + rng.below(490),
+        (Mix::Incident, 28..31) => 9300 + rng.below(210),
+        (Mix::Incident, 31..34) => return retried_then_redirected(rng),
+        _ => rng.below(10_000),
+    };
     match roll {
         // Proxied, one attempt, 200.
         0..5700 => one_attempt(rng, 200, true, 250),
@@ -242,7 +269,7 @@ fn ip(rng: &mut Rng) -> String {
     )
 }
 
-fn write_line(line: &mut String, rng: &mut Rng, time: &str) {
+fn write_line(line: &mut String, rng: &mut Rng, time: &str, mix: Mix) {
     if rng.below(2000) == 0 {
         // Garbage: a line cut by a crash, or binary noise from a misdirected client.
         if rng.below(2) == 0 {
@@ -252,7 +279,7 @@ fn write_line(line: &mut String, rng: &mut Rng, time: &str) {
         }
         return;
     }
-    let s = shape(rng);
+    let s = shape(rng, mix);
     let path = if s.static_file {
         rng.pick(STATIC).to_owned()
     } else {
@@ -316,7 +343,7 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
             cached = Some((secs, time_local(t)));
         }
         line.clear();
-        write_line(&mut line, &mut rng, cached.as_ref().map_or("", |(_, s)| s));
+        write_line(&mut line, &mut rng, cached.as_ref().map_or("", |(_, s)| s), args.mix);
         line.push('\n');
         out.write_all(line.as_bytes())?;
         written += line.len() as u64;

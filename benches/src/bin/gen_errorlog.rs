@@ -1,7 +1,8 @@
 //! Writes a realistic nginx error log of a given size, deterministically (seeded).
 //!
 //! ```text
-//! gen_errorlog OUT [--size BYTES] [--days DAYS] [--seed SEED] [--end "YYYY/MM/DD HH:MM:SS"]
+//! gen_errorlog OUT [--size BYTES] [--days DAYS] [--seed SEED] [--mix quiet|incident]
+//!              [--end "YYYY/MM/DD HH:MM:SS"]
 //! ```
 //!
 //! Defaults: 1 GiB over 7 days ending 2026/11/24 12:00:00, seed 502. `--size` accepts a
@@ -15,6 +16,10 @@
 //! upstream) plus upstream lines that are not failures (499s with an `upstream:` field,
 //! responses buffered to temporary files). Timestamps advance evenly over the days with
 //! jitter, and now and then go back a second (two workers).
+//!
+//! `--mix incident` is the day of an incident: the upstream failures of every family weigh
+//! six times as much (about 45 % of the lines), and their request and upstream fields are
+//! long and distinct (ids, query strings, a session; thousands of upstream addresses).
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -24,7 +29,7 @@ use std::process::ExitCode;
 use jiff::SignedDuration;
 use jiff::civil::DateTime;
 
-use fix502_benches::{GenArgs, Rng, run_generator};
+use fix502_benches::{GenArgs, Mix, Rng, run_generator};
 
 const SERVERS: &[&str] = &[
     "example.com",
@@ -78,20 +83,52 @@ const AGENT_PATHS: &[&str] = &[
     "/blog/2024/10/hello",
 ];
 
-/// One line kind and its relative weight.
+/// One line kind, its relative weight, and whether it is an upstream failure (weighed
+/// six times as much in an incident).
 struct Kind {
     weight: u64,
+    failure: bool,
     write: fn(&mut Line<'_>),
 }
 
-/// What a line writer needs: the output and the random state.
+/// What a line writer needs: the output, the random state, and the kind of day.
 struct Line<'a> {
     out: &'a mut String,
     rng: &'a mut Rng,
     cid: u64,
+    incident: bool,
 }
 
 impl Line<'_> {
+    /// An upstream address: one of a few on a quiet day, one of thousands in an incident.
+    fn peer(&mut self) -> String {
+        if !self.incident {
+            return self.rng.pick(PEERS).to_owned();
+        }
+        let port = [8080, 3000, 9000][self.rng.below(3) as usize];
+        format!(
+            "10.{}.{}.{}:{port}",
+            self.rng.below(8),
+            self.rng.below(16),
+            1 + self.rng.below(20)
+        )
+    }
+
+    /// A request path under `base`: as it is on a quiet day, long and distinct in an
+    /// incident (ids, query strings, campaign tags, a session).
+    fn uri(&mut self, base: &str) -> String {
+        if !self.incident {
+            return base.to_owned();
+        }
+        format!(
+            "{base}/{}?expand=customer,shipping,items&page={}&utm_source=newsletter&utm_campaign=black-friday-{}&session={:016x}",
+            self.rng.below(1_000_000),
+            self.rng.below(50),
+            self.rng.below(100),
+            self.rng.next_u64()
+        )
+    }
+
     fn ip(&mut self) -> String {
         let r = self.rng.next_u64();
         format!(
@@ -268,11 +305,12 @@ fn php_continuation(l: &mut Line<'_>) {
 fn client_abort_upstream(l: &mut Line<'_>) {
     l.head("info");
     let server = l.rng.pick(SERVERS);
-    let peer = l.rng.pick(PEERS);
-    let uri = l.rng.pick(API);
+    let peer = l.peer();
+    let base = l.rng.pick(API);
+    let uri = l.uri(base);
     l.out.push_str("epoll_wait() reported that client prematurely closed connection, so upstream connection is closed too while sending request to upstream");
     l.client(server);
-    l.request_upstream("GET", uri, server, &format!("http://{peer}{uri}"));
+    l.request_upstream("GET", &uri, server, &format!("http://{peer}{uri}"));
 }
 
 fn buffered_upstream(l: &mut Line<'_>) {
@@ -298,22 +336,24 @@ fn buffered_upstream(l: &mut Line<'_>) {
 fn refused(l: &mut Line<'_>) {
     l.head("error");
     let server = l.rng.pick(SERVERS);
-    let peer = l.rng.pick(PEERS);
-    let uri = l.rng.pick(API);
+    let peer = l.peer();
+    let base = l.rng.pick(API);
+    let uri = l.uri(base);
     l.out
         .push_str("connect() failed (111: Connection refused) while connecting to upstream");
     l.client(server);
-    l.request_upstream("GET", uri, server, &format!("http://{peer}{uri}"));
+    l.request_upstream("GET", &uri, server, &format!("http://{peer}{uri}"));
 }
 
 fn timed_out(l: &mut Line<'_>) {
     l.head("error");
     let server = l.rng.pick(SERVERS);
-    let peer = l.rng.pick(PEERS);
-    let uri = l.rng.pick(API);
+    let peer = l.peer();
+    let base = l.rng.pick(API);
+    let uri = l.uri(base);
     l.out.push_str("upstream timed out (110: Connection timed out) while reading response header from upstream");
     l.client(server);
-    l.request_upstream("GET", uri, server, &format!("http://{peer}{uri}"));
+    l.request_upstream("GET", &uri, server, &format!("http://{peer}{uri}"));
 }
 
 fn no_live(l: &mut Line<'_>) {
@@ -333,25 +373,27 @@ fn no_live(l: &mut Line<'_>) {
 fn premature(l: &mut Line<'_>) {
     l.head("error");
     let server = l.rng.pick(SERVERS);
-    let peer = l.rng.pick(PEERS);
-    let uri = l.rng.pick(API);
+    let peer = l.peer();
+    let base = l.rng.pick(API);
+    let uri = l.uri(base);
     l.out.push_str(
         "upstream prematurely closed connection while reading response header from upstream",
     );
     l.client(server);
-    l.request_upstream("POST", uri, server, &format!("http://{peer}{uri}"));
+    l.request_upstream("POST", &uri, server, &format!("http://{peer}{uri}"));
 }
 
 fn reset(l: &mut Line<'_>) {
     l.head("error");
     let server = l.rng.pick(SERVERS);
-    let peer = l.rng.pick(PEERS);
-    let uri = l.rng.pick(API);
+    let peer = l.peer();
+    let base = l.rng.pick(API);
+    let uri = l.uri(base);
     l.out.push_str(
         "recv() failed (104: Connection reset by peer) while reading response header from upstream",
     );
     l.client(server);
-    l.request_upstream("GET", uri, server, &format!("http://{peer}{uri}"));
+    l.request_upstream("GET", &uri, server, &format!("http://{peer}{uri}"));
 }
 
 fn php_socket(l: &mut Line<'_>) {
@@ -453,105 +495,130 @@ const KINDS: &[Kind] = &[
     // Noise: 80%.
     Kind {
         weight: 260,
+        failure: false,
         write: static_404,
     },
     Kind {
         weight: 60,
+        failure: false,
         write: agent_404,
     },
     Kind {
         weight: 120,
+        failure: false,
         write: client_abort,
     },
     Kind {
         weight: 100,
+        failure: false,
         write: rate_limit,
     },
     Kind {
         weight: 110,
+        failure: false,
         write: tls_noise,
     },
     Kind {
         weight: 50,
+        failure: false,
         write: big_body,
     },
     Kind {
         weight: 40,
+        failure: false,
         write: forbidden,
     },
     Kind {
         weight: 30,
+        failure: false,
         write: bad_request,
     },
     Kind {
         weight: 20,
+        failure: false,
         write: body_buffered,
     },
     Kind {
         weight: 10,
+        failure: false,
         write: php_continuation,
     },
     // About an upstream: 20%.
     Kind {
         weight: 40,
+        failure: false,
         write: client_abort_upstream,
     },
     Kind {
         weight: 25,
+        failure: false,
         write: buffered_upstream,
     },
     Kind {
         weight: 30,
+        failure: true,
         write: refused,
     },
     Kind {
         weight: 25,
+        failure: true,
         write: timed_out,
     },
     Kind {
         weight: 10,
+        failure: true,
         write: no_live,
     },
     Kind {
         weight: 15,
+        failure: true,
         write: premature,
     },
     Kind {
         weight: 10,
+        failure: true,
         write: reset,
     },
     Kind {
         weight: 10,
+        failure: true,
         write: php_socket,
     },
     Kind {
         weight: 10,
+        failure: false,
         write: php_stderr,
     },
     Kind {
         weight: 5,
+        failure: true,
         write: too_big_header,
     },
     Kind {
         weight: 5,
+        failure: true,
         write: not_resolved,
     },
     Kind {
         weight: 5,
+        failure: false,
         write: disabled,
     },
     Kind {
         weight: 5,
+        failure: true,
         write: upstream_tls,
     },
     Kind {
         weight: 5,
+        failure: true,
         write: invalid_header,
     },
 ];
 
-/// Average line length, measured on the mix; only used to spread the timestamps.
+/// Average line length, measured on each mix; only used to spread the timestamps.
 const AVG_LINE: u64 = 250;
+const AVG_LINE_INCIDENT: u64 = 360;
 
 fn stamp(t: DateTime) -> String {
     format!(
@@ -568,14 +635,23 @@ fn stamp(t: DateTime) -> String {
 fn generate(args: &GenArgs) -> io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&args.out)?);
     let mut rng = Rng(args.seed);
-    let total_weight: u64 = KINDS.iter().map(|k| k.weight).sum();
+    let incident = args.mix == Mix::Incident;
+    let weight = |k: &Kind| {
+        if incident && k.failure {
+            k.weight * 6
+        } else {
+            k.weight
+        }
+    };
+    let total_weight: u64 = KINDS.iter().map(weight).sum();
     let span = i64::try_from(args.days * 86_400).unwrap_or(i64::MAX);
     let start = args
         .end
         .checked_sub(SignedDuration::from_secs(span))
         .unwrap_or(args.end);
     // Seconds per line, so that the last line lands near `end`.
-    let step = span as f64 / (args.size / AVG_LINE).max(1) as f64;
+    let avg = if incident { AVG_LINE_INCIDENT } else { AVG_LINE };
+    let step = span as f64 / (args.size / avg).max(1) as f64;
     let mut clock = 0f64;
     let mut written = 0u64;
     let mut lines = 0u64;
@@ -597,10 +673,10 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
         let kind = KINDS
             .iter()
             .find(|k| {
-                if pick < k.weight {
+                if pick < weight(k) {
                     true
                 } else {
-                    pick -= k.weight;
+                    pick -= weight(k);
                     false
                 }
             })
@@ -611,6 +687,7 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
             out: &mut line,
             rng: &mut rng,
             cid: 1000 + lines,
+            incident,
         };
         (kind.write)(&mut l);
         line.push('\n');

@@ -30,6 +30,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::errorlog::{ErrorLine, Level, parse_upstream_field};
+use crate::find;
 
 /// The kind of upstream failure a line reports.
 ///
@@ -944,7 +945,7 @@ fn is_module_message(message: &str) -> bool {
 
 /// Messages about the client, not the upstream (499s, 494s, client body errors).
 fn is_client_side(message: &str) -> bool {
-    message.starts_with("client ") || message.contains("reported that client ")
+    message.starts_with("client ") || find::REPORTED_CLIENT.find(message).is_some()
 }
 
 /// Messages that can only be about an upstream, even on a line cut before its context.
@@ -1319,7 +1320,7 @@ fn setup_failure(message: &str) -> Option<Option<&str>> {
     if let Some(host) = message.strip_prefix("no resolver defined to resolve ") {
         return Some(Some(host).filter(|h| is_host_name(h)));
     }
-    if let Some((host, after)) = message.split_once(" could not be resolved") {
+    if let Some((host, after)) = find::NOT_RESOLVED.split_once(message) {
         // `<name> could not be resolved` (ngx_resolver's callers write the bare name; the
         // mail module quotes it), or the zone module's `service <svc> of <name> ...`. Only
         // when the name is all the text before it, as nginx writes it: in other text (a
@@ -1342,6 +1343,6 @@ fn setup_failure(message: &str) -> Option<Option<&str>> {
     }
     // `no port in upstream "h"`, `invalid port in upstream "h"`, `host not found in
     // upstream "h:p" in /etc/nginx/nginx.conf:12`.
-    let (_, after) = message.split_once(" in upstream \"")?;
+    let (_, after) = find::IN_UPSTREAM.split_once(message)?;
     Some(Some(after.split_once('"').map_or(after, |(host, _)| host)))
 }

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::find;
 use jiff::civil::DateTime;
 
 /// Severity of an error-log line, as written between brackets (`[error]`).
@@ -254,7 +255,7 @@ pub fn parse_line(line: &str) -> Option<ErrorLine<'_>> {
     let rest = after_tid.strip_prefix(' ').unwrap_or(after_tid);
     let (connection, rest) = split_connection(rest);
 
-    let (head, suffix) = match rest.split_once(", client: ") {
+    let (head, suffix) = match find::CLIENT.split_once(rest) {
         Some((head, suffix)) => (head, Some(suffix)),
         None => (rest, None),
     };
@@ -337,16 +338,21 @@ pub fn strip_container_prefix(line: &[u8]) -> &[u8] {
 /// True when `b` starts with the shape of nginx's `YYYY/MM/DD HH:MM:SS` followed by ` [`
 /// (digits and separators; the parsers validate the date).
 fn starts_like_nginx(b: &[u8]) -> bool {
-    let Some(stamp) = b.get(..21) else {
+    // Called for every line of a log (twice for the lines parsed in full): the separators
+    // first, a container prefix fails there at once; then the digits.
+    let Some(s) = b.first_chunk::<21>() else {
         return false;
     };
-    stamp.iter().enumerate().all(|(i, c)| match i {
-        4 | 7 => *c == b'/',
-        10 | 19 => *c == b' ',
-        13 | 16 => *c == b':',
-        20 => *c == b'[',
-        _ => c.is_ascii_digit(),
-    })
+    s[4] == b'/'
+        && s[7] == b'/'
+        && s[10] == b' '
+        && s[13] == b':'
+        && s[16] == b':'
+        && s[19] == b' '
+        && s[20] == b'['
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&i| s.get(i).is_some_and(u8::is_ascii_digit))
 }
 
 /// `b` after any ANSI colour escapes (`ESC [ digits-and-semicolons m`) at its start.
@@ -472,7 +478,7 @@ fn split_connection(rest: &str) -> (Option<u64>, &str) {
 /// Peels a trailing ` while <action>` off the message part. Only known actions count, so a
 /// ` while ` inside a quoted value is left alone. Returns (rest, action, resolver address).
 fn peel_action(head: &str) -> (&str, Option<&str>, Option<&str>) {
-    let Some(at) = head.rfind(" while ") else {
+    let Some(at) = find::WHILE.rfind(head) else {
         return (head, None, None);
     };
     let (Some(before), Some(tail)) = (head.get(..at), head.get(at + " while ".len()..)) else {
@@ -501,13 +507,13 @@ fn peel_errno(head: &str) -> (&str, Option<Errno<'_>>) {
     let Some(inner) = head.strip_suffix(')') else {
         return (head, None);
     };
-    let Some(open) = inner.rfind(" (") else {
+    let Some(open) = find::PAREN.rfind(inner) else {
         return (head, None);
     };
     let (Some(message), Some(group)) = (inner.get(..open), inner.get(open + 2..)) else {
         return (head, None);
     };
-    let Some((number, text)) = group.split_once(": ") else {
+    let Some((number, text)) = find::COLON_SPACE.split_once(group) else {
         return (head, None);
     };
     // nginx prints the errno with %d; allow a sign for robustness.
@@ -609,7 +615,7 @@ pub struct UpstreamField<'a> {
 /// whole rest is the peer. Returns `None` for an empty value or an empty peer.
 #[must_use]
 pub fn parse_upstream_field(value: &str) -> Option<UpstreamField<'_>> {
-    let (scheme, rest) = value.split_once("://").unwrap_or(("", value));
+    let (scheme, rest) = find::SCHEME.split_once(value).unwrap_or(("", value));
     if !scheme
         .bytes()
         .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')

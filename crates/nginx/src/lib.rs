@@ -51,6 +51,7 @@ pub mod classify;
 pub mod config;
 pub mod dump;
 pub mod errorlog;
+mod find;
 pub mod history;
 pub mod lexer;
 mod lines;

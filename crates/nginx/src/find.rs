@@ -1,0 +1,82 @@
+//! Substring search for the error-log hot path: each fixed text nginx puts between the
+//! fields of a line (`, client: `, ` while `, ` (`) has one searcher, built once and shared
+//! by every line and thread, instead of `str::find`, which builds a searcher per call. What
+//! belongs here: those searchers and the `split_once`-like helpers over them.
+
+use std::sync::OnceLock;
+
+use memchr::memmem::{Finder, FinderRev};
+
+/// A fixed text and its searchers, both directions.
+pub(crate) struct Text {
+    text: &'static str,
+    forward: OnceLock<Finder<'static>>,
+    reverse: OnceLock<FinderRev<'static>>,
+}
+
+impl Text {
+    /// The searchers of `text` (built on first use).
+    pub(crate) const fn new(text: &'static str) -> Self {
+        Self {
+            text,
+            forward: OnceLock::new(),
+            reverse: OnceLock::new(),
+        }
+    }
+
+    /// The first position of the text in `hay`.
+    pub(crate) fn find(&self, hay: &str) -> Option<usize> {
+        self.forward
+            .get_or_init(|| Finder::new(self.text.as_bytes()))
+            .find(hay.as_bytes())
+    }
+
+    /// The last position of the text in `hay`.
+    pub(crate) fn rfind(&self, hay: &str) -> Option<usize> {
+        self.reverse
+            .get_or_init(|| FinderRev::new(self.text.as_bytes()))
+            .rfind(hay.as_bytes())
+    }
+
+    /// `hay` split around the first occurrence of the text, as [`str::split_once`].
+    pub(crate) fn split_once<'h>(&self, hay: &'h str) -> Option<(&'h str, &'h str)> {
+        let at = self.find(hay)?;
+        // The text is ASCII-bounded UTF-8, so both cuts are on character boundaries.
+        Some((hay.get(..at)?, hay.get(at + self.text.len()..)?))
+    }
+}
+
+// The texts of the hot path, one searcher each.
+pub(crate) static CLIENT: Text = Text::new(", client: ");
+pub(crate) static WHILE: Text = Text::new(" while ");
+pub(crate) static PAREN: Text = Text::new(" (");
+pub(crate) static COLON_SPACE: Text = Text::new(": ");
+pub(crate) static SCHEME: Text = Text::new("://");
+pub(crate) static REPORTED_CLIENT: Text = Text::new("reported that client ");
+pub(crate) static NOT_RESOLVED: Text = Text::new(" could not be resolved");
+pub(crate) static IN_UPSTREAM: Text = Text::new(" in upstream \"");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_searchers_agree_with_str() {
+        for hay in [
+            "connect() failed (111: Connection refused) while connecting to upstream, client: 1.2.3.4",
+            "a while b while c",
+            "",
+            "no match here",
+            "ünïcödé (1: x) while y, client: z",
+        ] {
+            assert_eq!(
+                CLIENT.split_once(hay),
+                hay.split_once(", client: "),
+                "{hay}"
+            );
+            assert_eq!(WHILE.rfind(hay), hay.rfind(" while "), "{hay}");
+            assert_eq!(PAREN.rfind(hay), hay.rfind(" ("), "{hay}");
+            assert_eq!(COLON_SPACE.split_once(hay), hay.split_once(": "), "{hay}");
+        }
+    }
+}
