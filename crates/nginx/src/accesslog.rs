@@ -866,12 +866,16 @@ impl<'f> AccessScanner<'f> {
         r.status_504 += u64::from(is504);
         if let Some(t) = time {
             let minute = t.date().at(t.hour(), t.minute(), 0, 0);
-            let m = self.minutes.entry(minute).or_insert(MinuteCount {
-                minute,
-                requests: 0,
-                status_502: 0,
-                status_504: 0,
-            });
+            // Lines come in time order: most are in the latest minute.
+            let m = match self.minutes.last_entry() {
+                Some(last) if *last.key() == minute => last.into_mut(),
+                _ => self.minutes.entry(minute).or_insert(MinuteCount {
+                    minute,
+                    requests: 0,
+                    status_502: 0,
+                    status_504: 0,
+                }),
+            };
             m.requests += 1;
             m.status_502 += u64::from(is502);
             m.status_504 += u64::from(is504);

@@ -425,7 +425,12 @@ impl LogFormat {
 
     fn index_of(&self, var: &str) -> Option<usize> {
         let var = var.strip_prefix('$').unwrap_or(var);
-        self.vars.iter().position(|v| v.eq_ignore_ascii_case(var))
+        // Asked for every line: the name as written first (a length compare rules most
+        // out), then any case.
+        self.vars
+            .iter()
+            .position(|v| v == var)
+            .or_else(|| self.vars.iter().position(|v| v.eq_ignore_ascii_case(var)))
     }
 
     /// Splits one line (without its line ending) into variable values, unescaping them,

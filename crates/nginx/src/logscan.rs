@@ -41,7 +41,7 @@ pub type LogError = LogFileError;
 
 /// Most groups kept; lines that would open more are counted in
 /// [`LogSummary::lines_ungrouped`]. Real logs have a handful.
-const MAX_GROUPS: usize = 1000;
+pub const MAX_GROUPS: usize = 1000;
 
 /// How [`scan`] reads a log.
 #[derive(Debug, Clone, PartialEq, Eq)]

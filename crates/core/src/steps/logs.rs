@@ -119,6 +119,20 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                 ));
             }
             out.push(info);
+            if summary.lines_ungrouped > 0 {
+                // On an incident with thousands of upstreams the groups are bounded (memory
+                // stays flat): the counts below are not all of it, and the step says so.
+                out.push(Finding::new(
+                    ERROR_LOG,
+                    Severity::Warning,
+                    format!(
+                        "{path}: {} more upstream lines in the window are not in the groups below: the log has more than {} distinct kinds of failure and upstream, and only the first {} are kept",
+                        summary.lines_ungrouped,
+                        fix502_nginx::logscan::MAX_GROUPS,
+                        fix502_nginx::logscan::MAX_GROUPS
+                    ),
+                ));
+            }
             for note in &read.notes {
                 out.push(Finding::new(
                     ERROR_LOG,
@@ -509,6 +523,43 @@ mod tests {
         assert!(
             !findings.iter().any(|f| f.message.contains("json-file")),
             "{findings:#?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn more_kinds_of_failure_than_the_groups_hold_are_said_not_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("error.log");
+        let now = jiff::ZonedDateTime::now()
+            .datetime()
+            .strftime("%Y/%m/%d %H:%M:%S")
+            .to_string();
+        // One more upstream than there are groups, each refused twice.
+        let over = fix502_nginx::logscan::MAX_GROUPS + 1;
+        let mut text = String::new();
+        for _ in 0..2 {
+            for i in 0..over {
+                let peer = format!("10.0.{}.{}:8080", i / 250, i % 250 + 1);
+                text.push_str(&format!(
+                    "{now} [error] 7#7: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 10.1.1.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://{peer}/\", host: \"h\"\n"
+                ));
+            }
+        }
+        std::fs::write(&log, text).unwrap();
+        let facts = facts(dir.path(), &log.display().to_string(), false);
+        let findings = error_log(&facts).await;
+        let said = findings
+            .iter()
+            .find(|f| {
+                f.message
+                    .contains("more upstream lines in the window are not in the groups")
+            })
+            .unwrap_or_else(|| panic!("{findings:#?}"));
+        assert_eq!(said.severity, Severity::Warning);
+        assert!(
+            said.message.contains(": 2 more upstream lines"),
+            "{}",
+            said.message
         );
     }
 }
