@@ -1,6 +1,9 @@
-//! What the log generators share: a seeded random number generator that gives the same
-//! log on every machine, and their command line (`OUT [--size S] [--days D] [--seed N]
-//! [--end TIME]`).
+//! What the benchmark tools share: for the log generators, a seeded random number generator
+//! that gives the same log on every machine and their command line (`OUT [--size S]
+//! [--days D] [--seed N] [--mix M] [--end TIME]`); for the upstream benchmarks, loopback
+//! upstreams ([`serve`]).
+
+pub mod serve;
 
 use std::process::ExitCode;
 

@@ -172,7 +172,11 @@ fn retried(rng: &mut Rng, first: u16, second: u16, sep: &str) -> Shape {
 fn retried_then_redirected(rng: &mut Rng) -> Shape {
     let [a, b, c] = [0, 1, 2].map(|i| UPSTREAMS.get(i).copied().unwrap_or_default());
     let last = if rng.below(3) == 0 { 502 } else { 200 };
-    let last_header = if last == 200 { secs(rng, 80) } else { "-".into() };
+    let last_header = if last == 200 {
+        secs(rng, 80)
+    } else {
+        "-".into()
+    };
     Shape {
         status: last,
         ua: format!("{a}, {b} : {c}"),
@@ -343,7 +347,12 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
             cached = Some((secs, time_local(t)));
         }
         line.clear();
-        write_line(&mut line, &mut rng, cached.as_ref().map_or("", |(_, s)| s), args.mix);
+        write_line(
+            &mut line,
+            &mut rng,
+            cached.as_ref().map_or("", |(_, s)| s),
+            args.mix,
+        );
         line.push('\n');
         out.write_all(line.as_bytes())?;
         written += line.len() as u64;

@@ -650,7 +650,11 @@ fn generate(args: &GenArgs) -> io::Result<u64> {
         .checked_sub(SignedDuration::from_secs(span))
         .unwrap_or(args.end);
     // Seconds per line, so that the last line lands near `end`.
-    let avg = if incident { AVG_LINE_INCIDENT } else { AVG_LINE };
+    let avg = if incident {
+        AVG_LINE_INCIDENT
+    } else {
+        AVG_LINE
+    };
     let step = span as f64 / (args.size / avg).max(1) as f64;
     let mut clock = 0f64;
     let mut written = 0u64;

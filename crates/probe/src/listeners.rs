@@ -139,12 +139,39 @@ pub fn time_wait_count(dst: SocketAddr) -> Result<usize, ProbeError> {
 
 /// [`time_wait_count`] in the network namespace of process `pid`; fix502's own when `None`.
 pub fn time_wait_count_in(pid: Option<u32>, dst: SocketAddr) -> Result<usize, ProbeError> {
-    let target = (unmapped(dst.ip()), dst.port());
-    Ok(tcp_entries(pid)?
-        .iter()
-        .filter(|e| e.state == TcpState::TimeWait)
-        .filter(|e| (unmapped(e.remote_address.ip()), e.remote_address.port()) == target)
-        .count())
+    Ok(TimeWait::read_in(pid)?.towards(dst))
+}
+
+/// The TCP sockets in TIME_WAIT of one network namespace, counted by remote end: the socket
+/// table read once, however many upstreams are asked about (a host with hundreds of them
+/// would otherwise read a table of thousands of sockets as many times).
+#[derive(Debug, Clone, Default)]
+pub struct TimeWait {
+    by_remote: HashMap<(IpAddr, u16), usize>,
+}
+
+impl TimeWait {
+    /// Reads the table of the network namespace of process `pid` (fix502's own when `None`).
+    pub fn read_in(pid: Option<u32>) -> Result<Self, ProbeError> {
+        let mut by_remote = HashMap::new();
+        for e in tcp_entries(pid)?
+            .iter()
+            .filter(|e| e.state == TcpState::TimeWait)
+        {
+            *by_remote
+                .entry((unmapped(e.remote_address.ip()), e.remote_address.port()))
+                .or_insert(0) += 1;
+        }
+        Ok(Self { by_remote })
+    }
+
+    /// How many wait towards `dst` (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn towards(&self, dst: SocketAddr) -> usize {
+        self.by_remote
+            .get(&(unmapped(dst.ip()), dst.port()))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// `ip` with an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) written as IPv4.

@@ -77,6 +77,8 @@ pub(super) fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
             return out;
         };
         let range = usize::from(high.saturating_sub(low)) + 1;
+        // The socket table once for every upstream.
+        let waiting = listeners::TimeWait::read_in(facts.standpoint().net_pid());
         for e in &facts.endpoints {
             let Peer::Inet { host, port } = &e.peer else {
                 continue;
@@ -85,7 +87,7 @@ pub(super) fn local_ports(facts: &Facts) -> FindingsFuture<'_> {
                 continue;
             };
             let dst = SocketAddr::new(ip, *port);
-            match listeners::time_wait_count_in(facts.standpoint().net_pid(), dst) {
+            match waiting.as_ref().map(|w| w.towards(dst)) {
                 Ok(n) if n * 2 >= range => out.push(
                     Finding::new(LOCAL_PORTS, Severity::Error, format!("{n} connections to {dst} wait in TIME_WAIT; only {range} local ports ({low}-{high})"))
                         .cause(Cause::PORT_EXHAUSTION)
