@@ -169,7 +169,9 @@ fn human_report_of_every_scenario() {
 
 /// The report of a bundle of the `refused` lab (`tests/fixtures/refused.tar.gz`, made with
 /// `fix502 collect`; its pids and ports are fixed, so where lines wrap is too), laid out by
-/// `args` with `env`.
+/// `args` with `env`. When the bundle's record changes shape, make it again:
+/// `fix502 lab up refused`, then `fix502 collect --config CONF -o tests/fixtures/refused.tar.gz`
+/// from another shell, and review the snapshots (`INSTA_UPDATE=always`).
 fn fixture_report(args: &[&str], env: &[(&str, &str)]) -> String {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut cmd = bin();
