@@ -572,13 +572,17 @@ pub struct Attempt<'a> {
 
 /// Splits an `$upstream_*` list into entries, each with whether ` : ` preceded it.
 fn split_list(v: &str) -> Vec<(bool, &str)> {
+    // Most lines made one attempt: a value without a space is a list of one.
+    if memchr::memchr(b' ', v.as_bytes()).is_none() {
+        return vec![(false, v)];
+    }
     let mut out = Vec::new();
     let mut rest = v;
     let mut redirect = false;
     // Each iteration takes one entry; at most MAX_ATTEMPTS.
     while out.len() < MAX_ATTEMPTS {
-        let comma = rest.find(", ");
-        let colon = rest.find(" : ");
+        let comma = crate::find::NEXT_ATTEMPT.find(rest);
+        let colon = crate::find::AFTER_REDIRECT.find(rest);
         let (end, next_redirect, sep) = match (comma, colon) {
             (Some(c), Some(k)) if k < c => (k, true, 3),
             (Some(c), _) => (c, false, 2),
@@ -600,18 +604,45 @@ fn split_list(v: &str) -> Vec<(bool, &str)> {
 /// format has none of them or nginx made no attempt.
 #[must_use]
 pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
-    let list = |var: &str| -> Vec<(bool, &'a str)> {
-        fields
-            .value(var)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(split_list)
-            .unwrap_or_default()
+    let text = |var: &str| -> Option<&'a str> {
+        fields.value(var).and_then(|v| std::str::from_utf8(v).ok())
     };
-    let status = list("upstream_status");
-    let addr = list("upstream_addr");
-    let connect = list("upstream_connect_time");
-    let header = list("upstream_header_time");
-    let response = list("upstream_response_time");
+    let values = [
+        text("upstream_status"),
+        text("upstream_addr"),
+        text("upstream_connect_time"),
+        text("upstream_header_time"),
+        text("upstream_response_time"),
+    ];
+    // Most lines made one attempt (or none): no list to split, one vector.
+    if values
+        .iter()
+        .flatten()
+        .all(|v| memchr::memchr(b' ', v.as_bytes()).is_none())
+    {
+        let [status, addr, connect, header, response] =
+            values.map(|v| v.filter(|v| !v.is_empty() && *v != "-"));
+        if values.iter().all(Option::is_none) {
+            return Vec::new();
+        }
+        return vec![Attempt {
+            addr,
+            status: status.and_then(|s| s.parse().ok()),
+            connect_time: connect,
+            header_time: header,
+            response_time: response,
+            after_redirect: false,
+        }];
+    }
+    let list = |v: Option<&'a str>| v.map(split_list).unwrap_or_default();
+    let [status, addr, connect, header, response] = values;
+    let (status, addr, connect, header, response) = (
+        list(status),
+        list(addr),
+        list(connect),
+        list(header),
+        list(response),
+    );
     let master: &[(bool, &str)] = [&status, &addr, &header, &response, &connect]
         .into_iter()
         .find(|l| !l.is_empty())

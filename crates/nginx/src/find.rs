@@ -55,6 +55,9 @@ pub(crate) static SCHEME: Text = Text::new("://");
 pub(crate) static REPORTED_CLIENT: Text = Text::new("reported that client ");
 pub(crate) static NOT_RESOLVED: Text = Text::new(" could not be resolved");
 pub(crate) static IN_UPSTREAM: Text = Text::new(" in upstream \"");
+// The separators of nginx's `$upstream_*` lists: the next server, an internal redirect.
+pub(crate) static NEXT_ATTEMPT: Text = Text::new(", ");
+pub(crate) static AFTER_REDIRECT: Text = Text::new(" : ");
 
 #[cfg(test)]
 mod tests {
