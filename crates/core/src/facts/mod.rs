@@ -126,6 +126,10 @@ impl Facts {
             .filter(|m| m.container.is_some())
             .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
         let standpoint = Standpoint::of(&discovery);
+        let master_stderr = discovery
+            .master
+            .as_ref()
+            .and_then(|m| StderrTarget::of(m.pid));
         // A master in another mount namespace (a container) reads its own files: the config
         // it runs and the logs it writes are reached through its root.
         let nginx_root = discovery
@@ -136,7 +140,14 @@ impl Facts {
                 m.ns.mnt.is_some() && own.mnt.is_some() && m.ns.mnt != own.mnt
             })
             .map(|m| PathBuf::from(format!("/proc/{}/root", m.pid)));
-        Self::build(options, discovery, nginx_root, container_root, standpoint)
+        Self::build(
+            options,
+            discovery,
+            nginx_root,
+            container_root,
+            standpoint,
+            master_stderr,
+        )
     }
 
     /// The facts of a bundle (`--from`): its recorded discovery, its files under
@@ -154,6 +165,7 @@ impl Facts {
             Some(root),
             None,
             Standpoint::default(),
+            recorded.master_stderr,
         );
         facts.error_logs = recorded.error_logs;
         facts.error_log_elsewhere = recorded.error_log_elsewhere;
@@ -180,18 +192,20 @@ impl Facts {
         facts.listeners = OnceCell::new_with(recorded.listeners.map(|r| r.map(Arc::new)));
         facts.exchanges = OnceCell::new_with(recorded.exchanges);
         facts.nginx_test = OnceCell::new_with(recorded.nginx_test);
-        facts.master_stderr = recorded.master_stderr;
         facts.offline = Some(Box::new(offline));
         Ok(facts)
     }
 
-    /// The shared facts of `discovery`, its files read through `nginx_root` when set.
+    /// The shared facts of `discovery`, its files read through `nginx_root` when set. What
+    /// reads the host (the namespaces to probe from, the master's stderr) the caller gives:
+    /// an offline run reads none of it.
     fn build(
         options: Options,
         discovery: Discovery,
         nginx_root: Option<PathBuf>,
         container_root: Option<PathBuf>,
         standpoint: Standpoint,
+        master_stderr: Option<StderrTarget>,
     ) -> Self {
         let loaded = match &nginx_root {
             Some(root) => Config::load_from(&discovery.config, &RootedSource::new(root.clone())),
@@ -319,10 +333,6 @@ impl Facts {
             }
             _ => {}
         }
-        let master_stderr = discovery
-            .master
-            .as_ref()
-            .and_then(|m| StderrTarget::of(m.pid));
         let probe_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         let behind_cells = endpoints.iter().map(|_| OnceCell::new()).collect();
         Self {
