@@ -61,7 +61,7 @@ impl Engine {
     pub fn from_bundle(path: &std::path::Path, options: Options) -> Result<Self, ReadError> {
         let Opened {
             manifest,
-            recorded,
+            mut recorded,
             dir,
             root,
             docker_root,
@@ -92,8 +92,8 @@ impl Engine {
         let offline = Offline::new(
             origin,
             now,
-            recorded.findings.clone(),
-            recorded.actions.clone(),
+            std::mem::take(&mut recorded.findings),
+            std::mem::take(&mut recorded.actions),
             dir,
             root,
         );
