@@ -5,17 +5,16 @@
 //! scan_accesslog FILE [--phase full|parse|lines | --window-hours H]
 //! ```
 //!
-//! - `full` (default): `accesslog::scan_file_with` over the whole file
-//!   (`max_bytes = u64::MAX`, `since = None`; every other option at its default), i.e. an
-//!   `AccessScanner` fed every line: the format match, the status counts and samples, the
+//! - `full` (default): `accesslog::scan_history_with` over the whole file (`since = None`;
+//!   every other option at its default), i.e. the file read in parts on every core, each
+//!   part by an `AccessScanner` fed every line, folded in order: the format match, the status counts and samples, the
 //!   per-minute series, the attempts split by upstream, the 502 classes, the retries.
 //! - `parse`: only `LogFormat::parse_line` on every line (read with a 256 KiB `BufReader`),
 //!   to see how much of `full` is the format match.
 //! - `lines`: only the line splitting (same reader), the floor under both.
 //! - `--window-hours H`: what fix502's access step does with `--since Hh`: `since` is the
-//!   time of the file's last line minus `H` hours; `history::history` and a `HistoryReader`
-//!   find the window's start (bisecting the live file) and an `AccessScanner` reads from
-//!   there.
+//!   time of the file's last line minus `H` hours; `accesslog::scan_history_with` finds the
+//!   window's start (bisecting the live file) and reads from there, as above.
 //!
 //! Prints one line: `seconds=<s> bytes=<n> lines=<n> ...counts... maxrss_kib=<n>` (peak RSS
 //! from `/proc/self/status`, `VmHWM`).
@@ -26,8 +25,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use fix502_nginx::accesslog::{AccessOptions, AccessReport, AccessScanner, scan_file_with};
-use fix502_nginx::history::{HistoryReader, history};
+use fix502_nginx::accesslog::{AccessOptions, AccessReport, scan_history_with};
+use fix502_nginx::history::history;
 use fix502_nginx::logformat::LogFormat;
 use fix502_nginx::window::last_time;
 use jiff::SignedDuration;
@@ -65,7 +64,7 @@ fn full(path: &Path, format: &LogFormat) -> Result<String, String> {
         max_bytes: u64::MAX,
         ..AccessOptions::default()
     };
-    let r = scan_file_with(path, format, &opts).map_err(|e| e.to_string())?;
+    let (r, _) = scan_history_with(path, format, &opts).map_err(|e| e.to_string())?;
     Ok(counts(&r))
 }
 
@@ -84,15 +83,12 @@ fn window(path: &Path, format: &LogFormat, hours: i64) -> Result<String, String>
         since: Some(since),
         ..AccessOptions::default()
     };
-    let parts = history(path, Some(since), stamp).map_err(|e| e.to_string())?;
-    let files = parts.len();
-    let mut reader = HistoryReader::new(parts, Some(since), stamp);
-    let mut scanner = AccessScanner::new(format, &opts);
-    scanner.feed(&mut reader).map_err(|e| e.to_string())?;
-    let skipped = reader.skipped();
-    let r = scanner.finish();
+    let files = history(path, Some(since), stamp)
+        .map_err(|e| e.to_string())?
+        .len();
+    let (r, _) = scan_history_with(path, format, &opts).map_err(|e| e.to_string())?;
     Ok(format!(
-        "files={files} skipped={skipped} in_window={} {}",
+        "files={files} in_window={} {}",
         r.summary.lines_in_window,
         counts(&r)
     ))

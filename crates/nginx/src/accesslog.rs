@@ -26,11 +26,15 @@
 //! line (`upstream sent no valid HTTP/1.0 header`): the client got raw bytes, no headers.
 
 use crate::lines::{
-    LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str, read_line_capped,
+    Block, BlockReader, LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str,
+    read_line_capped, replay_samples,
 };
-use crate::logformat::{Escape, Fields, LogFormat, TIME_LOCAL_LEN, parse_time_local};
+use crate::logformat::{Escape, Fields, LogFormat, TIME_LOCAL_LEN, Var, parse_time_local};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+#[cfg(test)]
+use std::io::Cursor;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -110,6 +114,21 @@ pub struct StatusCount {
     /// Up to `max_samples` distinct `$request` values (the first seen), each cut at 4096
     /// bytes.
     pub requests: Vec<String>,
+}
+
+impl StatusCount {
+    /// Adds a later run of lines of the same status (see [`AccessScanner::absorb`]).
+    fn absorb(&mut self, later: Self, max_samples: usize) {
+        let counted = (&mut self.samples, &mut self.count);
+        replay_samples(counted, &later.samples, later.count, max_samples);
+        self.first_seen = self.first_seen.min(later.first_seen);
+        self.last_seen = self.last_seen.max(later.last_seen);
+        for request in later.requests {
+            if self.requests.len() < max_samples && !self.requests.contains(&request) {
+                self.requests.push(request);
+            }
+        }
+    }
 }
 
 /// The result of [`scan`].
@@ -324,6 +343,15 @@ pub fn scan<R: BufRead>(mut reader: R, opts: &AccessOptions) -> io::Result<Acces
     Ok(summary)
 }
 
+/// `bytes` as text, borrowed when it is valid UTF-8 (checked the fast way first, as it
+/// almost always is), else with U+FFFD for the invalid bytes.
+fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Folds a tracked line (its status and time) into its status's count.
 fn add(
     statuses: &mut BTreeMap<u16, StatusCount>,
@@ -385,6 +413,17 @@ pub struct LineGroup {
 }
 
 impl LineGroup {
+    /// Adds a later run of lines of the same kind (see [`AccessScanner::absorb`]).
+    fn absorb(&mut self, later: Self, max_samples: usize) {
+        let counted = (&mut self.samples, &mut self.count);
+        replay_samples(counted, &later.samples, later.count, max_samples);
+        self.first_seen = match (self.first_seen, later.first_seen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_seen = self.last_seen.max(later.last_seen);
+    }
+
     fn add(&mut self, time: Option<DateTime>, raw: &str, max_samples: usize) {
         self.count += 1;
         if let Some(t) = time {
@@ -604,15 +643,17 @@ fn split_list(v: &str) -> Vec<(bool, &str)> {
 /// format has none of them or nginx made no attempt.
 #[must_use]
 pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
-    let text = |var: &str| -> Option<&'a str> {
-        fields.value(var).and_then(|v| std::str::from_utf8(v).ok())
+    let text = |var: Var| -> Option<&'a str> {
+        fields
+            .known(var)
+            .and_then(|v| simdutf8::basic::from_utf8(v).ok())
     };
     let values = [
-        text("upstream_status"),
-        text("upstream_addr"),
-        text("upstream_connect_time"),
-        text("upstream_header_time"),
-        text("upstream_response_time"),
+        text(Var::UpstreamStatus),
+        text(Var::UpstreamAddr),
+        text(Var::UpstreamConnectTime),
+        text(Var::UpstreamHeaderTime),
+        text(Var::UpstreamResponseTime),
     ];
     // Most lines made one attempt (or none): no list to split, one vector.
     if values
@@ -766,7 +807,7 @@ pub fn suggest_format(
 /// The path of a request: the URI of `$request` (`GET /a?b HTTP/1.1`), else `$request_uri`,
 /// else `$uri`, without its query, cut at [`MAX_PATH`] bytes.
 fn request_path(fields: &Fields<'_>) -> Option<String> {
-    let uri: &[u8] = if let Some(request) = fields.value("request") {
+    let uri: &[u8] = if let Some(request) = fields.known(Var::Request) {
         let after_method = memchr::memchr(b' ', request)
             .and_then(|i| request.get(i + 1..))
             .unwrap_or(request);
@@ -776,8 +817,8 @@ fn request_path(fields: &Fields<'_>) -> Option<String> {
         }
     } else {
         fields
-            .value("request_uri")
-            .or_else(|| fields.value("uri"))?
+            .known(Var::RequestUri)
+            .or_else(|| fields.known(Var::Uri))?
     };
     let path = memchr::memchr(b'?', uri).map_or(uri, |i| uri.get(..i).unwrap_or(uri));
     let text = String::from_utf8_lossy(path);
@@ -802,7 +843,10 @@ pub struct AccessScanner<'f> {
     upstreams: Keyed<UpstreamErrors>,
     urls: Keyed<UrlErrors>,
     minutes: BTreeMap<DateTime, MinuteCount>,
-    buf: Vec<u8>,
+    /// A part of a file read on several threads ([`scan_history_with`]): its addresses and
+    /// paths are not capped, so that folding it after the parts before it
+    /// ([`AccessScanner::absorb`]) gives what one pass gives.
+    part: bool,
 }
 
 impl<'f> AccessScanner<'f> {
@@ -827,7 +871,96 @@ impl<'f> AccessScanner<'f> {
             upstreams: Keyed::default(),
             urls: Keyed::default(),
             minutes: BTreeMap::new(),
-            buf: Vec::with_capacity(4096),
+            part: false,
+        }
+    }
+
+    /// A scanner for one part of a file read in parts, in `tz`: see [`AccessScanner::absorb`].
+    fn for_part(format: &'f LogFormat, opts: &AccessOptions, tz: jiff::tz::TimeZone) -> Self {
+        Self {
+            tz,
+            part: true,
+            ..Self::new(format, opts)
+        }
+    }
+
+    /// Adds what `later`, a part scanner ([`AccessScanner::for_part`]) fed the lines right
+    /// after this one's, counted: the result is that of one scanner fed both.
+    fn absorb(&mut self, later: Self) {
+        let max = self.opts.max_samples;
+        let (r, l) = (&mut self.report, later.report);
+        r.summary.lines_read += l.summary.lines_read;
+        r.summary.lines_in_window += l.summary.lines_in_window;
+        r.summary.total_in_window += l.summary.total_in_window;
+        let counted = (&mut r.unmatched_samples, &mut r.unmatched);
+        replay_samples(counted, &l.unmatched_samples, l.unmatched, max);
+        r.oversized += l.oversized;
+        r.future += l.future;
+        r.requests += l.requests;
+        r.status_502 += l.status_502;
+        r.status_504 += l.status_504;
+        r.hidden_failures += l.hidden_failures;
+        for (group, later) in [
+            (&mut r.upstream_502, l.upstream_502),
+            (&mut r.cached_502, l.cached_502),
+            (&mut r.nginx_502, l.nginx_502),
+            (&mut r.no_upstream_502, l.no_upstream_502),
+            (&mut r.unknown_502, l.unknown_502),
+            (&mut r.retried_ok, l.retried_ok),
+            (&mut r.redirected_ok, l.redirected_ok),
+        ] {
+            group.absorb(later, max);
+        }
+        for (status, later) in later.statuses {
+            match self.statuses.get_mut(&status) {
+                Some(count) => count.absorb(later, max),
+                None => {
+                    let mut later = later;
+                    later.requests.truncate(max);
+                    self.statuses.insert(status, later);
+                }
+            }
+        }
+        for item in later.upstreams.items {
+            let new = |k: &str| UpstreamErrors {
+                upstream: k.to_owned(),
+                ..UpstreamErrors::default()
+            };
+            if let Some(e) =
+                self.upstreams
+                    .entry(&item.upstream, MAX_UPSTREAMS, OTHER_UPSTREAMS, new)
+            {
+                e.attempts += item.attempts;
+                e.failed_attempts += item.failed_attempts;
+                e.status_502 += item.status_502;
+                e.status_504 += item.status_504;
+            }
+        }
+        for item in later.urls.items {
+            let new = |k: &str| UrlErrors {
+                path: k.to_owned(),
+                ..UrlErrors::default()
+            };
+            if let Some(e) = self.urls.entry(&item.path, MAX_URLS, OTHER_PATHS, new) {
+                e.status_502 += item.status_502;
+                e.status_504 += item.status_504;
+            }
+        }
+        for (minute, later) in later.minutes {
+            let m = self.minutes.entry(minute).or_insert(MinuteCount {
+                minute,
+                requests: 0,
+                status_502: 0,
+                status_504: 0,
+            });
+            m.requests += later.requests;
+            m.status_502 += later.status_502;
+            m.status_504 += later.status_504;
+        }
+        // One iteration per minute beyond the cap: the oldest go, as in one pass (a minute
+        // dropped there never comes back among the latest ones).
+        while self.minutes.len() > MAX_MINUTES {
+            self.minutes.pop_first();
         }
     }
 
@@ -837,22 +970,38 @@ impl<'f> AccessScanner<'f> {
     /// # Errors
     ///
     /// Only I/O errors of `reader`.
-    pub fn feed<R: BufRead>(&mut self, mut reader: R) -> io::Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        // One iteration per line; ends at end of input.
-        let result = loop {
-            match read_line_capped(&mut reader, &mut buf, self.opts.max_line_bytes) {
-                Err(e) => break Err(e),
-                Ok(LineRead::Eof) => break Ok(()),
-                Ok(LineRead::Oversized) => {
+    pub fn feed<R: BufRead>(&mut self, reader: R) -> io::Result<()> {
+        self.read(reader)
+    }
+
+    /// [`AccessScanner::feed`] for any reader: it is read in blocks of whole lines
+    /// ([`BlockReader`]), so no line is copied.
+    fn read<R: Read>(&mut self, reader: R) -> io::Result<()> {
+        let max = self.opts.max_line_bytes;
+        let mut blocks = BlockReader::new(reader, max);
+        // One iteration per block; ends at the end of the input.
+        while let Some(block) = blocks.next_block()? {
+            let Block::Lines(block) = block else {
+                self.report.summary.lines_read += 1;
+                self.report.oversized += 1;
+                continue;
+            };
+            let mut pos = 0;
+            // One iteration per line; `pos` grows each time.
+            while let Some(rest) = block.get(pos..).filter(|r| !r.is_empty()) {
+                let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                let line = rest.get(..len).unwrap_or(rest);
+                pos += len + 1;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if line.len() > max {
                     self.report.summary.lines_read += 1;
                     self.report.oversized += 1;
+                } else {
+                    self.line(line);
                 }
-                Ok(LineRead::Line) => self.line(&buf),
             }
-        };
-        self.buf = buf;
-        result
+        }
+        Ok(())
     }
 
     /// Reads one line (without its line ending).
@@ -915,10 +1064,10 @@ impl<'f> AccessScanner<'f> {
             }
         }
         // The line as text, made only for the lines kept as samples.
-        let raw = || String::from_utf8_lossy(line);
+        let raw = || lossy(line);
         if tracked(status) {
             r.summary.total_in_window += 1;
-            let request = fields.text("request").unwrap_or_default();
+            let request = fields.known(Var::Request).map(lossy).unwrap_or_default();
             add(
                 &mut self.statuses,
                 (status, time.unwrap_or_default()),
@@ -928,18 +1077,23 @@ impl<'f> AccessScanner<'f> {
             );
         }
         let attempts = attempts(fields);
-        let logs_addr = self.format.has("upstream_addr");
-        let logs_status = self.format.has("upstream_status");
+        let logs_addr = self.format.writes(Var::UpstreamAddr);
+        let logs_status = self.format.writes(Var::UpstreamStatus);
         let new_upstream = |k: &str| UpstreamErrors {
             upstream: k.to_owned(),
             ..UpstreamErrors::default()
+        };
+        let (max_upstreams, max_urls) = if self.part {
+            (usize::MAX, usize::MAX)
+        } else {
+            (MAX_UPSTREAMS, MAX_URLS)
         };
         if logs_addr {
             for a in &attempts {
                 let addr = a.addr.unwrap_or(NO_UPSTREAM);
                 if let Some(e) =
                     self.upstreams
-                        .entry(addr, MAX_UPSTREAMS, OTHER_UPSTREAMS, new_upstream)
+                        .entry(addr, max_upstreams, OTHER_UPSTREAMS, new_upstream)
                 {
                     e.attempts += 1;
                     e.failed_attempts += u64::from(logs_status && failed(a));
@@ -951,7 +1105,7 @@ impl<'f> AccessScanner<'f> {
                 let last = attempts.last().and_then(|a| a.addr).unwrap_or(NO_UPSTREAM);
                 if let Some(e) =
                     self.upstreams
-                        .entry(last, MAX_UPSTREAMS, OTHER_UPSTREAMS, new_upstream)
+                        .entry(last, max_upstreams, OTHER_UPSTREAMS, new_upstream)
                 {
                     e.status_502 += u64::from(is502);
                     e.status_504 += u64::from(is504);
@@ -962,7 +1116,7 @@ impl<'f> AccessScanner<'f> {
                     path: k.to_owned(),
                     ..UrlErrors::default()
                 };
-                if let Some(e) = self.urls.entry(&path, MAX_URLS, OTHER_PATHS, new_url) {
+                if let Some(e) = self.urls.entry(&path, max_urls, OTHER_PATHS, new_url) {
                     e.status_502 += u64::from(is502);
                     e.status_504 += u64::from(is504);
                 }
@@ -971,7 +1125,7 @@ impl<'f> AccessScanner<'f> {
         let r = &mut self.report;
         if is502 {
             let cached = fields
-                .value("upstream_cache_status")
+                .known(Var::UpstreamCacheStatus)
                 .is_some_and(|c| matches!(c, b"HIT" | b"STALE" | b"UPDATING"));
             let group = if cached {
                 &mut r.cached_502
@@ -981,7 +1135,7 @@ impl<'f> AccessScanner<'f> {
                 match attempts.last() {
                     None => &mut r.no_upstream_502,
                     Some(last) if last.status == Some(502) => {
-                        if !self.format.has("upstream_header_time") {
+                        if !self.format.writes(Var::UpstreamHeaderTime) {
                             &mut r.unknown_502
                         } else if last.header_time.is_some() {
                             &mut r.upstream_502
@@ -1110,4 +1264,218 @@ pub fn scan_file_with(
         path: path.to_owned(),
         error,
     })
+}
+
+/// Reads the `--since` window of an access log written with `format` (which must have a
+/// time: see [`LogFormat::stamp`]) across the rotated files it reaches into, oldest first,
+/// as [`crate::history::HistoryReader`] does, and gives its report with one note per part
+/// that was skipped or damaged (the other parts are still read).
+///
+/// When the window lies in the live file alone (the usual case), the file is read from the
+/// window start in parts on several threads (the crate's `parts` module), with the same
+/// report.
+///
+/// # Errors
+///
+/// [`AccessLogError`] when the history cannot be listed, or the live file read in parts
+/// cannot be opened or read.
+pub fn scan_history_with(
+    path: &Path,
+    format: &LogFormat,
+    opts: &AccessOptions,
+) -> Result<(AccessReport, Vec<String>), AccessLogError> {
+    let open_error = |error| AccessLogError::Open {
+        log: LogKind::Access,
+        path: path.to_owned(),
+        error,
+    };
+    let read_error = |error| AccessLogError::Read {
+        log: LogKind::Access,
+        path: path.to_owned(),
+        error,
+    };
+    let stamp = format.stamp().ok_or_else(|| {
+        open_error(io::Error::other(
+            "the log_format writes no time to bisect on",
+        ))
+    })?;
+    let parts = crate::history::history(path, opts.since, stamp).map_err(open_error)?;
+    if let [only] = parts.as_slice()
+        && !only.gzip
+        && only.path == path
+    {
+        let file = File::open(path).map_err(open_error)?;
+        let len = file.metadata().map_err(read_error)?.len();
+        let start = match opts.since {
+            Some(since) => {
+                crate::window::window_start(&mut &file, len, since, stamp).map_err(read_error)?
+            }
+            None => 0,
+        };
+        let threads = crate::parts::threads();
+        let report = scan_range(
+            &file,
+            (start, len),
+            format,
+            opts,
+            threads,
+            crate::parts::PART,
+        )
+        .map_err(read_error)?;
+        return Ok((report, Vec::new()));
+    }
+    let mut reader = crate::history::HistoryReader::new(parts, opts.since, stamp);
+    let mut scanner = AccessScanner::new(format, opts);
+    scanner.feed(&mut reader).map_err(read_error)?;
+    let notes = reader.issues().iter().map(ToString::to_string).collect();
+    Ok((scanner.finish(), notes))
+}
+
+/// Reads bytes `from..to` of an access log (`from` at a line start) in parts of about
+/// `part` bytes on `threads` threads, folded in file order: the report is that of one
+/// [`AccessScanner`] fed the range.
+fn scan_range(
+    file: &File,
+    (from, to): (u64, u64),
+    format: &LogFormat,
+    opts: &AccessOptions,
+    threads: usize,
+    part: u64,
+) -> io::Result<AccessReport> {
+    let parts = crate::parts::split_points(file, from, to, part)?;
+    let mut total = AccessScanner::new(format, opts);
+    let read = |&(from, to): &(u64, u64)| crate::parts::FileRange::new(file, from, to);
+    if threads <= 1 || parts.len() <= 1 {
+        for part in &parts {
+            total.read(read(part))?;
+        }
+        return Ok(total.finish());
+    }
+    let tz = total.tz.clone();
+    crate::parts::fold_in_order(
+        &parts,
+        threads,
+        |part, _: Option<std::sync::Arc<()>>| {
+            let mut scanner = AccessScanner::for_part(format, opts, tz.clone());
+            scanner.read(read(&part)).map(|()| scanner)
+        },
+        |later, _| {
+            total.absorb(later);
+            Ok(None)
+        },
+    )?;
+    Ok(total.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab's upstream-timing format (crates/lab/src/config.rs).
+    const FORMAT: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" ua=\"$upstream_addr\" us=\"$upstream_status\" uht=\"$upstream_header_time\" urt=\"$upstream_response_time\" ucs=\"$upstream_cache_status\"";
+
+    /// An access log of `lines` lines over a few hours with `peers` upstream addresses and
+    /// `paths` paths: every status class, retries (`a, b`) and redirects (`a : b`), cache
+    /// hits, lines without upstream, unmatched garbage, a few lines out of order.
+    fn generated(seed: u64, lines: usize, peers: u64, paths: u64) -> Vec<u8> {
+        let mut state = seed;
+        let mut below = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n.max(1)
+        };
+        let mut out = String::new();
+        for i in 0..lines {
+            let secs = i as u64 * 3 + below(2);
+            let secs = if below(50) == 0 {
+                secs.saturating_sub(600)
+            } else {
+                secs
+            };
+            let (h, m, s) = (10 + secs / 3600, secs / 60 % 60, secs % 60);
+            let peer = |n: u64| format!("10.0.{}.{}:8080", n / 250, n % 250);
+            let (a, b) = (peer(below(peers)), peer(below(peers)));
+            let path = format!("/p/{}", below(paths));
+            let (status, ua, us, uht, ucs) = match below(12) {
+                0 => ("502", a.clone(), "502".to_owned(), "-".to_owned(), "-"),
+                1 => ("502", a.clone(), "502".to_owned(), "0.010".to_owned(), "-"),
+                2 => ("504", a.clone(), "504".to_owned(), "-".to_owned(), "-"),
+                3 => (
+                    "200",
+                    format!("{a}, {b}"),
+                    "502, 200".to_owned(),
+                    "-, 0.004".to_owned(),
+                    "-",
+                ),
+                4 => (
+                    "200",
+                    format!("{a} : {b}"),
+                    "504 : 200".to_owned(),
+                    "- : 0.004".to_owned(),
+                    "-",
+                ),
+                5 => ("502", "-".to_owned(), "-".to_owned(), "-".to_owned(), "-"),
+                6 => (
+                    "502",
+                    a.clone(),
+                    "200".to_owned(),
+                    "0.002".to_owned(),
+                    "HIT",
+                ),
+                7 => ("503", a.clone(), "503".to_owned(), "0.003".to_owned(), "-"),
+                8 if below(4) == 0 => {
+                    out.push_str("garbage line without a format\n");
+                    continue;
+                }
+                _ => ("200", a.clone(), "200".to_owned(), "0.001".to_owned(), "-"),
+            };
+            out.push_str(&format!(
+                "192.0.2.{} - - [07/Dec/2026:{h:02}:{m:02}:{s:02} +0000] \"GET {path}?x={} HTTP/1.1\" {status} 12 \"-\" \"ua\" ua=\"{ua}\" us=\"{us}\" uht=\"{uht}\" urt=\"0.01\" ucs=\"{ucs}\"\n",
+                below(200),
+                below(5),
+            ));
+        }
+        out.into_bytes()
+    }
+
+    #[test]
+    fn a_read_in_parts_equals_one_pass() {
+        let format = LogFormat::parse("upstream", &[FORMAT.to_owned()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Few keys; more addresses and paths than the caps, so that which ones get an
+        // entry depends on the order they come in.
+        for (seed, peers, paths) in [(3, 20, 30), (7, 3000, 30), (11, 40, 20_000)] {
+            let input = generated(seed, 30_000, peers, paths);
+            let path = dir.path().join(format!("access-{seed}.log"));
+            std::fs::write(&path, &input).unwrap();
+            let file = File::open(&path).unwrap();
+            for since in [None, Some(jiff::civil::date(2026, 12, 7).at(12, 0, 0, 0))] {
+                let opts = AccessOptions {
+                    since,
+                    ..AccessOptions::default()
+                };
+                let one = scan_with(Cursor::new(&input), &format, &opts).unwrap();
+                assert!(one.status_502 > 0 && one.unmatched > 0 && one.hidden_failures > 0);
+                for (threads, part) in [(2, 4096), (3, 777), (4, 64 * 1024)] {
+                    let len = input.len() as u64;
+                    let parts = scan_range(&file, (0, len), &format, &opts, threads, part);
+                    assert_eq!(
+                        parts.unwrap(),
+                        one,
+                        "seed {seed} threads {threads} part {part}"
+                    );
+                }
+            }
+            if peers > MAX_UPSTREAMS as u64 {
+                let one = scan_with(Cursor::new(&input), &format, &AccessOptions::default());
+                assert!(
+                    one.unwrap()
+                        .by_upstream
+                        .iter()
+                        .any(|u| u.upstream == OTHER_UPSTREAMS)
+                );
+            }
+        }
+    }
 }

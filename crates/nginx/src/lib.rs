@@ -36,6 +36,8 @@
 //!
 //! - [`window`]: where a `--since` window starts in a file, found by bisecting on
 //!   timestamps, and the timestamp formats.
+//! - `parts` (private): one file read in parts on several threads, the results folded in
+//!   file order.
 //! - [`history`]: the rotated files (`.1`, `.2.gz`, dated names) a window reaches into,
 //!   read as one stream.
 //! - [`LogFileError`] and [`LogKind`]: why a log file could not be scanned, for either
@@ -58,6 +60,7 @@ mod lines;
 pub mod logformat;
 pub mod logscan;
 mod module;
+mod parts;
 pub mod resolver;
 pub mod route;
 pub mod settings;

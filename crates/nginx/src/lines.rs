@@ -104,6 +104,27 @@ pub(crate) fn add_sample(samples: &mut Vec<String>, raw: &str, max: usize, count
     }
 }
 
+/// Adds a later run of `later_count` lines, with its samples (kept by [`add_sample`]), to
+/// `samples` of `count` lines before them, and the count to `count`: sample i of the later
+/// run is its line i + 1, its last sample its latest line. That keeps the first lines and
+/// the latest one exactly as one run over both does.
+pub(crate) fn replay_samples(
+    (samples, count): (&mut Vec<String>, &mut u64),
+    later: &[String],
+    later_count: u64,
+    max: usize,
+) {
+    for (i, sample) in later.iter().enumerate() {
+        let number = if i + 1 == later.len() {
+            later_count
+        } else {
+            i as u64 + 1
+        };
+        add_sample(samples, sample, max, *count + number);
+    }
+    *count += later_count;
+}
+
 /// `s` cut to at most `max` bytes, on a character boundary.
 pub(crate) fn cap_str(s: &str, max: usize) -> &str {
     if s.len() <= max {

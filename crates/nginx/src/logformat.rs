@@ -216,6 +216,64 @@ pub struct LogFormat {
     pieces: Vec<Piece>,
     /// Distinct variable names (lowercase, without `$`), in order of first appearance.
     vars: Vec<String>,
+    /// The index in `vars` of each [`Var`] the format writes, found once: the readers ask
+    /// for them on every line.
+    known: [Option<usize>; Var::ALL.len()],
+}
+
+/// The variables the readers look up on every line, by index instead of by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Var {
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Status,
+    Request,
+    RequestUri,
+    Uri,
+    UpstreamAddr,
+    UpstreamStatus,
+    UpstreamConnectTime,
+    UpstreamHeaderTime,
+    UpstreamResponseTime,
+    UpstreamCacheStatus,
+}
+
+impl Var {
+    const ALL: [Self; 13] = [
+        Self::TimeLocal,
+        Self::TimeIso8601,
+        Self::Msec,
+        Self::Status,
+        Self::Request,
+        Self::RequestUri,
+        Self::Uri,
+        Self::UpstreamAddr,
+        Self::UpstreamStatus,
+        Self::UpstreamConnectTime,
+        Self::UpstreamHeaderTime,
+        Self::UpstreamResponseTime,
+        Self::UpstreamCacheStatus,
+    ];
+
+    /// The variable's name (lowercase, without `$`).
+    const fn name(self) -> &'static str {
+        match self {
+            Self::TimeLocal => "time_local",
+            Self::TimeIso8601 => "time_iso8601",
+            Self::Msec => "msec",
+            Self::Status => "status",
+            Self::Request => "request",
+            Self::RequestUri => "request_uri",
+            Self::Uri => "uri",
+            Self::UpstreamAddr => "upstream_addr",
+            Self::UpstreamStatus => "upstream_status",
+            Self::UpstreamConnectTime => "upstream_connect_time",
+            Self::UpstreamHeaderTime => "upstream_header_time",
+            Self::UpstreamResponseTime => "upstream_response_time",
+            Self::UpstreamCacheStatus => "upstream_cache_status",
+        }
+    }
 }
 
 impl LogFormat {
@@ -229,6 +287,7 @@ impl LogFormat {
             text: String::new(),
             pieces: Vec::new(),
             vars: Vec::new(),
+            known: [None; Var::ALL.len()],
         })
     }
 
@@ -268,10 +327,12 @@ impl LogFormat {
             text: String::new(),
             pieces: Vec::new(),
             vars: Vec::new(),
+            known: [None; Var::ALL.len()],
         };
         for arg in rest {
             format.compile_arg(arg.as_bytes())?;
         }
+        format.known = Var::ALL.map(|var| format.vars.iter().position(|v| v == var.name()));
         if format.pieces.len() > MAX_PIECES {
             return Err(format!(
                 "log_format \"{name}\" has more than {MAX_PIECES} pieces"
@@ -421,6 +482,11 @@ impl LogFormat {
     #[must_use]
     pub fn variables(&self) -> &[String] {
         &self.vars
+    }
+
+    /// Whether the format writes `var` (see [`LogFormat::has`]).
+    pub(crate) fn writes(&self, var: Var) -> bool {
+        self.known.get(var as usize).copied().flatten().is_some()
     }
 
     fn index_of(&self, var: &str) -> Option<usize> {
@@ -681,6 +747,17 @@ impl<'a> Fields<'a> {
         self.get(var).filter(|v| !v.is_empty() && *v != b"-")
     }
 
+    /// [`Fields::get`] of a [`Var`], without a lookup by name.
+    pub(crate) fn get_known(&self, var: Var) -> Option<&[u8]> {
+        let index = self.format.known.get(var as usize).copied().flatten()?;
+        self.values.get(index).map(AsRef::as_ref)
+    }
+
+    /// [`Fields::value`] of a [`Var`], without a lookup by name.
+    pub(crate) fn known(&self, var: Var) -> Option<&[u8]> {
+        self.get_known(var).filter(|v| !v.is_empty() && *v != b"-")
+    }
+
     /// [`Fields::value`] as text (invalid UTF-8 replaced).
     #[must_use]
     pub fn text(&self, var: &str) -> Option<Cow<'_, str>> {
@@ -690,7 +767,7 @@ impl<'a> Fields<'a> {
     /// `$status`, when the format writes it.
     #[must_use]
     pub fn status(&self) -> Option<u16> {
-        let v = self.value("status")?;
+        let v = self.known(Var::Status)?;
         std::str::from_utf8(v).ok()?.parse().ok()
     }
 
@@ -698,13 +775,13 @@ impl<'a> Fields<'a> {
     /// applied), else `$time_iso8601` (likewise), else `$msec` converted with `tz`.
     #[must_use]
     pub fn time(&self, tz: &jiff::tz::TimeZone) -> Option<DateTime> {
-        if let Some(v) = self.get("time_local") {
+        if let Some(v) = self.get_known(Var::TimeLocal) {
             return parse_time_local(v);
         }
-        if let Some(v) = self.get("time_iso8601") {
+        if let Some(v) = self.get_known(Var::TimeIso8601) {
             return parse_time_iso8601(v);
         }
-        let msec = self.value("msec")?;
+        let msec = self.known(Var::Msec)?;
         let (secs, frac) = std::str::from_utf8(msec).ok()?.split_once('.')?;
         let ms = secs
             .parse::<i64>()

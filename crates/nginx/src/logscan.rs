@@ -23,14 +23,14 @@ use std::collections::hash_map::RandomState;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufRead, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
 use jiff::civil::DateTime;
 
-use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample};
+use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample, replay_samples};
+use crate::parts::{self, FileRange, read_fully_at};
 use crate::window::{self, Stamp};
 
 use crate::classify::{Classified, ClassifiedRef, Phase, Signature, classify_ref};
@@ -182,7 +182,7 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> Result<LogSummary, LogError
         Some(since) => log.window_start(since)?,
         None => 0,
     };
-    log.scan(offset, opts, threads(), MIN_PART)
+    log.scan(offset, opts, parts::threads(), parts::PART)
 }
 
 /// Scans an error log together with the rotated files (`error.log.1`, `error.log.2.gz`,
@@ -243,25 +243,8 @@ pub fn scan_file_from(
     offset: u64,
     opts: &ScanOptions,
 ) -> Result<LogSummary, LogError> {
-    OpenLog::open(path)?.scan(offset, opts, threads(), MIN_PART)
+    OpenLog::open(path)?.scan(offset, opts, parts::threads(), parts::PART)
 }
-
-/// Threads for a file scan: one per core, at most [`MAX_THREADS`].
-fn threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(MAX_THREADS)
-}
-
-/// Most threads a file scan uses.
-const MAX_THREADS: usize = 4;
-
-/// Smallest share of a file worth a thread of its own.
-const MIN_PART: u64 = 4 * 1024 * 1024;
-
-/// How far past a split point [`split_points`] looks for a newline before it gives up on
-/// splitting there.
-const SPLIT_SEARCH: u64 = 1024 * 1024;
 
 /// An error log opened for scanning.
 struct OpenLog<'p> {
@@ -340,156 +323,66 @@ impl<'p> OpenLog<'p> {
         }
     }
 
-    /// Scans from `offset` to the end with `threads` threads for parts of at least
-    /// `min_part` bytes.
+    /// Scans from `offset` to the end: the range is cut into parts of about `part` bytes
+    /// at line starts, `threads` threads scan them, and this thread folds their results
+    /// in file order ([`parts::fold_in_order`]). Once the fold holds [`MAX_GROUPS`]
+    /// groups, the parts scanned after that get their keys: a line with any other key can
+    /// only be counted in [`LogSummary::lines_ungrouped`], so such a part is exact alone.
     fn scan(
         &self,
         offset: u64,
         opts: &ScanOptions,
         threads: usize,
-        min_part: u64,
+        part: u64,
     ) -> Result<LogSummary, LogError> {
         let Some(len) = self.len else {
             return self.scan_stream(offset, opts);
         };
         let file = &self.file;
-        let parts = split_points(file, offset, len, threads, min_part)
-            .map_err(|error| self.read_error(error))?;
-        let Some((first, rest)) = parts.split_first() else {
-            // Nothing at or after `offset`.
-            return Ok(LogSummary::default());
-        };
-        let run = |&(from, to): &(u64, u64)| -> io::Result<Scanner<'_>> {
-            let mut scanner = Scanner::new(opts);
-            scanner.run(FileRange {
-                file,
-                pos: from,
-                end: to,
-            })?;
-            Ok(scanner)
-        };
-        // The first part runs on this thread, the others on their own.
-        let (first_result, rest_results) = std::thread::scope(|scope| {
-            let handles: Vec<_> = rest
-                .iter()
-                .map(|part| scope.spawn(move || run(part)))
-                .collect();
-            let first_result = run(first);
-            let rest_results: Vec<io::Result<Scanner<'_>>> = handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(io::Error::other("error-log scan thread panicked")))
-                })
-                .collect();
-            (first_result, rest_results)
-        });
-        let mut total = first_result.map_err(|error| self.read_error(error))?;
-        for (&(from, to), result) in rest.iter().zip(rest_results) {
-            let part = result.map_err(|error| self.read_error(error))?;
-            if part.summary.lines_ungrouped > 0 {
-                // This part ran out of groups on its own, so which of its lines fit
-                // depends on the groups before it: scan it again after them, as one
-                // sequential scan does.
+        let parts =
+            parts::split_points(file, offset, len, part).map_err(|error| self.read_error(error))?;
+        let hasher = KeyHasherBuilder::default();
+        let range = |&(from, to): &(u64, u64)| FileRange::new(file, from, to);
+        let mut total = Scanner::new(opts, hasher, None);
+        if threads <= 1 || parts.len() <= 1 {
+            for part in &parts {
                 total
-                    .run(FileRange {
-                        file,
-                        pos: from,
-                        end: to,
-                    })
+                    .run(range(part))
                     .map_err(|error| self.read_error(error))?;
-            } else {
-                total.absorb(part);
             }
+            return Ok(total.finish());
         }
+        let mut published = false;
+        let folded = parts::fold_in_order(
+            &parts,
+            threads,
+            |part, frozen| {
+                let mut scanner = Scanner::new(opts, hasher, frozen);
+                scanner.run(range(&part)).map(|()| scanner)
+            },
+            |later, part| {
+                if later.summary.lines_ungrouped > 0 && later.groups.frozen.is_none() {
+                    // This part ran out of groups on its own before the fold had them all,
+                    // so which of its lines fit depends on the groups before it: scan it
+                    // again after them, as one sequential scan does.
+                    total.run(range(&part))?;
+                } else {
+                    total.absorb(later);
+                }
+                // Once every group is taken, a part needs to keep only their keys.
+                let keys = (!published).then(|| total.groups.frozen_keys()).flatten();
+                published |= keys.is_some();
+                Ok(keys)
+            },
+        );
+        folded.map_err(|error| self.read_error(error))?;
         Ok(total.finish())
     }
-}
-
-/// Splits `from..to` of `file` into up to `threads` ranges of at least `min_part` bytes,
-/// each starting at a line start (right after a `\n`).
-fn split_points(
-    file: &File,
-    from: u64,
-    to: u64,
-    threads: usize,
-    min_part: u64,
-) -> io::Result<Vec<(u64, u64)>> {
-    let len = to.saturating_sub(from);
-    let wanted = u64::try_from(threads)
-        .unwrap_or(1)
-        .min(len / min_part.max(1))
-        .max(1);
-    let mut bounds = vec![from];
-    let mut chunk = vec![0u8; 64 * 1024];
-    for i in 1..wanted {
-        let target = from + len / wanted * i;
-        let mut pos = target.max(bounds.last().copied().unwrap_or(from));
-        let limit = to.min(pos.saturating_add(SPLIT_SEARCH));
-        // Each iteration reads a chunk further; bounded by SPLIT_SEARCH.
-        while pos < limit {
-            let want = usize::try_from(limit - pos).map_or(chunk.len(), |n| n.min(chunk.len()));
-            let buf = chunk.get_mut(..want).unwrap_or_default();
-            let got = read_fully_at(file, buf, pos)?;
-            if got == 0 {
-                break;
-            }
-            if let Some(at) = buf.get(..got).and_then(|b| memchr::memchr(b'\n', b)) {
-                bounds.push(pos + at as u64 + 1);
-                break;
-            }
-            pos += got as u64;
-        }
-    }
-    bounds.push(to);
-    bounds.dedup();
-    Ok(bounds
-        .windows(2)
-        .filter_map(|w| match *w {
-            [a, b] if a < b => Some((a, b)),
-            _ => None,
-        })
-        .collect())
 }
 
 /// True when `start` begins with the gzip magic bytes.
 fn is_gzip(start: &[u8]) -> bool {
     start.starts_with(&[0x1f, 0x8b])
-}
-
-/// Reads into `buf` at `offset` until it is full or the file ends; returns the bytes read.
-fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut got = 0;
-    // Each iteration reads at least one byte, or returns.
-    while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
-        match file.read_at(rest, offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
-/// A byte range of a file as a reader, read with `pread` so that threads share the file.
-struct FileRange<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for FileRange<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX);
-        let Some(buf) = buf.get_mut(..left.min(buf.len())).filter(|b| !b.is_empty()) else {
-            return Ok(0);
-        };
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
 }
 
 /// Scans an error log: counts its lines and groups the upstream failures in the window.
@@ -503,7 +396,7 @@ impl Read for FileRange<'_> {
 ///
 /// Only I/O errors of `reader`; malformed input is counted in the summary instead.
 pub fn scan<R: BufRead>(reader: R, opts: &ScanOptions) -> io::Result<LogSummary> {
-    let mut scanner = Scanner::new(opts);
+    let mut scanner = Scanner::new(opts, KeyHasherBuilder::default(), None);
     scanner.run(reader)?;
     Ok(scanner.finish())
 }
@@ -572,11 +465,17 @@ struct Scanner<'o> {
 }
 
 impl<'o> Scanner<'o> {
-    fn new(opts: &'o ScanOptions) -> Self {
+    /// A scanner whose groups hash with `hasher` (the same for every part of one scan) and
+    /// keep only the keys of `frozen` when given (see [`OpenLog::scan`]).
+    fn new(
+        opts: &'o ScanOptions,
+        hasher: KeyHasherBuilder,
+        frozen: Option<std::sync::Arc<Groups>>,
+    ) -> Self {
         Self {
             opts,
             summary: LogSummary::default(),
-            groups: Groups::default(),
+            groups: Groups::new(hasher, frozen),
             stamps: StampCache::default(),
         }
     }
@@ -632,26 +531,6 @@ impl<'o> Scanner<'o> {
             self.summary.lines_oversized += 1;
             return;
         }
-        if candidate {
-            if let Some(time) = self.stamps.line_time(line) {
-                if self.opts.since.is_some_and(|since| time < since) {
-                    // Parsed, but before the window.
-                    return;
-                }
-                if self.opts.until.is_some_and(|until| time > until) {
-                    self.summary.lines_future += 1;
-                    return;
-                }
-            }
-            // Borrowed when the line is valid UTF-8 (checked the fast way first, as it
-            // almost always is); invalid bytes become U+FFFD.
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => Cow::Borrowed(text),
-                Err(_) => String::from_utf8_lossy(line),
-            };
-            scan_line(&text, self.opts, &mut self.summary, &mut self.groups);
-            return;
-        }
         let Some(time) = self.stamps.line_time(line) else {
             self.summary.lines_unparsed += 1;
             add_sample(
@@ -676,6 +555,27 @@ impl<'o> Scanner<'o> {
             count_in_window(&mut self.summary, time);
             self.stamps.folded = true;
         }
+        if !candidate {
+            return;
+        }
+        // Borrowed when the line is valid UTF-8 (checked the fast way first, as it almost
+        // always is); invalid bytes become U+FFFD, which leaves the line's header as it was.
+        let text = match simdutf8::basic::from_utf8(line) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        // `line_time` accepted the line, so `parse_line` does too.
+        if let Some(parsed) = parse_line(&text)
+            && let Some(classified) = classify_ref(&parsed)
+            && !self.groups.add(
+                &parsed,
+                classified,
+                self.opts.max_samples,
+                self.opts.bucket_minutes,
+            )
+        {
+            self.summary.lines_ungrouped += 1;
+        }
     }
 
     /// Adds the counts and groups of `later`, a scan of the input right after this one's.
@@ -684,22 +584,13 @@ impl<'o> Scanner<'o> {
         let l = later.summary;
         s.lines_read += l.lines_read;
         s.lines_in_window += l.lines_in_window;
-        // Replay the later samples at their line numbers, as `Groups::merge` does.
-        let last = l.unparsed_samples.len();
-        for (i, sample) in l.unparsed_samples.iter().enumerate() {
-            let number = if i + 1 == last {
-                l.lines_unparsed
-            } else {
-                i as u64 + 1
-            };
-            add_sample(
-                &mut s.unparsed_samples,
-                sample,
-                self.opts.max_samples,
-                s.lines_unparsed + number,
-            );
-        }
-        s.lines_unparsed += l.lines_unparsed;
+        let counted = (&mut s.unparsed_samples, &mut s.lines_unparsed);
+        replay_samples(
+            counted,
+            &l.unparsed_samples,
+            l.lines_unparsed,
+            self.opts.max_samples,
+        );
         s.lines_oversized += l.lines_oversized;
         s.lines_future += l.lines_future;
         s.lines_ungrouped += l.lines_ungrouped;
@@ -728,33 +619,6 @@ fn count_in_window(summary: &mut LogSummary, time: DateTime) {
     summary.lines_in_window += 1;
     summary.first_time = Some(summary.first_time.map_or(time, |t| t.min(time)));
     summary.last_time = Some(summary.last_time.map_or(time, |t| t.max(time)));
-}
-
-/// Accounts one line of text with the full parser.
-fn scan_line(text: &str, opts: &ScanOptions, summary: &mut LogSummary, groups: &mut Groups) {
-    let Some(line) = parse_line(text) else {
-        summary.lines_unparsed += 1;
-        add_sample(
-            &mut summary.unparsed_samples,
-            text,
-            opts.max_samples,
-            summary.lines_unparsed,
-        );
-        return;
-    };
-    if opts.since.is_some_and(|since| line.time < since) {
-        return;
-    }
-    if opts.until.is_some_and(|until| line.time > until) {
-        summary.lines_future += 1;
-        return;
-    }
-    count_in_window(summary, line.time);
-    if let Some(classified) = classify_ref(&line)
-        && !groups.add(&line, classified, opts.max_samples, opts.bucket_minutes)
-    {
-        summary.lines_ungrouped += 1;
-    }
 }
 
 /// The time of a line that [`parse_line`] accepts, found without parsing the rest of the
@@ -884,15 +748,26 @@ fn digits_then(s: &[u8], end: u8, max: u64) -> Option<&[u8]> {
 }
 
 /// The groups under construction, with a hash index that needs no allocation to look up.
-#[derive(Default)]
 struct Groups {
     list: Vec<Group>,
     /// Hash of a group key → indexes into `list` (more than one only on a hash collision).
     index: HashMap<u64, Vec<usize>, KeyHasherBuilder>,
     hasher: KeyHasherBuilder,
+    /// When set, a line whose key is not one of these groups' opens no group (it is counted
+    /// as ungrouped): they are all the groups of the whole scan (see [`OpenLog::scan`]).
+    frozen: Option<std::sync::Arc<Self>>,
 }
 
 impl Groups {
+    fn new(hasher: KeyHasherBuilder, frozen: Option<std::sync::Arc<Self>>) -> Self {
+        Self {
+            list: Vec::new(),
+            index: HashMap::with_hasher(hasher),
+            hasher,
+            frozen,
+        }
+    }
+
     /// The index of the group with this key, if there is one.
     fn find(
         &self,
@@ -945,7 +820,12 @@ impl Groups {
             add_sample(&mut group.samples, line.raw, max_samples, group.count);
             return true;
         }
-        if self.list.len() >= MAX_GROUPS {
+        if self.list.len() >= MAX_GROUPS
+            || self.frozen.as_ref().is_some_and(|keys| {
+                keys.find(hash, c.signature, c.peer, c.phase, kind)
+                    .is_none()
+            })
+        {
             return false;
         }
         let mut samples = Vec::new();
@@ -992,26 +872,44 @@ impl Groups {
         let Some(group) = found.and_then(|i| self.list.get_mut(i)) else {
             return self.push(hash, later);
         };
-        let before = group.count;
-        group.count += later.count;
+        let counted = (&mut group.samples, &mut group.count);
+        replay_samples(counted, &later.samples, later.count, max_samples);
         group.first_seen = group.first_seen.min(later.first_seen);
         group.last_seen = group.last_seen.max(later.last_seen);
         for (minute, n) in &later.per_minute {
             bump_minute(&mut group.per_minute, *minute, *n, 1);
         }
-        // Replay the later samples at their line numbers: sample i is line i + 1 of its
-        // group, the last one is its latest line. That keeps the first lines and the
-        // latest one exactly as one sequential scan would.
-        let last = later.samples.len();
-        for (i, sample) in later.samples.iter().enumerate() {
-            let number = if i + 1 == last {
-                later.count
-            } else {
-                i as u64 + 1
-            };
-            add_sample(&mut group.samples, sample, max_samples, before + number);
-        }
         true
+    }
+
+    /// The keys of these groups (each group without its samples, minutes and fields), once
+    /// there are [`MAX_GROUPS`] of them: no other key can open a group any more.
+    fn frozen_keys(&self) -> Option<Self> {
+        if self.list.len() < MAX_GROUPS {
+            return None;
+        }
+        let list = self
+            .list
+            .iter()
+            .map(|g| Group {
+                failure: g.failure.clone(),
+                count: 0,
+                first_seen: g.first_seen,
+                last_seen: g.last_seen,
+                samples: Vec::new(),
+                message: message_kind(&g.message).to_owned(),
+                errno: g.errno,
+                server: None,
+                request: None,
+                per_minute: Vec::new(),
+            })
+            .collect();
+        Some(Self {
+            list,
+            index: self.index.clone(),
+            hasher: self.hasher,
+            frozen: None,
+        })
     }
 
     fn into_sorted(self) -> Vec<Group> {
@@ -1115,10 +1013,38 @@ mod tests {
 
     /// The scan without any shortcut: every line read one at a time, parsed in full and
     /// classified, on one thread. The fast paths must give exactly this.
+    /// Accounts one line of text with the full parser (the reference the fast path is
+    /// compared with).
+    fn scan_line(text: &str, opts: &ScanOptions, summary: &mut LogSummary, groups: &mut Groups) {
+        let Some(line) = parse_line(text) else {
+            summary.lines_unparsed += 1;
+            add_sample(
+                &mut summary.unparsed_samples,
+                text,
+                opts.max_samples,
+                summary.lines_unparsed,
+            );
+            return;
+        };
+        if opts.since.is_some_and(|since| line.time < since) {
+            return;
+        }
+        if opts.until.is_some_and(|until| line.time > until) {
+            summary.lines_future += 1;
+            return;
+        }
+        count_in_window(summary, line.time);
+        if let Some(classified) = classify_ref(&line)
+            && !groups.add(&line, classified, opts.max_samples, opts.bucket_minutes)
+        {
+            summary.lines_ungrouped += 1;
+        }
+    }
+
     fn reference(input: &[u8], opts: &ScanOptions) -> LogSummary {
         let mut reader = Cursor::new(input);
         let mut summary = LogSummary::default();
-        let mut groups = Groups::default();
+        let mut groups = Groups::new(KeyHasherBuilder::default(), None);
         let mut buf = Vec::new();
         loop {
             match read_line_capped(&mut reader, &mut buf, opts.max_line_bytes).unwrap() {

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fix502_nginx::accesslog::{self, AccessOptions, AccessReport, AccessScanner, FormatSuggestion};
-use fix502_nginx::history::{self, HistoryReader};
+use fix502_nginx::accesslog::{self, AccessOptions, AccessReport, FormatSuggestion};
 use fix502_nginx::logformat::LogFormat;
 use fix502_nginx::view::ConfigView;
 
@@ -75,20 +74,12 @@ fn read_one(
     format: &LogFormat,
     opts: &AccessOptions,
 ) -> Result<(AccessReport, Vec<String>), String> {
-    let Some(stamp) = format.stamp() else {
+    if format.stamp().is_none() {
         return accesslog::scan_file_with(path, format, opts)
             .map(|r| (r, Vec::new()))
             .map_err(|e| e.to_string());
-    };
-    let parts = history::history(path, opts.since, stamp)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut reader = HistoryReader::new(parts, opts.since, stamp);
-    let mut scanner = AccessScanner::new(format, opts);
-    scanner
-        .feed(&mut reader)
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let notes = reader.issues().iter().map(ToString::to_string).collect();
-    Ok((scanner.finish(), notes))
+    }
+    accesslog::scan_history_with(path, format, opts).map_err(|e| e.to_string())
 }
 
 /// The `(path, format name)` of every `access_log` of the config, paths as nginx opens them.
