@@ -515,17 +515,24 @@ impl LogFormat {
         if !m.at(0, 0) {
             return None;
         }
-        let values = m
-            .spans
-            .iter()
-            .map(|span| {
-                let (from, to) = span.unwrap_or((0, 0));
-                unescape(line.get(from..to).unwrap_or_default(), self.escape)
-            })
-            .collect();
+        // Most lines have no escape at all: their values are spans of the line, unescaped
+        // only when a line has a backslash.
+        let unescaped = if self.escape != Escape::None && memchr::memchr(b'\\', line).is_some() {
+            m.spans
+                .iter()
+                .map(|span| {
+                    let (from, to) = span.unwrap_or((0, 0));
+                    unescape(line.get(from..to).unwrap_or_default(), self.escape).into_owned()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Some(Fields {
             format: self,
-            values,
+            line,
+            spans: m.spans,
+            unescaped,
         })
     }
 }
@@ -727,7 +734,12 @@ fn hex_u16(b: Option<&[u8]>) -> Option<u16> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields<'a> {
     format: &'a LogFormat,
-    values: Vec<Cow<'a, [u8]>>,
+    line: &'a [u8],
+    /// Where each variable's value is in `line` (`None`: an empty value).
+    spans: Vec<Option<(usize, usize)>>,
+    /// The values with escaping undone, when the line had a backslash; else empty, and the
+    /// values are the spans as written.
+    unescaped: Vec<Vec<u8>>,
 }
 
 impl<'a> Fields<'a> {
@@ -736,9 +748,17 @@ impl<'a> Fields<'a> {
     /// with the default escaping and empty otherwise; see [`Fields::value`].
     #[must_use]
     pub fn get(&self, var: &str) -> Option<&[u8]> {
-        self.values
-            .get(self.format.index_of(var)?)
-            .map(AsRef::as_ref)
+        self.at(self.format.index_of(var)?)
+    }
+
+    /// The value of the variable at `index` of [`LogFormat::variables`].
+    fn at(&self, index: usize) -> Option<&[u8]> {
+        if self.unescaped.is_empty() {
+            let (from, to) = (*self.spans.get(index)?).unwrap_or((0, 0));
+            self.line.get(from..to)
+        } else {
+            self.unescaped.get(index).map(Vec::as_slice)
+        }
     }
 
     /// Like [`Fields::get`], but `None` also when the value is `-` or empty (not found).
@@ -749,8 +769,7 @@ impl<'a> Fields<'a> {
 
     /// [`Fields::get`] of a [`Var`], without a lookup by name.
     pub(crate) fn get_known(&self, var: Var) -> Option<&[u8]> {
-        let index = self.format.known.get(var as usize).copied().flatten()?;
-        self.values.get(index).map(AsRef::as_ref)
+        self.at(self.format.known.get(var as usize).copied().flatten()?)
     }
 
     /// [`Fields::value`] of a [`Var`], without a lookup by name.

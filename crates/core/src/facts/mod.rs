@@ -97,6 +97,9 @@ pub struct Facts {
     logs: OnceCell<Vec<LogRead>>,
     access: OnceCell<Vec<AccessRead>>,
     probes: OnceCell<Vec<ProbeResult>>,
+    /// Each address a probe connected to (a host name's resolved ones too) → the first
+    /// probe's index: [`Facts::index_of`] asks it for every group of the logs.
+    probed_at: OnceCell<std::collections::HashMap<Upstream, usize>>,
     /// One cell per endpoint, so an endpoint's exchange starts as soon as its own connect
     /// is done, not when the slowest endpoint's is.
     probe_cells: Vec<OnceCell<ProbeResult>>,
@@ -354,6 +357,7 @@ impl Facts {
             logs: OnceCell::new(),
             access: OnceCell::new(),
             probes: OnceCell::new(),
+            probed_at: OnceCell::new(),
             probe_cells,
             behind_cells,
             listeners: OnceCell::new(),
@@ -785,9 +789,19 @@ impl Facts {
         if let Some(i) = self.index_at(upstream) {
             return Some(i);
         }
-        self.probes().await.iter().position(|p| {
-            matches!(p, ProbeResult::Tcp { attempts, .. } if attempts.iter().any(|a| Upstream::parse(&a.target) == *upstream))
-        })
+        let probes = self.probes().await;
+        let probed_at = self.probed_at.get_or_init(|| async {
+            let mut at = std::collections::HashMap::new();
+            for (i, probe) in probes.iter().enumerate() {
+                if let ProbeResult::Tcp { attempts, .. } = probe {
+                    for attempt in attempts {
+                        at.entry(Upstream::parse(&attempt.target)).or_insert(i);
+                    }
+                }
+            }
+            at
+        });
+        probed_at.await.get(upstream).copied()
     }
 
     /// How many logged failures in the window gave the client a 502 (error-log lines).
