@@ -13,9 +13,10 @@
 //! failure contains (`PREFILTER`, a SIMD multi-substring search), and only the
 //! lines with a hit are parsed and classified. The others, mostly noise, only have their
 //! `timestamp [level] PID#TID:` start checked, which is all their counts need. Nothing is
-//! allocated per line. [`scan_file`] bisects to the window start and splits the rest of
-//! the file between threads at line boundaries, then merges their groups in file order, so
-//! the result is exactly that of one sequential pass (the tests compare the two).
+//! allocated per line. [`scan_file`] bisects to the window start and cuts the rest of the
+//! file into parts at line boundaries, which every core scans in turn; their groups are
+//! merged in file order (`crate::parts`), so the result is exactly that of one sequential
+//! pass (the tests compare the two).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -229,9 +230,9 @@ pub fn scan_history(
 /// unparsed). Lines before `offset` are not read and not counted. `scan_file_from(path, 0,
 /// opts)` reads the whole file whatever [`ScanOptions::since`] says.
 ///
-/// Large ranges are split at line boundaries and scanned by up to four threads (as many as
-/// the machine has cores), each with a fixed-size buffer; the result is the same as one
-/// sequential [`scan`]. The file is read with `pread`, never mapped into memory: a live log
+/// Large ranges are cut at line boundaries into parts of about 2 MiB, scanned by up to four
+/// threads (as many as the machine has cores), each with a fixed-size buffer; the result is
+/// the same as one sequential [`scan`]. The file is read with `pread`, never mapped into memory: a live log
 /// truncated by `copytruncate` only ends the scan early. A path that is not a regular file
 /// (a pipe, `/dev/stderr`) is read as a stream to its end, on one thread.
 ///
