@@ -25,6 +25,7 @@
 //! `009` is what nginx logs when it relayed an upstream's response that had no HTTP status
 //! line (`upstream sent no valid HTTP/1.0 header`): the client got raw bytes, no headers.
 
+use crate::hash::KeyHasherBuilder;
 use crate::lines::{
     Block, BlockReader, LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str,
     read_line_capped, replay_samples,
@@ -838,6 +839,8 @@ pub struct AccessScanner<'f> {
     format: &'f LogFormat,
     opts: AccessOptions,
     tz: jiff::tz::TimeZone,
+    /// The last `$time_local` read and its time: most lines repeat the line before's.
+    last_time: Option<([u8; TIME_LOCAL_LEN], Option<DateTime>)>,
     report: AccessReport,
     statuses: BTreeMap<u16, StatusCount>,
     upstreams: Keyed<UpstreamErrors>,
@@ -866,6 +869,7 @@ impl<'f> AccessScanner<'f> {
             format,
             opts: opts.clone(),
             tz: jiff::tz::TimeZone::system(),
+            last_time: None,
             report,
             statuses: BTreeMap::new(),
             upstreams: Keyed::default(),
@@ -1019,7 +1023,7 @@ impl<'f> AccessScanner<'f> {
             );
             return;
         };
-        let time = fields.time(&self.tz);
+        let time = self.time(&fields);
         if let (Some(since), Some(t)) = (self.opts.since, time)
             && t < since
         {
@@ -1032,6 +1036,25 @@ impl<'f> AccessScanner<'f> {
             return;
         }
         self.in_window(&fields, time, line);
+    }
+
+    /// The time of a line ([`Fields::time`]), `$time_local` parsed only when it differs
+    /// from the line before's.
+    fn time(&mut self, fields: &Fields<'_>) -> Option<DateTime> {
+        let Some(stamp) = fields
+            .get_known(Var::TimeLocal)
+            .and_then(|v| <[u8; TIME_LOCAL_LEN]>::try_from(v).ok())
+        else {
+            return fields.time(&self.tz);
+        };
+        match self.last_time {
+            Some((last, time)) if last == stamp => time,
+            _ => {
+                let time = fields.time(&self.tz);
+                self.last_time = Some((stamp, time));
+                time
+            }
+        }
     }
 
     /// Counts a matching line inside the window.
@@ -1200,7 +1223,7 @@ impl<'f> AccessScanner<'f> {
 /// the `overflow` entry.
 #[derive(Debug, Default)]
 struct Keyed<T> {
-    index: HashMap<String, usize>,
+    index: HashMap<String, usize, KeyHasherBuilder>,
     items: Vec<T>,
 }
 

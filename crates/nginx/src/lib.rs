@@ -54,6 +54,7 @@ pub mod config;
 pub mod dump;
 pub mod errorlog;
 mod find;
+mod hash;
 pub mod history;
 pub mod lexer;
 mod lines;

@@ -590,6 +590,10 @@ impl Matcher<'_, '_> {
             let candidate = match (fixed, next) {
                 (Some(f), _) => (e == f && f <= self.line.len()).then_some(f),
                 (None, None) => (limit == self.line.len()).then_some(limit),
+                (None, Some(Piece::Literal(lit))) if self.ends_only_at_limit(kind, lit) => {
+                    (e <= limit && self.line.get(limit..).is_some_and(|r| starts_with(r, lit)))
+                        .then_some(limit)
+                }
                 (None, Some(Piece::Literal(lit))) => find_literal(self.line, lit, e, limit),
                 (None, Some(Piece::Var(..))) => (e <= limit).then_some(e),
             };
@@ -619,6 +623,18 @@ impl Matcher<'_, '_> {
         }
         self.failed.insert((k, pos));
         false
+    }
+
+    /// Whether a value of `kind` followed by `lit` can only end at its limit: `lit` starts
+    /// with the byte that bounds the value (a quote under the default escaping, a space for a
+    /// kind without spaces), and the first such byte is the limit. Most values of most
+    /// formats are so: then their end needs no search.
+    fn ends_only_at_limit(&self, kind: Kind, lit: &[u8]) -> bool {
+        match lit.first() {
+            Some(b'"') => self.escape == Escape::Default,
+            Some(b' ') => kind.spaceless(),
+            _ => false,
+        }
     }
 
     /// How far (from the start of `rest`, which is `line[pos..]`) a value may reach under
