@@ -4,7 +4,7 @@
 //! error log and the access log given (the bench's generated incident logs, ending now).
 //!
 //! ```text
-//! big_host FIX502 ERROR_LOG ACCESS_LOG [--since 1h] [--runs R] [--timeout-ms MS]
+//! big_host FIX502 ERROR_LOG ACCESS_LOG [--since 1h] [--runs R] [--timeout-ms MS] [--wizard]
 //! ```
 //!
 //! Runs `FIX502 --non-interactive --json --timeout MSms --since SINCE --config CONF` R times
@@ -12,6 +12,11 @@
 //! runs_s=a,b,c seconds=<median> maxrss_kib=.. exit=..`. Wall time is from spawn to exit; peak
 //! RSS is `ru_maxrss` of the waited-for children; `step_ms` is each step's own duration in the
 //! last run's report. The temp dir (config, pid file) is removed.
+//!
+//! With `--wizard`, each run is the interactive walkthrough instead (`FIX502 --timeout MSms
+//! --since SINCE --config CONF`) in a pseudo-terminal of 120 × 50, timed from spawn to the
+//! first step's result line (`Error logs (`, which its spinner line never holds); then the
+//! child is killed by its pid. Prints `wizard_first_step_ms=a,b,c median_ms=..`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,16 +40,17 @@ struct Args {
     since: String,
     runs: usize,
     timeout_ms: u64,
+    wizard: bool,
 }
 
-const USAGE: &str =
-    "usage: big_host FIX502 ERROR_LOG ACCESS_LOG [--since 1h] [--runs R] [--timeout-ms MS]";
+const USAGE: &str = "usage: big_host FIX502 ERROR_LOG ACCESS_LOG [--since 1h] [--runs R] [--timeout-ms MS] [--wizard]";
 
 fn parse_args() -> Result<Args, String> {
     let mut positional = Vec::new();
     let mut since = "1h".to_owned();
     let mut runs = 3;
     let mut timeout_ms = 1000;
+    let mut wizard = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -52,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
             "--since" => since = value()?,
             "--runs" => runs = value()?.parse().map_err(|_| "bad --runs")?,
             "--timeout-ms" => timeout_ms = value()?.parse().map_err(|_| "bad --timeout-ms")?,
+            "--wizard" => wizard = true,
             _ if !arg.starts_with('-') => positional.push(PathBuf::from(arg)),
             _ => return Err(USAGE.to_owned()),
         }
@@ -65,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         since,
         runs: runs.max(1),
         timeout_ms,
+        wizard,
     })
 }
 
@@ -119,6 +127,71 @@ fn run_once(args: &Args, conf: &Path) -> Result<(Duration, Option<i32>, Vec<u8>)
     Ok((start.elapsed(), out.status.code(), out.stdout))
 }
 
+/// What `--wizard` waits for: the first step's result line (`[✗] Error logs (12 ms)`); its
+/// spinner line says `Error logs… (` or `Error logs... (`.
+const FIRST_RESULT: &[u8] = b"Error logs (";
+
+/// The longest a `--wizard` run may take to show its first result.
+const WIZARD_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One `--wizard` run: the time from spawn to the first step's result in a pseudo-terminal.
+fn wizard_once(args: &Args, conf: &Path) -> Result<Duration, String> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let size = nix::pty::Winsize {
+        ws_row: 50,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).map_err(|e| format!("openpty: {e}"))?;
+    let slave = |what: &str| {
+        pty.slave
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| format!("pty {what}: {e}"))
+    };
+    let start = Instant::now();
+    let mut child = Command::new(&args.fix502)
+        .args(["--since", &args.since])
+        .arg("--timeout")
+        .arg(format!("{}ms", args.timeout_ms))
+        .arg("--config")
+        .arg(conf)
+        .env("TERM", "xterm-256color")
+        .stdin(slave("stdin")?)
+        .stdout(slave("stdout")?)
+        .stderr(slave("stderr")?)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", args.fix502.display()))?;
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Each iteration waits at most 100 ms for output; bounded by WIZARD_DEADLINE.
+    let result = loop {
+        if start.elapsed() > WIZARD_DEADLINE {
+            break Err(format!("no first result within {WIZARD_DEADLINE:?}"));
+        }
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(100u8)).map_err(|e| e.to_string())? == 0 {
+            continue;
+        }
+        match master.read(&mut chunk) {
+            Ok(0) | Err(_) => break Err("the wizard ended before its first result".to_owned()),
+            Ok(n) => seen.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+        if seen.windows(FIRST_RESULT.len()).any(|w| w == FIRST_RESULT) {
+            break Ok(start.elapsed());
+        }
+    };
+    // The child is this run's own: stopped by its pid.
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
 /// Each step's `duration_ms` in a JSON report: `logs:123,upstream:45,...`.
 fn step_times(report: &[u8]) -> String {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(report) else {
@@ -149,6 +222,21 @@ fn bench(args: &Args) -> Result<String, String> {
         Accepting::start(2 * GROUPS, Mode::Answer, 4096).map_err(|e| e.to_string())?;
     let conf = dir.0.join("nginx.conf");
     std::fs::write(&conf, config(&dir.0, &upstreams.addrs, args)).map_err(|e| e.to_string())?;
+    if args.wizard {
+        let mut times = (0..args.runs)
+            .map(|_| wizard_once(args, &conf))
+            .collect::<Result<Vec<_>, _>>()?;
+        upstreams.stop();
+        let runs: Vec<String> = times.iter().map(|t| t.as_millis().to_string()).collect();
+        times.sort();
+        let median = times.get(times.len() / 2).copied().unwrap_or_default();
+        return Ok(format!(
+            "since={} wizard_first_step_ms={} median_ms={}",
+            args.since,
+            runs.join(","),
+            median.as_millis()
+        ));
+    }
     let mut times = Vec::new();
     let mut exit = None;
     let mut steps = String::new();
