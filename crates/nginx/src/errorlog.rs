@@ -245,7 +245,7 @@ pub fn parse_line(line: &str) -> Option<ErrorLine<'_>> {
     let raw = line.get(prefix..)?;
     let time = parse_time(raw.as_bytes())?;
     let after_time = raw.get(19..)?.strip_prefix(" [")?;
-    let (level, after_level) = after_time.split_once("] ")?;
+    let (level, after_level) = find::LEVEL_END.split_once(after_time)?;
     let level = level.parse().ok()?;
     let (pid, after_pid) = after_level.split_once('#')?;
     let pid = parse_digits(pid)?;
@@ -585,7 +585,7 @@ fn next_field(text: &str, first: usize, after_quote: bool) -> (&str, Option<(usi
             .iter()
             .enumerate()
             .skip(first)
-            .find(|(_, spec)| rest.starts_with(spec.marker));
+            .find(|(_, spec)| find::starts_with(rest.as_bytes(), spec.marker.as_bytes()));
         if let Some((field, spec)) = found {
             let value = text.get(..at).unwrap_or(text);
             return (value, Some((field, at + spec.marker.len())));

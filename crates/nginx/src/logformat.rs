@@ -565,7 +565,7 @@ impl Matcher<'_, '_> {
         let rest = self.line.get(pos..).unwrap_or_default();
         let (index, kind) = match piece {
             Piece::Literal(lit) => {
-                return starts_with(rest, lit) && self.at(k + 1, pos + lit.len());
+                return crate::find::starts_with(rest, lit) && self.at(k + 1, pos + lit.len());
             }
             Piece::Var(index, kind) => (*index, *kind),
         };
@@ -590,10 +590,13 @@ impl Matcher<'_, '_> {
             let candidate = match (fixed, next) {
                 (Some(f), _) => (e == f && f <= self.line.len()).then_some(f),
                 (None, None) => (limit == self.line.len()).then_some(limit),
-                (None, Some(Piece::Literal(lit))) if self.ends_only_at_limit(kind, lit) => {
-                    (e <= limit && self.line.get(limit..).is_some_and(|r| starts_with(r, lit)))
-                        .then_some(limit)
-                }
+                (None, Some(Piece::Literal(lit))) if self.ends_only_at_limit(kind, lit) => (e
+                    <= limit
+                    && self
+                        .line
+                        .get(limit..)
+                        .is_some_and(|r| crate::find::starts_with(r, lit)))
+                .then_some(limit),
                 (None, Some(Piece::Literal(lit))) => find_literal(self.line, lit, e, limit),
                 (None, Some(Piece::Var(..))) => (e <= limit).then_some(e),
             };
@@ -676,13 +679,10 @@ fn find_literal(line: &[u8], lit: &[u8], from: usize, limit: usize) -> Option<us
     let region = line.get(from..=limit.min(line.len().saturating_sub(1)))?;
     memchr::memchr_iter(first, region)
         .map(|at| from + at)
-        .find(|&at| line.get(at..).is_some_and(|rest| starts_with(rest, lit)))
-}
-
-/// `hay.starts_with(lit)`, compared in place: literals are a few bytes, for which a call
-/// to `memcmp` (what `starts_with` makes) costs more than the comparison.
-fn starts_with(hay: &[u8], lit: &[u8]) -> bool {
-    hay.len() >= lit.len() && hay.iter().zip(lit).all(|(a, b)| a == b)
+        .find(|&at| {
+            line.get(at..)
+                .is_some_and(|rest| crate::find::starts_with(rest, lit))
+        })
 }
 
 /// Undoes nginx's escaping of one value.
