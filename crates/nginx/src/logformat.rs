@@ -523,7 +523,7 @@ impl LogFormat {
                 .iter()
                 .map(|span| {
                     let (from, to) = span.unwrap_or((0, 0));
-                    unescape(line.get(from..to).unwrap_or_default(), self.escape).into_owned()
+                    unescape(line.get(from..to).unwrap_or_default(), self.escape)
                 })
                 .collect()
         } else {
@@ -775,9 +775,9 @@ pub struct Fields<'a> {
     line: &'a [u8],
     /// Where each variable's value is in `line` (`None`: an empty value).
     spans: Vec<Option<(usize, usize)>>,
-    /// The values with escaping undone, when the line had a backslash; else empty, and the
-    /// values are the spans as written.
-    unescaped: Vec<Vec<u8>>,
+    /// The values with escaping undone (borrowed when a value had no backslash), when the
+    /// line had a backslash; else empty, and the values are the spans as written.
+    unescaped: Vec<Cow<'a, [u8]>>,
 }
 
 impl<'a> Fields<'a> {
@@ -795,7 +795,7 @@ impl<'a> Fields<'a> {
             let (from, to) = (*self.spans.get(index)?).unwrap_or((0, 0));
             self.line.get(from..to)
         } else {
-            self.unescaped.get(index).map(Vec::as_slice)
+            self.unescaped.get(index).map(AsRef::as_ref)
         }
     }
 
