@@ -660,7 +660,7 @@ pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
     if values
         .iter()
         .flatten()
-        .all(|v| memchr::memchr(b' ', v.as_bytes()).is_none())
+        .all(|v| !v.as_bytes().contains(&b' '))
     {
         let [status, addr, connect, header, response] =
             values.map(|v| v.filter(|v| !v.is_empty() && *v != "-"));

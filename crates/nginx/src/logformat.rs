@@ -185,6 +185,10 @@ fn upstream_list_ok(v: &[u8]) -> bool {
     if v.first() == Some(&b' ') || v.last() == Some(&b' ') || v.last() == Some(&b',') {
         return false;
     }
+    // Most values are a list of one: a few bytes, looked at in place.
+    if !v.contains(&b' ') {
+        return true;
+    }
     memchr::memchr_iter(b' ', v).all(|i| {
         let before = i.checked_sub(1).and_then(|j| v.get(j));
         let after = v.get(i + 1);
@@ -576,10 +580,11 @@ impl Matcher<'_, '_> {
         // The furthest the value can reach: it holds no unescaped quote (default, json)
         // and, for some kinds, no space.
         let mut limit = pos + self.value_limit(pos, rest);
-        if kind.spaceless() {
+        let fixed = kind.width().map(|w| pos + w);
+        // A value of fixed width ends there whatever its limit says.
+        if kind.spaceless() && fixed.is_none() {
             limit = limit.min(pos + memchr::memchr(b' ', rest).unwrap_or(rest.len()));
         }
-        let fixed = kind.width().map(|w| pos + w);
         let mut e = fixed.unwrap_or(pos);
         // Each iteration tries one end position and moves past it, within the budget.
         loop {
@@ -824,8 +829,12 @@ impl<'a> Fields<'a> {
     /// `$status`, when the format writes it.
     #[must_use]
     pub fn status(&self) -> Option<u16> {
-        let v = self.known(Var::Status)?;
-        std::str::from_utf8(v).ok()?.parse().ok()
+        match *self.known(Var::Status)? {
+            [a, b, c] if [a, b, c].iter().all(u8::is_ascii_digit) => {
+                Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+            }
+            ref v => std::str::from_utf8(v).ok()?.parse().ok(),
+        }
     }
 
     /// The time of the line as written on the nginx host: `$time_local` (offset not
