@@ -807,7 +807,7 @@ pub fn suggest_format(
 
 /// The path of a request: the URI of `$request` (`GET /a?b HTTP/1.1`), else `$request_uri`,
 /// else `$uri`, without its query, cut at [`MAX_PATH`] bytes.
-fn request_path(fields: &Fields<'_>) -> Option<String> {
+fn request_path<'a>(fields: &'a Fields<'_>) -> Option<Cow<'a, str>> {
     let uri: &[u8] = if let Some(request) = fields.known(Var::Request) {
         let after_method = memchr::memchr(b' ', request)
             .and_then(|i| request.get(i + 1..))
@@ -822,8 +822,10 @@ fn request_path(fields: &Fields<'_>) -> Option<String> {
             .or_else(|| fields.known(Var::Uri))?
     };
     let path = memchr::memchr(b'?', uri).map_or(uri, |i| uri.get(..i).unwrap_or(uri));
-    let text = String::from_utf8_lossy(path);
-    Some(cap_str(&text, MAX_PATH).to_owned())
+    Some(match lossy(path) {
+        Cow::Borrowed(text) => Cow::Borrowed(cap_str(text, MAX_PATH)),
+        Cow::Owned(text) => Cow::Owned(cap_str(&text, MAX_PATH).to_owned()),
+    })
 }
 
 /// Whether an attempt failed (502, 504, or no status).
@@ -1087,7 +1089,8 @@ impl<'f> AccessScanner<'f> {
             }
         }
         // The line as text, made only for the lines kept as samples.
-        let raw = || lossy(line);
+        let raw = std::cell::OnceCell::new();
+        let raw = || raw.get_or_init(|| lossy(line)).as_ref();
         if tracked(status) {
             r.summary.total_in_window += 1;
             let request = fields.known(Var::Request).map(lossy).unwrap_or_default();
@@ -1095,7 +1098,7 @@ impl<'f> AccessScanner<'f> {
                 &mut self.statuses,
                 (status, time.unwrap_or_default()),
                 &request,
-                &raw(),
+                raw(),
                 max,
             );
         }
@@ -1169,7 +1172,7 @@ impl<'f> AccessScanner<'f> {
                     Some(_) => &mut r.nginx_502,
                 }
             };
-            group.add(time, &raw(), max);
+            group.add(time, raw(), max);
         } else if (200..400).contains(&status) && logs_status && attempts.len() > 1 {
             let before_last = attempts.len() - 1;
             let hidden: Vec<usize> = (0..before_last)
@@ -1185,7 +1188,7 @@ impl<'f> AccessScanner<'f> {
                 } else {
                     &mut r.retried_ok
                 };
-                group.add(time, &raw(), max);
+                group.add(time, raw(), max);
             }
         }
     }
