@@ -644,11 +644,7 @@ fn split_list(v: &str) -> Vec<(bool, &str)> {
 /// format has none of them or nginx made no attempt.
 #[must_use]
 pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
-    let text = |var: Var| -> Option<&'a str> {
-        fields
-            .known(var)
-            .and_then(|v| simdutf8::basic::from_utf8(v).ok())
-    };
+    let text = |var: Var| -> Option<&'a str> { fields.known_str(var) };
     let values = [
         text(Var::UpstreamStatus),
         text(Var::UpstreamAddr),
@@ -1090,10 +1086,21 @@ impl<'f> AccessScanner<'f> {
         }
         // The line as text, made only for the lines kept as samples.
         let raw = std::cell::OnceCell::new();
-        let raw = || raw.get_or_init(|| lossy(line)).as_ref();
+        let raw = || {
+            raw.get_or_init(|| {
+                fields
+                    .line_text()
+                    .map_or_else(|| lossy(line), Cow::Borrowed)
+            })
+            .as_ref()
+        };
         if tracked(status) {
             r.summary.total_in_window += 1;
-            let request = fields.known(Var::Request).map(lossy).unwrap_or_default();
+            let request = fields
+                .known_str(Var::Request)
+                .map(Cow::Borrowed)
+                .or_else(|| fields.known(Var::Request).map(lossy))
+                .unwrap_or_default();
             add(
                 &mut self.statuses,
                 (status, time.unwrap_or_default()),

@@ -533,9 +533,17 @@ impl LogFormat {
         } else {
             Vec::new()
         };
+        // The line as text once, when its values are its spans: each value is then a slice
+        // of it, with no check of its own.
+        let text = if unescaped.is_empty() {
+            simdutf8::basic::from_utf8(line).ok()
+        } else {
+            None
+        };
         Some(Fields {
             format: self,
             line,
+            text,
             spans: m.spans,
             unescaped,
         })
@@ -778,6 +786,8 @@ fn hex_u16(b: Option<&[u8]>) -> Option<u16> {
 pub struct Fields<'a> {
     format: &'a LogFormat,
     line: &'a [u8],
+    /// `line` as text, when it is valid UTF-8 and its values are its spans.
+    text: Option<&'a str>,
     /// Where each variable's value is in `line` (`None`: an empty value).
     spans: Vec<Option<(usize, usize)>>,
     /// The values with escaping undone (borrowed when a value had no backslash), when the
@@ -813,6 +823,24 @@ impl<'a> Fields<'a> {
     /// [`Fields::get`] of a [`Var`], without a lookup by name.
     pub(crate) fn get_known(&self, var: Var) -> Option<&[u8]> {
         self.at(self.format.known.get(var as usize).copied().flatten()?)
+    }
+
+    /// [`Fields::value`] of a [`Var`] as text (`None` also when it is not valid UTF-8).
+    pub(crate) fn known_str(&self, var: Var) -> Option<&str> {
+        let index = self.format.known.get(var as usize).copied().flatten()?;
+        let value = match self.text {
+            Some(text) => {
+                let (from, to) = (*self.spans.get(index)?).unwrap_or((0, 0));
+                text.get(from..to)?
+            }
+            None => std::str::from_utf8(self.at(index)?).ok()?,
+        };
+        Some(value).filter(|v| !v.is_empty() && *v != "-")
+    }
+
+    /// The whole line as text, when it is valid UTF-8 and has no escapes.
+    pub(crate) fn line_text(&self) -> Option<&'a str> {
+        self.text
     }
 
     /// [`Fields::value`] of a [`Var`], without a lookup by name.
