@@ -62,6 +62,9 @@ where
             let results = results.clone();
             let (pipeline, scan) = (&pipeline, &scan);
             handles.push(scope.spawn(move || {
+                // A panic here stops the other threads: otherwise they would wait for the
+                // fold to pass a part that never comes, and the fold for their results.
+                let _stop = pipeline.stop_on_drop(Stopping::OnPanic);
                 // One iteration per part this thread takes; ends when none is left.
                 while let Some((index, hint)) = pipeline.take(parts.len()) {
                     let Some(&part) = parts.get(index) else { break };
@@ -73,7 +76,7 @@ where
         }
         drop(results);
         // Stops the threads however this fold ends (an error, a panic).
-        let _stop = pipeline.stop_on_drop();
+        let _stop = pipeline.stop_on_drop(Stopping::Always);
         let mut waiting = std::collections::BTreeMap::new();
         let mut next = 0;
         // One iteration per part scanned; ends when every thread has finished.
@@ -165,17 +168,26 @@ impl<H> Pipeline<H> {
         self.changed.notify_all();
     }
 
-    /// A guard that stops the threads when dropped.
-    fn stop_on_drop(&self) -> impl Drop + '_ {
-        struct Stop<'a, H>(&'a Pipeline<H>);
+    /// A guard that stops the threads when dropped, or only when dropped by a panic.
+    fn stop_on_drop(&self, when: Stopping) -> impl Drop + '_ {
+        struct Stop<'a, H>(&'a Pipeline<H>, Stopping);
         impl<H> Drop for Stop<'_, H> {
             fn drop(&mut self) {
-                self.0.lock().stop = true;
-                self.0.changed.notify_all();
+                if self.1 == Stopping::Always || std::thread::panicking() {
+                    self.0.lock().stop = true;
+                    self.0.changed.notify_all();
+                }
             }
         }
-        Stop(self)
+        Stop(self, when)
     }
+}
+
+/// When a [`Pipeline::stop_on_drop`] guard stops the threads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    Always,
+    OnPanic,
 }
 
 /// Splits `from..to` of `file` into ranges of about `part` bytes (at most [`MAX_PARTS`]),
@@ -267,5 +279,72 @@ impl Read for FileRange<'_> {
         let n = self.file.read_at(buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parts `0..n` of one byte each.
+    fn parts(n: u64) -> Vec<(u64, u64)> {
+        (0..n).map(|i| (i, i + 1)).collect()
+    }
+
+    #[test]
+    fn results_are_folded_in_file_order_with_the_hint_after_it_is_published() {
+        let parts = parts(200);
+        let mut order = Vec::new();
+        let hinted = std::sync::atomic::AtomicUsize::new(0);
+        fold_in_order(
+            &parts,
+            3,
+            |(from, _), hint: Option<Arc<u64>>| {
+                if hint.is_some() {
+                    hinted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(from)
+            },
+            |from, _| {
+                order.push(from);
+                Ok((from == 10).then_some(10))
+            },
+        )
+        .unwrap();
+        assert_eq!(order, (0..200).collect::<Vec<_>>());
+        // Parts taken after part 10 was folded see the hint: at least those past the
+        // window (2 × 3 parts ahead of the fold).
+        assert!(hinted.into_inner() >= 200 - 11 - 6);
+    }
+
+    #[test]
+    fn a_scan_error_is_the_fold_error() {
+        let result = fold_in_order(
+            &parts(100),
+            2,
+            |(from, _), _: Option<Arc<()>>| {
+                if from == 30 {
+                    Err(io::Error::other("bad part"))
+                } else {
+                    Ok(from)
+                }
+            },
+            |_, _| Ok(None),
+        );
+        assert_eq!(result.unwrap_err().to_string(), "bad part");
+    }
+
+    #[test]
+    fn a_panicking_scan_is_an_error_not_a_hang() {
+        let result = fold_in_order(
+            &parts(100),
+            2,
+            |(from, _), _: Option<Arc<()>>| {
+                assert_ne!(from, 3, "a scan that panics (expected by this test)");
+                Ok(from)
+            },
+            |_, _| Ok(None),
+        );
+        assert!(result.is_err());
     }
 }
