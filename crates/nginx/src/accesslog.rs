@@ -27,7 +27,7 @@
 
 use crate::hash::KeyHasherBuilder;
 use crate::lines::{
-    Block, BlockReader, LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str,
+    Block, BlockReader, LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str, lossy,
     read_line_capped, replay_samples,
 };
 use crate::logformat::{Escape, Fields, LogFormat, TIME_LOCAL_LEN, Var, parse_time_local};
@@ -344,15 +344,6 @@ pub fn scan<R: BufRead>(mut reader: R, opts: &AccessOptions) -> io::Result<Acces
     Ok(summary)
 }
 
-/// `bytes` as text, borrowed when it is valid UTF-8 (checked the fast way first, as it
-/// almost always is), else with U+FFFD for the invalid bytes.
-fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match simdutf8::basic::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
 /// Folds a tracked line (its status and time) into its status's count.
 fn add(
     statuses: &mut BTreeMap<u16, StatusCount>,
@@ -476,6 +467,18 @@ pub struct MinuteCount {
     pub status_502: u64,
     /// Of those, status 504.
     pub status_504: u64,
+}
+
+impl MinuteCount {
+    /// A minute with nothing counted yet.
+    fn empty(minute: DateTime) -> Self {
+        Self {
+            minute,
+            requests: 0,
+            status_502: 0,
+            status_504: 0,
+        }
+    }
 }
 
 /// How to make the access log say what the diagnosis needs.
@@ -658,8 +661,8 @@ pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
         .flatten()
         .all(|v| !v.as_bytes().contains(&b' '))
     {
-        let [status, addr, connect, header, response] =
-            values.map(|v| v.filter(|v| !v.is_empty() && *v != "-"));
+        // `known_str` leaves out empty and `-` values already.
+        let [status, addr, connect, header, response] = values;
         if values.iter().all(Option::is_none) {
             return Vec::new();
         }
@@ -924,13 +927,9 @@ impl<'f> AccessScanner<'f> {
             }
         }
         for item in later.upstreams.items {
-            let new = |k: &str| UpstreamErrors {
-                upstream: k.to_owned(),
-                ..UpstreamErrors::default()
-            };
             if let Some(e) =
                 self.upstreams
-                    .entry(&item.upstream, MAX_UPSTREAMS, OTHER_UPSTREAMS, new)
+                    .entry(&item.upstream, MAX_UPSTREAMS, OTHER_UPSTREAMS, new_upstream)
             {
                 e.attempts += item.attempts;
                 e.failed_attempts += item.failed_attempts;
@@ -939,22 +938,16 @@ impl<'f> AccessScanner<'f> {
             }
         }
         for item in later.urls.items {
-            let new = |k: &str| UrlErrors {
-                path: k.to_owned(),
-                ..UrlErrors::default()
-            };
-            if let Some(e) = self.urls.entry(&item.path, MAX_URLS, OTHER_PATHS, new) {
+            if let Some(e) = self.urls.entry(&item.path, MAX_URLS, OTHER_PATHS, new_url) {
                 e.status_502 += item.status_502;
                 e.status_504 += item.status_504;
             }
         }
         for (minute, later) in later.minutes {
-            let m = self.minutes.entry(minute).or_insert(MinuteCount {
-                minute,
-                requests: 0,
-                status_502: 0,
-                status_504: 0,
-            });
+            let m = self
+                .minutes
+                .entry(minute)
+                .or_insert_with(|| MinuteCount::empty(minute));
             m.requests += later.requests;
             m.status_502 += later.status_502;
             m.status_504 += later.status_504;
@@ -1070,12 +1063,10 @@ impl<'f> AccessScanner<'f> {
             // Lines come in time order: most are in the latest minute.
             let m = match self.minutes.last_entry() {
                 Some(last) if *last.key() == minute => last.into_mut(),
-                _ => self.minutes.entry(minute).or_insert(MinuteCount {
-                    minute,
-                    requests: 0,
-                    status_502: 0,
-                    status_504: 0,
-                }),
+                _ => self
+                    .minutes
+                    .entry(minute)
+                    .or_insert_with(|| MinuteCount::empty(minute)),
             };
             m.requests += 1;
             m.status_502 += u64::from(is502);
@@ -1112,10 +1103,6 @@ impl<'f> AccessScanner<'f> {
         let attempts = attempts(fields);
         let logs_addr = self.format.writes(Var::UpstreamAddr);
         let logs_status = self.format.writes(Var::UpstreamStatus);
-        let new_upstream = |k: &str| UpstreamErrors {
-            upstream: k.to_owned(),
-            ..UpstreamErrors::default()
-        };
         let (max_upstreams, max_urls) = if self.part {
             (usize::MAX, usize::MAX)
         } else {
@@ -1144,15 +1131,11 @@ impl<'f> AccessScanner<'f> {
                     e.status_504 += u64::from(is504);
                 }
             }
-            if let Some(path) = request_path(fields) {
-                let new_url = |k: &str| UrlErrors {
-                    path: k.to_owned(),
-                    ..UrlErrors::default()
-                };
-                if let Some(e) = self.urls.entry(&path, max_urls, OTHER_PATHS, new_url) {
-                    e.status_502 += u64::from(is502);
-                    e.status_504 += u64::from(is504);
-                }
+            if let Some(path) = request_path(fields)
+                && let Some(e) = self.urls.entry(&path, max_urls, OTHER_PATHS, new_url)
+            {
+                e.status_502 += u64::from(is502);
+                e.status_504 += u64::from(is504);
             }
         }
         let r = &mut self.report;
@@ -1226,6 +1209,22 @@ impl<'f> AccessScanner<'f> {
         r.by_url = urls;
         r.per_minute = self.minutes.into_values().collect();
         r
+    }
+}
+
+/// The counters of an address not seen before.
+fn new_upstream(upstream: &str) -> UpstreamErrors {
+    UpstreamErrors {
+        upstream: upstream.to_owned(),
+        ..UpstreamErrors::default()
+    }
+}
+
+/// The counters of a path not seen before.
+fn new_url(path: &str) -> UrlErrors {
+    UrlErrors {
+        path: path.to_owned(),
+        ..UrlErrors::default()
     }
 }
 

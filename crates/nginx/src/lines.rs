@@ -125,6 +125,15 @@ pub(crate) fn replay_samples(
     *count += later_count;
 }
 
+/// `bytes` as text, borrowed when it is valid UTF-8 (checked the fast way first, as it
+/// almost always is), else with U+FFFD for the invalid bytes.
+pub(crate) fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// `s` cut to at most `max` bytes, on a character boundary.
 pub(crate) fn cap_str(s: &str, max: usize) -> &str {
     if s.len() <= max {

@@ -490,7 +490,12 @@ impl LogFormat {
 
     /// Whether the format writes `var` (see [`LogFormat::has`]).
     pub(crate) fn writes(&self, var: Var) -> bool {
-        self.known.get(var as usize).copied().flatten().is_some()
+        self.known_index(var).is_some()
+    }
+
+    /// The index of `var` in [`LogFormat::variables`], when the format writes it.
+    fn known_index(&self, var: Var) -> Option<usize> {
+        self.known.get(var as usize).copied().flatten()
     }
 
     fn index_of(&self, var: &str) -> Option<usize> {
@@ -817,17 +822,17 @@ impl<'a> Fields<'a> {
     /// Like [`Fields::get`], but `None` also when the value is `-` or empty (not found).
     #[must_use]
     pub fn value(&self, var: &str) -> Option<&[u8]> {
-        self.get(var).filter(|v| !v.is_empty() && *v != b"-")
+        self.get(var).filter(|v| found(v))
     }
 
     /// [`Fields::get`] of a [`Var`], without a lookup by name.
     pub(crate) fn get_known(&self, var: Var) -> Option<&[u8]> {
-        self.at(self.format.known.get(var as usize).copied().flatten()?)
+        self.at(self.format.known_index(var)?)
     }
 
     /// [`Fields::value`] of a [`Var`] as text (`None` also when it is not valid UTF-8).
     pub(crate) fn known_str(&self, var: Var) -> Option<&str> {
-        let index = self.format.known.get(var as usize).copied().flatten()?;
+        let index = self.format.known_index(var)?;
         let value = match self.text {
             Some(text) => {
                 let (from, to) = (*self.spans.get(index)?).unwrap_or((0, 0));
@@ -835,7 +840,7 @@ impl<'a> Fields<'a> {
             }
             None => std::str::from_utf8(self.at(index)?).ok()?,
         };
-        Some(value).filter(|v| !v.is_empty() && *v != "-")
+        Some(value).filter(|v| found(v.as_bytes()))
     }
 
     /// The whole line as text, when it is valid UTF-8 and has no escapes.
@@ -845,7 +850,7 @@ impl<'a> Fields<'a> {
 
     /// [`Fields::value`] of a [`Var`], without a lookup by name.
     pub(crate) fn known(&self, var: Var) -> Option<&[u8]> {
-        self.get_known(var).filter(|v| !v.is_empty() && *v != b"-")
+        self.get_known(var).filter(|v| found(v))
     }
 
     /// [`Fields::value`] as text (invalid UTF-8 replaced).
@@ -891,6 +896,11 @@ impl<'a> Fields<'a> {
     pub fn format(&self) -> &'a LogFormat {
         self.format
     }
+}
+
+/// Whether a value is one nginx found: neither empty nor `-`.
+fn found(v: &[u8]) -> bool {
+    !v.is_empty() && v != b"-"
 }
 
 /// `n` decimal digits of `b[from..to]`.

@@ -18,7 +18,6 @@
 //! merged in file order (`crate::parts`), so the result is exactly that of one sequential
 //! pass (the tests compare the two).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::BuildHasher;
@@ -30,7 +29,7 @@ use aho_corasick::AhoCorasick;
 use jiff::civil::DateTime;
 
 use crate::hash::KeyHasherBuilder;
-use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample, replay_samples};
+use crate::lines::{Block, BlockReader, LogFileError, LogKind, add_sample, lossy, replay_samples};
 use crate::parts::{self, FileRange, read_fully_at};
 use crate::window::{self, Stamp};
 
@@ -232,8 +231,8 @@ pub fn scan_history(
 ///
 /// Large ranges are cut at line boundaries into parts of about 2 MiB, scanned by up to four
 /// threads (as many as the machine has cores), each with a fixed-size buffer; the result is
-/// the same as one sequential [`scan`]. The file is read with `pread`, never mapped into memory: a live log
-/// truncated by `copytruncate` only ends the scan early. A path that is not a regular file
+/// the same as one sequential [`scan`]. The file is read with `pread`, never mapped into
+/// memory: a live log truncated by `copytruncate` only ends the scan early. A path that is not a regular file
 /// (a pipe, `/dev/stderr`) is read as a stream to its end, on one thread.
 ///
 /// # Errors
@@ -559,12 +558,8 @@ impl<'o> Scanner<'o> {
         if !candidate {
             return;
         }
-        // Borrowed when the line is valid UTF-8 (checked the fast way first, as it almost
-        // always is); invalid bytes become U+FFFD, which leaves the line's header as it was.
-        let text = match simdutf8::basic::from_utf8(line) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(line),
-        };
+        // Invalid bytes become U+FFFD, which leaves the line's header as it was.
+        let text = lossy(line);
         // `line_time` accepted the line, so `parse_line` does too.
         if let Some(parsed) = parse_line(&text)
             && let Some(classified) = classify_ref(&parsed)
@@ -943,10 +938,7 @@ mod tests {
     const RESPONSE: &str = include_str!("../tests/fixtures/errorlog/real-response.log");
     const REAL_WORLD: &str = include_str!("../tests/fixtures/errorlog/real-world.log");
 
-    /// The scan without any shortcut: every line read one at a time, parsed in full and
-    /// classified, on one thread. The fast paths must give exactly this.
-    /// Accounts one line of text with the full parser (the reference the fast path is
-    /// compared with).
+    /// Accounts one line of text with the full parser (for `reference`).
     fn scan_line(text: &str, opts: &ScanOptions, summary: &mut LogSummary, groups: &mut Groups) {
         let Some(line) = parse_line(text) else {
             summary.lines_unparsed += 1;
@@ -973,6 +965,8 @@ mod tests {
         }
     }
 
+    /// The scan without any shortcut: every line read one at a time, parsed in full and
+    /// classified, on one thread. The fast paths must give exactly this.
     fn reference(input: &[u8], opts: &ScanOptions) -> LogSummary {
         let mut reader = Cursor::new(input);
         let mut summary = LogSummary::default();

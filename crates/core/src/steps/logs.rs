@@ -126,10 +126,9 @@ fn error_log(facts: &Facts) -> FindingsFuture<'_> {
                     ERROR_LOG,
                     Severity::Warning,
                     format!(
-                        "{path}: {} more upstream lines in the window are not in the groups below: the log has more than {} distinct kinds of failure and upstream, and only the first {} are kept",
+                        "{path}: {} more upstream lines in the window are not in the groups below: the log has more than {max} distinct kinds of failure and upstream, and only the first {max} are kept",
                         summary.lines_ungrouped,
-                        fix502_nginx::logscan::MAX_GROUPS,
-                        fix502_nginx::logscan::MAX_GROUPS
+                        max = fix502_nginx::logscan::MAX_GROUPS,
                     ),
                 ));
             }
