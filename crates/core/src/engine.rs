@@ -130,19 +130,31 @@ impl Engine {
 
     /// Runs one of the first four steps (again, if it ran before) and returns its report.
     pub async fn run_step(&mut self, step: StepId) -> &StepReport {
-        let ns = self.facts.standpoint().ns();
-        let report = within(ns.clone(), run_step(step, &self.facts)).await;
-        self.steps.retain(|s| s.step != step);
-        self.steps.push(report);
-        self.steps.sort_by_key(|s| s.step);
-        self.diagnosis = within(ns, diagnose(&self.steps, &self.facts)).await;
-        if step == StepId::Logs {
-            self.timeline = timeline_of(&self.facts).await;
-        }
+        self.run_step_alone(step).await;
+        self.rediagnose().await;
         self.steps
             .iter()
             .find(|s| s.step == step)
             .unwrap_or_else(|| unreachable!("just pushed"))
+    }
+
+    /// [`Self::run_step`] without the diagnosis that follows it: a run of several steps
+    /// without asking diagnoses once, after the last ([`Self::rediagnose`]).
+    async fn run_step_alone(&mut self, step: StepId) {
+        let ns = self.facts.standpoint().ns();
+        let report = within(ns, run_step(step, &self.facts)).await;
+        self.steps.retain(|s| s.step != step);
+        self.steps.push(report);
+        self.steps.sort_by_key(|s| s.step);
+        if step == StepId::Logs {
+            self.timeline = timeline_of(&self.facts).await;
+        }
+    }
+
+    /// Ranks the causes of the step reports so far.
+    async fn rediagnose(&mut self) {
+        let ns = self.facts.standpoint().ns();
+        self.diagnosis = within(ns, diagnose(&self.steps, &self.facts)).await;
     }
 
     /// The step reports so far.
@@ -409,8 +421,9 @@ impl Engine {
         let mut fresh = Self::new(options).await?;
         fresh.lock = self.lock.take();
         for step in ran {
-            fresh.run_step(step).await;
+            fresh.run_step_alone(step).await;
         }
+        fresh.rediagnose().await;
         Ok(fresh)
     }
 
@@ -426,9 +439,10 @@ impl Engine {
         let mut engine = self;
         for step in StepId::ALL {
             if step != StepId::Restart && engine.facts.options.wants(step) {
-                engine.run_step(step).await;
+                engine.run_step_alone(step).await;
             }
         }
+        engine.rediagnose().await;
         if let Some(change) = engine.nginx_changed() {
             engine.recheck(&change).await?;
         }

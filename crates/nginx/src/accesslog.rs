@@ -30,7 +30,7 @@ use crate::lines::{
     Block, BlockReader, LineRead, LogFileError, LogKind, SAMPLE_CAP, add_sample, cap_str, lossy,
     read_line_capped, replay_samples,
 };
-use crate::logformat::{Escape, Fields, LogFormat, TIME_LOCAL_LEN, Var, parse_time_local};
+use crate::logformat::{Escape, Fields, LogFormat, Spans, TIME_LOCAL_LEN, Var, parse_time_local};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -851,6 +851,8 @@ pub struct AccessScanner<'f> {
     /// paths are not capped, so that folding it after the parts before it
     /// ([`AccessScanner::absorb`]) gives what one pass gives.
     part: bool,
+    /// The span buffer of the last line, reused by the next ([`LogFormat::parse_line_in`]).
+    spans: Spans,
 }
 
 impl<'f> AccessScanner<'f> {
@@ -877,6 +879,7 @@ impl<'f> AccessScanner<'f> {
             urls: Keyed::default(),
             minutes: BTreeMap::new(),
             part: false,
+            spans: Spans::new(),
         }
     }
 
@@ -1003,7 +1006,8 @@ impl<'f> AccessScanner<'f> {
     pub fn line(&mut self, line: &[u8]) {
         let format = self.format;
         self.report.summary.lines_read += 1;
-        let Some(fields) = format.parse_line(line) else {
+        let spans = std::mem::take(&mut self.spans);
+        let Some(fields) = format.parse_line_in(line, spans) else {
             self.report.unmatched += 1;
             let raw = String::from_utf8_lossy(line);
             add_sample(
@@ -1015,18 +1019,16 @@ impl<'f> AccessScanner<'f> {
             return;
         };
         let time = self.time(&fields);
-        if let (Some(since), Some(t)) = (self.opts.since, time)
-            && t < since
-        {
-            return;
+        let before = matches!((self.opts.since, time), (Some(since), Some(t)) if t < since);
+        let after = matches!((self.opts.until, time), (Some(until), Some(t)) if t > until);
+        if !before {
+            if after {
+                self.report.future += 1;
+            } else {
+                self.in_window(&fields, time, line);
+            }
         }
-        if let (Some(until), Some(t)) = (self.opts.until, time)
-            && t > until
-        {
-            self.report.future += 1;
-            return;
-        }
-        self.in_window(&fields, time, line);
+        self.spans = fields.into_spans();
     }
 
     /// The time of a line ([`Fields::time`]), `$time_local` parsed only when it differs

@@ -247,9 +247,9 @@ pub fn parse_line(line: &str) -> Option<ErrorLine<'_>> {
     let after_time = raw.get(19..)?.strip_prefix(" [")?;
     let (level, after_level) = find::LEVEL_END.split_once(after_time)?;
     let level = level.parse().ok()?;
-    let (pid, after_pid) = after_level.split_once('#')?;
+    let (pid, after_pid) = find::split_near(after_level, b'#')?;
     let pid = parse_digits(pid)?;
-    let (tid, after_tid) = after_pid.split_once(':')?;
+    let (tid, after_tid) = find::split_near(after_pid, b':')?;
     let tid = parse_digits(tid)?;
     // nginx writes "PID#TID: "; a line cut right after the colon has no space.
     let rest = after_tid.strip_prefix(' ').unwrap_or(after_tid);
@@ -457,17 +457,23 @@ fn parse_time(b: &[u8]) -> Option<DateTime> {
 }
 
 /// Parses a non-empty run of ASCII digits (no sign, no spaces).
-fn parse_digits<T: FromStr>(s: &str) -> Option<T> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+fn parse_digits<T: TryFrom<u64>>(s: &str) -> Option<T> {
+    if s.is_empty() {
         return None;
     }
-    s.parse().ok()
+    // Read in place (every line has three of them): digits only, no sign, no overflow.
+    let mut value: u64 = 0;
+    for c in s.bytes() {
+        let digit = c.checked_sub(b'0').filter(|d| *d <= 9)?;
+        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+    }
+    T::try_from(value).ok()
 }
 
 /// Splits off a leading `*CID ` connection number, if there is one.
 fn split_connection(rest: &str) -> (Option<u64>, &str) {
     if let Some(after_star) = rest.strip_prefix('*')
-        && let Some((digits, tail)) = after_star.split_once(' ')
+        && let Some((digits, tail)) = find::split_near(after_star, b' ')
         && let Some(cid) = parse_digits(digits)
     {
         return (Some(cid), tail);

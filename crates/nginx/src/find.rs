@@ -68,6 +68,16 @@ pub(crate) static IN_UPSTREAM: Text = Text::new(" in upstream \"");
 pub(crate) static NEXT_ATTEMPT: Text = Text::new(", ");
 pub(crate) static AFTER_REDIRECT: Text = Text::new(" : ");
 
+/// `s.split_once(byte)` for an ASCII `byte` that is near: a plain loop, which beats the
+/// vector search `str::split_once` sets up for each call on the few bytes of a PID or a
+/// connection number.
+pub(crate) fn split_near(s: &str, byte: u8) -> Option<(&str, &str)> {
+    debug_assert!(byte.is_ascii());
+    let at = s.bytes().position(|c| c == byte)?;
+    // An ASCII byte is a whole character: both sides are on character boundaries.
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +90,7 @@ mod tests {
             "",
             "no match here",
             "ünïcödé (1: x) while y, client: z",
+            "2417#2417: *1001 no live upstreams",
         ] {
             assert_eq!(
                 CLIENT.split_once(hay),
@@ -89,6 +100,10 @@ mod tests {
             assert_eq!(WHILE.rfind(hay), hay.rfind(" while "), "{hay}");
             assert_eq!(PAREN.rfind(hay), hay.rfind(" ("), "{hay}");
             assert_eq!(COLON_SPACE.split_once(hay), hay.split_once(": "), "{hay}");
+            for byte in [b'#', b':', b' ', b'('] {
+                let char = char::from(byte);
+                assert_eq!(split_near(hay, byte), hay.split_once(char), "{hay} {char}");
+            }
         }
     }
 }

@@ -22,7 +22,10 @@
 //! lines stay cheap). What a value may hold narrows the choice: with the default escaping no
 //! value holds a raw `"`, with JSON escaping none holds an unescaped `"`; `$status` is three
 //! digits, the times have their fixed shapes, addresses and numbers hold no space, and the
-//! `$upstream_*` lists hold spaces only in their `, ` and ` : ` separators.
+//! `$upstream_*` lists hold spaces only in their `, ` and ` : ` separators. Most formats
+//! leave each value one possible end, or try the first end first: their lines are walked in
+//! a straight line (`plan`), and go to the backtracking matcher only when that walk is
+//! unsure.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -31,6 +34,8 @@ use jiff::civil::DateTime;
 
 use crate::config::Config;
 use crate::window::Stamp;
+
+mod plan;
 
 /// nginx's built-in `combined` format (`ngx_http_log_module.c`).
 pub const COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
@@ -156,7 +161,7 @@ impl Kind {
     /// Whether `v` (as written) is a plausible value of this kind.
     fn accepts(self, v: &[u8]) -> bool {
         match self {
-            Self::TimeLocal => parse_time_local(v).is_some(),
+            Self::TimeLocal => time_local_ok(v),
             Self::TimeIso => parse_time_iso8601(v).is_some(),
             Self::Status => v.len() == 3 && v.iter().all(u8::is_ascii_digit),
             Self::Decimal => is_decimal(v),
@@ -166,6 +171,26 @@ impl Kind {
             Self::Text => true,
         }
     }
+}
+
+/// Whether `v` is a valid `$time_local`. The last valid value is remembered (per thread):
+/// most lines repeat the second of the line before.
+fn time_local_ok(v: &[u8]) -> bool {
+    thread_local! {
+        static LAST: std::cell::Cell<[u8; TIME_LOCAL_LEN]> =
+            const { std::cell::Cell::new([0; TIME_LOCAL_LEN]) };
+    }
+    let Ok(stamp) = <[u8; TIME_LOCAL_LEN]>::try_from(v) else {
+        return false;
+    };
+    if LAST.get() == stamp {
+        return true;
+    }
+    let ok = parse_time_local(v).is_some();
+    if ok {
+        LAST.set(stamp);
+    }
+    ok
 }
 
 /// `DIGITS.DIGITS`.
@@ -223,6 +248,8 @@ pub struct LogFormat {
     /// The index in `vars` of each [`Var`] the format writes, found once: the readers ask
     /// for them on every line.
     known: [Option<usize>; Var::ALL.len()],
+    /// The straight-line match, when every value has one possible end (most formats).
+    plan: Option<plan::Plan>,
 }
 
 /// The variables the readers look up on every line, by index instead of by name.
@@ -292,6 +319,7 @@ impl LogFormat {
             pieces: Vec::new(),
             vars: Vec::new(),
             known: [None; Var::ALL.len()],
+            plan: None,
         })
     }
 
@@ -332,11 +360,13 @@ impl LogFormat {
             pieces: Vec::new(),
             vars: Vec::new(),
             known: [None; Var::ALL.len()],
+            plan: None,
         };
         for arg in rest {
             format.compile_arg(arg.as_bytes())?;
         }
         format.known = Var::ALL.map(|var| format.vars.iter().position(|v| v == var.name()));
+        format.plan = plan::Plan::compile(&format.pieces, escape);
         if format.pieces.len() > MAX_PIECES {
             return Err(format!(
                 "log_format \"{name}\" has more than {MAX_PIECES} pieces"
@@ -513,6 +543,31 @@ impl LogFormat {
     /// within the step budget). Values borrow from the line unless they had escapes.
     #[must_use]
     pub fn parse_line<'a>(&'a self, line: &'a [u8]) -> Option<Fields<'a>> {
+        self.parse_line_in(line, Spans::new())
+    }
+
+    /// [`LogFormat::parse_line`] into `spans`, the buffer of an earlier line
+    /// ([`Fields::into_spans`]): a reader of many lines allocates it once.
+    pub(crate) fn parse_line_in<'a>(
+        &'a self,
+        line: &'a [u8],
+        mut spans: Spans,
+    ) -> Option<Fields<'a>> {
+        spans.clear();
+        spans.resize(self.vars.len(), None);
+        if let Some(plan) = &self.plan {
+            // The plan takes the first path the matcher would (see `plan`).
+            match plan.run(line, &mut spans) {
+                plan::Outcome::Match => return Some(self.fields(line, spans)),
+                plan::Outcome::NoMatch => return None,
+                plan::Outcome::Unsure => {}
+            }
+        }
+        self.parse_line_backtracking(line)
+    }
+
+    /// [`LogFormat::parse_line`] by the backtracking matcher alone.
+    fn parse_line_backtracking<'a>(&'a self, line: &'a [u8]) -> Option<Fields<'a>> {
         let mut m = Matcher {
             pieces: &self.pieces,
             line,
@@ -525,10 +580,15 @@ impl LogFormat {
         if !m.at(0, 0) {
             return None;
         }
+        Some(self.fields(line, m.spans))
+    }
+
+    /// The [`Fields`] of a line split at `spans`.
+    fn fields<'a>(&'a self, line: &'a [u8], spans: Spans) -> Fields<'a> {
         // Most lines have no escape at all: their values are spans of the line, unescaped
         // only when a line has a backslash.
         let unescaped = if self.escape != Escape::None && memchr::memchr(b'\\', line).is_some() {
-            m.spans
+            spans
                 .iter()
                 .map(|span| {
                     let (from, to) = span.unwrap_or((0, 0));
@@ -545,13 +605,13 @@ impl LogFormat {
         } else {
             None
         };
-        Some(Fields {
+        Fields {
             format: self,
             line,
             text,
-            spans: m.spans,
+            spans,
             unescaped,
-        })
+        }
     }
 }
 
@@ -786,6 +846,10 @@ fn hex_u16(b: Option<&[u8]>) -> Option<u16> {
     }
 }
 
+/// Where each variable's value is in a line (`None`: an empty value), in the order of
+/// [`LogFormat::variables`].
+pub(crate) type Spans = Vec<Option<(usize, usize)>>;
+
 /// The variable values of one line, in the order of [`LogFormat::variables`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields<'a> {
@@ -793,14 +857,19 @@ pub struct Fields<'a> {
     line: &'a [u8],
     /// `line` as text, when it is valid UTF-8 and its values are its spans.
     text: Option<&'a str>,
-    /// Where each variable's value is in `line` (`None`: an empty value).
-    spans: Vec<Option<(usize, usize)>>,
+    /// Where each variable's value is in `line`.
+    spans: Spans,
     /// The values with escaping undone (borrowed when a value had no backslash), when the
     /// line had a backslash; else empty, and the values are the spans as written.
     unescaped: Vec<Cow<'a, [u8]>>,
 }
 
 impl<'a> Fields<'a> {
+    /// The span buffer, for [`LogFormat::parse_line_in`] to reuse.
+    pub(crate) fn into_spans(self) -> Spans {
+        self.spans
+    }
+
     /// The value of `$var` (name with or without `$`) as nginx had it, escaping undone;
     /// `None` when the format does not write it. A variable nginx did not find is `-`
     /// with the default escaping and empty otherwise; see [`Fields::value`].

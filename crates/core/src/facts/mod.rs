@@ -879,14 +879,19 @@ impl Facts {
         self.exchanges
             .get_or_init(|| async {
                 let logged = self.logged_requests().await;
+                // Each logged peer parsed once (the first request of a peer wins): a big
+                // host has hundreds of endpoints and up to a thousand logged peers.
+                let mut logged_by_peer = std::collections::HashMap::new();
+                for (peer, req) in &logged {
+                    logged_by_peer
+                        .entry(Upstream::parse(peer))
+                        .or_insert(req.as_str());
+                }
                 let version = self.nginx_version();
                 let page_size = procfs::page_size();
                 let conf_dir = self.discovery.config.parent().map(Path::to_path_buf);
                 let tasks = self.endpoints.iter().enumerate().map(|(i, endpoint)| {
-                    let logged = logged
-                        .iter()
-                        .find(|(peer, _)| Upstream::parse(peer) == Upstream::from(&endpoint.peer))
-                        .map(|(_, req)| req.as_str());
+                    let logged = logged_by_peer.get(&Upstream::from(&endpoint.peer)).copied();
                     let conf_dir = conf_dir.clone();
                     async move {
                         let target = self.view.targets.get(endpoint.uses.first()?.target)?;

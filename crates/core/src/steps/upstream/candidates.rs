@@ -238,22 +238,66 @@ fn expected_server(module: PassModule, listener: &Listener) -> Option<String> {
     }
 }
 
-/// Whether `listener` is a FastCGI server (php-fpm), which only `fastcgi_pass` can use.
-fn is_fastcgi_only(listener: &Listener) -> bool {
-    expected_server(PassModule::FastCgi, listener).is_some()
-}
-
-/// What there is around a failed endpoint to look for where its app went.
+/// What there is around a failed endpoint to look for where its app went: made once for
+/// all the failed endpoints of a run ([`Around::new`]).
 pub struct Around<'a> {
     /// Every listening socket of the host.
-    pub listeners: &'a [Listener],
+    listeners: &'a [Listener],
     /// nginx's own processes, whose sockets are never candidates.
-    pub nginx_pids: &'a [u32],
-    /// The other addresses the config sends requests to: a listener serving one of them is
-    /// another upstream's app, not where this one went.
-    pub configured: &'a [Peer],
+    nginx_pids: &'a [u32],
     /// The systemd unit of a pid.
-    pub units: &'a dyn Fn(u32) -> Option<String>,
+    units: &'a dyn Fn(u32) -> Option<String>,
+    /// Each listener's address as an upstream (in the order of `listeners`).
+    addresses: Vec<Upstream>,
+    /// For each listener, the configured addresses it serves: another upstream's app.
+    serving: Vec<Vec<&'a Peer>>,
+    /// For each listener, the server kind `fastcgi_pass` and `uwsgi_pass` talk to, when its
+    /// owner is one ([`expected_server`]).
+    servers: Vec<[Option<String>; 2]>,
+}
+
+impl<'a> Around<'a> {
+    /// What there is around: every listening socket of the host, nginx's own processes
+    /// (whose sockets are never candidates), the addresses the config sends requests to (a
+    /// listener serving one of them is another upstream's app, not where a failed one went)
+    /// and the systemd unit of a pid. A host may have hundreds of each: what does not
+    /// depend on the endpoint is worked out here, once.
+    pub fn new(
+        listeners: &'a [Listener],
+        nginx_pids: &'a [u32],
+        configured: &'a [Peer],
+        units: &'a dyn Fn(u32) -> Option<String>,
+    ) -> Self {
+        Self {
+            listeners,
+            nginx_pids,
+            units,
+            addresses: listeners.iter().map(|l| Upstream::parse(&l.addr)).collect(),
+            serving: listeners
+                .iter()
+                .map(|l| configured.iter().filter(|p| serves(l, p)).collect())
+                .collect(),
+            servers: listeners
+                .iter()
+                .map(|l| {
+                    [
+                        expected_server(PassModule::FastCgi, l),
+                        expected_server(PassModule::Uwsgi, l),
+                    ]
+                })
+                .collect(),
+        }
+    }
+
+    /// [`expected_server`] of listener `i`.
+    fn server(&self, module: PassModule, i: usize) -> Option<&str> {
+        let [fastcgi, uwsgi] = self.servers.get(i)?;
+        match module {
+            PassModule::FastCgi => fastcgi.as_deref(),
+            PassModule::Uwsgi => uwsgi.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Whether `listener` serves `peer`: the same socket file, or the same port on the same or
@@ -305,31 +349,35 @@ pub fn candidates(
         Peer::Inet { port, .. } => Some(*port),
         Peer::Unix(_) => None,
     };
-    let eligible = |l: &Listener| {
-        Upstream::parse(&l.addr) != Upstream::from(&endpoint.peer)
+    let itself = Upstream::from(&endpoint.peer);
+    let eligible = |i: usize, l: &Listener| {
+        around.addresses.get(i) != Some(&itself)
             && !l.pid.is_some_and(|p| nginx_pids.contains(&p))
             && !around
-                .configured
-                .iter()
-                .any(|p| *p != endpoint.peer && serves(l, p))
+                .serving
+                .get(i)
+                .is_some_and(|peers| peers.iter().any(|p| **p != endpoint.peer))
             && !l
                 .path
                 .as_ref()
                 .is_some_and(|p| p.as_os_str().to_string_lossy().starts_with('@'))
     };
+    let eligible_ones = || all.iter().enumerate().filter(|(i, l)| eligible(*i, l));
     let mut out: Vec<Candidate> = Vec::new();
-    for l in all.iter().filter(|l| eligible(l)) {
+    for (i, l) in eligible_ones() {
         let unit = l.pid.and_then(units);
         let mut reasons = Vec::new();
         let port = l.socket_addr.map(|a| a.port());
         if endpoint_port.is_some() && port == endpoint_port {
             reasons.push(Reason::SamePort { local });
         }
-        if module != PassModule::FastCgi && is_fastcgi_only(l) && reasons.is_empty() {
+        // A FastCGI server (php-fpm) only `fastcgi_pass` can use.
+        let fastcgi_only = around.server(PassModule::FastCgi, i).is_some();
+        if module != PassModule::FastCgi && fastcgi_only && reasons.is_empty() {
             continue;
         }
-        if let Some(server) = expected_server(module, l) {
-            reasons.push(Reason::AppServer(server));
+        if let Some(server) = around.server(module, i) {
+            reasons.push(Reason::AppServer(server.to_owned()));
         }
         if l.pid.is_some() && !wanted.is_empty() {
             let mut seen: Vec<String> = Vec::new();
@@ -367,7 +415,7 @@ pub fn candidates(
         && local
         && let Some(wanted_port) = endpoint_port
     {
-        for l in all.iter().filter(|l| eligible(l) && l.pid.is_some()) {
+        for (_, l) in eligible_ones().filter(|(_, l)| l.pid.is_some()) {
             let Some(sa) = l.socket_addr else { continue };
             let near = sa.port() != wanted_port && sa.port().abs_diff(wanted_port) <= NEARBY_PORTS;
             if near && (sa.ip().is_loopback() || sa.ip().is_unspecified()) {
@@ -454,13 +502,7 @@ mod tests {
         nginx_pids: &[u32],
         units: &dyn Fn(u32) -> Option<String>,
     ) -> Vec<Candidate> {
-        let around = Around {
-            listeners: all,
-            nginx_pids,
-            configured: &[],
-            units,
-        };
-        candidates(e, module, local, &around)
+        candidates(e, module, local, &Around::new(all, nginx_pids, &[], units))
     }
 
     fn tcp(addr: &str, pid: u32, process: &str, cmdline: &str) -> Listener {
@@ -725,11 +767,8 @@ mod tests {
     #[test]
     fn identity_not_words() {
         let fpm = "php-fpm: pool www";
-        let around = |all: &'static [Listener], configured: &'static [Peer]| Around {
-            listeners: all,
-            nginx_pids: &[],
-            configured,
-            units: &no_units,
+        let around = |all: &'static [Listener], configured: &'static [Peer]| {
+            Around::new(all, &[], configured, &no_units)
         };
         let leak = |v: Vec<Listener>| -> &'static [Listener] { Vec::leak(v) };
         let peers = |v: Vec<Peer>| -> &'static [Peer] { Vec::leak(v) };

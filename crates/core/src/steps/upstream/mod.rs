@@ -463,27 +463,26 @@ impl<'a> Surroundings<'a> {
         }
     }
 
-    /// The listeners `endpoint` (which failed as `probe` says) most likely meant, best first.
-    fn candidates(
-        &self,
-        endpoint: &Endpoint,
-        probe: &ProbeResult,
-        module: PassModule,
-    ) -> Vec<candidates::Candidate> {
-        let units = |pid: u32| self.units.get(&pid).cloned().flatten();
-        let around = Around {
-            listeners: self.all,
-            nginx_pids: &self.nginx_pids,
-            configured: &self.configured,
-            units: &units,
-        };
-        candidates(
-            endpoint,
-            module,
-            endpoint_is_local(endpoint, probe),
-            &around,
-        )
+    /// The listeners, pids and addresses of the host, worked out for the ranking, which
+    /// looks units up with `units` ([`Self::unit`]).
+    fn around<'s>(&'s self, units: &'s dyn Fn(u32) -> Option<String>) -> Around<'s> {
+        Around::new(self.all, &self.nginx_pids, &self.configured, units)
     }
+
+    /// The systemd unit of a pid, as found.
+    fn unit(&self, pid: u32) -> Option<String> {
+        self.units.get(&pid).cloned().flatten()
+    }
+}
+
+/// The listeners `endpoint` (which failed as `probe` says) most likely meant, best first.
+fn candidates_of(
+    around: &Around<'_>,
+    endpoint: &Endpoint,
+    probe: &ProbeResult,
+    module: PassModule,
+) -> Vec<candidates::Candidate> {
+    candidates(endpoint, module, endpoint_is_local(endpoint, probe), around)
 }
 
 /// The pass module of an endpoint's first use.
@@ -510,8 +509,10 @@ pub(crate) async fn moved_to(facts: &Facts, endpoint: &Endpoint) -> Option<Strin
         return None;
     }
     let all = facts.listeners().await.ok()?;
-    let found =
-        Surroundings::of(facts, &all).candidates(endpoint, probe, module_of(facts, endpoint));
+    let surroundings = Surroundings::of(facts, &all);
+    let units = |pid: u32| surroundings.unit(pid);
+    let around = surroundings.around(&units);
+    let found = candidates_of(&around, endpoint, probe, module_of(facts, endpoint));
     let best = decisive(&found)?;
     Some(connect_address(&best.listener, &endpoint.peer))
 }
@@ -539,10 +540,12 @@ fn listeners(facts: &Facts) -> FindingsFuture<'_> {
             }
         };
         let surroundings = Surroundings::of(facts, &all);
+        let units = |pid: u32| surroundings.unit(pid);
+        let around = surroundings.around(&units);
         let mut out = Vec::new();
         for (endpoint, probe, (target, verb, failed_as)) in failed {
             let module = module_of(facts, endpoint);
-            let found = surroundings.candidates(endpoint, probe, module);
+            let found = candidates_of(&around, endpoint, probe, module);
             let failing = if Upstream::parse(&target) == Upstream::from(&endpoint.peer) {
                 target.clone()
             } else {
