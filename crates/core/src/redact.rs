@@ -44,21 +44,26 @@ static DIRECTIVE_VALUE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
-/// All of the patterns above, to rule a text out in one pass (`None` if one does not
+/// The patterns above in the order they are applied, each with its replacement and the
+/// kind [`redact_counting`] counts.
+static RULES: [(&LazyLock<Option<Regex>>, &str, &str); 5] = [
+    (&USERINFO, "${1}…@", "url-userinfo"),
+    (&BARE_USERINFO, "${1}…@${2}", "url-userinfo"),
+    (&QUERY_VALUE, "${1}…", "query-value"),
+    (&HEADER_VALUE, "${1}…", "credential-header"),
+    (&DIRECTIVE_VALUE, "${1}…", "credential-directive"),
+];
+
+/// All of the [`RULES`]' patterns, to rule a text out in one pass (`None` if one does not
 /// build: then every pattern is tried). Without their word boundaries (`\b`): a pattern
 /// without one matches wherever it matched, and more, and the set stays on the fast
 /// automaton, which gives up on a Unicode word boundary in text that is not ASCII (a report
 /// has `…` and `→`).
 static ANY: LazyLock<Option<RegexSet>> = LazyLock::new(|| {
-    let patterns = [
-        &QUERY_VALUE,
-        &USERINFO,
-        &BARE_USERINFO,
-        &HEADER_VALUE,
-        &DIRECTIVE_VALUE,
-    ]
-    .map(|re| re.as_ref().map(|re| re.as_str().replace(r"\b", "")));
-    let patterns: Option<Vec<String>> = patterns.into_iter().collect();
+    let patterns: Option<Vec<String>> = RULES
+        .iter()
+        .map(|(re, _, _)| re.as_ref().map(|re| re.as_str().replace(r"\b", "")))
+        .collect();
     RegexSet::new(patterns?).ok()
 });
 
@@ -79,14 +84,7 @@ pub fn redact_counting<'a>(
     if ANY.as_ref().is_some_and(|any| !any.is_match(text)) {
         return out;
     }
-    let rules: [(&LazyLock<Option<Regex>>, &str, &'static str); 5] = [
-        (&USERINFO, "${1}…@", "url-userinfo"),
-        (&BARE_USERINFO, "${1}…@${2}", "url-userinfo"),
-        (&QUERY_VALUE, "${1}…", "query-value"),
-        (&HEADER_VALUE, "${1}…", "credential-header"),
-        (&DIRECTIVE_VALUE, "${1}…", "credential-directive"),
-    ];
-    for (re, with, kind) in rules {
+    for (re, with, kind) in RULES {
         if let Some(re) = re.as_ref() {
             let n = re.find_iter(&out).count();
             if n > 0 {
@@ -192,15 +190,9 @@ mod tests {
             "unexpected end of file in /etc/nginx/secret:12",
         ];
         for text in texts {
-            let matched = [
-                &QUERY_VALUE,
-                &USERINFO,
-                &BARE_USERINFO,
-                &HEADER_VALUE,
-                &DIRECTIVE_VALUE,
-            ]
-            .iter()
-            .any(|re| re.as_ref().is_some_and(|re| re.is_match(text)));
+            let matched = RULES
+                .iter()
+                .any(|(re, _, _)| re.as_ref().is_some_and(|re| re.is_match(text)));
             assert!(!matched || any.is_match(text), "{text}");
         }
     }

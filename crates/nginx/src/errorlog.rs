@@ -458,16 +458,10 @@ fn parse_time(b: &[u8]) -> Option<DateTime> {
 
 /// Parses a non-empty run of ASCII digits (no sign, no spaces).
 fn parse_digits<T: TryFrom<u64>>(s: &str) -> Option<T> {
-    if s.is_empty() {
-        return None;
+    match find::leading_digits(s.as_bytes(), u64::MAX)? {
+        (value, len) if len > 0 && len == s.len() => T::try_from(value).ok(),
+        _ => None,
     }
-    // Read in place (every line has three of them): digits only, no sign, no overflow.
-    let mut value: u64 = 0;
-    for c in s.bytes() {
-        let digit = c.checked_sub(b'0').filter(|d| *d <= 9)?;
-        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
-    }
-    T::try_from(value).ok()
 }
 
 /// Splits off a leading `*CID ` connection number, if there is one.

@@ -2,7 +2,7 @@
 //! fields of a line (`, client: `, ` while `, ` (`) has one searcher, built once and shared
 //! by every line and thread, instead of `str::find`, which builds a searcher per call. What
 //! belongs here: those searchers, the `split_once`-like helpers over them, and the
-//! in-place prefix test the hot paths share.
+//! in-place prefix test and digit reader the hot paths share.
 
 use std::sync::OnceLock;
 
@@ -78,9 +78,38 @@ pub(crate) fn split_near(s: &str, byte: u8) -> Option<(&str, &str)> {
     Some((s.get(..at)?, s.get(at + 1..)?))
 }
 
+/// The value of the run of ASCII digits `s` starts with (0 for none) and the run's length;
+/// `None` when the value exceeds `max`. The error-log parser and the scanner's header check,
+/// which must agree, both read numbers with it.
+pub(crate) fn leading_digits(s: &[u8], max: u64) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    let mut len = 0;
+    for &c in s.iter().take_while(|c| c.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        if value > max {
+            return None;
+        }
+        len += 1;
+    }
+    Some((value, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leading_digits_reads_the_run_within_its_bound() {
+        assert_eq!(leading_digits(b"", 9), Some((0, 0)));
+        assert_eq!(leading_digits(b"x1", 9), Some((0, 0)));
+        assert_eq!(leading_digits(b"2417#2417:", u64::MAX), Some((2417, 4)));
+        assert_eq!(
+            leading_digits(b"4294967295#", u64::from(u32::MAX)),
+            Some((4294967295, 10))
+        );
+        assert_eq!(leading_digits(b"4294967296#", u64::from(u32::MAX)), None);
+        assert_eq!(leading_digits(b"99999999999999999999", u64::MAX), None);
+    }
 
     #[test]
     fn the_searchers_agree_with_str() {

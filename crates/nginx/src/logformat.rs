@@ -161,7 +161,7 @@ impl Kind {
     /// Whether `v` (as written) is a plausible value of this kind.
     fn accepts(self, v: &[u8]) -> bool {
         match self {
-            Self::TimeLocal => time_local_ok(v),
+            Self::TimeLocal => parse_time_local(v).is_some(),
             Self::TimeIso => parse_time_iso8601(v).is_some(),
             Self::Status => v.len() == 3 && v.iter().all(u8::is_ascii_digit),
             Self::Decimal => is_decimal(v),
@@ -171,26 +171,6 @@ impl Kind {
             Self::Text => true,
         }
     }
-}
-
-/// Whether `v` is a valid `$time_local`. The last valid value is remembered (per thread):
-/// most lines repeat the second of the line before.
-fn time_local_ok(v: &[u8]) -> bool {
-    thread_local! {
-        static LAST: std::cell::Cell<[u8; TIME_LOCAL_LEN]> =
-            const { std::cell::Cell::new([0; TIME_LOCAL_LEN]) };
-    }
-    let Ok(stamp) = <[u8; TIME_LOCAL_LEN]>::try_from(v) else {
-        return false;
-    };
-    if LAST.get() == stamp {
-        return true;
-    }
-    let ok = parse_time_local(v).is_some();
-    if ok {
-        LAST.set(stamp);
-    }
-    ok
 }
 
 /// `DIGITS.DIGITS`.
@@ -668,7 +648,7 @@ impl Matcher<'_, '_> {
             let candidate = match (fixed, next) {
                 (Some(f), _) => (e == f && f <= self.line.len()).then_some(f),
                 (None, None) => (limit == self.line.len()).then_some(limit),
-                (None, Some(Piece::Literal(lit))) if self.ends_only_at_limit(kind, lit) => (e
+                (None, Some(Piece::Literal(lit))) if ends_at_limit(self.escape, kind, lit) => (e
                     <= limit
                     && self
                         .line
@@ -706,18 +686,6 @@ impl Matcher<'_, '_> {
         false
     }
 
-    /// Whether a value of `kind` followed by `lit` can only end at its limit: `lit` starts
-    /// with the byte that bounds the value (a quote under the default escaping, a space for a
-    /// kind without spaces), and the first such byte is the limit. Most values of most
-    /// formats are so: then their end needs no search.
-    fn ends_only_at_limit(&self, kind: Kind, lit: &[u8]) -> bool {
-        match lit.first() {
-            Some(b'"') => self.escape == Escape::Default,
-            Some(b' ') => kind.spaceless(),
-            _ => false,
-        }
-    }
-
     /// How far (from the start of `rest`, which is `line[pos..]`) a value may reach under
     /// the escaping.
     fn value_limit(&mut self, pos: usize, rest: &[u8]) -> usize {
@@ -747,6 +715,18 @@ impl Matcher<'_, '_> {
                 rest.len()
             }
         }
+    }
+}
+
+/// Whether a value of `kind` followed by `lit` can only end at its limit: `lit` starts with
+/// the byte that bounds the value (a quote under the default escaping, a space for a kind
+/// without spaces), and the first such byte is the limit. Most values of most formats are
+/// so: then their end needs no search (the matcher), and the plan walks past them.
+fn ends_at_limit(escape: Escape, kind: Kind, lit: &[u8]) -> bool {
+    match lit.first() {
+        Some(b'"') => escape == Escape::Default,
+        Some(b' ') => kind.spaceless(),
+        _ => false,
     }
 }
 

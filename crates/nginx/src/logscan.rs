@@ -232,8 +232,8 @@ pub fn scan_history(
 /// Large ranges are cut at line boundaries into parts of about 2 MiB, scanned by up to four
 /// threads (as many as the machine has cores), each with a fixed-size buffer; the result is
 /// the same as one sequential [`scan`]. The file is read with `pread`, never mapped into
-/// memory: a live log truncated by `copytruncate` only ends the scan early. A path that is not a regular file
-/// (a pipe, `/dev/stderr`) is read as a stream to its end, on one thread.
+/// memory: a live log truncated by `copytruncate` only ends the scan early. A path that is
+/// not a regular file (a pipe, `/dev/stderr`) is read as a stream to its end, on one thread.
 ///
 /// # Errors
 ///
@@ -727,20 +727,11 @@ fn header_ok(rest: &[u8]) -> bool {
 /// If `s` starts with a non-empty run of digits worth at most `max` followed by `end`, the
 /// text after `end`.
 fn digits_then(s: &[u8], end: u8, max: u64) -> Option<&[u8]> {
-    let mut value: u64 = 0;
-    for (i, &c) in s.iter().enumerate() {
-        if c == end {
-            return if i == 0 { None } else { s.get(i + 1..) };
-        }
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        if value > max {
-            return None;
-        }
+    let (_, len) = crate::find::leading_digits(s, max)?;
+    if len == 0 || s.get(len) != Some(&end) {
+        return None;
     }
-    None
+    s.get(len + 1..)
 }
 
 /// The groups under construction, with a hash index that needs no allocation to look up.

@@ -87,20 +87,17 @@ impl Plan {
                 None => true,
                 // The value ends where the literal's first byte first occurs when that byte
                 // is one the value cannot hold; else at an occurrence of the literal.
-                Some(Piece::Literal(lit)) => match lit.first() {
-                    Some(b'"') if quote => false,
-                    Some(b' ') if space => false,
-                    _ => {
-                        steps.push(Step::Search {
-                            index,
-                            kind,
-                            quote,
-                            space,
-                            lit: lit.clone(),
-                        });
-                        continue;
-                    }
-                },
+                Some(Piece::Literal(lit)) if super::ends_at_limit(escape, kind, lit) => false,
+                Some(Piece::Literal(lit)) => {
+                    steps.push(Step::Search {
+                        index,
+                        kind,
+                        quote,
+                        space,
+                        lit: lit.clone(),
+                    });
+                    continue;
+                }
                 // The matcher tries every end: no one path.
                 Some(Piece::Var(..)) => return None,
             };

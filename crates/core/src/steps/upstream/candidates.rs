@@ -208,26 +208,45 @@ pub fn name_words(endpoint: &Endpoint) -> Vec<String> {
     out
 }
 
-/// The name of the server kind `module` talks to, when `listener`'s owner is one.
-fn expected_server(module: PassModule, listener: &Listener) -> Option<String> {
-    let process = listener.process.as_deref().unwrap_or_default();
-    let cmdline: Vec<String> = listener
-        .cmdline
-        .as_deref()
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let kind = kind_of(process, &cmdline);
+/// What a listener's owner is, as far as the server kind goes: worked out once per
+/// listener ([`Around::new`]).
+struct Owner {
+    kind: AppServerKind,
+    /// The program's file name, lowercase (the command line's first word, else the
+    /// process name).
+    program: String,
+}
+
+impl Owner {
+    fn of(listener: &Listener) -> Self {
+        let process = listener.process.as_deref().unwrap_or_default();
+        let cmdline: Vec<String> = listener
+            .cmdline
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let program = cmdline.first().map_or(process, String::as_str);
+        let program = program
+            .rsplit('/')
+            .next()
+            .unwrap_or(program)
+            .to_ascii_lowercase();
+        Self {
+            kind: kind_of(process, &cmdline),
+            program,
+        }
+    }
+}
+
+/// The name of the server kind `module` talks to, when a listener's `owner` is one.
+fn expected_server(module: PassModule, owner: &Owner) -> Option<String> {
+    let kind = owner.kind;
     match module {
         PassModule::FastCgi if kind == AppServerKind::PhpFpm => Some(kind.name().to_owned()),
         PassModule::FastCgi => {
-            let program = cmdline.first().map_or(process, String::as_str);
-            let program = program
-                .rsplit('/')
-                .next()
-                .unwrap_or(program)
-                .to_ascii_lowercase();
+            let program = &owner.program;
             ["fcgi", "fastcgi", "php-cgi", "hhvm"]
                 .iter()
                 .any(|p| program.contains(p))
@@ -251,9 +270,8 @@ pub struct Around<'a> {
     addresses: Vec<Upstream>,
     /// For each listener, the configured addresses it serves: another upstream's app.
     serving: Vec<Vec<&'a Peer>>,
-    /// For each listener, the server kind `fastcgi_pass` and `uwsgi_pass` talk to, when its
-    /// owner is one ([`expected_server`]).
-    servers: Vec<[Option<String>; 2]>,
+    /// Each listener's owner.
+    owners: Vec<Owner>,
 }
 
 impl<'a> Around<'a> {
@@ -277,25 +295,7 @@ impl<'a> Around<'a> {
                 .iter()
                 .map(|l| configured.iter().filter(|p| serves(l, p)).collect())
                 .collect(),
-            servers: listeners
-                .iter()
-                .map(|l| {
-                    [
-                        expected_server(PassModule::FastCgi, l),
-                        expected_server(PassModule::Uwsgi, l),
-                    ]
-                })
-                .collect(),
-        }
-    }
-
-    /// [`expected_server`] of listener `i`.
-    fn server(&self, module: PassModule, i: usize) -> Option<&str> {
-        let [fastcgi, uwsgi] = self.servers.get(i)?;
-        match module {
-            PassModule::FastCgi => fastcgi.as_deref(),
-            PassModule::Uwsgi => uwsgi.as_deref(),
-            _ => None,
+            owners: listeners.iter().map(Owner::of).collect(),
         }
     }
 }
@@ -365,6 +365,9 @@ pub fn candidates(
     let eligible_ones = || all.iter().enumerate().filter(|(i, l)| eligible(*i, l));
     let mut out: Vec<Candidate> = Vec::new();
     for (i, l) in eligible_ones() {
+        let Some(owner) = around.owners.get(i) else {
+            continue;
+        };
         let unit = l.pid.and_then(units);
         let mut reasons = Vec::new();
         let port = l.socket_addr.map(|a| a.port());
@@ -372,12 +375,12 @@ pub fn candidates(
             reasons.push(Reason::SamePort { local });
         }
         // A FastCGI server (php-fpm) only `fastcgi_pass` can use.
-        let fastcgi_only = around.server(PassModule::FastCgi, i).is_some();
+        let fastcgi_only = expected_server(PassModule::FastCgi, owner).is_some();
         if module != PassModule::FastCgi && fastcgi_only && reasons.is_empty() {
             continue;
         }
-        if let Some(server) = around.server(module, i) {
-            reasons.push(Reason::AppServer(server.to_owned()));
+        if let Some(server) = expected_server(module, owner) {
+            reasons.push(Reason::AppServer(server));
         }
         if l.pid.is_some() && !wanted.is_empty() {
             let mut seen: Vec<String> = Vec::new();
