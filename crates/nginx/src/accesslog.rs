@@ -40,6 +40,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use jiff::civil::DateTime;
+use smallvec::SmallVec;
 
 /// Why an access log could not be scanned (the kind is always [`LogKind::Access`]).
 pub type AccessLogError = LogFileError;
@@ -614,12 +615,13 @@ pub struct Attempt<'a> {
 }
 
 /// Splits an `$upstream_*` list into entries, each with whether ` : ` preceded it.
-fn split_list(v: &str) -> Vec<(bool, &str)> {
+fn split_list(v: &str) -> SmallVec<[(bool, &str); INLINE_ATTEMPTS]> {
+    let mut out = SmallVec::new();
     // Most lines made one attempt: a value without a space is a list of one.
     if memchr::memchr(b' ', v.as_bytes()).is_none() {
-        return vec![(false, v)];
+        out.push((false, v));
+        return out;
     }
-    let mut out = Vec::new();
     let mut rest = v;
     let mut redirect = false;
     // Each iteration takes one entry; at most MAX_ATTEMPTS.
@@ -647,6 +649,15 @@ fn split_list(v: &str) -> Vec<(bool, &str)> {
 /// format has none of them or nginx made no attempt.
 #[must_use]
 pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
+    attempts_inline(fields).into_vec()
+}
+
+/// Attempts a line holds in place (more go to the heap): most lines made one or two.
+const INLINE_ATTEMPTS: usize = 4;
+
+/// [`attempts`] without a heap allocation for the usual few attempts (the reader's hot
+/// path).
+fn attempts_inline<'a>(fields: &'a Fields<'_>) -> SmallVec<[Attempt<'a>; INLINE_ATTEMPTS]> {
     let text = |var: Var| -> Option<&'a str> { fields.known_str(var) };
     let values = [
         text(Var::UpstreamStatus),
@@ -664,9 +675,9 @@ pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
         // `known_str` leaves out empty and `-` values already.
         let [status, addr, connect, header, response] = values;
         if values.iter().all(Option::is_none) {
-            return Vec::new();
+            return SmallVec::new();
         }
-        return vec![Attempt {
+        return smallvec::smallvec![Attempt {
             addr,
             status: status.and_then(|s| s.parse().ok()),
             connect_time: connect,
@@ -687,7 +698,7 @@ pub fn attempts<'a>(fields: &'a Fields<'_>) -> Vec<Attempt<'a>> {
     let master: &[(bool, &str)] = [&status, &addr, &header, &response, &connect]
         .into_iter()
         .find(|l| !l.is_empty())
-        .map_or(&[], Vec::as_slice);
+        .map_or(&[], |l| l.as_slice());
     let entry = |l: &[(bool, &'a str)], i: usize| {
         l.get(i)
             .map(|&(_, v)| v)
@@ -1102,7 +1113,7 @@ impl<'f> AccessScanner<'f> {
                 max,
             );
         }
-        let attempts = attempts(fields);
+        let attempts = attempts_inline(fields);
         let logs_addr = self.format.writes(Var::UpstreamAddr);
         let logs_status = self.format.writes(Var::UpstreamStatus);
         let (max_upstreams, max_urls) = if self.part {
@@ -1167,14 +1178,12 @@ impl<'f> AccessScanner<'f> {
             group.add(time, raw(), max);
         } else if (200..400).contains(&status) && logs_status && attempts.len() > 1 {
             let before_last = attempts.len() - 1;
-            let hidden: Vec<usize> = (0..before_last)
-                .filter(|&i| attempts.get(i).is_some_and(failed))
-                .collect();
-            if !hidden.is_empty() {
-                r.hidden_failures += hidden.len() as u64;
-                let redirected = hidden
-                    .iter()
-                    .any(|&i| attempts.get(i + 1).is_some_and(|a| a.after_redirect));
+            let hidden = (0..before_last).filter(|&i| attempts.get(i).is_some_and(failed));
+            let count = hidden.clone().count();
+            if count > 0 {
+                r.hidden_failures += count as u64;
+                let redirected =
+                    { hidden }.any(|i| attempts.get(i + 1).is_some_and(|a| a.after_redirect));
                 let group = if redirected {
                     &mut r.redirected_ok
                 } else {

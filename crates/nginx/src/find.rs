@@ -6,13 +6,14 @@
 
 use std::sync::OnceLock;
 
-use memchr::memmem::{Finder, FinderRev};
+use memchr::memmem::Finder;
 
 /// A fixed text and its searchers, both directions.
 pub(crate) struct Text {
     text: &'static str,
     forward: OnceLock<Finder<'static>>,
-    reverse: OnceLock<FinderRev<'static>>,
+    /// The position in `text` of the byte [`Text::rfind`] looks for (see [`anchor`]).
+    anchor: OnceLock<usize>,
 }
 
 impl Text {
@@ -21,7 +22,7 @@ impl Text {
         Self {
             text,
             forward: OnceLock::new(),
-            reverse: OnceLock::new(),
+            anchor: OnceLock::new(),
         }
     }
 
@@ -32,11 +33,19 @@ impl Text {
             .find(hay.as_bytes())
     }
 
-    /// The last position of the text in `hay`.
+    /// The last position of the text in `hay`: each of the text's rarest byte in `hay`,
+    /// from the end, is tried as that byte of the text (a vector search for one byte; the
+    /// reverse substring searcher has none, and the texts sought backwards are near the
+    /// end of short messages).
     pub(crate) fn rfind(&self, hay: &str) -> Option<usize> {
-        self.reverse
-            .get_or_init(|| FinderRev::new(self.text.as_bytes()))
-            .rfind(hay.as_bytes())
+        let text = self.text.as_bytes();
+        let at = *self.anchor.get_or_init(|| anchor(text));
+        let byte = *text.get(at)?;
+        let hay = hay.as_bytes();
+        memchr::memrchr_iter(byte, hay).find_map(|i| {
+            let start = i.checked_sub(at)?;
+            starts_with(hay.get(start..)?, text).then_some(start)
+        })
     }
 
     /// `hay` split around the first occurrence of the text, as [`str::split_once`].
@@ -45,6 +54,22 @@ impl Text {
         // The text is ASCII-bounded UTF-8, so both cuts are on character boundaries.
         Some((hay.get(..at)?, hay.get(at + self.text.len()..)?))
     }
+}
+
+/// The position of the byte of `text` least likely in a log line, by a rough ranking: a
+/// byte other than a letter or the space first, then a letter other than the most common
+/// ones, then those, then the space.
+fn anchor(text: &[u8]) -> usize {
+    let rank = |b: u8| match b {
+        b' ' => 3,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' => 2,
+        b if b.is_ascii_alphabetic() => 1,
+        _ => 0,
+    };
+    // The first of the lowest rank.
+    (0..text.len())
+        .min_by_key(|&i| text.get(i).map_or(u8::MAX, |&b| rank(b)))
+        .unwrap_or(0)
 }
 
 /// `hay.starts_with(text)`, compared in place: the hot paths compare a few bytes at a time
@@ -120,6 +145,14 @@ mod tests {
             "no match here",
             "ünïcödé (1: x) while y, client: z",
             "2417#2417: *1001 no live upstreams",
+            // Overlapping and anchor-only occurrences, the anchor at the very start.
+            " while while x",
+            "while x (y",
+            "w ww while w",
+            "x  ((( (",
+            "(",
+            " (",
+            "\"www\" while reading upstream while",
         ] {
             assert_eq!(
                 CLIENT.split_once(hay),

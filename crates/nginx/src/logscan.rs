@@ -817,18 +817,31 @@ impl Groups {
         }
         let mut samples = Vec::new();
         add_sample(&mut samples, line.raw, max_samples, 1);
+        // Once every group is taken (`frozen`), this group only adds to one the fold has,
+        // which keeps its own first line's fields: copies of this line's would be dropped.
+        // It keeps what finds the fold's group: the key, the message's kind.
+        let (failure, message, server, request) = if self.frozen.is_some() {
+            let key = ClassifiedRef {
+                scheme: None,
+                detail: None,
+                ..c
+            };
+            (key.to_owned(), message_kind(line.message), None, None)
+        } else {
+            (c.to_owned(), line.message, line.server, line.request)
+        };
         self.push(
             hash,
             Group {
-                failure: c.to_owned(),
+                failure,
                 count: 1,
                 first_seen: line.time,
                 last_seen: line.time,
                 samples,
-                message: line.message.to_owned(),
+                message: message.to_owned(),
                 errno,
-                server: line.server.map(str::to_owned),
-                request: line.request.map(str::to_owned),
+                server: server.map(str::to_owned),
+                request: request.map(str::to_owned),
                 per_minute: {
                     let mut m = Vec::new();
                     bump_minute(&mut m, line.time, 1, bucket);
