@@ -1018,7 +1018,13 @@ impl<'f> AccessScanner<'f> {
         let format = self.format;
         self.report.summary.lines_read += 1;
         let spans = std::mem::take(&mut self.spans);
-        let Some(fields) = format.parse_line_in(line, spans) else {
+        // The last `$time_local` that parsed (see `time`) is a valid one.
+        let valid_stamp = match &self.last_time {
+            Some((stamp, Some(_))) => Some(*stamp),
+            _ => None,
+        };
+        let Some(fields) = format.parse_line_in(line, spans, valid_stamp.as_ref().map(|s| &s[..]))
+        else {
             self.report.unmatched += 1;
             let raw = String::from_utf8_lossy(line);
             add_sample(

@@ -523,21 +523,24 @@ impl LogFormat {
     /// within the step budget). Values borrow from the line unless they had escapes.
     #[must_use]
     pub fn parse_line<'a>(&'a self, line: &'a [u8]) -> Option<Fields<'a>> {
-        self.parse_line_in(line, Spans::new())
+        self.parse_line_in(line, Spans::new(), None)
     }
 
     /// [`LogFormat::parse_line`] into `spans`, the buffer of an earlier line
-    /// ([`Fields::into_spans`]): a reader of many lines allocates it once.
+    /// ([`Fields::into_spans`]): a reader of many lines allocates it once. `time_local`
+    /// is a `$time_local` value already found valid (the line before's), which the match
+    /// need not check again.
     pub(crate) fn parse_line_in<'a>(
         &'a self,
         line: &'a [u8],
         mut spans: Spans,
+        time_local: Option<&[u8]>,
     ) -> Option<Fields<'a>> {
         spans.clear();
         spans.resize(self.vars.len(), None);
         if let Some(plan) = &self.plan {
             // The plan takes the first path the matcher would (see `plan`).
-            match plan.run(line, &mut spans) {
+            match plan.run(line, &mut spans, time_local) {
                 plan::Outcome::Match => return Some(self.fields(line, spans)),
                 plan::Outcome::NoMatch => return None,
                 plan::Outcome::Unsure => {}
