@@ -1019,11 +1019,8 @@ impl<'f> AccessScanner<'f> {
         self.report.summary.lines_read += 1;
         let spans = std::mem::take(&mut self.spans);
         // The last `$time_local` that parsed (see `time`) is a valid one.
-        let valid_stamp = match &self.last_time {
-            Some((stamp, Some(_))) => Some(*stamp),
-            _ => None,
-        };
-        let Some(fields) = format.parse_line_in(line, spans, valid_stamp.as_ref().map(|s| &s[..]))
+        let valid = self.last_time.and_then(|(stamp, time)| time.map(|_| stamp));
+        let Some(fields) = format.parse_line_in(line, spans, valid.as_ref().map(|s| s.as_slice()))
         else {
             self.report.unmatched += 1;
             let raw = String::from_utf8_lossy(line);
@@ -1184,12 +1181,12 @@ impl<'f> AccessScanner<'f> {
             group.add(time, raw(), max);
         } else if (200..400).contains(&status) && logs_status && attempts.len() > 1 {
             let before_last = attempts.len() - 1;
-            let hidden = (0..before_last).filter(|&i| attempts.get(i).is_some_and(failed));
+            let mut hidden = (0..before_last).filter(|&i| attempts.get(i).is_some_and(failed));
             let count = hidden.clone().count();
             if count > 0 {
                 r.hidden_failures += count as u64;
                 let redirected =
-                    { hidden }.any(|i| attempts.get(i + 1).is_some_and(|a| a.after_redirect));
+                    hidden.any(|i| attempts.get(i + 1).is_some_and(|a| a.after_redirect));
                 let group = if redirected {
                     &mut r.redirected_ok
                 } else {

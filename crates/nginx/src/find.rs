@@ -33,10 +33,10 @@ impl Text {
             .find(hay.as_bytes())
     }
 
-    /// The last position of the text in `hay`: each of the text's rarest byte in `hay`,
-    /// from the end, is tried as that byte of the text (a vector search for one byte; the
-    /// reverse substring searcher has none, and the texts sought backwards are near the
-    /// end of short messages).
+    /// The last position of the text in `hay`. Each occurrence in `hay` of the text's
+    /// rarest byte ([`anchor`]), from the end, is tried as that byte of the text: the
+    /// search for one byte is vectorised where memchr's reverse substring searcher is
+    /// not, and the texts sought backwards end short messages.
     pub(crate) fn rfind(&self, hay: &str) -> Option<usize> {
         let text = self.text.as_bytes();
         let at = *self.anchor.get_or_init(|| anchor(text));
