@@ -137,6 +137,8 @@ pub struct UpstreamServer {
     pub peer: Peer,
     /// The address as written.
     pub raw: String,
+    /// The line's arguments as written: the address, then its parameters.
+    pub args: Vec<String>,
     /// `weight=` (default 1).
     pub weight: u32,
     /// `max_fails=` (default 1).
@@ -799,6 +801,7 @@ fn upstream_server(d: &Directive) -> Option<UpstreamServer> {
     let mut server = UpstreamServer {
         peer,
         raw: raw.clone(),
+        args: d.args.clone(),
         weight: 1,
         max_fails: 1,
         fail_timeout: "10s".into(),

@@ -6,11 +6,10 @@
 //! `fail_timeout`: every request then gets "no live upstreams" (502). What belongs here:
 //! this rule, which failures count against `max_fails`, and its tests.
 
-use fix502_nginx::config::Config;
 use fix502_nginx::settings::next_upstream_directive;
 use fix502_nginx::view::{ConfigView, PassTarget, TargetAddress, UpstreamServer};
 
-use super::written::{MAX_LISTED, loc, server_args, server_line, warning, written};
+use super::written::{MAX_LISTED, loc, server_line, warning, written};
 use crate::causes::Cause;
 use crate::report::{Finding, Location};
 use crate::upstream::Upstream;
@@ -33,7 +32,7 @@ fn counted_failures(values: &[String]) -> Vec<String> {
     counted
 }
 
-pub(super) fn max_fails_rule(config: &Config, view: &ConfigView) -> Vec<Finding> {
+pub(super) fn max_fails_rule(view: &ConfigView) -> Vec<Finding> {
     let mut out = Vec::new();
     for g in &view.upstreams {
         let primary: Vec<&UpstreamServer> = g.servers.iter().filter(|s| !s.backup).collect();
@@ -69,7 +68,7 @@ pub(super) fn max_fails_rule(config: &Config, view: &ConfigView) -> Vec<Finding>
         for s in live.iter().take(MAX_LISTED) {
             f = f.evidence(format!(
                 "{} at {}",
-                server_line(&server_args(config, s)),
+                server_line(&s.args),
                 Location::from(&s.span)
             ));
         }
@@ -112,9 +111,11 @@ pub(super) fn max_fails_rule(config: &Config, view: &ConfigView) -> Vec<Finding>
             "then every request gets \"no live upstreams while connecting to upstream\" (502) for {fail_timeout}, even after the application recovers"
         ));
         for s in live.iter().take(MAX_LISTED) {
-            let mut args: Vec<String> = server_args(config, s)
-                .into_iter()
+            let mut args: Vec<String> = s
+                .args
+                .iter()
                 .filter(|a| !a.starts_with("max_fails="))
+                .cloned()
                 .collect();
             args.push("max_fails=3".to_owned());
             f = f.fix(server_line(&args));

@@ -82,13 +82,13 @@ fn risks_check(facts: &Facts) -> FindingsFuture<'_> {
 /// the directive that makes the risk, a one-line message, evidence and at least one fix.
 pub fn rules(config: &Config, view: &ConfigView, host: &HostContext) -> Vec<Finding> {
     let mut out = Vec::new();
-    out.extend(names::localhost_rule(config, view, host));
+    out.extend(names::localhost_rule(view, host));
     out.extend(names::resolver_rule(config, view, host));
     out.extend(names::stale_dns_rule(config, view, host));
     out.extend(keepalive::keepalive_rule(view, host));
     out.extend(tls::sni_rule(view));
     out.extend(proxy_loop::loop_rule(view, host));
-    out.extend(groups::max_fails_rule(config, view));
+    out.extend(groups::max_fails_rule(view));
     out.extend(limits::fd_rule(config, host));
     out
 }

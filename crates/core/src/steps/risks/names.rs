@@ -19,7 +19,7 @@ use fix502_nginx::view::{ConfigView, PassModule, PassTarget, Peer, TargetAddress
 use super::context::HostContext;
 use super::written::{
     Grouped, Piece, SCHEMES, group_place, grouped_findings, is_localhost, loc, name_of, pieces,
-    quoted_args, replace_host, server_args, server_line, uri_part, warning, written, written_at,
+    quoted_args, replace_host, server_line, uri_part, warning, written, written_at,
 };
 use crate::causes::Cause;
 use crate::report::{Finding, Location};
@@ -28,11 +28,7 @@ use crate::upstream::Upstream;
 // ---------------------------------------------------------------------------------------
 // Rule 1: `localhost` upstreams.
 
-pub(super) fn localhost_rule(
-    config: &Config,
-    view: &ConfigView,
-    host: &HostContext,
-) -> Vec<Finding> {
+pub(super) fn localhost_rule(view: &ConfigView, host: &HostContext) -> Vec<Finding> {
     if host.localhost_addrs.len() < 2 {
         return Vec::new();
     }
@@ -61,7 +57,7 @@ pub(super) fn localhost_rule(
             if let Peer::Inet { host: h, .. } = &s.peer
                 && is_localhost(h)
             {
-                let args = server_args(config, s);
+                let args = &s.args;
                 let fix = |ip: &str, family: &str| {
                     let mut a = args.clone();
                     if let Some(first) = a.first_mut() {
@@ -69,7 +65,7 @@ pub(super) fn localhost_rule(
                     }
                     format!("{} (the app listens on {family})", server_line(&a))
                 };
-                let what = format!("upstream {}: {}", g.name, server_line(&args));
+                let what = format!("upstream {}: {}", g.name, server_line(args));
                 group_place(&mut found, s.peer.to_string(), (what, loc(&s.span)), || {
                     vec![fix("127.0.0.1", "IPv4"), fix("[::1]", "IPv6")]
                 });
@@ -467,9 +463,9 @@ pub(super) fn stale_dns_rule(
             if is_localhost(name) || s.resolve {
                 continue;
             }
-            let args = server_args(config, s);
+            let args = &s.args;
             let place = (
-                format!("upstream {}: {}", g.name, server_line(&args)),
+                format!("upstream {}: {}", g.name, server_line(args)),
                 loc(&s.span),
             );
             group_place(&mut found, s.peer.to_string(), place, || {

@@ -1,8 +1,8 @@
 //! How a rule reads directives and words its warning: the warning itself, places and
 //! directives as written, quoting, and findings grouped by upstream.
 
-use fix502_nginx::config::{Config, Directive, Span};
-use fix502_nginx::view::{PassTarget, Peer, UpstreamServer};
+use fix502_nginx::config::Span;
+use fix502_nginx::view::{PassTarget, Peer};
 
 use crate::causes::Cause;
 use crate::report::{CheckId, Evidence, Finding, Location, Severity, StepId};
@@ -42,33 +42,6 @@ pub(super) fn name_of(peer: &Peer) -> Option<(&str, u16)> {
         Peer::Inet { host, port } if !peer.is_ip_literal() => Some((host.as_str(), *port)),
         _ => None,
     }
-}
-
-/// A directive of the tree written at `span` with this name and first argument.
-pub(super) fn directive_at<'a>(
-    directives: &'a [Directive],
-    span: &Span,
-    name: &str,
-    first: &str,
-) -> Option<&'a Directive> {
-    // Each directive is pushed once: bounded by the size of the tree.
-    let mut stack: Vec<&Directive> = directives.iter().collect();
-    while let Some(d) = stack.pop() {
-        if d.name == name && d.span == *span && d.args.first().is_some_and(|a| a == first) {
-            return Some(d);
-        }
-        if let Some(block) = &d.block {
-            stack.extend(block.iter());
-        }
-    }
-    None
-}
-
-/// The arguments of an upstream `server` line as written.
-pub(super) fn server_args(config: &Config, s: &UpstreamServer) -> Vec<String> {
-    directive_at(&config.directives, &s.span, "server", &s.raw)
-        .map(|d| d.args.clone())
-        .unwrap_or_else(|| vec![s.raw.clone()])
 }
 
 /// An argument as it must be written in a config file (quoted when needed).
