@@ -187,6 +187,11 @@ where
         if bytes.len() >= cap {
             break ReadEnd::Capped;
         }
+        // The timeout below fires only while the read waits: a peer that always has bytes
+        // ready would be read past the deadline (and an endless one until it stops).
+        if Instant::now() >= deadline {
+            break ReadEnd::TimedOut;
+        }
         let want = CHUNK.min(cap - bytes.len());
         let Some(buf) = chunk.get_mut(..want) else {
             break ReadEnd::Capped;
@@ -256,6 +261,16 @@ mod tests {
         assert_eq!(got.bytes.len(), 100_000);
         drop(client);
         writer.await.expect("writer");
+    }
+
+    #[tokio::test]
+    async fn bytes_always_ready_still_stop_at_the_deadline() {
+        // A slice never makes a read wait: only the deadline, passed already, can end it.
+        let data = vec![b'x'; 1 << 20];
+        let mut always_ready: &[u8] = &data;
+        let got = read_bounded(&mut always_ready, Instant::now(), usize::MAX, |_| false).await;
+        assert_eq!(got.end, ReadEnd::TimedOut);
+        assert!(got.bytes.is_empty());
     }
 
     #[tokio::test]
