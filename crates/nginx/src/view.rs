@@ -135,9 +135,8 @@ pub struct PassTarget {
 pub struct UpstreamServer {
     /// The address (port 80 when none is written).
     pub peer: Peer,
-    /// The address as written.
-    pub raw: String,
-    /// The line's arguments as written: the address, then its parameters.
+    /// The line's arguments as written: the address ([`UpstreamServer::raw`]), then its
+    /// parameters. Never empty.
     pub args: Vec<String>,
     /// `weight=` (default 1).
     pub weight: u32,
@@ -153,6 +152,14 @@ pub struct UpstreamServer {
     pub resolve: bool,
     /// Where the line is.
     pub span: Span,
+}
+
+impl UpstreamServer {
+    /// The address as written: the line's first argument.
+    #[must_use]
+    pub fn raw(&self) -> &str {
+        self.args.first().map_or("", String::as_str)
+    }
 }
 
 /// An `upstream NAME {}` block of the `http` context.
@@ -800,7 +807,6 @@ fn upstream_server(d: &Directive) -> Option<UpstreamServer> {
     };
     let mut server = UpstreamServer {
         peer,
-        raw: raw.clone(),
         args: d.args.clone(),
         weight: 1,
         max_fails: 1,

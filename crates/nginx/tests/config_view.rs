@@ -150,7 +150,7 @@ fn upstream_defined_after_its_use_and_in_another_file_still_matches() {
     let peers = v.peers_of(&v.targets[0]);
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].0, Peer::inet("127.0.0.1", 1));
-    assert_eq!(peers[0].1.map(|s| s.raw.as_str()), Some("127.0.0.1:1"));
+    assert_eq!(peers[0].1.map(|s| s.raw()), Some("127.0.0.1:1"));
 }
 
 #[test]

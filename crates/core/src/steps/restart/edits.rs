@@ -136,7 +136,7 @@ async fn repoint(facts: &Facts, upstream: &Upstream) -> Option<ConfigEdit> {
             .servers
             .iter()
             .find(|s| Location::from(&s.span) == *server_at)?
-            .raw
+            .raw()
             .split_whitespace()
             .next()?
             .to_owned(),

@@ -410,7 +410,7 @@ fn point_at(facts: &Facts, endpoint: &Endpoint, address: &str) -> Option<String>
                 .iter()
                 .find(|s| Location::from(&s.span) == *server_at)
         });
-        let written = server.map_or_else(|| endpoint.display.clone(), |s| s.raw.clone());
+        let written = server.map_or_else(|| endpoint.display.clone(), |s| s.raw().to_owned());
         let parameters = server.is_some_and(|s| {
             s.weight != 1
                 || s.max_fails != 1
